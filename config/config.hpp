@@ -1,0 +1,214 @@
+// Sluice configuration: plain structs with in-class defaults.
+//
+// The JSON schema is documented in config/README.md. Defaults follow Envoy
+// (limits, timeouts, outlier detection) unless a comment says otherwise.
+// These structs are also the "routing model input": discovery sources
+// (static file, Kubernetes) produce `services` and `routes` in this shape and
+// routing builds its snapshot from them. This header knows nothing else.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::config {
+
+using std::chrono::milliseconds;
+
+// The local cluster's identity. Its key is "region/zone/group/name".
+struct ClusterIdentity {
+  std::string region = "default";
+  std::string zone = "default";
+  std::string group = "default";
+  std::string name = "local";
+
+  std::string key() const { return region + "/" + zone + "/" + group + "/" + name; }
+};
+
+enum class Role { standalone, sidecar, gateway };
+
+struct TlsServer {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // non-empty: require and verify client certificates (mTLS)
+};
+
+struct Listener {
+  std::string name;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;
+  Role role = Role::standalone;
+  std::optional<TlsServer> tls;
+};
+
+struct Endpoint {
+  std::string address;  // IP literal or host name
+  std::uint16_t port = 0;
+  std::uint32_t weight = 1;
+  bool ready = true;        // EndpointSlice conditions.ready
+  bool terminating = false; // serving but terminating: used only when nothing else is left
+};
+
+// Upstream TLS towards a remote cluster's gateway.
+struct TlsClient {
+  std::string ca_file;      // verify the peer against this CA bundle
+  std::string cert_file;    // client certificate (mTLS), optional
+  std::string key_file;
+  std::string server_name;  // SNI and name verification; empty: the endpoint host
+};
+
+// The endpoints of one service in one cluster. For the local cluster these
+// are pods; for a remote cluster they are that cluster's gateway(s), reached
+// with `path_prefix` prepended to the request path (the export's path).
+struct ClusterEndpoints {
+  std::string cluster;            // cluster key region/zone/group/name
+  std::string path_prefix;        // e.g. "/httpbin" for a remote gateway; empty for local pods
+  std::vector<Endpoint> endpoints;
+  std::optional<TlsClient> tls;
+};
+
+enum class LoadBalancer { round_robin, random, least_work, hashing };
+enum class HashOn { client_address, header, cookie };
+
+struct HashPolicy {
+  HashOn on = HashOn::client_address;
+  std::string name;  // header or cookie name
+};
+
+// ErieCanal sessionSticky: a cookie pins a client to its endpoint while healthy.
+struct SessionSticky {
+  bool enabled = false;
+  std::string cookie = "sluice-sticky";
+  milliseconds ttl{0};  // 0: session cookie
+};
+
+enum class LbType { locality, active_active, fail_over };
+
+struct PolicyTarget {
+  std::string cluster;           // cluster key
+  std::optional<std::uint32_t> weight;
+};
+
+// ErieCanal GlobalTrafficPolicy.
+struct TrafficPolicy {
+  LbType lb_type = LbType::locality;
+  std::vector<PolicyTarget> targets;
+  // FailOver: a tier keeps all its traffic while healthy_share * overprovisioning >= 1
+  // (Envoy's default 1.4, i.e. >= ~72% healthy). 0 = ErieCanal's all-or-nothing.
+  double overprovisioning = 1.4;
+  // Envoy's healthy panic threshold: below this share healthy, a tier balances over all its endpoints.
+  double panic_threshold = 0.5;
+};
+
+struct OutlierDetection {
+  bool enabled = true;
+  std::uint32_t consecutive_failures = 5;         // Envoy consecutive_5xx default
+  milliseconds base_ejection_time{30000};         // Envoy default 30 s, times the ejection count
+  milliseconds max_ejection_time{300000};         // Envoy default 300 s
+  double max_ejection_percent = 10;               // Envoy default 10%; at least one endpoint may go
+};
+
+struct HealthCheck {
+  bool enabled = false;
+  std::string path = "/";
+  milliseconds interval{5000};
+  milliseconds timeout{1000};
+  std::uint32_t healthy_threshold = 2;
+  std::uint32_t unhealthy_threshold = 3;
+  double jitter = 0.1;  // share of the interval added at random
+};
+
+struct RetryPolicy {
+  std::uint32_t max_retries = 2;
+  double budget_percent = 20;      // retries at most this share of active requests
+  std::uint32_t min_retry_concurrency = 3;  // Envoy: the budget always allows this many
+  bool retry_on_5xx = true;        // 502/503/504 for idempotent methods
+  std::uint32_t max_pending_per_endpoint = 1024;  // circuit limit
+};
+
+struct Service {
+  std::string name;
+  std::string name_space = "default";  // JSON "namespace"
+  std::vector<std::uint16_t> ports;
+  std::vector<ClusterEndpoints> clusters;
+  LoadBalancer load_balancer = LoadBalancer::round_robin;
+  HashPolicy hash;
+  SessionSticky session_sticky;
+  TrafficPolicy policy;
+  OutlierDetection outlier_detection;
+  HealthCheck health_check;
+  RetryPolicy retry;
+  milliseconds slow_start_window{10000};
+
+  std::string id() const { return name + "." + name_space; }
+};
+
+enum class PathMatch { prefix, exact };
+
+struct Route {
+  std::string listener;               // empty: every listener
+  std::vector<std::string> hosts;     // "*" matches any host; matched with and without port
+  std::string path = "/";
+  PathMatch path_match = PathMatch::prefix;  // prefix is element-wise: /foo matches /foo/bar, not /foobar
+  std::string service;                // "name.namespace"
+  std::string host_rewrite;           // non-empty: Host sent upstream
+  std::string rewrite_from;           // ServiceExport pathRewrite: regex-free prefix replacement
+  std::string rewrite_to;
+};
+
+struct Limits {
+  std::uint32_t max_request_header_bytes = 60 * 1024;  // Envoy max_request_headers_kb 60
+  std::uint32_t max_request_headers = 100;             // Envoy max_headers_count 100
+  std::uint32_t max_response_header_bytes = 60 * 1024;
+};
+
+struct Timeouts {
+  milliseconds request_header{10000};  // slowloris guard (Envoy request_headers_timeout is off by default; nginx 60s)
+  milliseconds idle{60000};            // downstream keep-alive idle
+  milliseconds connect{2000};
+  milliseconds response{15000};        // Envoy route timeout 15 s
+  milliseconds drain{10000};
+};
+
+struct UpstreamPool {
+  std::uint32_t max_idle_per_endpoint = 64;
+  milliseconds idle_timeout{60000};
+};
+
+struct Admin {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 9901;  // Envoy's customary admin port
+};
+
+struct AccessLog {
+  bool enabled = false;
+  std::string path;  // empty or "-": stdout
+};
+
+struct Kubernetes {
+  bool enabled = false;
+  std::string kubeconfig;      // empty: in-cluster, then $KUBECONFIG, then ~/.kube/config
+  std::string context;
+  std::vector<std::string> namespaces;  // empty: cluster-wide
+  milliseconds coalesce{50};   // burst of events -> one rebuild
+};
+
+struct Config {
+  ClusterIdentity cluster;
+  std::uint32_t workers = 0;   // 0: one per core
+  std::string log_level = "info";
+  Limits limits;
+  Timeouts timeouts;
+  UpstreamPool upstream;
+  Admin admin;
+  AccessLog access_log;
+  Kubernetes kubernetes;
+  std::vector<Listener> listeners;
+  std::vector<Service> services;
+  std::vector<Route> routes;
+};
+
+}  // namespace sluice::config
