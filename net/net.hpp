@@ -1,0 +1,16 @@
+// Namespace aliases shared by the I/O code (proxy, discovery).
+#pragma once
+
+namespace boost::asio {}
+namespace boost::beast {}
+namespace boost::beast::http {}
+namespace boost::asio::ip {}
+namespace boost::asio::ssl {}
+
+namespace sluice {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+}  // namespace sluice
