@@ -1,0 +1,331 @@
+#include "config/validate.hpp"
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "config/bounds.hpp"
+#include "config/text.hpp"
+
+namespace sluice::config {
+namespace {
+
+using std::chrono::milliseconds;
+
+bool is_ipv4(const std::string& a) {
+  in_addr out{};
+  return inet_pton(AF_INET, a.c_str(), &out) == 1;
+}
+
+bool is_ipv6(const std::string& a) {
+  in6_addr out{};
+  return inet_pton(AF_INET6, a.c_str(), &out) == 1;
+}
+
+bool is_ip(const std::string& a) { return is_ipv4(a) || is_ipv6(a); }
+
+// Letters, digits, '-', '_' in non-empty dot-separated labels (lenient on
+// '_' because docker-compose and /etc/hosts names use it).
+bool is_host_name(std::string_view h) {
+  if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
+  char previous = '.';
+  for (const char c : h) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    if (!ok || (c == '.' && previous == '.')) return false;
+    previous = c;
+  }
+  return true;
+}
+
+// A Kubernetes-style name part of a service id: no '.', which would make
+// "a.b" + "c" and "a" + "b.c" the same id, and nothing that breaks a Host.
+bool is_name_part(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (const char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
+bool is_wildcard(const std::string& a) { return a == "0.0.0.0" || a == "::"; }
+
+// Two binds clash on the same port when the addresses are equal or one is a
+// wildcard covering the other's family ("::" is dual-stack on Linux).
+bool binds_clash(const std::string& a1, std::uint16_t p1, const std::string& a2, std::uint16_t p2) {
+  if (p1 != p2) return false;
+  if (a1 == a2 || a1 == "::" || a2 == "::") return true;
+  const bool v6_1 = a1.find(':') != std::string::npos;
+  const bool v6_2 = a2.find(':') != std::string::npos;
+  return v6_1 == v6_2 && (is_wildcard(a1) || is_wildcard(a2));
+}
+
+std::string endpoint_text(const std::string& address, std::uint16_t port) {
+  const bool v6 = address.find(':') != std::string::npos;
+  return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+class Checker {
+ public:
+  Checker(const Config& c, Errors& errors) : config_(c), errors_(errors) {}
+
+  void run() {
+    check_top();
+    check_listeners();
+    for (std::size_t i = 0; i < config_.services.size(); ++i) check_service(i);
+    check_routes();
+  }
+
+ private:
+  void add(const std::string& path, const std::string& problem) { errors_.add(path, problem); }
+
+  template <class T>
+  void range(const std::string& path, T value, std::int64_t lo, std::int64_t hi) {
+    const auto v = static_cast<std::int64_t>(value);
+    if (v < lo || v > hi) add(path, "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(v));
+  }
+
+  void positive(const std::string& path, milliseconds d) {
+    if (d.count() <= 0) add(path, "expected a positive duration, got " + in_quotes(format_duration(d)));
+  }
+
+  void not_negative(const std::string& path, milliseconds d) {
+    if (d.count() < 0) add(path, "expected a duration >= 0, got " + in_quotes(format_duration(d)));
+  }
+
+  void readable(const std::string& path, const std::string& file) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(file, ec) || !std::ifstream(file).is_open()) {
+      add(path, "cannot read " + in_quotes(file));
+    }
+  }
+
+  void check_cluster_key(const std::string& path, const std::string& key) {
+    if (!parse_cluster_key(key)) add(path, "expected a cluster key \"region/zone/group/name\", got " + in_quotes(key));
+  }
+
+  void check_top() {
+    const auto& id = config_.cluster;
+    const std::array<std::pair<const char*, const std::string*>, 4> parts{
+        {{"region", &id.region}, {"zone", &id.zone}, {"group", &id.group}, {"name", &id.name}}};
+    for (const auto& [key, value] : parts) {
+      if (value->empty() || value->find('/') != std::string::npos) {
+        add(std::string("cluster.") + key, "expected a non-empty name without '/', got " + in_quotes(*value));
+      }
+    }
+    range("workers", config_.workers, 0, bounds::max_workers);
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
+    if (!levels.count(config_.log_level)) {
+      add("log_level", "expected one of \"trace\", \"debug\", \"info\", \"warn\", \"error\", got " + in_quotes(config_.log_level));
+    }
+    const auto& l = config_.limits;
+    range("limits.max_request_header_bytes", l.max_request_header_bytes, bounds::min_header_bytes, bounds::max_header_bytes);
+    range("limits.max_request_headers", l.max_request_headers, 1, bounds::max_header_count);
+    range("limits.max_response_header_bytes", l.max_response_header_bytes, bounds::min_header_bytes, bounds::max_header_bytes);
+    const auto& t = config_.timeouts;
+    positive("timeouts.request_header", t.request_header);
+    positive("timeouts.idle", t.idle);
+    positive("timeouts.connect", t.connect);
+    positive("timeouts.response", t.response);
+    not_negative("timeouts.drain", t.drain);
+    positive("upstream.idle_timeout", config_.upstream.idle_timeout);
+    if (config_.admin.enabled) {
+      if (!is_ip(config_.admin.address)) add("admin.address", "expected an IP address, got " + in_quotes(config_.admin.address));
+      range("admin.port", config_.admin.port, bounds::min_port, bounds::max_port);
+    }
+    const auto& k = config_.kubernetes;
+    not_negative("kubernetes.coalesce", k.coalesce);
+    for (std::size_t i = 0; i < k.namespaces.size(); ++i) {
+      if (!is_name_part(k.namespaces[i])) add(index_path("kubernetes.namespaces", i), "expected a namespace name, got " + in_quotes(k.namespaces[i]));
+    }
+  }
+
+  void check_listeners() {
+    std::map<std::string, std::size_t> names;
+    const auto& ls = config_.listeners;
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+      const auto& l = ls[i];
+      const std::string at = index_path("listeners", i);
+      if (l.name.empty()) {
+        add(at + ".name", "required");
+      } else if (auto [it, fresh] = names.emplace(l.name, i); !fresh) {
+        add(at + ".name", "duplicate listener name " + in_quotes(l.name) + " (also listeners[" + std::to_string(it->second) + "])");
+      }
+      if (!is_ip(l.address)) add(at + ".address", "expected an IP address, got " + in_quotes(l.address));
+      range(at + ".port", l.port, bounds::min_port, bounds::max_port);
+      for (std::size_t j = 0; j < i; ++j) {
+        if (binds_clash(l.address, l.port, ls[j].address, ls[j].port)) {
+          add(at + ".port", endpoint_text(l.address, l.port) + " clashes with listener " + in_quotes(ls[j].name) + " on " + endpoint_text(ls[j].address, ls[j].port));
+          break;
+        }
+      }
+      if (config_.admin.enabled && binds_clash(l.address, l.port, config_.admin.address, config_.admin.port)) {
+        add("admin.port", endpoint_text(config_.admin.address, config_.admin.port) + " clashes with listener " + in_quotes(l.name));
+      }
+      if (l.tls) {
+        for (const auto& [key, file] : {std::pair{"cert_file", &l.tls->cert_file}, std::pair{"key_file", &l.tls->key_file}}) {
+          if (file->empty()) {
+            add(at + ".tls." + key, "expected a file name, got \"\"");
+          } else {
+            readable(at + ".tls." + key, *file);
+          }
+        }
+        if (!l.tls->client_ca_file.empty()) readable(at + ".tls.client_ca_file", l.tls->client_ca_file);
+      }
+    }
+  }
+
+  void check_endpoints(const std::string& at, const ClusterEndpoints& ce) {
+    std::set<std::pair<std::string, std::uint16_t>> seen;
+    for (std::size_t k = 0; k < ce.endpoints.size(); ++k) {
+      const auto& e = ce.endpoints[k];
+      const std::string ep = index_path(at + ".endpoints", k);
+      if (!is_ip(e.address) && !is_host_name(e.address)) {
+        add(ep + ".address", "expected an IP address or host name, got " + in_quotes(e.address));
+      }
+      range(ep + ".port", e.port, bounds::min_port, bounds::max_port);
+      range(ep + ".weight", e.weight, bounds::min_weight, bounds::max_weight);
+      if (!seen.emplace(e.address, e.port).second) add(ep, "duplicate endpoint " + endpoint_text(e.address, e.port));
+    }
+  }
+
+  void check_tls_client(const std::string& at, const TlsClient& t) {
+    if (!t.ca_file.empty()) readable(at + ".ca_file", t.ca_file);
+    if (t.cert_file.empty() != t.key_file.empty()) {
+      add(at + (t.cert_file.empty() ? ".cert_file" : ".key_file"), "required with " + std::string(t.cert_file.empty() ? "key_file" : "cert_file"));
+    }
+    if (!t.cert_file.empty()) readable(at + ".cert_file", t.cert_file);
+    if (!t.key_file.empty()) readable(at + ".key_file", t.key_file);
+  }
+
+  void check_service(std::size_t i) {
+    const Service& s = config_.services[i];
+    const std::string at = index_path("services", i);
+    if (!is_name_part(s.name)) add(at + ".name", s.name.empty() ? "required" : "expected letters, digits, '-' or '_', got " + in_quotes(s.name));
+    if (!is_name_part(s.name_space)) add(at + ".namespace", "expected letters, digits, '-' or '_', got " + in_quotes(s.name_space));
+    if (auto [it, fresh] = service_ids_.emplace(s.id(), i); !fresh) {
+      add(at + ".name", "duplicate service " + in_quotes(s.id()) + " (also services[" + std::to_string(it->second) + "])");
+    }
+    std::set<std::uint16_t> ports;
+    for (std::size_t j = 0; j < s.ports.size(); ++j) {
+      range(index_path(at + ".ports", j), s.ports[j], bounds::min_port, bounds::max_port);
+      if (!ports.insert(s.ports[j]).second) add(index_path(at + ".ports", j), "duplicate port " + std::to_string(s.ports[j]));
+    }
+    std::set<std::string> clusters;
+    for (std::size_t j = 0; j < s.clusters.size(); ++j) {
+      const auto& ce = s.clusters[j];
+      const std::string cp = index_path(at + ".clusters", j);
+      check_cluster_key(cp + ".cluster", ce.cluster);
+      if (!clusters.insert(ce.cluster).second) add(cp + ".cluster", "duplicate cluster " + in_quotes(ce.cluster));
+      if (!ce.path_prefix.empty() && (ce.path_prefix.front() != '/' || ce.path_prefix.back() == '/')) {
+        add(cp + ".path_prefix", "expected a path like \"/httpbin\" (leading '/', no trailing '/'), got " + in_quotes(ce.path_prefix));
+      }
+      check_endpoints(cp, ce);
+      if (ce.tls) check_tls_client(cp + ".tls", *ce.tls);
+    }
+    if (s.load_balancer == LoadBalancer::hashing && s.hash.on != HashOn::client_address && s.hash.name.empty()) {
+      add(at + ".hash.name", std::string("required when hashing on a ") + (s.hash.on == HashOn::header ? "header" : "cookie"));
+    }
+    if (s.session_sticky.enabled) {
+      const auto& cookie = s.session_sticky.cookie;
+      const bool token = !cookie.empty() && cookie.find_first_of(" \t\r\n\"(),/:;<=>?@[\\]{}") == std::string::npos;
+      if (!token) add(at + ".session_sticky.cookie", "expected a cookie name, got " + in_quotes(cookie));
+    }
+    not_negative(at + ".session_sticky.ttl", s.session_sticky.ttl);
+    check_policy(at + ".policy", s.policy);
+    const auto& o = s.outlier_detection;
+    range(at + ".outlier_detection.consecutive_failures", o.consecutive_failures, 1, bounds::max_count);
+    positive(at + ".outlier_detection.base_ejection_time", o.base_ejection_time);
+    if (o.max_ejection_time < o.base_ejection_time) {
+      add(at + ".outlier_detection.max_ejection_time", "must be at least base_ejection_time (" + format_duration(o.base_ejection_time) + ")");
+    }
+    if (!(o.max_ejection_percent >= 0 && o.max_ejection_percent <= bounds::max_percent)) add(at + ".outlier_detection.max_ejection_percent", "expected 0..100");
+    check_health(at + ".health_check", s.health_check);
+    const auto& r = s.retry;
+    range(at + ".retry.max_retries", r.max_retries, 0, bounds::max_retries);
+    if (!(r.budget_percent >= 0 && r.budget_percent <= bounds::max_percent)) add(at + ".retry.budget_percent", "expected 0..100");
+    range(at + ".retry.max_pending_per_endpoint", r.max_pending_per_endpoint, 1, bounds::max_count);
+    not_negative(at + ".slow_start_window", s.slow_start_window);
+  }
+
+  void check_policy(const std::string& at, const TrafficPolicy& p) {
+    std::set<std::string> seen;
+    for (std::size_t j = 0; j < p.targets.size(); ++j) {
+      const std::string tp = index_path(at + ".targets", j);
+      check_cluster_key(tp + ".cluster", p.targets[j].cluster);
+      if (!seen.insert(p.targets[j].cluster).second) add(tp + ".cluster", "duplicate target " + in_quotes(p.targets[j].cluster));
+      if (p.targets[j].weight) range(tp + ".weight", *p.targets[j].weight, bounds::min_weight, bounds::max_weight);
+    }
+    if (!(p.overprovisioning >= 0 && p.overprovisioning <= bounds::max_overprovisioning)) add(at + ".overprovisioning", "expected 0..100");
+    if (!(p.panic_threshold >= 0 && p.panic_threshold <= 1)) add(at + ".panic_threshold", "expected 0..1");
+  }
+
+  void check_health(const std::string& at, const HealthCheck& h) {
+    if (h.path.empty() || h.path.front() != '/') add(at + ".path", "expected a path starting with '/', got " + in_quotes(h.path));
+    positive(at + ".interval", h.interval);
+    positive(at + ".timeout", h.timeout);
+    if (h.timeout >= h.interval) {
+      add(at + ".timeout", "must be less than interval (" + format_duration(h.interval) + "), got " + in_quotes(format_duration(h.timeout)));
+    }
+    range(at + ".healthy_threshold", h.healthy_threshold, 1, bounds::max_count);
+    range(at + ".unhealthy_threshold", h.unhealthy_threshold, 1, bounds::max_count);
+    if (!(h.jitter >= 0 && h.jitter <= 1)) add(at + ".jitter", "expected 0..1");
+  }
+
+  void check_routes() {
+    std::set<std::string> listeners;
+    for (const auto& l : config_.listeners) listeners.insert(l.name);
+    // (listener, host, path, match) -> first route index, to catch a route that can never match.
+    std::map<std::tuple<std::string, std::string, std::string, PathMatch>, std::size_t> seen;
+    for (std::size_t i = 0; i < config_.routes.size(); ++i) {
+      const Route& r = config_.routes[i];
+      const std::string at = index_path("routes", i);
+      if (r.hosts.empty()) add(at + ".hosts", "expected at least one host (\"*\" matches any)");
+      for (std::size_t j = 0; j < r.hosts.size(); ++j) {
+        const auto& h = r.hosts[j];
+        if (h.empty() || h.find_first_of(" \t\r\n/") != std::string::npos) {
+          add(index_path(at + ".hosts", j), "expected a host name, \"name:port\" or \"*\", got " + in_quotes(h));
+        } else if (auto [it, fresh] = seen.emplace(std::tuple{r.listener, h, r.path, r.path_match}, i); !fresh) {
+          add(index_path(at + ".hosts", j), "same host and path as routes[" + std::to_string(it->second) + "]: this route never matches");
+        }
+      }
+      if (r.path.empty() || r.path.front() != '/') add(at + ".path", "expected a path starting with '/', got " + in_quotes(r.path));
+      if (r.service.empty()) {
+        add(at + ".service", "required");
+      } else if (!service_ids_.count(r.service)) {
+        add(at + ".service", "no service " + in_quotes(r.service) + " (services are named \"name.namespace\")");
+      }
+      if (!r.listener.empty() && !listeners.count(r.listener)) add(at + ".listener", "no listener " + in_quotes(r.listener));
+      if (r.rewrite_from.empty() != r.rewrite_to.empty()) {
+        add(at + (r.rewrite_from.empty() ? ".rewrite_from" : ".rewrite_to"), "required with " + std::string(r.rewrite_from.empty() ? "rewrite_to" : "rewrite_from"));
+      } else if (!r.rewrite_from.empty() && r.rewrite_from.front() != '/') {
+        add(at + ".rewrite_from", "expected a path starting with '/', got " + in_quotes(r.rewrite_from));
+      } else if (!r.rewrite_to.empty() && r.rewrite_to.front() != '/') {
+        add(at + ".rewrite_to", "expected a path starting with '/', got " + in_quotes(r.rewrite_to));
+      }
+    }
+  }
+
+  const Config& config_;
+  Errors& errors_;
+  std::map<std::string, std::size_t> service_ids_;
+};
+
+}  // namespace
+
+void validate_config(const Config& config, Errors& errors) { Checker(config, errors).run(); }
+
+std::vector<std::string> validate_config(const Config& config) {
+  Errors errors;
+  validate_config(config, errors);
+  return errors.take();
+}
+
+}  // namespace sluice::config
