@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sstream>
+#include <iterator>
 
 #include "config/bounds.hpp"
 #include "config/json_reader.hpp"
@@ -372,13 +372,16 @@ ParseResult parse_config(std::string_view json_text) {
 }
 
 ParseResult load_config_file(const std::string& path) {
+  const ParseResult unreadable{std::nullopt, {path + ": cannot read the config file"}};
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return unreadable;  // opens, but reads fail
   std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || in.bad()) return {std::nullopt, {path + ": cannot read the config file"}};
+  if (!in) return unreadable;
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) return unreadable;
   Config config;
   Errors errors;
-  if (!read_document(text.str(), config, errors)) {
+  if (!read_document(text, config, errors)) {
     std::vector<std::string> list = errors.take();
     for (auto& e : list) e = path + ": " + e;
     return {std::nullopt, std::move(list)};
