@@ -30,7 +30,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT_S
     disable_nagle_algorithm = True
 
-    # self.server.standin is the StandIn (apiserver.py) that owns store, faults and stats.
+    # self.server.standin is the ApiServer (apiserver.py) that owns store, faults and stats.
 
     def log_message(self, fmt, *args):
         if self.server.standin.verbose:

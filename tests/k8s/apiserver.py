@@ -120,7 +120,7 @@ class TlsServer(ThreadingHTTPServer):
             pass
 
 
-class StandIn:
+class ApiServer:
     def __init__(self, args):
         self.verbose = args.verbose
         self.auth = args.auth
@@ -382,7 +382,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    standin = StandIn(args)
+    standin = ApiServer(args)
     standin.start()
     control = None
     if args.control:
