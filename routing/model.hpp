@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "routing/registry.hpp"
 
 namespace sluice::routing {
 
 struct Snapshot;
-class EndpointRegistry;
 
 struct Model {
   config::ClusterIdentity local;          // whose endpoints count as local

@@ -1,8 +1,8 @@
-// The worker-facing side of routing: match a request to a route and pick an
-// endpoint, then report how the attempt went.
+// The worker-facing side of routing: match a request to a route and pick an endpoint, then report how the
+// attempt went.
 //
-// One Picker per worker thread (it owns that worker's balancer state and a
-// Reader of the table). Nothing here blocks or takes a mutex.
+// One Picker per worker thread (it owns that worker's balancer state and a Reader of the table). Nothing
+// here blocks or takes a mutex.
 #pragma once
 
 #include <chrono>
@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "routing/clock.hpp"
+#include "routing/outcome.hpp"
 #include "routing/table.hpp"
 
 namespace sluice::routing {
@@ -23,8 +25,6 @@ struct RouteEntry;
 struct EndpointEntry;
 class BalancerState;
 
-using Clock = std::chrono::steady_clock;
-
 // What routing needs to know about a request. Views are valid for the call only.
 struct RequestView {
   std::string_view listener;        // listener name
@@ -32,14 +32,16 @@ struct RequestView {
   std::string_view target;          // origin-form request target (path and query)
   std::string_view method;
   std::string_view client_address;  // downstream peer IP, for hashing and X-Forwarded-For
-  // Header lookup by (case-insensitive) name; "" when absent. Used for hashing and the sticky cookie.
+  // Header lookup by (case-insensitive) name; "" when absent. Used for hashing and the sticky cookie
+  // ("cookie"). May be empty (no headers available).
   std::function<std::string_view(std::string_view)> header;
 };
 
-// Per-request state across attempts (retries).
+// Per-request state across attempts (retries). Create one per request; pick() updates it.
 struct AttemptState {
-  unsigned attempt = 0;                          // 0 for the first try
+  unsigned attempt = 0;                          // picks made so far (pick() increments it): 0 before the first
   std::vector<const EndpointEntry*> tried;       // endpoints already used by this request
+  std::vector<std::uint64_t> tried_tokens;       // their tokens (valid across snapshot changes)
   std::string last_cluster;                      // cluster key of the last attempt
   bool last_was_remote = false;
 };
@@ -62,38 +64,41 @@ struct PickResult {
   std::string cluster;          // cluster key of the endpoint
   bool remote = false;          // the endpoint is another cluster's gateway
   unsigned tier = 0;            // FailOver priority level (0 = local)
+  bool retry = false;           // this attempt is a retry (counts against the retry budget until finish)
   std::string set_cookie;       // non-empty: a Set-Cookie value to add to the response (session stickiness)
-  std::string reason;           // short human text for no_route/no_endpoint bodies and /explain
-};
-
-enum class Outcome {
-  success,          // any response that is not a failure below
-  http_5xx,         // 5xx from the endpoint (counts towards outlier ejection)
-  connect_failure,  // request never sent
-  reset,            // connection lost before any response byte
-  timeout,          // no response within the response timeout
-  local_abort,      // downstream went away; not the endpoint's fault
+  std::string reason;           // short human text for no_route/no_endpoint/overloaded bodies and /explain
 };
 
 class Picker {
  public:
-  // `table` must outlive the picker. One picker per worker thread.
-  explicit Picker(const Table& table);
+  // `table` must outlive the picker. One picker per worker thread. `seed` seeds the worker's random source
+  // (0: a seed from std::random_device); tests pass a fixed seed.
+  explicit Picker(const Table& table, std::uint64_t seed = 0);
   ~Picker();
   Picker(const Picker&) = delete;
   Picker& operator=(const Picker&) = delete;
 
   // Matches `req` to a route and picks an endpoint, skipping those in `attempt.tried` when any other is
-  // usable. On ok the endpoint's active-request count is raised; the caller must call finish() exactly once
-  // for every ok result. Worker thread only.
+  // usable (and, on a retry after a remote cluster or a failing tier, that cluster too). On ok the
+  // endpoint's active-request count is raised, `attempt` records the pick (attempt += 1, tried,
+  // last_cluster, last_was_remote), and the caller must call finish() exactly once for the result.
+  // overloaded: every usable endpoint is at its pending-request limit. Worker thread only.
   PickResult pick(const RequestView& req, AttemptState& attempt, Clock::time_point now = Clock::now());
 
-  // Records how the attempt went (outlier detection, active requests, retry budget). Worker thread only.
+  // pick() into an existing result, reusing its strings' storage (no allocation on the hot path once
+  // warm). `out` must not hold an unfinished ok pick.
+  void pick_into(const RequestView& req, AttemptState& attempt, PickResult& out,
+                 Clock::time_point now = Clock::now());
+
+  // Records how the attempt went (outlier detection, active requests, retry budget). Call once per ok
+  // pick; ignores non-ok results. Any thread (normally the worker's).
   void finish(const PickResult& picked, Outcome outcome, Clock::time_point now = Clock::now());
 
-  // Whether a failed attempt may be retried: the service's retry count, the method's idempotence,
-  // the outcome kind (connect_failure for any method; reset, timeout? no; http_5xx 502/503/504 and reset
-  // only for idempotent methods) and the retry budget. `status` is the HTTP status for http_5xx.
+  // Whether a failed attempt may be retried: retries left (attempt.attempt <= the service's max_retries),
+  // the outcome (connect_failure for any method; reset, and http_5xx with status 502/503/504, only for
+  // idempotent methods; timeout, success and local_abort never), and the retry budget (retries in flight
+  // below max(min_retry_concurrency, budget_percent of the service's active requests)). `status` is the
+  // HTTP status for http_5xx. Before or after finish() of the failed attempt.
   bool may_retry(const PickResult& picked, Outcome outcome, unsigned status, std::string_view method,
                  const AttemptState& attempt) const;
 

@@ -1,12 +1,121 @@
-// The immutable routing snapshot. (Minimal first slice; routing deepens it.)
+// The immutable routing snapshot: services -> per-cluster endpoint groups -> endpoints, grouped into
+// priority tiers by the service's multi-cluster policy, plus the routes that select a service.
+//
+// Built by build_snapshot() (builder.cpp) on the control thread, published through Table, then only read.
+// Mutable per-endpoint state lives in EndpointState objects the entries point to (endpoint_state.hpp).
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "routing/clock.hpp"
+#include "routing/endpoint_state.hpp"
 
 namespace sluice::routing {
 
+struct EndpointEntry {
+  std::string address;
+  std::uint16_t port = 0;
+  std::uint32_t weight = 1;
+  bool terminating = false;       // serving but terminating: used only when nothing else is left
+  std::uint32_t index = 0;        // in ServiceEntry::endpoints
+  std::uint32_t cluster = 0;      // index in ServiceEntry::clusters
+  std::string identity;           // registry key: "service|cluster|address:port"
+  std::uint64_t token = 0;        // hash64(identity): sticky cookie value, hash ring position, retry memory
+  std::shared_ptr<EndpointState> state;
+};
+
+struct ClusterEntry {
+  std::string key;                // region/zone/group/name
+  std::string path_prefix;        // remote gateway: the export's path, prepended to the request path
+  bool local = false;
+  unsigned tier = 0;
+  double weight = 0;              // ActiveActive share of the tier's traffic; 0: by endpoint weights
+  std::uint32_t first = 0;        // endpoints [first, first + count) in ServiceEntry::endpoints
+  std::uint32_t count = 0;
+  std::optional<config::TlsClient> tls;
+};
+
+struct TierEntry {
+  std::vector<std::uint32_t> clusters;  // indices into ServiceEntry::clusters
+};
+
+struct ServiceEntry {
+  std::string id;                 // name.namespace
+  std::string name;
+  std::string name_space;
+  std::uint32_t index = 0;        // in Snapshot::services
+  std::vector<std::uint16_t> ports;
+  config::LoadBalancer load_balancer = config::LoadBalancer::round_robin;
+  config::HashPolicy hash;
+  config::SessionSticky session_sticky;
+  config::TrafficPolicy policy;
+  config::OutlierDetection outlier;
+  config::HealthCheck health_check;
+  config::RetryPolicy retry;
+  Ticks slow_start_window = 0;
+
+  std::vector<ClusterEntry> clusters;     // the clusters the policy uses, tier by tier
+  std::vector<EndpointEntry> endpoints;   // grouped by cluster (ClusterEntry::first/count)
+  std::vector<TierEntry> tiers;           // tier 0 (local) first
+  std::vector<std::string> unused_clusters;  // clusters with endpoints that the policy leaves out (explain)
+  std::uint32_t not_ready = 0;            // endpoints left out as not ready (explain)
+  std::shared_ptr<ServiceState> state;
+
+  // Max endpoints ejected at once: max_ejection_percent of the service's endpoints, at least one.
+  std::uint32_t max_ejected = 1;
+
+  // The endpoint with this token, or nullptr (sticky cookies).
+  const EndpointEntry* find_token(std::uint64_t token) const {
+    auto it = by_token.find(token);
+    return it == by_token.end() ? nullptr : &endpoints[it->second];
+  }
+  std::unordered_map<std::uint64_t, std::uint32_t> by_token;
+};
+
+struct RouteEntry {
+  std::uint32_t index = 0;        // in Snapshot::routes (config order)
+  std::string listener;           // empty: every listener
+  std::vector<std::string> hosts; // lowercased
+  std::string path = "/";
+  config::PathMatch path_match = config::PathMatch::prefix;
+  std::string service_id;
+  const ServiceEntry* service = nullptr;  // null: the route names an unknown service
+  std::string host_rewrite;
+  std::string rewrite_from;
+  std::string rewrite_to;
+};
+
+// Heterogeneous lookup by string_view, so a request's host needs no std::string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct Snapshot {
-  std::uint64_t generation = 0;
+  std::uint64_t generation = 0;   // set by Table::publish
+  std::string local_cluster;      // key of the local cluster
+  bool stale = false;
+  std::string source;
+  Clock::time_point built_at{};
+
+  std::vector<ServiceEntry> services;
+  std::vector<RouteEntry> routes;
+  // Lowercased route host (with or without port) -> routes, best first (longest path, exact before prefix).
+  std::unordered_map<std::string, std::vector<std::uint32_t>, StringHash, std::equal_to<>> hosts;
+  std::vector<std::uint32_t> wildcard_routes;  // routes with host "*", best first
+
+  const ServiceEntry* find_service(std::string_view id) const {
+    auto it = service_index.find(id);
+    return it == service_index.end() ? nullptr : &services[it->second];
+  }
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index;
 };
 
 }  // namespace sluice::routing

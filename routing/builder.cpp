@@ -1,0 +1,208 @@
+// build_snapshot: Model -> immutable Snapshot. Control thread, off the request path.
+#include <algorithm>
+#include <cctype>
+
+#include "routing/model.hpp"
+#include "routing/registry.hpp"
+#include "routing/snapshot.hpp"
+
+namespace sluice::routing {
+namespace {
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// A cluster's place in the service's policy: its tier, or -1 when the policy leaves it out.
+struct Placement {
+  int tier = -1;
+  double weight = 0;
+};
+
+Placement place(const config::TrafficPolicy& policy, const std::string& cluster,
+                const std::string& local, double mean_weight) {
+  const bool is_local = cluster == local;
+  switch (policy.lb_type) {
+    case config::LbType::locality:
+      return is_local ? Placement{0, 0} : Placement{};
+    case config::LbType::active_active: {
+      // Weights split traffic between clusters when any is given; a cluster without one (the local
+      // cluster unless listed) gets the mean of those given.
+      for (const auto& t : policy.targets) {
+        if (t.cluster == cluster) return {0, t.weight ? double(*t.weight) : mean_weight};
+      }
+      if (is_local || policy.targets.empty()) return {0, mean_weight};
+      return {};
+    }
+    case config::LbType::fail_over: {
+      if (is_local) return {0, 0};
+      int tier = 1;
+      for (const auto& t : policy.targets) {
+        if (t.cluster == local) continue;
+        if (t.cluster == cluster) return {tier, 0};
+        ++tier;
+      }
+      // No targets listed: every other cluster is the one backup tier.
+      return policy.targets.empty() ? Placement{1, 0} : Placement{};
+    }
+  }
+  return {};
+}
+
+double mean_target_weight(const config::TrafficPolicy& policy) {
+  double sum = 0;
+  unsigned n = 0;
+  for (const auto& t : policy.targets) {
+    if (t.weight) {
+      sum += *t.weight;
+      ++n;
+    }
+  }
+  return n == 0 ? 0.0 : sum / n;
+}
+
+void build_service(const config::Service& svc, const Model& model, const std::string& local,
+                   EndpointRegistry& registry, Clock::time_point now, ServiceEntry& out) {
+  out.id = svc.id();
+  out.name = svc.name;
+  out.name_space = svc.name_space;
+  out.ports = svc.ports;
+  out.load_balancer = svc.load_balancer;
+  out.hash = svc.hash;
+  out.session_sticky = svc.session_sticky;
+  out.policy = svc.policy;
+  out.outlier = svc.outlier_detection;
+  out.health_check = svc.health_check;
+  out.retry = svc.retry;
+  out.slow_start_window = to_ticks(std::chrono::duration_cast<Clock::duration>(svc.slow_start_window));
+  bool existed = false;
+  out.state = registry.acquire_service(out.id, &existed);
+  (void)model;
+
+  const double mean_weight = mean_target_weight(svc.policy);
+  struct Placed {
+    const config::ClusterEndpoints* ce;
+    Placement at;
+  };
+  std::vector<Placed> placed;
+  for (const auto& ce : svc.clusters) {
+    const Placement at = place(svc.policy, ce.cluster, local, mean_weight);
+    if (at.tier < 0) {
+      if (!ce.endpoints.empty()) out.unused_clusters.push_back(ce.cluster);
+      continue;
+    }
+    placed.push_back({&ce, at});
+  }
+  std::stable_sort(placed.begin(), placed.end(),
+                   [](const Placed& a, const Placed& b) { return a.at.tier < b.at.tier; });
+
+  std::size_t total = 0;
+  for (const auto& p : placed) total += p.ce->endpoints.size();
+  out.endpoints.reserve(total);
+  out.by_token.reserve(total);
+  out.clusters.reserve(placed.size());
+
+  for (const auto& p : placed) {
+    ClusterEntry ce;
+    ce.key = p.ce->cluster;
+    ce.path_prefix = p.ce->path_prefix;
+    ce.local = ce.key == local;
+    ce.tier = static_cast<unsigned>(p.at.tier);
+    ce.weight = p.at.weight;
+    ce.tls = p.ce->tls;
+    ce.first = static_cast<std::uint32_t>(out.endpoints.size());
+    const auto cluster_index = static_cast<std::uint32_t>(out.clusters.size());
+    std::string prefix = out.id + "|" + ce.key + "|";
+    for (const auto& ep : p.ce->endpoints) {
+      const bool usable = ep.ready || ep.terminating;
+      if (!usable) {
+        ++out.not_ready;
+        continue;
+      }
+      EndpointEntry e;
+      e.address = ep.address;
+      e.port = ep.port;
+      e.weight = ep.weight;
+      e.terminating = ep.terminating;
+      e.index = static_cast<std::uint32_t>(out.endpoints.size());
+      e.cluster = cluster_index;
+      e.identity = prefix + ep.address + ":" + std::to_string(ep.port);
+      e.token = hash64(e.identity);
+      e.state = registry.acquire_endpoint(e.identity, out.state, existed, now);
+      out.by_token.emplace(e.token, e.index);
+      out.endpoints.push_back(std::move(e));
+    }
+    ce.count = static_cast<std::uint32_t>(out.endpoints.size()) - ce.first;
+    if (out.tiers.size() <= ce.tier) out.tiers.resize(ce.tier + 1);
+    out.tiers[ce.tier].clusters.push_back(cluster_index);
+    out.clusters.push_back(std::move(ce));
+  }
+  if (out.tiers.empty()) out.tiers.resize(1);
+
+  const double share = std::max(0.0, svc.outlier_detection.max_ejection_percent) / 100.0;
+  out.max_ejected = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(share * out.endpoints.size()));
+}
+
+// Orders a host's routes: longest path first, exact before prefix at equal length, else config order.
+void sort_routes(std::vector<std::uint32_t>& ids, const std::vector<RouteEntry>& routes) {
+  std::stable_sort(ids.begin(), ids.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const RouteEntry& ra = routes[a];
+    const RouteEntry& rb = routes[b];
+    if (ra.path.size() != rb.path.size()) return ra.path.size() > rb.path.size();
+    return ra.path_match == config::PathMatch::exact && rb.path_match != config::PathMatch::exact;
+  });
+}
+
+}  // namespace
+
+std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& registry,
+                                         std::chrono::steady_clock::time_point now) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->local_cluster = model.local.key();
+  snap->stale = model.stale;
+  snap->source = model.source;
+  snap->built_at = now;
+
+  registry.begin_build();
+  snap->services.reserve(model.services.size());
+  snap->service_index.reserve(model.services.size());
+  for (const auto& svc : model.services) {
+    if (snap->service_index.count(svc.id())) continue;  // first definition wins
+    auto& entry = snap->services.emplace_back();
+    entry.index = static_cast<std::uint32_t>(snap->services.size() - 1);
+    build_service(svc, model, snap->local_cluster, registry, now, entry);
+    snap->service_index.emplace(entry.id, entry.index);
+  }
+  registry.end_build(now);
+
+  snap->routes.reserve(model.routes.size());
+  for (const auto& r : model.routes) {
+    RouteEntry& e = snap->routes.emplace_back();
+    e.index = static_cast<std::uint32_t>(snap->routes.size() - 1);
+    e.listener = r.listener;
+    e.path = r.path.empty() ? "/" : r.path;
+    e.path_match = r.path_match;
+    e.service_id = r.service;
+    e.service = snap->find_service(r.service);
+    e.host_rewrite = r.host_rewrite;
+    e.rewrite_from = r.rewrite_from;
+    e.rewrite_to = r.rewrite_to;
+    for (const auto& h : r.hosts) {
+      std::string host = lowercase(h);
+      if (host == "*") {
+        snap->wildcard_routes.push_back(e.index);
+      } else {
+        auto& ids = snap->hosts[host];
+        if (ids.empty() || ids.back() != e.index) ids.push_back(e.index);
+      }
+      e.hosts.push_back(std::move(host));
+    }
+  }
+  for (auto& [host, ids] : snap->hosts) sort_routes(ids, snap->routes);
+  sort_routes(snap->wildcard_routes, snap->routes);
+  return snap;
+}
+
+}  // namespace sluice::routing

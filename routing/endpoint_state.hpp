@@ -1,0 +1,52 @@
+// Mutable per-endpoint and per-service state that outlives snapshots.
+//
+// The EndpointRegistry owns these objects, keyed by identity; every snapshot that contains the endpoint
+// points at the same object, so a rebuild never resets a healthy endpoint's counters or forgives an
+// ejected one. Workers update them with atomics only (relaxed where a counter is only advisory).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "routing/clock.hpp"
+
+namespace sluice::routing {
+
+enum class HealthCheckState : std::uint8_t { unknown, healthy, unhealthy };
+
+struct ServiceState {
+  // Bumped whenever one of the service's endpoints changes health (ejection, return, active check), so a
+  // worker's cached view knows to recompute with one atomic load.
+  std::atomic<std::uint64_t> epoch{0};
+  std::atomic<std::int64_t> active_requests{0};
+  std::atomic<std::int64_t> active_retries{0};
+  // Held (try-only, never waited for) while one worker decides an ejection, so that two workers cannot
+  // both eject past the service's max ejection share.
+  std::atomic<bool> ejecting{false};
+  std::atomic<std::uint64_t> ejections_total{0};
+  std::atomic<std::uint64_t> ejections_refused{0};  // max ejection share reached
+  std::atomic<std::uint64_t> retries_total{0};
+  std::atomic<std::uint64_t> budget_exhausted{0};
+
+  void bump_epoch() { epoch.fetch_add(1, std::memory_order_release); }
+};
+
+struct EndpointState {
+  explicit EndpointState(std::shared_ptr<ServiceState> owner) : service(std::move(owner)) {}
+
+  const std::shared_ptr<ServiceState> service;
+
+  std::atomic<std::int64_t> active{0};                  // requests in flight
+  std::atomic<std::uint32_t> consecutive_failures{0};
+  std::atomic<Ticks> ejected_until{kNever};             // > now: ejected
+  std::atomic<std::uint32_t> ejection_count{0};         // times ejected; multiplies the ejection time
+  std::atomic<Ticks> ramp_start{kNever};                // slow start began here; kNever: full weight
+  std::atomic<HealthCheckState> health_check{HealthCheckState::unknown};
+  std::atomic<std::uint32_t> check_successes{0};        // consecutive active-check results
+  std::atomic<std::uint32_t> check_failures{0};
+  std::atomic<std::uint64_t> requests_total{0};
+  std::atomic<std::uint64_t> failures_total{0};
+};
+
+}  // namespace sluice::routing

@@ -1,0 +1,99 @@
+#include "routing/matcher.hpp"
+
+#include <cctype>
+
+#include "routing/snapshot.hpp"
+
+namespace sluice::routing {
+namespace {
+
+// Hosts longer than this cannot be routed by name (DNS names are at most 253 bytes, plus a port).
+constexpr std::size_t kMaxHost = 300;
+
+bool listener_matches(const RouteEntry& r, std::string_view listener) {
+  return r.listener.empty() || r.listener == listener;
+}
+
+const RouteEntry* first_match(const Snapshot& snap, const std::vector<std::uint32_t>& ids,
+                              std::string_view listener, std::string_view path) {
+  for (std::uint32_t id : ids) {
+    const RouteEntry& r = snap.routes[id];
+    if (listener_matches(r, listener) &&
+        path_matches(r.path, r.path_match == config::PathMatch::exact, path)) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+const RouteEntry* match_host(const Snapshot& snap, std::string_view host, std::string_view listener,
+                             std::string_view path) {
+  auto it = snap.hosts.find(host);
+  return it == snap.hosts.end() ? nullptr : first_match(snap, it->second, listener, path);
+}
+
+}  // namespace
+
+std::string_view path_of(std::string_view target) {
+  const auto end = target.find_first_of("?#");
+  return end == std::string_view::npos ? target : target.substr(0, end);
+}
+
+std::string_view strip_port(std::string_view host) {
+  const auto colon = host.rfind(':');
+  if (colon == std::string_view::npos) return host;
+  const auto bracket = host.rfind(']');
+  if (bracket != std::string_view::npos && bracket > colon) return host;  // "[::1]" without port
+  if (bracket == std::string_view::npos && host.find(':') != colon) return host;  // bare IPv6
+  return host.substr(0, colon);
+}
+
+bool path_matches(std::string_view route_path, bool exact, std::string_view path) {
+  if (exact) return path == route_path;
+  if (path.substr(0, route_path.size()) != route_path) return false;
+  // Element-wise: the prefix must end at a path segment boundary.
+  return path.size() == route_path.size() || route_path.back() == '/' || path[route_path.size()] == '/';
+}
+
+const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, std::string_view host,
+                              std::string_view target) {
+  const std::string_view path = path_of(target);
+  if (host.size() <= kMaxHost && !host.empty()) {
+    char buf[kMaxHost];
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(host[i])));
+    }
+    const std::string_view lower(buf, host.size());
+    if (const RouteEntry* r = match_host(snap, lower, listener, path)) return r;
+    const std::string_view bare = strip_port(lower);
+    if (bare.size() != lower.size()) {
+      if (const RouteEntry* r = match_host(snap, bare, listener, path)) return r;
+    }
+  }
+  return first_match(snap, snap.wildcard_routes, listener, path);
+}
+
+void upstream_target(const RouteEntry& route, std::string_view cluster_prefix, std::string_view target,
+                     std::string& out) {
+  std::string_view rest = target;
+  std::string_view replacement;
+  if (!route.rewrite_from.empty() && path_matches(route.rewrite_from, false, path_of(target))) {
+    rest = target.substr(route.rewrite_from.size());
+    replacement = route.rewrite_to;
+  }
+  // Join prefix, replacement and rest without doubling or losing the '/' between them.
+  out.clear();
+  out.reserve(cluster_prefix.size() + replacement.size() + rest.size() + 1);
+  auto append = [&out](std::string_view part) {
+    if (part.empty()) return;
+    if (!out.empty() && out.back() == '/' && part.front() == '/') part.remove_prefix(1);
+    else if (!out.empty() && out.back() != '/' && part.front() != '/' && part.front() != '?') out += '/';
+    out += part;
+  };
+  append(cluster_prefix);
+  append(replacement);
+  append(rest);
+  if (out.empty() || out.front() != '/') out.insert(out.begin(), '/');
+}
+
+}  // namespace sluice::routing

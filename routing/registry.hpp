@@ -1,0 +1,90 @@
+// EndpointRegistry: the owner of per-endpoint and per-service mutable state, keyed by identity, so that
+// state survives snapshot rebuilds (a rebuild never resets counters nor forgives an ejection).
+//
+// Used by the control side only (build_snapshot, health checks, admin); workers reach the state through
+// the snapshot's pointers and never touch the registry. Its map is guarded by a mutex for that reason:
+// no request path ever takes it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "routing/clock.hpp"
+#include "routing/endpoint_state.hpp"
+
+namespace sluice::routing {
+
+class EndpointRegistry {
+ public:
+  // How long an endpoint absent from every snapshot keeps its state (so that one coming back within
+  // that time keeps its ejection and counters).
+  static constexpr std::chrono::minutes kRetention{10};
+
+  EndpointRegistry() = default;
+  EndpointRegistry(const EndpointRegistry&) = delete;
+  EndpointRegistry& operator=(const EndpointRegistry&) = delete;
+
+  // --- used by build_snapshot ---
+
+  // Starts a build: entries not acquired until end_build() count as absent from the new snapshot.
+  void begin_build();
+
+  // The state of service `id`, created on first use. `existed` is set to whether it existed before.
+  std::shared_ptr<ServiceState> acquire_service(const std::string& id, bool* existed = nullptr);
+
+  // The state of endpoint `identity` in `service`. A new endpoint of an existing service, or one coming
+  // back after being absent, starts a slow-start ramp at `now` (when `ramp` is true); the very first
+  // endpoints of a new service do not.
+  std::shared_ptr<EndpointState> acquire_endpoint(const std::string& identity,
+                                                  const std::shared_ptr<ServiceState>& service,
+                                                  bool ramp, Clock::time_point now);
+
+  // Ends a build: marks unacquired entries absent and drops those absent longer than kRetention that no
+  // snapshot uses any more and that are not ejected.
+  void end_build(Clock::time_point now);
+
+  // --- health checks and admin (any non-worker thread) ---
+
+  // The state of an endpoint, or null.
+  std::shared_ptr<EndpointState> find(std::string_view identity) const;
+
+  // Sets the active health-check verdict directly. Returns false when the identity is unknown.
+  // Becoming healthy again starts a slow-start ramp at `now`.
+  bool set_health_check_result(std::string_view identity, bool healthy, Clock::time_point now);
+
+  // Records one probe result and applies thresholds: `unhealthy_threshold` consecutive failures make the
+  // endpoint unhealthy, `healthy_threshold` consecutive successes healthy again. Returns false when the
+  // identity is unknown.
+  bool record_health_check(std::string_view identity, bool passed, std::uint32_t healthy_threshold,
+                           std::uint32_t unhealthy_threshold, Clock::time_point now);
+
+  std::size_t endpoint_count() const;
+  std::size_t service_count() const;
+
+ private:
+  struct EndpointSlot {
+    std::shared_ptr<EndpointState> state;
+    std::uint64_t seen_build = 0;
+    bool present = false;
+    Clock::time_point absent_since{};
+  };
+  struct ServiceSlot {
+    std::shared_ptr<ServiceState> state;
+    std::uint64_t seen_build = 0;
+  };
+
+  static void set_check_state(EndpointState& s, HealthCheckState next, Clock::time_point now);
+
+  mutable std::mutex mutex_;
+  std::uint64_t build_ = 0;
+  std::unordered_map<std::string, EndpointSlot, std::hash<std::string>> endpoints_;
+  std::unordered_map<std::string, ServiceSlot> services_;
+};
+
+}  // namespace sluice::routing

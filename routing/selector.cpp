@@ -1,0 +1,134 @@
+#include "routing/selector.hpp"
+
+#include "routing/balancers.hpp"
+#include "routing/rng.hpp"
+#include "routing/snapshot.hpp"
+#include "routing/view.hpp"
+
+namespace sluice::routing {
+namespace {
+
+int pick_in_tier(const ServiceEntry& svc, TierView& tier, const SelectInput& in, Rng& rng,
+                 const Exclusion* ex) {
+  switch (svc.load_balancer) {
+    case config::LoadBalancer::round_robin: return pick_round_robin(tier, ex);
+    case config::LoadBalancer::random: return pick_random(tier, rng, ex);
+    case config::LoadBalancer::least_work: return pick_least_work(tier, svc, rng, ex);
+    case config::LoadBalancer::hashing:
+      // No key (header or cookie absent): spread at random, like Envoy without a hash.
+      return in.hash_key ? pick_hashed(tier, svc, *in.hash_key, ex) : pick_random(tier, rng, ex);
+  }
+  return -1;
+}
+
+// The tier this request draws by the tiers' loads (percent). Hashing draws with the key, so a client
+// stays in its tier while the loads hold.
+std::size_t draw_tier(const ServiceView& view, const SelectInput& in, Rng& rng) {
+  const double r = in.hash_key ? static_cast<double>(mix64(*in.hash_key ^ 0x7f4a7c15u) % 100000) / 1000.0
+                               : rng.uniform() * 100.0;
+  double acc = 0;
+  std::size_t first_with_candidates = view.tiers.size();
+  for (std::size_t t = 0; t < view.tiers.size(); ++t) {
+    const TierView& tier = view.tiers[t];
+    if (tier.candidates.empty()) continue;
+    if (first_with_candidates == view.tiers.size()) first_with_candidates = t;
+    acc += tier.load.load;
+    if (tier.load.load > 0 && r < acc) return t;
+  }
+  // Rounding at the top end, or loads only on tiers without candidates: the last loaded, else the first.
+  for (std::size_t t = view.tiers.size(); t-- > 0;) {
+    if (!view.tiers[t].candidates.empty() && view.tiers[t].load.load > 0) return t;
+  }
+  return first_with_candidates;
+}
+
+bool under_limit(const ServiceEntry& svc, std::uint32_t endpoint) {
+  const auto max = svc.retry.max_pending_per_endpoint;
+  return max == 0 || svc.endpoints[endpoint].state->active.load(std::memory_order_relaxed) < max;
+}
+
+// The sticky endpoint when it is a candidate of a tier that takes traffic, not tried, under its limit.
+int sticky_endpoint(const ServiceEntry& svc, const ServiceView& view, std::uint64_t token) {
+  const EndpointEntry* ep = svc.find_token(token);
+  if (!ep || !under_limit(svc, ep->index)) return -1;
+  for (const auto& tier : view.tiers) {
+    if (tier.load.load <= 0) continue;
+    for (const auto& c : tier.candidates) {
+      if (c.endpoint == ep->index) return static_cast<int>(ep->index);
+    }
+  }
+  return -1;
+}
+
+Selection select_fallback(const ServiceEntry& svc, const ServiceView& view, const SelectInput& in, Rng& rng) {
+  // Only terminating endpoints are left: they still serve, so use them rather than fail.
+  Selection s;
+  if (view.fallback.empty()) return s;
+  const std::size_t start = rng.below(static_cast<std::uint32_t>(view.fallback.size()));
+  for (int pass = 0; pass < 2 && s.endpoint < 0; ++pass) {
+    for (std::size_t k = 0; k < view.fallback.size(); ++k) {
+      const std::uint32_t i = view.fallback[(start + k) % view.fallback.size()];
+      bool tried = false;
+      for (std::size_t j = 0; j < in.tried_count && pass == 0; ++j) tried |= in.tried[j] == svc.endpoints[i].token;
+      if (!tried && under_limit(svc, i)) {
+        s.endpoint = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  s.overloaded = s.endpoint < 0;
+  return s;
+}
+
+}  // namespace
+
+Selection select_endpoint(const ServiceEntry& svc, ServiceView& view, const SelectInput& in, Rng& rng) {
+  if (!view.has_candidates) return select_fallback(svc, view, in, rng);
+  Selection s;
+  const bool retry = in.tried_count > 0;
+
+  if (in.sticky_token && !retry) {
+    s.endpoint = sticky_endpoint(svc, view, *in.sticky_token);
+    if (s.endpoint >= 0) {
+      s.sticky_hit = true;
+      return s;
+    }
+  }
+
+  const std::size_t first = draw_tier(view, in, rng);
+  if (!retry) {
+    // Fast path: no exclusions; the limit is checked on the chosen endpoint only.
+    const int k = pick_in_tier(svc, view.tiers[first], in, rng, nullptr);
+    if (k >= 0) {
+      const std::uint32_t ep = view.tiers[first].candidates[static_cast<std::size_t>(k)].endpoint;
+      if (under_limit(svc, ep)) {
+        s.endpoint = static_cast<int>(ep);
+        return s;
+      }
+    }
+  }
+
+  // Relax step by step: first avoid the tried endpoints and the failing cluster, then only the tried
+  // endpoints, then nothing but the pending limit (HAProxy: fall back to the previous server).
+  Exclusion ex;
+  ex.service = &svc;
+  ex.max_pending = svc.retry.max_pending_per_endpoint;
+  for (int pass = 0; pass < 3; ++pass) {
+    ex.avoid_cluster = pass == 0 ? in.avoid_cluster : -1;
+    ex.tried = pass <= 1 ? in.tried : nullptr;
+    ex.tried_count = pass <= 1 ? in.tried_count : 0;
+    if (pass == 1 && in.avoid_cluster < 0) continue;  // same as pass 0
+    for (std::size_t n = 0; n < view.tiers.size(); ++n) {
+      TierView& tier = view.tiers[(first + n) % view.tiers.size()];
+      const int k = pick_in_tier(svc, tier, in, rng, &ex);
+      if (k >= 0) {
+        s.endpoint = static_cast<int>(tier.candidates[static_cast<std::size_t>(k)].endpoint);
+        return s;
+      }
+    }
+  }
+  s.overloaded = true;
+  return s;
+}
+
+}  // namespace sluice::routing

@@ -1,0 +1,103 @@
+#include "routing/view.hpp"
+
+#include <algorithm>
+
+#include "routing/health.hpp"
+#include "routing/snapshot.hpp"
+
+namespace sluice::routing {
+namespace {
+
+struct Scratch {
+  std::vector<EndpointHealth> health;
+  std::vector<double> old_current;
+};
+
+}  // namespace
+
+void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
+  // The epoch is read before the endpoints: a change racing with this computation bumps it again and
+  // the next pick recomputes.
+  view.epoch = svc.state->epoch.load(std::memory_order_acquire);
+  view.valid_until = kNever;
+
+  thread_local Scratch scratch;
+  auto& health = scratch.health;
+  health.resize(svc.endpoints.size());
+  auto& old_current = scratch.old_current;
+  old_current.assign(svc.endpoints.size(), 0.0);
+  if (view.built) {
+    for (const auto& tier : view.tiers) {
+      for (const auto& c : tier.candidates) old_current[c.endpoint] = c.current;
+    }
+  }
+
+  for (const auto& ep : svc.endpoints) {
+    health[ep.index] = evaluate(svc, ep, now);
+    const Ticks next = health[ep.index].next_change;
+    if (next != kNever && (view.valid_until == kNever || next < view.valid_until)) view.valid_until = next;
+  }
+
+  const std::size_t n_tiers = svc.tiers.size();
+  view.tiers.resize(n_tiers);
+  std::vector<TierHealth> tier_health(n_tiers);
+  std::vector<TierLoad> tier_load(n_tiers);
+  view.fallback.clear();
+  for (std::size_t t = 0; t < n_tiers; ++t) {
+    TierHealth& th = tier_health[t];
+    for (std::uint32_t ci : svc.tiers[t].clusters) {
+      const ClusterEntry& c = svc.clusters[ci];
+      for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
+        if (svc.endpoints[i].terminating) {
+          view.fallback.push_back(i);
+          continue;
+        }
+        ++th.total;
+        if (health[i].healthy) th.healthy += health[i].ramp;
+      }
+    }
+  }
+  compute_tier_loads(tier_health.data(), n_tiers, svc.policy.overprovisioning, svc.policy.panic_threshold,
+                     tier_load.data());
+
+  view.has_candidates = false;
+  for (std::size_t t = 0; t < n_tiers; ++t) {
+    TierView& tv = view.tiers[t];
+    tv.health = tier_health[t];
+    tv.load = tier_load[t];
+    tv.candidates.clear();
+    tv.maglev.reset();
+    for (std::uint32_t ci : svc.tiers[t].clusters) {
+      const ClusterEntry& c = svc.clusters[ci];
+      // ActiveActive cluster weights: the cluster's share is split among its usable endpoints by their
+      // weights. Each endpoint's part is scaled by its slow-start factor, so a whole cluster coming back
+      // ramps up with its endpoints.
+      double weight_sum = 0;
+      for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
+        const EndpointEntry& ep = svc.endpoints[i];
+        if (ep.terminating || !(health[i].healthy || tv.load.panic)) continue;
+        weight_sum += ep.weight;
+      }
+      if (weight_sum <= 0) continue;
+      for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
+        const EndpointEntry& ep = svc.endpoints[i];
+        if (ep.terminating || !(health[i].healthy || tv.load.panic)) continue;
+        double w = static_cast<double>(ep.weight) * health[i].ramp;
+        if (c.weight > 0) w = c.weight * w / weight_sum;
+        if (w <= 0) continue;
+        tv.candidates.push_back(Candidate{i, w, old_current[i]});
+      }
+    }
+    tv.cumulative.resize(tv.candidates.size());
+    double sum = 0;
+    for (std::size_t k = 0; k < tv.candidates.size(); ++k) {
+      sum += tv.candidates[k].weight;
+      tv.cumulative[k] = sum;
+    }
+    tv.total_weight = sum;
+    if (!tv.candidates.empty()) view.has_candidates = true;
+  }
+  view.built = true;
+}
+
+}  // namespace sluice::routing

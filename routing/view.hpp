@@ -1,0 +1,51 @@
+// A worker's view of one service at an instant: per tier, the endpoints it may pick with their effective
+// weights, and the tier's share of the traffic. Cached per worker (BalancerState) and recomputed only
+// when the service's health epoch moves or a time-based change is due (ejection end, slow-start step).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "routing/clock.hpp"
+#include "routing/tiers.hpp"
+
+namespace sluice::routing {
+
+struct ServiceEntry;
+class MaglevTable;
+
+struct Candidate {
+  std::uint32_t endpoint = 0;  // index in ServiceEntry::endpoints
+  double weight = 0;           // effective weight: endpoint weight * cluster share * slow-start factor
+  double current = 0;          // smooth weighted round robin running balance (nginx current_weight)
+};
+
+struct TierView {
+  std::vector<Candidate> candidates;  // the tier's healthy endpoints, or all of them in panic
+  std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
+  double total_weight = 0;
+  TierLoad load;
+  TierHealth health;
+  std::shared_ptr<MaglevTable> maglev;  // built on first hashing pick
+};
+
+struct ServiceView {
+  std::uint64_t epoch = 0;
+  Ticks valid_until = kNever;  // recompute at or after this time; kNever: no timed change pending
+  bool built = false;
+  std::vector<TierView> tiers;
+  std::vector<std::uint32_t> fallback;  // terminating endpoints, used only when no tier has candidates
+  bool has_candidates = false;
+
+  // Whether the view must be recomputed at `now` for the service's current epoch.
+  bool stale(std::uint64_t current_epoch, Ticks now) const {
+    return !built || current_epoch != epoch || (valid_until != kNever && now >= valid_until);
+  }
+};
+
+// (Re)computes `view` for `svc` at `now`. Keeps round-robin balances of endpoints that stay candidates
+// (so a health change does not restart the rotation). Lifts expired ejections as a side effect.
+void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view);
+
+}  // namespace sluice::routing
