@@ -142,6 +142,11 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _route(self, method, parts):
         standin = self.server.standin
+        group = parts[1] if parts[:1] == ["apis"] and len(parts) > 1 else \
+            parts[3] if parts[:3] == ["openapi", "v3", "apis"] and len(parts) > 3 else None
+        if group in standin.hidden_groups:
+            # As if the group's CRDs were not installed (fault injection: hide_groups).
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
         if method == "GET":
             doc = self._discovery(parts, standin)
             if doc is not None:
@@ -154,6 +159,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _discovery(self, parts, standin):
         """Discovery and OpenAPI documents, or None when `parts` is not one of them."""
+        hidden = standin.hidden_groups
         if parts == ["version"]:
             return resources.KUBE_VERSION
         if parts in (["healthz"], ["livez"], ["readyz"]):
@@ -161,11 +167,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         if parts == ["api"]:
             return resources.api_versions(standin.address)
         if parts == ["apis"]:
-            return resources.api_group_list()
+            return resources.api_group_list(hidden)
         if parts == ["api", "v1"]:
             return resources.api_resource_list("", "v1")
         if len(parts) == 2 and parts[0] == "apis":
-            group = resources.api_group(parts[1])
+            group = resources.api_group(parts[1], hidden)
             if group is None:
                 raise ApiError(404, "the server could not find the requested resource", "NotFound")
             return group
@@ -175,7 +181,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise ApiError(404, "the server could not find the requested resource", "NotFound")
             return doc
         if parts == ["openapi", "v3"]:
-            return resources.openapi_v3_index()
+            return resources.openapi_v3_index(hidden)
         if parts[:2] == ["openapi", "v3"]:
             rest = parts[2:]
             doc = None
@@ -356,6 +362,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         pending_initial = w.queue.qsize() if initial_end else -1
         standin.count("watches_opened")
+        standin.count(f"watches_opened:{res.qualified}")
+        self.watch_resource = res.qualified
         standin.watch_started(self)
         try:
             self._start_stream()

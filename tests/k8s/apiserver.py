@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A Kubernetes API server stand-in for tests (Python 3 standard library only).
 
-    python3 tests/k8s/apiserver.py --listen 127.0.0.1:PORT --write-kubeconfig FILE \
+    python3 tests/k8s/apiserver.py --listen 127.0.0.1:PORT --write-kubeconfig FILE
         [--control 127.0.0.1:PORT] [--auth cert|token|both] [--token T | --token-file F]
 
 Serves TLS HTTP/1.1 (keep-alive, chunked watches) with the discovery documents, the
@@ -135,6 +135,7 @@ class ApiServer:
         self.connections = set()
         self.watch_handlers = set()
         self.refusing = False
+        self.hidden_groups = frozenset(args.hide_group or ())
         host, port = args.listen.rsplit(":", 1)
         self.host = host.strip("[]")
         self.port = int(port)
@@ -208,12 +209,17 @@ class ApiServer:
             stats = dict(self.stats)
             open_conns = len(self.connections)
             watches = len(self.watch_handlers)
+            by_resource = {}
+            for h in self.watch_handlers:
+                by_resource[h.watch_resource] = by_resource.get(h.watch_resource, 0) + 1
         return {
             "url": self.url,
             "refusing": self.refusing,
             "requests": stats.get("requests", 0),
             "watches_opened": stats.get("watches_opened", 0),
             "watches_open": watches,
+            "watches_open_by_resource": by_resource,
+            "hidden_groups": sorted(self.hidden_groups),
             "connections_open": open_conns,
             "counters": stats,
             "faults": self.faults.snapshot(),
@@ -259,6 +265,12 @@ class ApiServer:
                 f.watch_410_count = (1 if v else 0) if isinstance(v, bool) else int(v)
             if "bookmark_interval" in spec:
                 f.bookmark_interval_s = float(spec["bookmark_interval"])
+        if "hide_groups" in spec:
+            before = self.hidden_groups
+            self.hidden_groups = frozenset(spec["hide_groups"] or ())
+            # Removing a CRD ends the watches on it.
+            done["watches_ended"] = sum(self.store.signal_watchers(Watcher.END, g)
+                                        for g in self.hidden_groups - before)
         if spec.get("compact"):
             self.store.compact()
             done["compacted_at"] = self.store.rv
@@ -336,7 +348,7 @@ class ControlHandler(BaseHTTPRequestHandler):
                 return self._reply(200, {"done": done, "state": standin.state()})
             if self.path == "/reset":
                 standin.apply_faults({"status": 0, "delay_ms": 0, "watch_410": 0,
-                                      "refuse": False})
+                                      "refuse": False, "hide_groups": []})
                 return self._reply(200, standin.state())
             if self.path == "/objects":
                 n = standin.load(body.get("items", []))
@@ -376,13 +388,42 @@ def parse_args(argv):
                    help="events kept for watch resumption; older resourceVersions get 410")
     p.add_argument("--bookmark-interval", type=float, default=DEFAULT_BOOKMARK_INTERVAL_S,
                    help="seconds between BOOKMARK events on watches that allow them (0: never)")
+    p.add_argument("--hide-group", action="append", metavar="GROUP",
+                   help="serve GROUP as if its CRDs were not installed (404); repeatable; "
+                   "changeable at runtime with {\"hide_groups\": [...]}")
+    p.add_argument("--serviceaccount-dir", default=None, metavar="DIR",
+                   help="write DIR/{token,ca.crt,namespace} like /var/run/secrets/kubernetes.io/"
+                   "serviceaccount; DIR/token becomes the --token-file unless one is given")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return p.parse_args(argv)
 
 
+def write_serviceaccount(directory, args, ca_path):
+    """Lay out an in-cluster service-account directory; returns the token file path."""
+    os.makedirs(directory, exist_ok=True)
+    token_path = os.path.join(directory, "token")
+    if not os.path.exists(token_path):
+        with open(token_path, "w") as f:
+            f.write(args.token or secrets.token_hex(16))
+    with open(ca_path, "rb") as src, open(os.path.join(directory, "ca.crt"), "wb") as dst:
+        dst.write(src.read())
+    with open(os.path.join(directory, "namespace"), "w") as f:
+        f.write("default")
+    return token_path
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.serviceaccount_dir and not args.token_file:
+        # The token must exist before the server reads it; the CA is copied after the PKI exists.
+        os.makedirs(args.serviceaccount_dir, exist_ok=True)
+        args.token_file = os.path.join(args.serviceaccount_dir, "token")
+        if not os.path.exists(args.token_file):
+            with open(args.token_file, "w") as f:
+                f.write(args.token or secrets.token_hex(16))
     standin = ApiServer(args)
+    if args.serviceaccount_dir:
+        write_serviceaccount(args.serviceaccount_dir, args, standin.pki["ca.crt"])
     standin.start()
     control = None
     if args.control:

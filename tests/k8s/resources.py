@@ -75,11 +75,14 @@ RESOURCES = [
 ]
 
 
-def group_versions():
+def group_versions(hidden=()):
     """Ordered (group, version) pairs; order is kubectl's priority for ambiguous names
-    (`kubectl get serviceimports` means flomesh.io's, as listed first)."""
+    (`kubectl get serviceimports` means flomesh.io's, as listed first). Groups in `hidden`
+    are left out, as if their CRDs were not installed."""
     seen = []
     for r in RESOURCES:
+        if r.group in hidden:
+            continue
         if (r.group, r.version) not in seen:
             seen.append((r.group, r.version))
     return seen
@@ -104,9 +107,9 @@ def api_versions(server_address):
     }
 
 
-def api_group_list():
+def api_group_list(hidden=()):
     groups = []
-    for group, version in group_versions():
+    for group, version in group_versions(hidden):
         if not group:
             continue
         gv = {"groupVersion": f"{group}/{version}", "version": version}
@@ -114,8 +117,8 @@ def api_group_list():
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(group):
-    for g in api_group_list()["groups"]:
+def api_group(group, hidden=()):
+    for g in api_group_list(hidden)["groups"]:
         if g["name"] == group:
             return dict(g, kind="APIGroup", apiVersion="v1")
     return None
@@ -245,9 +248,9 @@ def openapi_v3_document(group, version):
     }
 
 
-def openapi_v3_index():
+def openapi_v3_index(hidden=()):
     paths = {}
-    for group, version in group_versions():
+    for group, version in group_versions(hidden):
         doc = json.dumps(openapi_v3_document(group, version), sort_keys=True).encode()
         digest = hashlib.sha512(doc).hexdigest()[:64].upper()
         key = _openapi_path_key(group, version)

@@ -41,7 +41,8 @@ class StandIn:
 
     def __init__(self, auth="both", token=None, token_file=None, kubeconfig_token_file=False,
                  kubeconfig_style="data", history=None, bookmark_interval=None, port=0,
-                 certs_dir=None, workdir=None, verbose=False, extra_args=()):
+                 certs_dir=None, workdir=None, verbose=False, hide_groups=(),
+                 serviceaccount_dir=None, extra_args=()):
         self.auth = auth
         self._owns_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="sluice-standin-")
@@ -65,6 +66,13 @@ class StandIn:
             self.args += ["--bookmark-interval", str(bookmark_interval)]
         if verbose:
             self.args.append("--verbose")
+        for group in hide_groups:
+            self.args += ["--hide-group", group]
+        self.serviceaccount_dir = serviceaccount_dir
+        if serviceaccount_dir:
+            self.args += ["--serviceaccount-dir", serviceaccount_dir]
+            if not token_file:
+                self.token_file = os.path.join(serviceaccount_dir, "token")
         self.args += list(extra_args)
         self.proc = None
         self.url = self.control_url = None
@@ -101,6 +109,11 @@ class StandIn:
             if line.startswith("apiserver ready on "):
                 self.url = line.split(" on ", 1)[1].strip()
                 return
+
+    def incluster_env(self):
+        """The environment variables a pod sees for its API server (use with serviceaccount_dir,
+        which holds the token, ca.crt and namespace files)."""
+        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.port)}
 
     def _kubeconfig_value(self, key):
         with open(self.kubeconfig) as f:
@@ -190,6 +203,12 @@ class StandIn:
 
     def state(self):
         return self.control("/state")
+
+    def wait_watching(self, resource, count=1, timeout=10):
+        """Wait until `count` watches on `resource` (e.g. "services",
+        "globaltrafficpolicies.flomesh.io") are open: a client is ready for events."""
+        return wait_for(lambda: self.state()["watches_open_by_resource"].get(resource, 0) >= count,
+                        timeout=timeout, what=f"{count} watch(es) on {resource}")
 
     def load(self, items):
         """Create or replace objects directly, bypassing HTTPS (bulk set-up)."""

@@ -357,6 +357,14 @@ class Store:
                     raise ApiError(400, f"invalid resource version: {rv_param!r}") from exc
                 if since < self.floor:
                     raise expired(f"too old resource version: {since} ({self.floor + 1})")
+                if since > self.rv:
+                    # What the real server answers after waiting ~3 s for its cache to catch
+                    # up; client-go relists on it (a restarted stand-in starts at a low RV).
+                    raise ApiError(504, f"Timeout: Too large resource version: {since}, current: "
+                                   f"{self.rv}", "Timeout",
+                                   {"causes": [{"reason": "ResourceVersionTooLarge",
+                                                "message": "Too large resource version"}],
+                                    "retryAfterSeconds": 1})
                 replay = []
                 for ev in reversed(self.history):
                     if ev.rv <= since:
@@ -384,11 +392,13 @@ class Store:
             self.history.clear()
             self.floor = self.rv
 
-    def signal_watchers(self, what):
+    def signal_watchers(self, what, group=None):
+        """Send DROP or END to every open watch (of `group` only, when given)."""
         with self.lock:
-            for w in list(self.watchers):
+            chosen = [w for w in self.watchers if group is None or w.res.group == group]
+            for w in chosen:
                 w.signal(what)
-            return len(self.watchers)
+            return len(chosen)
 
     def counts(self):
         with self.lock:

@@ -282,7 +282,7 @@ class KubectlTest(SharedServer):
         self.make_namespace("watched")
         proc = api.kubectl_popen("get", "gtp", "-n", "watched", "--watch", "-o", "name")
         try:
-            wait_for(lambda: api.state()["watches_open"] > 0, what="kubectl's watch")
+            api.wait_watching("globaltrafficpolicies.flomesh.io")
             gtp = {"apiVersion": "flomesh.io/v1alpha1", "kind": "GlobalTrafficPolicy",
                    "metadata": {"name": "seen", "namespace": "watched"},
                    "spec": {"lbType": "Locality"}}
@@ -584,6 +584,54 @@ class FaultTest(unittest.TestCase):
         after = api.state()
         self.assertEqual(after["requests"] - before["requests"], 2)
         self.assertEqual(after["watches_opened"] - before["watches_opened"], 1)
+
+
+class MoreContractTest(unittest.TestCase):
+    def test_hidden_group_is_404_until_installed(self):
+        with StandIn(hide_groups=["multicluster.x-k8s.io"]) as api:
+            path = "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/default/serviceimports"
+            self.assertEqual(api.request("GET", path)[0], 404)
+            _, groups = api.request("GET", "/apis")
+            self.assertNotIn("multicluster.x-k8s.io", [g["name"] for g in groups["groups"]])
+            res = api.kubectl("get", "serviceimports.multicluster.x-k8s.io", check=False)
+            self.assertNotEqual(res.returncode, 0)
+            api.fault(hide_groups=[])
+            self.assertEqual(api.request("GET", path)[0], 200)
+            api.kubectl("get", "serviceimports.multicluster.x-k8s.io")
+            # Hiding it again ends the watches on it, as removing a CRD does.
+            conn = api.connection()
+            conn.request("GET", path + "?watch=1")
+            resp = conn.getresponse()
+            api.wait_watching("serviceimports.multicluster.x-k8s.io")
+            self.assertEqual(api.fault(hide_groups=["multicluster.x-k8s.io"])["done"]
+                             ["watches_ended"], 1)
+            self.assertEqual(resp.read(), b"")
+            conn.close()
+
+    def test_too_large_resource_version_is_504(self):
+        with StandIn() as api:
+            status, err = api.request("GET", "/api/v1/services?watch=1&resourceVersion=999999")
+            self.assertEqual((status, err["reason"]), (504, "Timeout"))
+            self.assertEqual(err["details"]["causes"][0]["reason"], "ResourceVersionTooLarge")
+
+    def test_serviceaccount_dir_for_in_cluster_clients(self):
+        with tempfile.TemporaryDirectory() as sa, StandIn(auth="token", serviceaccount_dir=sa) as api:
+            self.assertEqual(sorted(os.listdir(sa)), ["ca.crt", "namespace", "token"])
+            self.assertEqual(open(os.path.join(sa, "namespace")).read(), "default")
+            token = open(os.path.join(sa, "token")).read().strip()
+            ctx = ssl.create_default_context(cafile=os.path.join(sa, "ca.crt"))
+            env = api.incluster_env()
+            conn = http.client.HTTPSConnection(env["KUBERNETES_SERVICE_HOST"],
+                                               int(env["KUBERNETES_SERVICE_PORT"]), context=ctx)
+            conn.request("GET", "/api/v1/services", headers={"Authorization": f"Bearer {token}"})
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+            with open(os.path.join(sa, "token"), "w") as f:
+                f.write("rotated")
+            self.assertEqual(api.request("GET", "/api", auth=None,
+                                         headers={"Authorization": "Bearer rotated"})[0], 200)
+            self.assertEqual(api.request("GET", "/api", auth=None,
+                                         headers={"Authorization": f"Bearer {token}"})[0], 401)
 
 
 class FixtureTest(unittest.TestCase):
