@@ -39,7 +39,76 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// Follows the parser's events to know the path of each key, for duplicates.
+class DuplicateKeyFinder {
+ public:
+  explicit DuplicateKeyFinder(std::vector<std::string>& paths) : paths_(paths) {}
+
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames_.emplace_back().array = false; break;
+      case json::parse_event_t::array_start: frames_.emplace_back().array = true; break;
+      case json::parse_event_t::key: {
+        Frame& top = frames_.back();
+        top.key = parsed.get<std::string>();
+        if (!top.keys.insert(top.key).second) paths_.push_back(path());
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        next_element();
+        break;
+      case json::parse_event_t::value: next_element(); break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array = false;
+    std::size_t index = 0;
+    std::string key;
+    std::set<std::string> keys;
+  };
+
+  void next_element() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+
+  // The path of the current key or element.
+  std::string path() const {
+    std::string p;
+    for (const Frame& f : frames_) p = f.array ? index_path(p, f.index) : join_path(p, f.key);
+    return p;
+  }
+
+  std::vector<std::string>& paths_;  // of the repeated keys
+  std::vector<Frame> frames_;
+};
+
+// nlohmann's message starts with "[json.exception.parse_error.101] "; the
+// rest ("parse error at line 3, column 5: ...") is what a user needs.
+std::string strip_exception_tag(std::string message) {
+  if (!message.empty() && message.front() == '[') {
+    if (const auto end = message.find("] "); end != std::string::npos) message.erase(0, end + 2);
+  }
+  return message;
+}
+
 }  // namespace
+
+std::optional<json> parse_json(std::string_view text, Errors& errors) {
+  std::vector<std::string> duplicates;
+  try {
+    json document = json::parse(text.begin(), text.end(), DuplicateKeyFinder(duplicates));
+    for (const auto& path : duplicates) errors.add(path, "duplicate key");
+    return document;
+  } catch (const json::exception& e) {
+    errors.add("", strip_exception_tag(e.what()));
+    return std::nullopt;
+  }
+}
 
 std::string describe(const json& value) {
   switch (value.type()) {

@@ -40,6 +40,12 @@ struct EnumName {
   E value;
 };
 
+// Parses JSON TEXT. On malformed text adds the parser's message (with line
+// and column) at the document path and returns nullopt. A key repeated within
+// one object is an error too ("listeners[0].port: duplicate key"): JSON
+// parsers keep one of them silently, which hides an edit gone wrong.
+std::optional<json> parse_json(std::string_view text, Errors& errors);
+
 // Short text for a value in messages: strings quoted, numbers as written,
 // "an object", "an array", "null".
 std::string describe(const json& value);

@@ -304,26 +304,12 @@ void parse_document(ObjectReader& r, Config& c) {
   r.objects("routes", c.routes, parse_route);
 }
 
-// nlohmann's message starts with "[json.exception.parse_error.101] "; the
-// rest ("parse error at line 3, column 5: ...") is what a user needs.
-std::string strip_exception_tag(std::string message) {
-  if (!message.empty() && message.front() == '[') {
-    if (const auto end = message.find("] "); end != std::string::npos) message.erase(0, end + 2);
-  }
-  return message;
-}
-
 // JSON text -> Config without validate_config. False (and errors) when the
-// text is not JSON or a key is wrong.
+// text is not JSON.
 bool read_document(std::string_view text, Config& out, Errors& errors) {
-  json document;
-  try {
-    document = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    errors.add("", strip_exception_tag(e.what()));
-    return false;
-  }
-  ObjectReader reader(document, "", errors);
+  const std::optional<json> document = parse_json(text, errors);
+  if (!document) return false;
+  ObjectReader reader(*document, "", errors);
   if (reader.valid()) parse_document(reader, out);
   return true;
 }

@@ -527,3 +527,15 @@ TEST_CASE("the example configs parse cleanly", "[config]") {
     CHECK(each.config);
   }
 }
+
+TEST_CASE("a key repeated in one object is an error", "[config]") {
+  CHECK(errors_of_text(R"({"workers": 1, "workers": 2})") == std::vector<std::string>{"workers: duplicate key"});
+  const std::string text = R"({"listeners": [{"name": "a", "port": 1}, {"name": "b", "port": 2, "port": 3}],
+      "services": [{"name": "s", "clusters": [{"cluster": "a/b/c/d", "endpoints": ["1.2.3.4:1", {"address": "x", "port": 1, "address": "y"}]}]}],
+      "admin": {"port": 9901, "port": 9902}})";
+  CHECK(errors_of_text(text) == std::vector<std::string>{"listeners[1].port: duplicate key",
+                                                        "services[0].clusters[0].endpoints[1].address: duplicate key",
+                                                        "admin.port: duplicate key"});
+  // The same key in different objects is fine.
+  CHECK(parse_config(R"({"listeners": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]})").config);
+}
