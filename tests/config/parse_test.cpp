@@ -520,10 +520,10 @@ TEST_CASE("the example configs parse cleanly", "[config]") {
   REQUIRE_FALSE(c.routes.empty());
   CHECK(c.routes[0].service == "httpbin.httpbin");
 
-  for (const auto& entry : std::filesystem::directory_iterator(examples)) {
-    if (entry.path().extension() != ".json") continue;
-    const ParseResult each = load_config_file(entry.path().string());
-    INFO(entry.path().string() << ": " << json(each.errors).dump());
+  // The other example configs documented in config/README.md.
+  for (const char* name : {"sidecar-failover.json", "gateway.json"}) {
+    const ParseResult each = load_config_file(std::string(examples) + "/" + name);
+    INFO(name << ": " << json(each.errors).dump());
     CHECK(each.config);
   }
 }
