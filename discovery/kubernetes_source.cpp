@@ -1,0 +1,192 @@
+#include "discovery/kubernetes_source.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "discovery/credentials.hpp"
+#include "discovery/merge.hpp"
+#include "discovery/resource_watch.hpp"
+#include "discovery/translate.hpp"
+
+namespace sluice::discovery {
+
+class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(net::io_context& ioc, KubeOptions options, config::ClusterIdentity local, Sink sink)
+      : ioc_(ioc), options_(std::move(options)), local_(std::move(local)), sink_(std::move(sink)),
+        rebuild_timer_(ioc), initial_timer_(ioc) {
+    base_.local = local_;
+  }
+
+  std::string start();
+  void stop();
+  Status status() const;
+
+  void set_base(routing::Model base) {
+    base_ = std::move(base);
+    base_.local = local_;
+    if (started_) mark_dirty();
+  }
+
+  void on_replace(Kind kind, const std::string& name_space, const nlohmann::json& items) override {
+    for (const auto& error : store_.replace(kind, name_space, items)) malformed(error);
+    mark_dirty();
+  }
+
+  void on_event(Kind kind, EventType type, const nlohmann::json& object) override {
+    if (auto error = store_.apply(kind, type, object); !error.empty()) malformed(error);
+    mark_dirty();
+  }
+
+  void on_state_changed() override {
+    if (!synced_once_ && all_synced()) {
+      synced_once_ = true;
+      log(log_info, "kubernetes: initial sync complete");
+    }
+    if (any_stale() != published_stale_) mark_dirty();
+  }
+
+  void log(int level, const std::string& message) override {
+    if (options_.log) options_.log(level, message);
+  }
+
+ private:
+  void malformed(const std::string& error) {
+    ++malformed_;
+    log(log_warn, "kubernetes: malformed " + error);
+  }
+
+  bool all_synced() const {
+    for (const auto& w : watches_)
+      if (!w->status().synced && !w->status().absent) return false;
+    return !watches_.empty();
+  }
+
+  bool any_stale() const {
+    for (const auto& w : watches_)
+      if (w->status().stale && !w->status().absent) return true;
+    return false;
+  }
+
+  // Coalescing: the first change arms the timer; later ones within the window ride along.
+  void mark_dirty() {
+    if (rebuild_pending_ || stopped_ || !started_) return;
+    rebuild_pending_ = true;
+    rebuild_timer_.expires_after(options_.coalesce);
+    rebuild_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (!self || ec) return;
+      self->rebuild_pending_ = false;
+      self->rebuild();
+    });
+  }
+
+  void rebuild() {
+    if (stopped_) return;
+    // Until every resource has listed once, a partial picture would route wrongly (services without
+    // their endpoints yet); wait, unless the initial sync takes too long.
+    if (!synced_once_ && !initial_timeout_passed_) return;
+    bool stale = any_stale() || !synced_once_;
+    Translation t = translate(store_, translate_options_);
+    services_ = t.services.size();
+    routing::Model model = merge_model(base_, std::move(t), stale);
+    published_stale_ = stale;
+    ++publishes_;
+    if (sink_) sink_(std::move(model));
+  }
+
+  net::io_context& ioc_;
+  KubeOptions options_;
+  config::ClusterIdentity local_;
+  Sink sink_;
+  routing::Model base_;
+  ObjectStore store_;
+  TranslateOptions translate_options_;
+  std::vector<std::shared_ptr<ResourceWatch>> watches_;
+  net::steady_timer rebuild_timer_;
+  net::steady_timer initial_timer_;
+  std::string origin_;
+  bool started_ = false;
+  bool stopped_ = false;
+  bool rebuild_pending_ = false;
+  bool synced_once_ = false;
+  bool initial_timeout_passed_ = false;
+  bool published_stale_ = false;
+  std::uint64_t publishes_ = 0;
+  std::uint64_t malformed_ = 0;
+  std::uint64_t services_ = 0;
+};
+
+std::string KubernetesSource::Impl::start() {
+  if (started_) return {};
+  CredentialsResult creds = load_credentials(options_);
+  if (!creds.credentials) return "kubernetes: " + creds.error;
+  std::string error;
+  auto tls = make_tls_context(*creds.credentials, error);
+  if (!tls) return "kubernetes: " + creds.credentials->origin + ": " + error;
+  origin_ = creds.credentials->origin;
+  translate_options_.local = local_;
+  translate_options_.sidecar_listeners = options_.sidecar_listeners;
+  translate_options_.gateway_listeners = options_.gateway_listeners;
+  translate_options_.home_namespace = creds.credentials->default_namespace;
+  auto credentials = std::make_shared<const Credentials>(std::move(*creds.credentials));
+
+  std::vector<std::string> namespaces = options_.namespaces;
+  if (namespaces.empty()) namespaces.push_back("");  // cluster-wide
+  for (const auto& info : watched_resources())
+    for (const auto& ns : namespaces)
+      watches_.push_back(std::make_shared<ResourceWatch>(ioc_.get_executor(), info, ns, credentials, tls, options_,
+                                                         std::weak_ptr<WatchSink>(shared_from_this())));
+  started_ = true;
+  log(log_info, "kubernetes: watching " + std::string(options_.namespaces.empty() ? "all namespaces" : "namespaces") +
+                    " via " + origin_);
+  for (auto& w : watches_) w->start();
+  initial_timer_.expires_after(options_.initial_sync_timeout);
+  initial_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (!self || ec || self->synced_once_) return;
+    self->initial_timeout_passed_ = true;
+    self->log(log_warn, "kubernetes: initial sync incomplete; publishing what is known, flagged stale");
+    self->mark_dirty();
+  });
+  return {};
+}
+
+void KubernetesSource::Impl::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  rebuild_timer_.cancel();
+  initial_timer_.cancel();
+  for (auto& w : watches_) w->stop();
+}
+
+Status KubernetesSource::Impl::status() const {
+  Status s;
+  s.origin = origin_;
+  s.started = started_ && !stopped_;
+  s.has_synced_once = synced_once_;
+  s.stale = any_stale();
+  s.publishes = publishes_;
+  s.malformed_objects = malformed_;
+  s.services = services_;
+  for (const auto& w : watches_) {
+    ResourceStatus r = w->status();
+    r.objects = store_.count(w->info().kind);
+    s.resources.push_back(std::move(r));
+  }
+  return s;
+}
+
+KubernetesSource::KubernetesSource(net::io_context& control_ioc, KubeOptions options, config::ClusterIdentity local,
+                                   Sink sink)
+    : impl_(std::make_shared<Impl>(control_ioc, std::move(options), std::move(local), std::move(sink))) {}
+
+KubernetesSource::~KubernetesSource() { impl_->stop(); }
+
+void KubernetesSource::set_base(routing::Model base) { impl_->set_base(std::move(base)); }
+std::string KubernetesSource::start() { return impl_->start(); }
+void KubernetesSource::stop() { impl_->stop(); }
+Status KubernetesSource::status() const { return impl_->status(); }
+
+}  // namespace sluice::discovery
