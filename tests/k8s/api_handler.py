@@ -234,6 +234,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise ApiError(405, f"the server does not allow this method on {res.qualified}",
                            "MethodNotAllowed")
         if method == "GET":
+            if _truthy(self.query.get("watch", "")):
+                # The deprecated single-object watch form: a field selector on the name.
+                return self._watch(res, ns, name)
             self.server.standin.count("get")
             return self._send_json(200, store.get(res, ns, name))
         if method == "PUT":
@@ -337,7 +340,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
 
-    def _watch(self, res, ns):
+    def _watch(self, res, ns, name=None):
         standin = self.server.standin
         standin.count("watch")
         if standin.faults.take_watch_410():
@@ -350,6 +353,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         bookmarks = _truthy(self.query.get("allowWatchBookmarks", ""))
         initial_end = _truthy(self.query.get("sendInitialEvents", ""))
         labels, fields = self._selectors()
+        if name is not None:
+            fields.append(("metadata.name", "=", name))
         rv = None if initial_end else self.query.get("resourceVersion")
         try:
             w = standin.store.watch(res, ns, labels, fields, rv)

@@ -84,9 +84,12 @@ class TlsServer(ThreadingHTTPServer):
     accept(); every connection is tracked so faults can cut them."""
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, address, standin):
         self.standin = standin
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, ApiHandler)
 
     def finish_request(self, request, client_address):

@@ -42,7 +42,7 @@ class StandIn:
     def __init__(self, auth="both", token=None, token_file=None, kubeconfig_token_file=False,
                  kubeconfig_style="data", history=None, bookmark_interval=None, port=0,
                  certs_dir=None, workdir=None, verbose=False, hide_groups=(),
-                 serviceaccount_dir=None, extra_args=()):
+                 serviceaccount_dir=None, host="127.0.0.1", extra_args=()):
         self.auth = auth
         self._owns_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="sluice-standin-")
@@ -51,7 +51,9 @@ class StandIn:
         self.certs_dir = certs_dir or os.path.join(self.workdir, "pki")
         self.log_path = os.path.join(self.workdir, "apiserver.log")
         self.token_file = token_file
-        self.args = [PYTHON, APISERVER, "--listen", f"127.0.0.1:{port}", "--control", "127.0.0.1:0",
+        self.host = host
+        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.args = [PYTHON, APISERVER, "--listen", listen, "--control", "127.0.0.1:0",
                      "--write-kubeconfig", self.kubeconfig, "--auth", auth,
                      "--certs-dir", self.certs_dir, "--kubeconfig-style", kubeconfig_style]
         if token:
@@ -113,7 +115,7 @@ class StandIn:
     def incluster_env(self):
         """The environment variables a pod sees for its API server (use with serviceaccount_dir,
         which holds the token, ca.crt and namespace files)."""
-        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.port)}
+        return {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self.port)}
 
     def _kubeconfig_value(self, key):
         with open(self.kubeconfig) as f:
@@ -224,7 +226,7 @@ class StandIn:
 
     def connection(self, auth="cert", timeout=20):
         """An http.client connection; auth: "cert", "token" or None (no credentials)."""
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+        conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
                                            context=self.ssl_context(client_cert=(auth == "cert")))
         conn.standin_auth = auth
         return conn

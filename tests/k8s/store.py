@@ -217,8 +217,11 @@ class Store:
 
     def _update(self, res, key, obj, prev):
         meta = obj["metadata"]
-        for kept in ("uid", "creationTimestamp"):
-            meta[kept] = prev["metadata"][kept]
+        for kept in ("uid", "creationTimestamp", "deletionTimestamp"):
+            if kept in prev["metadata"]:
+                meta[kept] = prev["metadata"][kept]
+            else:
+                meta.pop(kept, None)
         generation = prev["metadata"].get("generation", 1)
         if obj.get("spec") != prev.get("spec"):
             generation += 1
@@ -227,6 +230,9 @@ class Store:
         self._stamp(obj)
         self.objects[res.key][key] = obj
         self._commit(res, key[0], key[1], "MODIFIED", obj, prev)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # The last finalizer is gone: the pending deletion completes now.
+            return self._delete_locked(res, key)
         return obj
 
     def patch(self, res, ns, name, patch_fn, create_if_missing=False):
@@ -268,6 +274,17 @@ class Store:
                     if other.namespaced:
                         for okey in [k for k in self.objects[other.key] if k[0] == name]:
                             self._delete_locked(other, okey)
+            if prev["metadata"].get("finalizers"):
+                # Finalizers hold the object: it is only marked, as the real server does.
+                if prev["metadata"].get("deletionTimestamp"):
+                    return prev
+                marked = copy.deepcopy(prev)
+                marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+                marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                self._stamp(marked)
+                self.objects[res.key][key] = marked
+                self._commit(res, key[0], key[1], "MODIFIED", marked, prev)
+                return marked
             return self._delete_locked(res, key)
 
     def _delete_locked(self, res, key):

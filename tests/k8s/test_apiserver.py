@@ -608,6 +608,15 @@ class MoreContractTest(unittest.TestCase):
             self.assertEqual(resp.read(), b"")
             conn.close()
 
+    def test_ipv6_listen_and_kubeconfig_with_file_paths(self):
+        with StandIn(kubeconfig_style="files", host="::1") as api:
+            self.assertTrue(api.url.startswith("https://[::1]:"), api.url)
+            self.assertEqual(api.request("GET", "/version")[0], 200)
+            text = open(api.kubeconfig).read()
+            self.assertIn(f"certificate-authority: {api.pki['ca.crt']}", text)
+            self.assertIn("client-key: ", text)
+            self.assertIn("default", api.kubectl("get", "ns").stdout)
+
     def test_too_large_resource_version_is_504(self):
         with StandIn() as api:
             status, err = api.request("GET", "/api/v1/services?watch=1&resourceVersion=999999")
@@ -632,6 +641,39 @@ class MoreContractTest(unittest.TestCase):
                                          headers={"Authorization": "Bearer rotated"})[0], 200)
             self.assertEqual(api.request("GET", "/api", auth=None,
                                          headers={"Authorization": f"Bearer {token}"})[0], 401)
+
+
+class LifecycleTest(SharedServer):
+    def test_finalizers_hold_a_deleted_object_until_removed(self):
+        api = self.api
+        doc = service("held", "default")
+        doc["metadata"]["finalizers"] = ["example.com/hold"]
+        _, created = api.request("POST", SVC.format(ns="default"), doc)
+        status, marked = api.request("DELETE", SVC.format(ns="default") + "/held")
+        self.assertEqual(status, 200)
+        self.assertTrue(marked["metadata"].get("deletionTimestamp"))
+        self.assertEqual(api.request("GET", SVC.format(ns="default") + "/held")[0], 200)
+        status, _ = api.request("PATCH", SVC.format(ns="default") + "/held",
+                                json.dumps({"metadata": {"finalizers": None}}),
+                                headers={"Content-Type": "application/merge-patch+json"})
+        self.assertEqual(status, 200)
+        self.assertEqual(api.request("GET", SVC.format(ns="default") + "/held")[0], 404)
+        rv = int(created["metadata"]["resourceVersion"]) - 1
+        events, _ = api.watch(SVC.format(ns="default") + f"?watch=1&resourceVersion={rv}"
+                              "&fieldSelector=metadata.name%3Dheld",
+                              until=lambda ev: ev[-1]["type"] == "DELETED")
+        self.assertEqual([e["type"] for e in events], ["ADDED", "MODIFIED", "MODIFIED", "DELETED"])
+        self.assertTrue(events[1]["object"]["metadata"]["deletionTimestamp"])
+
+    def test_single_object_watch_form(self):
+        api = self.api
+        _, lst = api.request("GET", SVC.format(ns="default"))
+        rv = lst["metadata"]["resourceVersion"]
+        api.request("POST", SVC.format(ns="default"), service("other-one"))
+        api.request("POST", SVC.format(ns="default"), service("this-one"))
+        events, _ = api.watch(SVC.format(ns="default") + f"/this-one?watch=1&resourceVersion={rv}"
+                              "&timeoutSeconds=1")
+        self.assertEqual([e["object"]["metadata"]["name"] for e in events], ["this-one"])
 
 
 class FixtureTest(unittest.TestCase):
