@@ -3,7 +3,9 @@ of discovery / OpenAPI / resource URLs, and the chunked watch stream."""
 
 import json
 import queue
+import select
 import socket
+import ssl
 import sys
 import time
 import traceback
@@ -18,6 +20,7 @@ from store import Watcher
 DEFAULT_WATCH_TIMEOUT_S = 1800      # kube-apiserver's --min-request-timeout
 IDLE_TIMEOUT_S = 300                # an idle keep-alive connection is closed after this
 MAX_BODY_BYTES = 16 * 1024 * 1024
+DISCONNECT_POLL_S = 0.5             # how often an idle watch checks that its client is still there
 
 
 def _truthy(value):
@@ -386,6 +389,28 @@ class ApiHandler(BaseHTTPRequestHandler):
         return self._event("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
                                         "metadata": meta})
 
+    def _client_gone(self):
+        """True when the client closed its end of an idle watch. Clients send nothing while a
+        watch runs, so a readable socket means EOF (or bytes we cannot stay in sync with)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        if not readable:
+            return False
+        self.connection.settimeout(0.05)
+        try:
+            data = self.connection.recv(1)
+        except (socket.timeout, ssl.SSLWantReadError):
+            return False
+        except OSError:
+            return True
+        finally:
+            self.connection.settimeout(self.timeout)
+        if data:
+            self.close_connection = True
+        return not data
+
     def _pump(self, res, w, timeout, bookmarks, pending_initial):
         standin = self.server.standin
         start = time.monotonic()
@@ -402,9 +427,13 @@ class ApiHandler(BaseHTTPRequestHandler):
             wake = deadline
             if bookmarks and interval > 0:
                 wake = min(wake, next_bookmark)
+            wake = min(wake, now + DISCONNECT_POLL_S)
             try:
                 kind, obj = w.queue.get(timeout=max(wake - now, 0.001))
             except queue.Empty:
+                if self._client_gone():
+                    self.close_connection = True
+                    return
                 if bookmarks and interval > 0 and time.monotonic() >= next_bookmark:
                     rv = standin.store.bookmark_rv(w)
                     if rv is not None:

@@ -539,6 +539,15 @@ class FaultTest(unittest.TestCase):
             tls.close()
         wait_for(lambda: api.state()["watches_open"] == 0, what="watch to close")
 
+    def test_a_watch_whose_client_left_is_closed(self):
+        api = self.api
+        tls = api.ssl_context().wrap_socket(socket.create_connection(("127.0.0.1", api.port), 10),
+                                            server_hostname="127.0.0.1")
+        tls.sendall(b"GET /api/v1/services?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        api.wait_watching("services")
+        tls.close()
+        wait_for(lambda: api.state()["watches_open"] == 0, timeout=5, what="the watch to end")
+
     def test_refuse_then_reopen_on_the_same_port(self):
         api = self.api
         api.request("POST", SVC.format(ns="default"), service("kept"))
