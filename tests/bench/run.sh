@@ -39,7 +39,13 @@ need_tools() {
 build() {
   cd "$root"
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-    meson setup "$BUILD_DIR" -Dbench=true -Dbuildtype=release >/dev/null
+    if ! meson setup "$BUILD_DIR" -Dbench=true -Dbuildtype=release >"/tmp/bench-setup.$$.log" 2>&1; then
+      cat "/tmp/bench-setup.$$.log" >&2
+      rm -f "/tmp/bench-setup.$$.log"
+      echo "run.sh: meson setup $BUILD_DIR failed" >&2
+      exit 1
+    fi
+    rm -f "/tmp/bench-setup.$$.log"
   fi
   meson configure "$BUILD_DIR" -Dbench=true >/dev/null
   for target in "$@"; do
