@@ -328,9 +328,10 @@ class Store:
             state = self.objects[res.key]
             if continue_token:
                 try:
-                    tok = json.loads(base64.b64decode(continue_token))
+                    padded = continue_token + "=" * (-len(continue_token) % 4)
+                    tok = json.loads(base64.urlsafe_b64decode(padded))
                     list_rv, start = int(tok["rv"]), tuple(tok["start"])
-                except (ValueError, KeyError, TypeError) as exc:
+                except (ValueError, KeyError, TypeError) as exc:  # binascii.Error is a ValueError
                     raise ApiError(400, f"continue key is not valid: {exc}") from exc
                 state = self._state_at(res, list_rv)
             items = []
@@ -348,10 +349,12 @@ class Store:
                 remaining = len(items) - limit
                 items = items[:limit]
                 last = items[-1]["metadata"]
-                token = base64.b64encode(json.dumps(
+                # URL-safe and unpadded like the real server's tokens, so clients that forget
+                # to escape the query value still work.
+                token = base64.urlsafe_b64encode(json.dumps(
                     {"v": "meta.k8s.io/v1", "rv": list_rv,
                      "start": [last.get("namespace") if res.namespaced else None, last["name"]]}
-                ).encode()).decode()
+                ).encode()).decode().rstrip("=")
             return items, list_rv, token, remaining
 
     # ---- watch --------------------------------------------------------------------------------

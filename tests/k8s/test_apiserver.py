@@ -308,6 +308,7 @@ class ListTest(SharedServer):
         api.request("DELETE", SVC.format(ns="pages") + "/svc-20")
         api.request("POST", SVC.format(ns="pages"), service("svc-99", "pages"))
         token = page["metadata"]["continue"]
+        self.assertRegex(token, r"^[A-Za-z0-9_-]+$")     # URL-safe, unpadded
         pages = 1
         while token:
             status, page = api.request("GET", SVC.format(ns="pages") + f"?limit=10&continue={token}")
@@ -317,6 +318,8 @@ class ListTest(SharedServer):
             pages += 1
         self.assertEqual(pages, 3)
         self.assertEqual(names, [f"svc-{i:02d}" for i in range(25)])
+        status, err = api.request("GET", SVC.format(ns="pages") + "?limit=10&continue=garbage!")
+        self.assertEqual((status, err["reason"]), (400, "BadRequest"))
         _, now = api.request("GET", SVC.format(ns="pages"))
         self.assertIn("svc-99", [i["metadata"]["name"] for i in now["items"]])
         self.assertNotIn("svc-20", [i["metadata"]["name"] for i in now["items"]])
