@@ -196,6 +196,17 @@ struct Kubernetes {
   milliseconds coalesce{50};   // burst of events -> one rebuild
 };
 
+// Between clusters, mTLS is one switch: gateway-role listeners without their
+// own `tls` terminate TLS with cert/key and require client certificates signed
+// by ca_file; connections to a remote cluster's endpoints without their own
+// `tls` use TLS with the same certificate, verifying the peer against ca_file
+// (name: the endpoint's host).
+struct MeshTls {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
 struct Config {
   ClusterIdentity cluster;
   std::uint32_t workers = 0;   // 0: one per core
@@ -209,6 +220,7 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Service> services;
   std::vector<Route> routes;
+  std::optional<MeshTls> mesh_tls;  // JSON "mesh_tls"; absent: plain HTTP between clusters
 };
 
 }  // namespace sluice::config

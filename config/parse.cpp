@@ -115,6 +115,12 @@ void parse_kubernetes(ObjectReader& r, Kubernetes& k) {
   r.duration("coalesce", k.coalesce);
 }
 
+void parse_mesh_tls(ObjectReader& r, MeshTls& t) {
+  r.string("ca_file", t.ca_file, required);
+  r.string("cert_file", t.cert_file, required);
+  r.string("key_file", t.key_file, required);
+}
+
 // --- listeners ---------------------------------------------------------------
 
 void parse_tls_server(ObjectReader& r, TlsServer& t) {
@@ -302,6 +308,7 @@ void parse_document(ObjectReader& r, Config& c) {
   r.objects("listeners", c.listeners, parse_listener);
   r.objects("services", c.services, parse_service);
   r.objects("routes", c.routes, parse_route);
+  r.optional_object("mesh_tls", c.mesh_tls, parse_mesh_tls);
 }
 
 // JSON text -> Config without validate_config. False (and errors) when the
@@ -332,6 +339,11 @@ void resolve_files(Config& c, const std::filesystem::path& base) {
   const auto resolve = [&base](std::string& file) {
     if (!file.empty() && std::filesystem::path(file).is_relative()) file = (base / file).lexically_normal().string();
   };
+  if (c.mesh_tls) {
+    resolve(c.mesh_tls->ca_file);
+    resolve(c.mesh_tls->cert_file);
+    resolve(c.mesh_tls->key_file);
+  }
   for (auto& l : c.listeners) {
     if (!l.tls) continue;
     resolve(l.tls->cert_file);

@@ -107,6 +107,14 @@ class Checker {
     }
   }
 
+  void required_file(const std::string& path, const std::string& file) {
+    if (file.empty()) {
+      add(path, "expected a file name, got \"\"");
+    } else {
+      readable(path, file);
+    }
+  }
+
   void check_cluster_key(const std::string& path, const std::string& key) {
     if (!parse_cluster_key(key)) add(path, "expected a cluster key \"region/zone/group/name\", got " + in_quotes(key));
   }
@@ -140,6 +148,13 @@ class Checker {
       if (!is_ip(config_.admin.address)) add("admin.address", "expected an IP address, got " + in_quotes(config_.admin.address));
       range("admin.port", config_.admin.port, bounds::min_port, bounds::max_port);
     }
+    if (config_.mesh_tls) {
+      const MeshTls& m = *config_.mesh_tls;
+      for (const auto& [key, file] : {std::pair{"ca_file", &m.ca_file}, std::pair{"cert_file", &m.cert_file},
+                                      std::pair{"key_file", &m.key_file}}) {
+        required_file(std::string("mesh_tls.") + key, *file);
+      }
+    }
     const auto& k = config_.kubernetes;
     not_negative("kubernetes.coalesce", k.coalesce);
     for (std::size_t i = 0; i < k.namespaces.size(); ++i) {
@@ -170,13 +185,8 @@ class Checker {
         add("admin.port", endpoint_text(config_.admin.address, config_.admin.port) + " clashes with listener " + in_quotes(l.name));
       }
       if (l.tls) {
-        for (const auto& [key, file] : {std::pair{"cert_file", &l.tls->cert_file}, std::pair{"key_file", &l.tls->key_file}}) {
-          if (file->empty()) {
-            add(at + ".tls." + key, "expected a file name, got \"\"");
-          } else {
-            readable(at + ".tls." + key, *file);
-          }
-        }
+        required_file(at + ".tls.cert_file", l.tls->cert_file);
+        required_file(at + ".tls.key_file", l.tls->key_file);
         if (!l.tls->client_ca_file.empty()) readable(at + ".tls.client_ca_file", l.tls->client_ca_file);
       }
     }

@@ -268,3 +268,31 @@ TEST_CASE("validate_config checks structs built in code", "[config]") {
                       "routes[0].service: no service \"web\" (services are named \"name.namespace\")",
                   });
 }
+
+TEST_CASE("mesh_tls: one switch for mTLS between clusters", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice-mesh-tls-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string pem = (dir / "x.pem").string();
+  std::ofstream(pem) << "x";
+
+  json doc = minimal();
+  CHECK_FALSE(config_of(doc).mesh_tls);
+  doc["mesh_tls"] = {{"ca_file", pem}, {"cert_file", pem}, {"key_file", pem}};
+  const Config c = config_of(doc);
+  REQUIRE(c.mesh_tls);
+  CHECK(c.mesh_tls->ca_file == pem);
+  CHECK(c.mesh_tls->cert_file == pem);
+  CHECK(c.mesh_tls->key_file == pem);
+
+  doc["mesh_tls"].erase("ca_file");
+  only_error(doc, "mesh_tls.ca_file: required");
+  doc["mesh_tls"]["ca_file"] = "/nonexistent/ca.pem";
+  only_error(doc, "mesh_tls.ca_file: cannot read \"/nonexistent/ca.pem\"");
+  doc["mesh_tls"]["ca_file"] = "";
+  only_error(doc, "mesh_tls.ca_file: expected a file name, got \"\"");
+  doc["mesh_tls"] = {{"ca_file", pem}, {"cert_file", pem}, {"key_file", pem}, {"enabled", true}};
+  only_error(doc, "mesh_tls.enabled: unknown key");
+  doc["mesh_tls"] = true;
+  only_error(doc, "mesh_tls: expected an object, got true");
+  std::filesystem::remove_all(dir);
+}
