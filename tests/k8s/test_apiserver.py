@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -281,17 +282,24 @@ class KubectlTest(SharedServer):
         api = self.api
         self.make_namespace("watched")
         proc = api.kubectl_popen("get", "gtp", "-n", "watched", "--watch", "-o", "name")
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                                  daemon=True)
+        reader.start()
         try:
             api.wait_watching("globaltrafficpolicies.flomesh.io")
             gtp = {"apiVersion": "flomesh.io/v1alpha1", "kind": "GlobalTrafficPolicy",
                    "metadata": {"name": "seen", "namespace": "watched"},
                    "spec": {"lbType": "Locality"}}
             api.kubectl("create", "-f", "-", input=json.dumps(gtp))
-            time.sleep(1)
+            wait_for(lambda: "globaltrafficpolicy.flomesh.io/seen\n" in lines, timeout=15,
+                     what="kubectl --watch to print the new object")
         finally:
             proc.terminate()
-            out, err = proc.communicate(timeout=10)
-        self.assertIn("globaltrafficpolicy.flomesh.io/seen", out, err)
+            proc.wait(10)
+            reader.join(5)
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 class ListTest(SharedServer):
