@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
 
 #include <unistd.h>
 
@@ -26,7 +29,8 @@ const char* const everything = R"({
   "access_log": {"enabled": true, "path": "/tmp/access.log"},
   "kubernetes": {"enabled": true, "kubeconfig": "/k/config", "context": "c2", "namespaces": ["httpbin", "curl"], "coalesce": "100ms"},
   "listeners": [
-    {"name": "outbound", "address": "127.0.0.2", "port": 15001, "role": "sidecar"},
+    {"name": "outbound", "address": "127.0.0.2", "port": 15001, "role": "sidecar",
+     "tls": {"cert_file": "/dev/null", "key_file": "/dev/null", "client_ca_file": "/dev/null"}},
     {"name": "gw", "address": "::", "port": 15443, "role": "gateway"}
   ],
   "services": [{
@@ -34,7 +38,7 @@ const char* const everything = R"({
     "clusters": [
       {"cluster": "eu/eu-1a/g1/cluster-2", "endpoints": ["10.0.0.1:8080", {"address": "10.0.0.2", "port": 8081, "weight": 3, "ready": false, "terminating": true}]},
       {"cluster": "eu/eu-1b/g1/cluster-3", "path_prefix": "/httpbin", "endpoints": ["gw.cluster-3.example:443"],
-       "tls": {"ca_file": "", "cert_file": "", "key_file": "", "server_name": "gw.cluster-3"}}
+       "tls": {"ca_file": "/dev/null", "cert_file": "/dev/null", "key_file": "/dev/null", "server_name": "gw.cluster-3"}}
     ],
     "load_balancer": "HashingLoadBalancer",
     "hash": {"on": "header", "name": "x-user"},
@@ -46,6 +50,7 @@ const char* const everything = R"({
     "retry": {"max_retries": 5, "budget_percent": 50, "min_retry_concurrency": 0, "retry_on_5xx": false, "max_pending_per_endpoint": 10},
     "slow_start_window": "0"
   }],
+  "mesh_tls": {"ca_file": "/dev/null", "cert_file": "/dev/null", "key_file": "/dev/null"},
   "routes": [{"listener": "gw", "hosts": ["httpbin.httpbin:8080", "*"], "path": "/httpbin", "path_match": "Exact",
               "service": "httpbin.httpbin", "host_rewrite": "httpbin", "rewrite_from": "/httpbin", "rewrite_to": "/"}]
 })";
@@ -83,6 +88,10 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(c.listeners[0].address == "127.0.0.2");
   CHECK(c.listeners[0].port == 15001);
   CHECK(c.listeners[0].role == Role::sidecar);
+  REQUIRE(c.listeners[0].tls);
+  CHECK(c.listeners[0].tls->cert_file == "/dev/null");
+  CHECK(c.listeners[0].tls->key_file == "/dev/null");
+  CHECK(c.listeners[0].tls->client_ca_file == "/dev/null");
   CHECK(c.listeners[1].address == "::");
   CHECK(c.listeners[1].role == Role::gateway);
 
@@ -105,7 +114,12 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(s.clusters[1].endpoints[0].address == "gw.cluster-3.example");
   CHECK(s.clusters[1].endpoints[0].port == 443);
   REQUIRE(s.clusters[1].tls);
+  CHECK(s.clusters[1].tls->ca_file == "/dev/null");
+  CHECK(s.clusters[1].tls->cert_file == "/dev/null");
+  CHECK(s.clusters[1].tls->key_file == "/dev/null");
   CHECK(s.clusters[1].tls->server_name == "gw.cluster-3");
+  REQUIRE(c.mesh_tls);
+  CHECK(c.mesh_tls->ca_file == "/dev/null");
   CHECK(s.load_balancer == LoadBalancer::hashing);
   CHECK(s.hash.on == HashOn::header);
   CHECK(s.hash.name == "x-user");
@@ -538,4 +552,68 @@ TEST_CASE("a key repeated in one object is an error", "[config]") {
                                                         "admin.port: duplicate key"});
   // The same key in different objects is fine.
   CHECK(parse_config(R"({"listeners": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]})").config);
+}
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void collect_keys(const json& j, std::set<std::string>& keys) {
+  if (j.is_object()) {
+    for (const auto& item : j.items()) {
+      keys.insert(item.key());
+      collect_keys(item.value(), keys);
+    }
+  } else if (j.is_array()) {
+    for (const auto& v : j) collect_keys(v, keys);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("config/README.md documents every key and shows examples/sluice.json as it is", "[config]") {
+  const char* source = std::getenv("SLUICE_SOURCE");
+  REQUIRE(source);
+  const std::string readme = read_file(std::string(source) + "/config/README.md");
+  REQUIRE_FALSE(readme.empty());
+  std::set<std::string> keys;
+  collect_keys(json::parse(everything), keys);
+  for (const auto& key : keys) {
+    INFO(key);
+    CHECK(readme.find("`" + key + "`") != std::string::npos);
+  }
+  const auto start = readme.find("```json\n");
+  REQUIRE(start != std::string::npos);
+  const auto end = readme.find("```", start + 8);
+  CHECK(readme.substr(start + 8, end - start - 8) == read_file(std::string(source) + "/examples/sluice.json"));
+}
+
+// Golden cases: tests/config/cases/NAME.json gives exactly the lines of NAME.errors.
+TEST_CASE("golden error cases", "[config]") {
+  const char* source = std::getenv("SLUICE_SOURCE");
+  REQUIRE(source);
+  const std::filesystem::path dir = std::filesystem::path(source) / "tests/config/cases";
+  std::size_t cases = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    ++cases;
+    auto expected_path = entry.path();
+    expected_path.replace_extension(".errors");
+    std::vector<std::string> expected;
+    std::istringstream lines(read_file(expected_path.string()));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) expected.push_back(line);
+    }
+    const ParseResult r = parse_config(read_file(entry.path().string()));
+    INFO(entry.path().filename().string() << " gave:\n" << [&] {
+      std::string all;
+      for (const auto& e : r.errors) all += e + "\n";
+      return all;
+    }());
+    CHECK(r.errors == expected);
+  }
+  CHECK(cases >= 3);
 }
