@@ -32,9 +32,10 @@ int pick_round_robin(TierView& tier, const Exclusion* ex);
 // Weighted random (binary search over prefix sums; linear when something is excluded).
 int pick_random(const TierView& tier, Rng& rng, const Exclusion* ex);
 
-// Least work, power of two choices: two candidates drawn by weight, the one with fewer requests in flight
-// per unit of weight wins ((active + 1) / weight). With exclusions: the best of all allowed candidates.
-int pick_least_work(const TierView& tier, const ServiceEntry& svc, Rng& rng, const Exclusion* ex);
+// Least work. Equal weights: power of two choices (two distinct candidates at random, the one with fewer
+// requests in flight). Unequal weights (Envoy least_request): smooth weighted round robin over
+// weight / (active + 1). With exclusions and equal weights: the least busy allowed candidate.
+int pick_least_work(TierView& tier, const ServiceEntry& svc, Rng& rng, const Exclusion* ex);
 
 // Consistent hashing (Maglev): the key's slot in the tier's lookup table, built on first use from the
 // candidates' tokens and weights; excluded candidates are skipped by probing the following slots.

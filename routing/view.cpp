@@ -1,6 +1,7 @@
 #include "routing/view.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "routing/health.hpp"
 #include "routing/snapshot.hpp"
@@ -95,6 +96,10 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
       tv.cumulative[k] = sum;
     }
     tv.total_weight = sum;
+    tv.equal_weights = true;
+    for (const auto& c : tv.candidates) {
+      if (std::abs(c.weight - tv.candidates.front().weight) > 1e-9 * c.weight) tv.equal_weights = false;
+    }
     if (!tv.candidates.empty()) view.has_candidates = true;
   }
   view.built = true;

@@ -25,6 +25,7 @@ struct TierView {
   std::vector<Candidate> candidates;  // the tier's healthy endpoints, or all of them in panic
   std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
   double total_weight = 0;
+  bool equal_weights = true;          // all candidates weigh the same (least work uses plain P2C)
   TierLoad load;
   TierHealth health;
   std::shared_ptr<MaglevTable> maglev;  // built on first hashing pick
