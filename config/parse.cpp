@@ -7,7 +7,6 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <iterator>
 
 #include "config/bounds.hpp"
@@ -19,8 +18,6 @@ namespace sluice::config {
 namespace {
 
 using namespace bounds;
-constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
-constexpr double max_double = std::numeric_limits<double>::max();
 
 const auto role_names = {EnumName<Role>{"standalone", Role::standalone},
                          EnumName<Role>{"sidecar", Role::sidecar},
