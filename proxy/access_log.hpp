@@ -1,0 +1,43 @@
+// The access log: one JSON object per request, one line, to stdout or a file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace sluice::proxy {
+
+// What one request did; filled in as it goes and written when it ends.
+struct RequestLog {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::string method;
+  std::string authority;
+  std::string path;
+  std::string client;
+  std::string service;
+  std::string upstream;     // "address:port" of the last attempt, empty when none
+  std::string src_cluster;  // this cluster
+  std::string dst_cluster;  // cluster of the endpoint that answered
+  unsigned tier = 0;
+  unsigned attempts = 0;
+  unsigned status = 0;
+  std::uint64_t bytes_received = 0;  // request body
+  std::uint64_t bytes_sent = 0;      // response body
+  std::string error;                  // proxy-side cause, when the proxy answered
+};
+
+class AccessLog {
+ public:
+  // `path` empty or "-": stdout. Returns false (and sets error) when the file cannot be opened.
+  bool open(const std::string& path, std::string& error);
+  ~AccessLog();
+
+  // Writes one line with a single write(2). Any thread.
+  void write(const RequestLog& entry) const;
+
+ private:
+  int fd_ = 1;
+  bool owned_ = false;
+};
+
+}  // namespace sluice::proxy

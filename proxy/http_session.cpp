@@ -1,0 +1,279 @@
+// Downstream side of a session: heads, limits, routing, local answers.
+// The upstream side (connect, send, relay the response) is in http_session_forward.cpp.
+#include "proxy/http_session.hpp"
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "proxy/access_log.hpp"
+#include "proxy/head_scanner.hpp"
+#include "proxy/logger.hpp"
+#include "proxy/worker.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+bool is_idempotent(http::verb method) {
+  switch (method) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string_view describe(HeadScan s) {
+  switch (s) {
+    case HeadScan::bare_lf: return "bare LF line ending in request head";
+    case HeadScan::obs_fold: return "obsolete line folding in request head";
+    case HeadScan::empty_first_line: return "empty line before the request line";
+    case HeadScan::too_large: return "request head too large";
+    case HeadScan::too_many_headers: return "too many header fields";
+    default: return "malformed request head";
+  }
+}
+
+}  // namespace
+
+HttpSession::HttpSession(Worker& worker, std::shared_ptr<const ListenerInfo> listener, Stream stream,
+                         std::string client_ip)
+    : worker_(worker), listener_(std::move(listener)), stream_(std::move(stream)), client_ip_(std::move(client_ip)) {
+  registration_ = worker_.register_session(this);
+  worker_.stats().downstream_connections.add();
+  worker_.stats().downstream_active_connections.inc();
+}
+
+HttpSession::~HttpSession() {
+  worker_.unregister_session(registration_);
+  worker_.stats().downstream_active_connections.dec();
+}
+
+void HttpSession::on_drain() {
+  close_after_ = true;
+  if (state_ == State::idle) {
+    // Waiting for the next request: nothing is lost by closing now.
+    boost::system::error_code ignored;
+    stream_.transport().socket().close(ignored);
+  }
+}
+
+net::awaitable<void> HttpSession::run() {
+  auto self = shared_from_this();
+  if (auto* tls = stream_.tls()) {
+    stream_.transport().expires_after(worker_.settings().timeouts.request_header);
+    auto [ec] = co_await tls->async_handshake(ssl::stream_base::server, use_nothrow);
+    if (ec) {
+      log::debug("tls handshake from " + client_ip_ + " failed: " + ec.message());
+      co_return;
+    }
+  }
+  for (;;) {
+    if (!co_await read_head()) break;
+    state_ = State::busy;
+    const auto next = co_await handle_request();
+    if (next == Next::close || close_after_) break;
+    first_request_ = false;
+  }
+  co_await close();
+}
+
+// Reads one request head: the first bytes under the idle deadline (the connection may sit idle between
+// requests), the rest under the request-head deadline counted from the first byte (slowloris).
+net::awaitable<bool> HttpSession::read_head() {
+  const auto& settings = worker_.settings();
+  HeadScanner scanner(settings.limits.max_request_header_bytes, settings.limits.max_request_headers);
+  state_ = buffer_.size() == 0 ? State::idle : State::reading_head;
+  if (state_ == State::idle && close_after_) co_return false;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (buffer_.size() != 0 || first_request_) {
+    deadline = std::chrono::steady_clock::now() + settings.timeouts.request_header;
+  }
+  for (;;) {
+    const auto view = std::string_view(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    const auto scan = scanner.scan(view);
+    if (scan == HeadScan::complete) break;
+    if (scan != HeadScan::need_more) {
+      RequestLog log;
+      log.client = client_ip_;
+      log.error = std::string(describe(scan));
+      const bool too_big = scan == HeadScan::too_large || scan == HeadScan::too_many_headers;
+      worker_.stats().bad_requests.add();
+      co_await send_error(too_big ? http::status::request_header_fields_too_large : http::status::bad_request,
+                          log.error, Next::close, log);
+      co_return false;
+    }
+    if (deadline) {
+      stream_.transport().expires_at(*deadline);
+    } else {
+      stream_.transport().expires_after(settings.timeouts.idle);
+    }
+    auto [ec, n] = co_await stream_.visit(
+        [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    if (ec) {
+      if (ec == beast::error::timeout && state_ == State::reading_head) {
+        RequestLog log;
+        log.client = client_ip_;
+        log.error = "request head timeout";
+        co_await send_error(http::status::request_timeout, log.error, Next::close, log);
+      }
+      co_return false;
+    }
+    buffer_.commit(n);
+    if (!deadline) deadline = std::chrono::steady_clock::now() + settings.timeouts.request_header;
+    state_ = State::reading_head;
+  }
+
+  // The raw head is sane; let Beast's parser take it.
+  parser_.emplace();
+  parser_->header_limit(settings.limits.max_request_header_bytes);
+  parser_->body_limit(boost::none);
+  parser_->eager(false);
+  boost::system::error_code ec;
+  const auto used = parser_->put(buffer_.data(), ec);
+  buffer_.consume(used);
+  if (ec || !parser_->is_header_done()) {
+    RequestLog log;
+    log.client = client_ip_;
+    log.error = ec ? "bad request: " + ec.message() : std::string("bad request head");
+    worker_.stats().bad_requests.add();
+    const auto status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                         : http::status::bad_request;
+    co_await send_error(status, log.error, Next::close, log);
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<HttpSession::Next> HttpSession::handle_request() {
+  auto& req = parser_->get();
+  auto& stats = worker_.stats();
+  stats.requests.add();
+  stats.active_requests.inc();
+  struct ActiveGuard {
+    WorkerStats& s;
+    ~ActiveGuard() { s.active_requests.dec(); }
+  } guard{stats};
+
+  RequestLog log;
+  log.method = std::string(req.method_string());
+  log.path = std::string(req.target());
+  log.client = client_ip_;
+  log.src_cluster = worker_.settings().local_cluster;
+  auto host_it = req.find(http::field::host);
+  if (host_it != req.end()) log.authority = std::string(host_it->value());
+
+  if (req.version() != 11 && req.version() != 10) {
+    stats.bad_requests.add();
+    co_return co_await send_error(http::status::http_version_not_supported, "unsupported HTTP version",
+                                  Next::close, log);
+  }
+  if (req.version() == 11 && host_it == req.end()) {
+    stats.bad_requests.add();
+    co_return co_await send_error(http::status::bad_request, "missing Host header", Next::close, log);
+  }
+  if (req.target().empty() || (req.target()[0] != '/' && req.method() != http::verb::options)) {
+    stats.bad_requests.add();
+    co_return co_await send_error(http::status::bad_request, "request target must be origin-form", Next::close,
+                                  log);
+  }
+
+  routing::AttemptState attempt;
+  auto picked = worker_.picker().pick(request_view(log.authority), attempt);
+  log.service = picked.service_id;
+  if (picked.status == routing::PickStatus::no_route) {
+    stats.no_route.add();
+    co_return co_await send_error(http::status::not_found, "no route: " + picked.reason, Next::keep_alive, log);
+  }
+  if (picked.status != routing::PickStatus::ok) {
+    stats.no_endpoint.add();
+    co_return co_await send_error(http::status::service_unavailable, "no endpoint: " + picked.reason,
+                                  Next::keep_alive, log);
+  }
+  co_return co_await forward(std::move(picked), attempt, log);
+}
+
+// Reads the next piece of the request body into body_buf_. `got` is the number of bytes read.
+// Returns false on a read error or a malformed body (e.g. a bad chunk size).
+net::awaitable<bool> HttpSession::read_body_piece(std::size_t& got) {
+  if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
+  auto& body = parser_->get().body();
+  body.data = body_buf_.get();
+  body.size = kBodyBuffer;
+  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  auto [ec, n] = co_await stream_.visit([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
+  got = kBodyBuffer - body.size;
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    log::debug("request body from " + client_ip_ + ": " + ec.message());
+    co_return false;
+  }
+  worker_.stats().bytes_received.add(got);
+  co_return true;
+}
+
+net::awaitable<void> HttpSession::send_continue() {
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  co_await stream_.visit(
+      [&](auto& s) { return net::async_write(s, net::buffer(kContinue.data(), kContinue.size()), use_nothrow); });
+}
+
+net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, std::string_view text, Next next,
+                                                          RequestLog& log) {
+  // A request whose body was not read cannot keep the connection: its bytes would be taken for the next head.
+  if (parser_ && parser_->is_header_done() && !parser_->is_done()) next = Next::close;
+  if (close_after_ || worker_.draining()) next = Next::close;
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::server, "sluice");
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.body() = std::string(text) + "\n";
+  res.keep_alive(next == Next::keep_alive);
+  res.prepare_payload();
+  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  co_await stream_.visit([&](auto& s) { return http::async_write(s, res, use_nothrow); });
+  log.status = static_cast<unsigned>(status);
+  log.error = std::string(text);
+  worker_.stats().responses_by_class[static_cast<unsigned>(status) / 100].add();
+  if (auto* access = worker_.settings().access_log) access->write(log);
+  if (!log.method.empty()) log::debug(log.method + " " + log.path + " -> " + std::to_string(log.status) + " " + log.error);
+  co_return next;
+}
+
+net::awaitable<void> HttpSession::close() {
+  boost::system::error_code ignored;
+  if (auto* tls = stream_.tls()) {
+    stream_.transport().expires_after(std::chrono::seconds(1));
+    co_await tls->async_shutdown(use_nothrow);
+  }
+  stream_.transport().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.transport().close();
+}
+
+bool HttpSession::idempotent() const { return is_idempotent(parser_->get().method()); }
+
+routing::RequestView HttpSession::request_view(const std::string& authority) const {
+  const auto& req = parser_->get();
+  routing::RequestView view;
+  view.listener = listener_->cfg.name;
+  view.host = authority;
+  view.target = req.target();
+  view.method = req.method_string();
+  view.client_address = client_ip_;
+  view.header = [&req](std::string_view name) -> std::string_view {
+    auto it = req.find(name);
+    return it == req.end() ? std::string_view{} : std::string_view(it->value());
+  };
+  return view;
+}
+
+}  // namespace sluice::proxy

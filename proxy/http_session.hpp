@@ -1,0 +1,83 @@
+// One downstream HTTP/1.1 connection: reads request heads (with limits and a
+// slowloris deadline), routes each request, forwards it with bodies streamed
+// both ways, and keeps the connection alive between requests.
+//
+// Written as C++20 coroutines: each protocol step is one `co_await` with its
+// own deadline armed right before it. Runs on its worker's thread only.
+#pragma once
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "proxy/stream.hpp"
+#include "proxy/upstream_pool.hpp"
+#include "routing/picker.hpp"
+
+namespace sluice::proxy {
+
+class Worker;
+struct ListenerInfo;
+struct RequestLog;
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(Worker& worker, std::shared_ptr<const ListenerInfo> listener, Stream stream, std::string client_ip);
+  ~HttpSession();
+
+  // The connection's life: handshake (TLS), then requests until close. Worker thread.
+  net::awaitable<void> run();
+
+  // Drain: close now when idle between requests; otherwise close after the current response.
+  void on_drain();
+
+ private:
+  static constexpr std::size_t kBodyBuffer = 64 * 1024;  // relay buffer for bodies, both ways
+
+  enum class State { reading_head, busy, idle };
+  enum class SendResult { ok, upstream_failed, downstream_failed };
+  enum class Next { keep_alive, close };
+  using request_parser = http::request_parser<http::buffer_body>;
+  using response_parser = http::response_parser<http::buffer_body>;
+
+  // One step per function.
+  net::awaitable<bool> read_head();
+  net::awaitable<Next> handle_request();
+  net::awaitable<Next> forward(routing::PickResult picked, routing::AttemptState& attempt, RequestLog& log);
+  net::awaitable<bool> read_body_piece(std::size_t& got);
+  net::awaitable<void> send_continue();
+  net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log);
+  net::awaitable<void> close();
+
+  bool idempotent() const;
+  routing::RequestView request_view(const std::string& authority) const;
+
+  // Upstream side (http_session_forward.cpp).
+  net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
+                                                              std::string& error);
+  net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
+                                          std::size_t first_piece, bool& body_streamed, std::string& error);
+  net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
+                                      const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
+
+  Worker& worker_;
+  std::shared_ptr<const ListenerInfo> listener_;
+  Stream stream_;
+  std::string client_ip_;
+  beast::flat_buffer buffer_;
+  std::optional<request_parser> parser_;
+  std::unique_ptr<char[]> body_buf_;  // relay buffer, allocated on the first body
+  State state_ = State::reading_head;
+  bool first_request_ = true;
+  bool close_after_ = false;
+  std::list<HttpSession*>::iterator registration_;
+};
+
+}  // namespace sluice::proxy

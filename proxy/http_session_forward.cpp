@@ -1,0 +1,317 @@
+// Upstream side of a session: attempts (with retries), connecting or reusing a
+// pooled connection, streaming the request, relaying the response.
+//
+// Bodies are never held whole: one relay buffer moves each piece from one side
+// to the other (Beast's buffer_body relay, made asynchronous). The first piece
+// of a request body is read before the upstream is chosen for good, so a bad
+// chunked body is refused before anything is forwarded, and a request whose
+// body fits in that piece can still be retried on another endpoint.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "proxy/access_log.hpp"
+#include "proxy/forward_headers.hpp"
+#include "proxy/http_session.hpp"
+#include "proxy/logger.hpp"
+#include "proxy/worker.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+bool status_retriable(unsigned status) { return status == 502 || status == 503 || status == 504; }
+
+std::string endpoint_text(const routing::PickResult& p) { return p.address + ":" + std::to_string(p.port); }
+
+bool expects_continue(const http::request<http::buffer_body>& req) {
+  auto it = req.find(http::field::expect);
+  return req.version() == 11 && it != req.end() && beast::iequals(it->value(), "100-continue");
+}
+
+}  // namespace
+
+net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picked, routing::AttemptState& attempt,
+                                                       RequestLog& log) {
+  auto& req = parser_->get();
+  auto& stats = worker_.stats();
+  auto& picker = worker_.picker();
+
+  std::size_t first_piece = 0;
+  if (!parser_->is_done()) {
+    if (expects_continue(req)) co_await send_continue();
+    if (!co_await read_body_piece(first_piece)) {
+      picker.finish(picked, routing::Outcome::local_abort);
+      stats.bad_requests.add();
+      co_return co_await send_error(http::status::bad_request, "malformed request body", Next::close, log);
+    }
+  }
+  log.bytes_received = first_piece;
+  // The whole body is in hand: the request can be replayed on another endpoint.
+  const bool body_in_hand = parser_->is_done();
+  std::string failure;  // the last attempt's failure, for the error body
+
+  for (;;) {
+    log.attempts = attempt.attempt + 1;
+    log.upstream = endpoint_text(picked);
+    log.dst_cluster = picked.cluster;
+    log.tier = picked.tier;
+
+    routing::Outcome outcome = routing::Outcome::success;
+    unsigned status = 0;
+    bool body_streamed = false;
+    std::unique_ptr<UpstreamConnection> up = co_await connect(picked, failure);
+    if (!up) {
+      outcome = routing::Outcome::connect_failure;
+    } else {
+      const auto sent = co_await send_request(*up, picked, first_piece, body_streamed, failure);
+      if (sent == SendResult::downstream_failed) {
+        picker.finish(picked, routing::Outcome::local_abort);
+        co_return Next::close;
+      }
+      if (sent == SendResult::upstream_failed) outcome = routing::Outcome::reset;
+    }
+
+    std::optional<response_parser> res_parser;
+    if (outcome == routing::Outcome::success) {
+      // Read the response head, skipping interim 1xx responses (we answered 100-continue ourselves).
+      for (;;) {
+        res_parser.emplace();
+        res_parser->header_limit(worker_.settings().limits.max_response_header_bytes);
+        res_parser->body_limit(boost::none);
+        if (req.method() == http::verb::head) res_parser->skip(true);
+        up->stream.transport().expires_after(worker_.settings().timeouts.response);
+        auto [ec, n] = co_await up->stream.visit(
+            [&](auto& s) { return http::async_read_header(s, up->buffer, *res_parser, use_nothrow); });
+        if (ec == beast::error::timeout) {
+          outcome = routing::Outcome::timeout;
+          failure = "upstream response timeout from " + endpoint_text(picked);
+          break;
+        }
+        if (ec) {
+          outcome = routing::Outcome::reset;
+          failure = "upstream " + endpoint_text(picked) + " closed before responding: " + ec.message();
+          break;
+        }
+        status = res_parser->get().result_int();
+        if (status < 100 || status >= 200 || status == 101) break;
+      }
+      if (outcome == routing::Outcome::success && status >= 500) outcome = routing::Outcome::http_5xx;
+    }
+
+    // Retry what may be retried: nothing of the response has reached the client yet.
+    const bool replayable = !body_streamed && body_in_hand;
+    const bool retriable_failure = outcome == routing::Outcome::connect_failure ||
+                                   (replayable && outcome == routing::Outcome::reset) ||
+                                   (replayable && outcome == routing::Outcome::http_5xx && status_retriable(status));
+    if (retriable_failure &&
+        picker.may_retry(picked, outcome, status, req.method_string(), attempt)) {
+      picker.finish(picked, outcome);
+      attempt.tried.push_back(picked.endpoint);
+      attempt.last_cluster = picked.cluster;
+      attempt.last_was_remote = picked.remote;
+      ++attempt.attempt;
+      auto next = picker.pick(request_view(log.authority), attempt);
+      if (next.status == routing::PickStatus::ok) {
+        stats.retries.add();
+        log::debug("retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after: " +
+                   (failure.empty() ? "status " + std::to_string(status) : failure));
+        picked = std::move(next);
+        continue;
+      }
+      // Nothing else to try: answer with what the last attempt got.
+      if (outcome == routing::Outcome::http_5xx) {
+        // Its response was dropped; say why rather than invent one.
+        co_return co_await send_error(http::status::bad_gateway,
+                                      "upstream " + log.upstream + " answered " + std::to_string(status) +
+                                          " and no other endpoint is left",
+                                      Next::keep_alive, log);
+      }
+      co_return co_await send_error(http::status::bad_gateway, failure, Next::keep_alive, log);
+    }
+
+    if (outcome != routing::Outcome::success && outcome != routing::Outcome::http_5xx) {
+      picker.finish(picked, outcome);
+      if (outcome == routing::Outcome::timeout) {
+        stats.upstream_timeouts.add();
+        co_return co_await send_error(http::status::gateway_timeout, failure, Next::close, log);
+      }
+      if (outcome == routing::Outcome::reset) stats.upstream_resets.add();
+      const auto next = body_streamed || !parser_->is_done() ? Next::close : Next::keep_alive;
+      co_return co_await send_error(http::status::bad_gateway, failure, next, log);
+    }
+
+    bool upstream_ok = false;
+    const auto next = co_await relay_response(*up, *res_parser, picked, upstream_ok, log);
+    picker.finish(picked, upstream_ok ? outcome : routing::Outcome::reset);
+    if (upstream_ok && res_parser->is_done() && res_parser->get().keep_alive()) {
+      ++up->requests;
+      worker_.pool().give_back(std::move(up), std::chrono::steady_clock::now());
+    }
+    co_return next;
+  }
+}
+
+net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
+                                                                          std::string& error) {
+  auto& stats = worker_.stats();
+  std::string key = endpoint_text(picked);
+  if (auto conn = worker_.pool().take(key)) {
+    stats.upstream_reuses.add();
+    co_return conn;
+  }
+  stats.upstream_connects.add();
+  boost::system::error_code ec;
+  std::vector<tcp::endpoint> targets;
+  const auto address = net::ip::make_address(picked.address, ec);
+  if (!ec) {
+    targets.emplace_back(address, picked.port);
+  } else {
+    tcp::resolver resolver(worker_.ioc());
+    auto [rec, results] = co_await resolver.async_resolve(picked.address, std::to_string(picked.port), use_nothrow);
+    if (rec) {
+      stats.upstream_connect_failures.add();
+      error = "cannot resolve upstream " + key + ": " + rec.message();
+      co_return nullptr;
+    }
+    for (const auto& r : results) targets.push_back(r.endpoint());
+  }
+  auto conn = std::make_unique<UpstreamConnection>(Stream(tcp::socket(worker_.ioc())), key);
+  conn->stream.transport().expires_after(worker_.settings().timeouts.connect);
+  auto [cec, connected] = co_await conn->stream.transport().async_connect(targets, use_nothrow);
+  if (cec) {
+    stats.upstream_connect_failures.add();
+    error = "upstream connect to " + key + " failed: " +
+            (cec == beast::error::timeout ? std::string("timeout") : cec.message());
+    co_return nullptr;
+  }
+  conn->stream.transport().socket().set_option(tcp::no_delay(true), ec);
+  co_return conn;
+}
+
+net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnection& up,
+                                                                  const routing::PickResult& picked,
+                                                                  std::size_t first_piece, bool& body_streamed,
+                                                                  std::string& error) {
+  const auto& req = parser_->get();
+  http::request<http::buffer_body> out;
+  out.method_string(req.method_string());
+  out.target(picked.upstream_target);
+  out.version(11);
+  copy_end_to_end(req, out, false);
+  out.set(http::field::host, picked.host_header);
+  add_forwarding_fields(out, client_ip_, stream_.is_tls());
+  const bool has_body = req.chunked() || (req.has_content_length() && parser_->content_length().value_or(0) > 0);
+  if (req.chunked()) out.chunked(true);
+
+  http::request_serializer<http::buffer_body> sr{out};
+  const auto response_timeout = worker_.settings().timeouts.response;
+  auto write_some = [&]() -> net::awaitable<bool> {
+    up.stream.transport().expires_after(response_timeout);
+    auto [ec, n] = co_await up.stream.visit([&](auto& s) { return http::async_write(s, sr, use_nothrow); });
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) error = "upstream " + up.pool_key + " failed while sending the request: " + ec.message();
+    co_return !ec;
+  };
+
+  if (!has_body) {
+    out.body().data = nullptr;
+    out.body().more = false;
+    co_return co_await write_some() ? SendResult::ok : SendResult::upstream_failed;
+  }
+  up.stream.transport().expires_after(response_timeout);
+  auto [hec, hn] = co_await up.stream.visit([&](auto& s) { return http::async_write_header(s, sr, use_nothrow); });
+  if (hec) {
+    error = "upstream " + up.pool_key + " failed while sending the request: " + hec.message();
+    co_return SendResult::upstream_failed;
+  }
+  out.body().data = body_buf_.get();
+  out.body().size = first_piece;
+  out.body().more = !parser_->is_done();
+  if (!co_await write_some()) co_return SendResult::upstream_failed;
+  while (!parser_->is_done()) {
+    std::size_t got = 0;
+    if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
+    body_streamed = true;
+    out.body().data = body_buf_.get();
+    out.body().size = got;
+    out.body().more = !parser_->is_done();
+    if (!co_await write_some()) co_return SendResult::upstream_failed;
+  }
+  (void)picked;
+  co_return SendResult::ok;
+}
+
+net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection& up, response_parser& rp,
+                                                              const routing::PickResult& picked, bool& upstream_ok,
+                                                              RequestLog& log) {
+  const auto& req = parser_->get();
+  const auto& head = rp.get();
+  auto& stats = worker_.stats();
+  const unsigned status = head.result_int();
+
+  http::response<http::buffer_body> res;
+  res.result(head.result_int());
+  res.reason(head.reason());
+  res.version(req.version());
+  copy_end_to_end(head, res, false);
+  add_via(res);
+  if (!picked.set_cookie.empty()) res.insert(http::field::set_cookie, picked.set_cookie);
+
+  const bool no_body = req.method() == http::verb::head || status == 204 || status == 304 || rp.is_done();
+  bool keep = req.keep_alive() && !close_after_ && !worker_.draining();
+  if (!no_body && !head.has_content_length()) {
+    // Unknown length (chunked or until close): re-frame as chunked for HTTP/1.1; HTTP/1.0 ends with close.
+    if (req.version() == 11) {
+      res.chunked(true);
+    } else {
+      keep = false;
+    }
+  }
+  res.keep_alive(keep);
+
+  http::response_serializer<http::buffer_body> sr{res};
+  const auto idle = worker_.settings().timeouts.idle;
+  stream_.transport().expires_after(idle);
+  auto [hec, hn] = co_await stream_.visit([&](auto& s) { return http::async_write_header(s, sr, use_nothrow); });
+  log.status = status;
+  stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
+  if (hec) {
+    upstream_ok = true;  // the client left; the endpoint did nothing wrong
+    co_return Next::close;
+  }
+
+  upstream_ok = true;
+  if (!no_body) {
+    auto& in_body = rp.get().body();
+    for (;;) {
+      in_body.data = body_buf_ ? body_buf_.get() : (body_buf_ = std::make_unique<char[]>(kBodyBuffer)).get();
+      in_body.size = kBodyBuffer;
+      up.stream.transport().expires_after(worker_.settings().timeouts.response);
+      auto [rec, rn] = co_await up.stream.visit(
+          [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
+      if (rec == http::error::need_buffer) rec = {};
+      if (rec) {
+        // The response is cut: the client must see it cut too, not a shorter message that looks whole.
+        log::debug("upstream " + up.pool_key + " failed mid-response: " + rec.message());
+        upstream_ok = false;
+        co_return Next::close;
+      }
+      const std::size_t got = kBodyBuffer - in_body.size;
+      res.body().data = body_buf_.get();
+      res.body().size = got;
+      res.body().more = !rp.is_done();
+      stream_.transport().expires_after(idle);
+      auto [wec, wn] = co_await stream_.visit([&](auto& s) { return http::async_write(s, sr, use_nothrow); });
+      if (wec == http::error::need_buffer) wec = {};
+      if (wec) co_return Next::close;
+      log.bytes_sent += got;
+      stats.bytes_sent.add(got);
+      if (rp.is_done()) break;
+    }
+  }
+  if (auto* access = worker_.settings().access_log) access->write(log);
+  co_return keep ? Next::keep_alive : Next::close;
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,67 @@
+#include "proxy/server.hpp"
+
+#include <thread>
+
+#include "proxy/logger.hpp"
+
+namespace sluice::proxy {
+
+Server::Server(const config::Config& cfg, const routing::Table& table) : cfg_(cfg), table_(table) {
+  settings_.limits = cfg_.limits;
+  settings_.timeouts = cfg_.timeouts;
+  settings_.upstream = cfg_.upstream;
+  settings_.local_cluster = cfg_.cluster.key();
+  unsigned n = cfg_.workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, settings_, table_));
+}
+
+Server::~Server() { stop(); }
+
+std::vector<std::string> Server::bind() {
+  std::vector<std::string> errors;
+  if (cfg_.access_log.enabled) {
+    std::string error;
+    if (!access_log_.open(cfg_.access_log.path, error)) {
+      errors.push_back(error);
+    } else {
+      settings_.access_log = &access_log_;
+    }
+  }
+  for (const auto& l : cfg_.listeners) {
+    auto info = std::make_shared<ListenerInfo>();
+    info->cfg = l;
+    // TLS contexts are attached in a later step (proxy/tls.*).
+    for (auto& w : workers_) {
+      auto error = w->add_listener(info);
+      if (!error.empty()) {
+        errors.push_back(error);
+        break;
+      }
+    }
+  }
+  return errors;
+}
+
+void Server::start() {
+  for (auto& w : workers_) w->start();
+  log::info("sluice serving on " + std::to_string(cfg_.listeners.size()) + " listener(s) with " +
+            std::to_string(workers_.size()) + " worker(s)");
+}
+
+void Server::drain() {
+  draining_ = true;
+  for (auto& w : workers_) w->drain();
+}
+
+std::int64_t Server::busy() const {
+  std::int64_t n = 0;
+  for (const auto& w : workers_) n += w->busy();
+  return n;
+}
+
+void Server::stop() {
+  for (auto& w : workers_) w->stop();
+}
+
+}  // namespace sluice::proxy

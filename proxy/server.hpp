@@ -1,0 +1,55 @@
+// The proxy: its workers, listeners and shared settings. Built from a config,
+// fed by a routing::Table that the control thread publishes into.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "proxy/access_log.hpp"
+#include "proxy/stats.hpp"
+#include "proxy/worker.hpp"
+#include "routing/table.hpp"
+
+namespace sluice::proxy {
+
+class Server {
+ public:
+  // `table` must outlive the server.
+  Server(const config::Config& cfg, const routing::Table& table);
+  ~Server();
+
+  // Opens the access log and binds every listener on every worker. Returns every error (empty: ready).
+  std::vector<std::string> bind();
+  void start();
+
+  // Graceful stop, step one: stop accepting, close idle keep-alive connections, and close the others after
+  // their current response. Any thread.
+  void drain();
+  // Requests in flight on all workers. Any thread.
+  std::int64_t busy() const;
+  // Stops the workers (in-flight requests are cut). Any thread but a worker's.
+  void stop();
+
+  const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
+  bool draining() const { return draining_; }
+
+ private:
+  config::Config cfg_;
+  const routing::Table& table_;
+  AccessLog access_log_;
+  WorkerSettings settings_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  bool draining_ = false;
+};
+
+// Sums one counter over all workers.
+template <class F>
+std::uint64_t sum_workers(const Server& server, F&& pick) {
+  std::uint64_t total = 0;
+  for (const auto& w : server.workers()) total += pick(w->stats());
+  return total;
+}
+
+}  // namespace sluice::proxy

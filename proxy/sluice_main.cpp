@@ -1,0 +1,177 @@
+// The sluice binary: flags, config, routing table, workers, signals.
+// It wires the modules and owns nothing of their logic.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/parse.hpp"
+#include "proxy/logger.hpp"
+#include "proxy/server.hpp"
+#include "routing/model.hpp"
+#include "routing/registry.hpp"
+#include "routing/snapshot.hpp"
+#include "routing/table.hpp"
+
+namespace {
+
+using namespace sluice;
+
+constexpr std::string_view kVersion = "sluice 0.1.0";
+
+constexpr std::string_view kUsage = R"(Usage: sluice --config FILE [options]
+
+An HTTP/1.1 L7 proxy for multi-cluster service meshes.
+
+Options:
+  -c, --config FILE      JSON configuration (see config/README.md)
+      --check            validate the configuration, print "config OK" or every error, exit 0/1
+  -w, --workers N        worker threads (default: the config's "workers", else one per core)
+  -l, --log-level LEVEL  trace|debug|info|warn|error (default: the config's "log_level", else info)
+  -v, --version          print the version and exit
+  -h, --help             print this help and exit
+
+Signals: SIGTERM/SIGINT drain and exit 0.
+)";
+
+struct Flags {
+  std::string config_path;
+  bool check = false;
+  std::optional<unsigned> workers;
+  std::optional<std::string> log_level;
+};
+
+// Returns the exit code to leave with, or nullopt to go on.
+std::optional<int> parse_flags(int argc, char** argv, Flags& flags) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&](std::string_view name) -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        std::cerr << "sluice: " << name << " needs a value\n";
+        return std::nullopt;
+      }
+      return std::string(argv[++i]);
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "-v" || arg == "--version") {
+      std::cout << kVersion << "\n";
+      return 0;
+    }
+    if (arg == "--check") {
+      flags.check = true;
+    } else if (arg == "-c" || arg == "--config") {
+      auto v = value(arg);
+      if (!v) return 2;
+      flags.config_path = *v;
+    } else if (arg == "-w" || arg == "--workers") {
+      auto v = value(arg);
+      if (!v) return 2;
+      try {
+        const auto n = std::stoul(*v);
+        if (n < 1 || n > 1024) throw std::out_of_range("workers");
+        flags.workers = static_cast<unsigned>(n);
+      } catch (const std::exception&) {
+        std::cerr << "sluice: --workers: expected 1..1024, got \"" << *v << "\"\n";
+        return 2;
+      }
+    } else if (arg == "-l" || arg == "--log-level") {
+      auto v = value(arg);
+      if (!v) return 2;
+      flags.log_level = *v;
+    } else {
+      std::cerr << "sluice: unknown option \"" << arg << "\"\n" << kUsage;
+      return 2;
+    }
+  }
+  if (flags.config_path.empty()) {
+    std::cerr << "sluice: --config FILE is required\n" << kUsage;
+    return 2;
+  }
+  return std::nullopt;
+}
+
+routing::Model model_of(const config::Config& cfg) {
+  routing::Model model;
+  model.local = cfg.cluster;
+  model.services = cfg.services;
+  model.routes = cfg.routes;
+  model.source = "static";
+  return model;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (auto code = parse_flags(argc, argv, flags)) return *code;
+
+  auto parsed = config::load_config_file(flags.config_path);
+  if (!parsed.errors.empty()) {
+    for (const auto& e : parsed.errors) std::cerr << flags.config_path << ": " << e << "\n";
+    if (flags.check) std::cout << parsed.errors.size() << " error(s)\n";
+    return 1;
+  }
+  auto cfg = std::move(*parsed.config);
+  if (flags.workers) cfg.workers = *flags.workers;
+  if (flags.log_level) cfg.log_level = *flags.log_level;
+  log::Level level;
+  if (!log::parse_level(cfg.log_level, level)) {
+    std::cerr << "sluice: log level: expected trace|debug|info|warn|error, got \"" << cfg.log_level << "\"\n";
+    return flags.check ? 1 : 2;
+  }
+  if (flags.check) {
+    std::cout << "config OK\n";
+    return 0;
+  }
+  log::set_level(level);
+
+  routing::Table table;
+  routing::EndpointRegistry registry;
+  table.publish(routing::build_snapshot(model_of(cfg), registry, std::chrono::steady_clock::now()));
+
+  proxy::Server server(cfg, table);
+  if (auto errors = server.bind(); !errors.empty()) {
+    for (const auto& e : errors) log::error(e);
+    return 1;
+  }
+  server.start();
+
+  // The control thread: signals (and, later, admin and discovery).
+  net::io_context control;
+  net::signal_set signals(control, SIGTERM, SIGINT);
+  net::steady_timer drain_timer(control);
+  std::chrono::steady_clock::time_point drain_deadline;
+  std::function<void()> wait_drained = [&] {
+    if (server.busy() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (server.busy() != 0) log::warn("drain timeout: " + std::to_string(server.busy()) + " request(s) cut");
+      control.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(50));
+    drain_timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) wait_drained();
+    });
+  };
+  signals.async_wait([&](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    log::info(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", draining (up to " +
+              std::to_string(cfg.timeouts.drain.count()) + " ms)");
+    server.drain();
+    drain_deadline = std::chrono::steady_clock::now() + cfg.timeouts.drain;
+    wait_drained();
+  });
+  control.run();
+  server.stop();
+  log::info("sluice stopped");
+  return 0;
+}

@@ -1,0 +1,45 @@
+// Counters kept per worker. Each is written by its worker thread only and read
+// by the admin thread, so relaxed atomics suffice and no cache line is shared
+// between workers on the request path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+namespace sluice::proxy {
+
+struct Counter {
+  std::atomic<std::uint64_t> value{0};
+  // Single writer: a plain load + store is enough and cheaper than a locked add.
+  void add(std::uint64_t n = 1) { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  std::uint64_t get() const { return value.load(std::memory_order_relaxed); }
+};
+
+struct Gauge {
+  std::atomic<std::int64_t> value{0};
+  void inc() { value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void dec() { value.store(value.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed); }
+  std::int64_t get() const { return value.load(std::memory_order_relaxed); }
+};
+
+struct WorkerStats {
+  Counter downstream_connections;
+  Gauge downstream_active_connections;
+  Gauge active_requests;
+  Counter requests;
+  std::array<Counter, 6> responses_by_class;  // index 1..5 = 1xx..5xx
+  Counter bad_requests;        // 400/431 answered by the proxy itself
+  Counter no_route;            // 404 answered by the proxy
+  Counter no_endpoint;         // 503 answered by the proxy
+  Counter upstream_connects;
+  Counter upstream_connect_failures;
+  Counter upstream_reuses;     // requests sent on a pooled keep-alive connection
+  Counter upstream_resets;
+  Counter upstream_timeouts;
+  Counter retries;
+  Counter bytes_received;      // request body bytes from clients
+  Counter bytes_sent;          // response body bytes to clients
+};
+
+}  // namespace sluice::proxy

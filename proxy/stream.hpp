@@ -1,0 +1,43 @@
+// A connection's byte stream: plain TCP or TLS over TCP, chosen per connection.
+// Async operations go through visit(), so each coroutine step is written once
+// for both kinds (`co_await s.visit([&](auto& st) { return st.async_...(..., use_nothrow); })`).
+#pragma once
+
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "net/net.hpp"
+
+namespace sluice::proxy {
+
+// Completion token for coroutines: errors come back as values, never as exceptions.
+inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+
+class Stream {
+ public:
+  using plain_type = beast::tcp_stream;
+  using tls_type = beast::ssl_stream<beast::tcp_stream>;
+
+  explicit Stream(tcp::socket socket) : v_(std::in_place_index<0>, std::move(socket)) {}
+  Stream(tcp::socket socket, ssl::context& ctx) : v_(std::in_place_index<1>, std::move(socket), ctx) {}
+
+  bool is_tls() const { return v_.index() == 1; }
+
+  beast::tcp_stream& transport() {
+    return is_tls() ? std::get<1>(v_).next_layer() : std::get<0>(v_);
+  }
+  tls_type* tls() { return is_tls() ? &std::get<1>(v_) : nullptr; }
+
+  template <class F>
+  decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), v_); }
+
+ private:
+  std::variant<plain_type, tls_type> v_;
+};
+
+}  // namespace sluice::proxy

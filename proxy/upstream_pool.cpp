@@ -1,0 +1,89 @@
+#include "proxy/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace sluice::proxy {
+namespace {
+
+// True when the idle socket has neither been closed by the peer nor received stray bytes.
+bool still_idle(UpstreamConnection& conn) {
+  if (conn.buffer.size() != 0) return false;
+  auto& socket = conn.stream.transport().socket();
+  if (!socket.is_open()) return false;
+  char byte;
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;                                          // orderly close
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;        // nothing to read: alive
+  return false;                                                      // unexpected bytes: unusable
+}
+
+void close_connection(UpstreamConnection& conn) {
+  boost::system::error_code ignored;
+  conn.stream.transport().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  conn.stream.transport().socket().close(ignored);
+}
+
+}  // namespace
+
+std::unique_ptr<UpstreamConnection> UpstreamPool::take(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  auto& list = it->second;
+  while (!list.empty()) {
+    auto conn = std::move(list.back());
+    list.pop_back();
+    if (still_idle(*conn)) return conn;
+    close_connection(*conn);
+  }
+  return nullptr;
+}
+
+void UpstreamPool::give_back(std::unique_ptr<UpstreamConnection> conn, std::chrono::steady_clock::time_point now) {
+  auto& list = idle_[conn->pool_key];
+  if (list.size() >= cfg_.max_idle_per_endpoint) {
+    close_connection(*conn);
+    return;
+  }
+  conn->idle_since = now;
+  list.push_back(std::move(conn));
+}
+
+void UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& list = it->second;
+    std::erase_if(list, [&](auto& conn) {
+      if (now - conn->idle_since < cfg_.idle_timeout) return false;
+      close_connection(*conn);
+      return true;
+    });
+    it = list.empty() ? idle_.erase(it) : std::next(it);
+  }
+}
+
+void UpstreamPool::forget_except(const std::unordered_set<std::string>& live_keys) {
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (live_keys.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto& conn : it->second) close_connection(*conn);
+    it = idle_.erase(it);
+  }
+}
+
+void UpstreamPool::close_all() {
+  for (auto& [key, list] : idle_) {
+    for (auto& conn : list) close_connection(*conn);
+  }
+  idle_.clear();
+}
+
+std::size_t UpstreamPool::idle_count() const {
+  std::size_t n = 0;
+  for (const auto& [key, list] : idle_) n += list.size();
+  return n;
+}
+
+}  // namespace sluice::proxy

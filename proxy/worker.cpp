@@ -1,0 +1,111 @@
+#include "proxy/worker.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+
+#include "proxy/http_session.hpp"
+#include "proxy/logger.hpp"
+#include "routing/snapshot.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr auto kSweepInterval = std::chrono::seconds(1);
+
+}  // namespace
+
+Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table)
+    : index_(index), settings_(settings), picker_(table), pool_(settings.upstream) {}
+
+Worker::~Worker() {
+  stop();
+  pool_.close_all();
+  acceptors_.clear();
+}
+
+std::string Worker::add_listener(std::shared_ptr<const ListenerInfo> listener) {
+  const auto& cfg = listener->cfg;
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(cfg.address, ec);
+  if (ec) return "listener " + cfg.name + ": bad address \"" + cfg.address + "\"";
+  const tcp::endpoint endpoint(address, cfg.port);
+  auto a = std::make_unique<Acceptor>(Acceptor{std::move(listener), tcp::acceptor(ioc_)});
+  auto& acc = a->acceptor;
+  const auto where = cfg.name + " (" + cfg.address + ":" + std::to_string(cfg.port) + ")";
+  acc.open(endpoint.protocol(), ec);
+  if (ec) return "listener " + where + ": " + ec.message();
+  acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  // Every worker binds the same port; the kernel spreads new connections across them.
+  int one = 1;
+  if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return "listener " + where + ": SO_REUSEPORT not supported";
+  }
+  acc.bind(endpoint, ec);
+  if (ec) return "listener " + where + ": cannot bind: " + ec.message();
+  acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return "listener " + where + ": " + ec.message();
+  acceptors_.push_back(std::move(a));
+  return {};
+}
+
+void Worker::start() {
+  for (auto& a : acceptors_) net::co_spawn(ioc_, accept_loop(*a), net::detached);
+  arm_sweep();
+  thread_ = std::thread([this] { ioc_.run(); });
+}
+
+net::awaitable<void> Worker::accept_loop(Acceptor& a) {
+  for (;;) {
+    auto [ec, socket] = co_await a.acceptor.async_accept(use_nothrow);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !a.acceptor.is_open()) co_return;
+      log::warn("accept on " + a.listener->cfg.name + ": " + ec.message());
+      continue;  // e.g. EMFILE: keep serving the connections we have
+    }
+    boost::system::error_code opt_ec;
+    socket.set_option(tcp::no_delay(true), opt_ec);
+    auto remote = socket.remote_endpoint(opt_ec);
+    std::string client_ip = opt_ec ? std::string("unknown") : remote.address().to_string();
+    auto stream = a.listener->tls ? Stream(std::move(socket), *a.listener->tls) : Stream(std::move(socket));
+    auto session = std::make_shared<HttpSession>(*this, a.listener, std::move(stream), std::move(client_ip));
+    net::co_spawn(ioc_, session->run(), net::detached);
+  }
+}
+
+void Worker::arm_sweep() {
+  sweep_timer_.expires_after(kSweepInterval);
+  sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    pool_.sweep(std::chrono::steady_clock::now());
+    arm_sweep();
+  });
+}
+
+void Worker::drain() {
+  draining_.store(true, std::memory_order_relaxed);
+  net::post(ioc_, [this] {
+    for (auto& a : acceptors_) {
+      boost::system::error_code ignored;
+      a->acceptor.close(ignored);
+    }
+    // on_drain may close a session, which unregisters it: iterate over a copy.
+    std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
+    for (auto* s : sessions) s->on_drain();
+  });
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  net::post(ioc_, [this] {
+    sweep_timer_.cancel();
+    pool_.close_all();
+  });
+  ioc_.stop();
+  thread_.join();
+  pool_.close_all();
+}
+
+}  // namespace sluice::proxy
