@@ -146,6 +146,10 @@ net::awaitable<void> ResourceWatch::run() {
         need_list = true;
         co_await sleep(options_.absent_retry);
         break;
+      case Outcome::failed_relist:
+        need_list = true;
+        co_await sleep(backoff_.next());
+        break;
       default:
         co_await sleep(backoff_.next());
         break;
@@ -296,8 +300,9 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::watch() {
   if (resp.status == 410) co_return Outcome::gone;
   if (resp.status == 404) co_return Outcome::absent;
   if (resp.status != 200) {
+    // E.g. 504 ResourceVersionTooLarge from a restarted server, or a 5xx: the RV cannot be trusted.
     fail("watch: " + http_error(resp.status, resp.body));
-    co_return Outcome::failed;
+    co_return Outcome::failed_relist;
   }
   if (splitter.pending() > 0) {
     fail("watch: stream ended inside an event");

@@ -57,7 +57,7 @@ class ResourceWatch : public std::enable_shared_from_this<ResourceWatch> {
   const ResourceInfo& info() const { return info_; }
 
  private:
-  enum class Outcome { ok, gone, absent, failed, stopped };
+  enum class Outcome { ok, gone, absent, failed, failed_relist, stopped };
 
   net::awaitable<void> run();
   net::awaitable<Outcome> list();
