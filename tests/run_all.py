@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Runs every test suite against a meson build dir and prints one line `N passed, N failed`.
+
+- Catch2 programs registered with meson `test()` run with the JUnit reporter, so every test case counts.
+- Other meson tests (scripts) count as one each.
+- pytest suites (integration, Kubernetes stand-in, discovery) run with --junitxml.
+Exits non-zero when anything failed or nothing ran.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTEST_SUITES = ["tests/k8s", "tests/integration", "tests/discovery", "tests/routing", "tests/proxy",
+                 "examples/seed-failover"]
+
+
+def count_junit(path):
+    """(passed, failed) from a JUnit XML file (Catch2 or pytest)."""
+    passed = failed = 0
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+        elif case.find("skipped") is None:
+            passed += 1
+    return passed, failed
+
+
+def is_catch2(cmd):
+    try:
+        out = subprocess.run([cmd[0], "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Catch v2" in out
+
+
+def run_meson_tests(build, tmp, results):
+    tests = json.loads(subprocess.check_output(["meson", "introspect", build, "--tests"], text=True))
+    for t in tests:
+        name, cmd = t["name"], t["cmd"]
+        env = dict(os.environ, **(t.get("env") or {}))
+        cwd = t.get("workdir") or build
+        timeout = t.get("timeout") or 600
+        print(f"== meson test {name}", flush=True)
+        if is_catch2(cmd):
+            xml = os.path.join(tmp, f"catch2-{name}.xml")
+            proc = subprocess.run(cmd + ["-r", "junit", "-o", xml], env=env, cwd=cwd, timeout=timeout)
+            if os.path.exists(xml) and os.path.getsize(xml) > 0:
+                p, f = count_junit(xml)
+                if proc.returncode != 0 and f == 0:
+                    f = 1  # crashed outside any test case
+            else:
+                p, f = 0, 1
+        else:
+            proc = subprocess.run(cmd, env=env, cwd=cwd, timeout=timeout)
+            p, f = (1, 0) if proc.returncode == 0 else (0, 1)
+        print(f"   {name}: {p} passed, {f} failed", flush=True)
+        results.append((name, p, f))
+
+
+def run_pytest(build, tmp, results):
+    python = "/usr/bin/python3"
+    env = dict(os.environ, SLUICE_BUILD_DIR=os.path.abspath(build))
+    for suite in PYTEST_SUITES:
+        path = os.path.join(ROOT, suite)
+        if not os.path.isdir(path) or not any(
+                f.startswith("test_") and f.endswith(".py") for f in os.listdir(path)):
+            continue
+        xml = os.path.join(tmp, "pytest-" + suite.replace("/", "-") + ".xml")
+        print(f"== pytest {suite}", flush=True)
+        proc = subprocess.run([python, "-m", "pytest", path, "-q", "-p", "no:cacheprovider",
+                               f"--junitxml={xml}"], env=env, cwd=ROOT)
+        if os.path.exists(xml):
+            p, f = count_junit(xml)
+        else:
+            p, f = 0, 0
+        if proc.returncode not in (0, 5) and f == 0:
+            f = 1  # collection error or crash
+        print(f"   {suite}: {p} passed, {f} failed", flush=True)
+        results.append((suite, p, f))
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sluice-tests-") as tmp:
+        run_meson_tests(build, tmp, results)
+        run_pytest(build, tmp, results)
+    passed = sum(p for _, p, _ in results)
+    failed = sum(f for _, _, f in results)
+    for name, p, f in results:
+        if f:
+            print(f"FAILED: {name} ({f} failed)")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
