@@ -1,5 +1,7 @@
 #include "routing/table.hpp"
 
+#include <utility>
+
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {
@@ -11,14 +13,22 @@ Table::~Table() = default;
 void Table::publish(std::shared_ptr<Snapshot> next) {
   // Generation first into the snapshot, then the pointer, then the counter: a reader that sees the new
   // generation always loads a snapshot at least that new.
-  next->generation = generation_.load(std::memory_order_relaxed) + 1;
-  const auto gen = next->generation;
-  current_.store(std::move(next), std::memory_order_release);
-  generation_.store(gen, std::memory_order_release);
+  std::shared_ptr<const Snapshot> previous;
+  {
+    std::lock_guard lock(mutex_);
+    next->generation = generation_.load(std::memory_order_relaxed) + 1;
+    const auto gen = next->generation;
+    previous = std::exchange(current_, std::move(next));
+    generation_.store(gen, std::memory_order_release);
+  }
+  // `previous` is released here, outside the lock: freeing a large snapshot never delays a reader.
 }
 
+std::uint64_t Reader::generation_of(const Snapshot& s) { return s.generation; }
+
 std::shared_ptr<const Snapshot> Table::load() const {
-  return current_.load(std::memory_order_acquire);
+  std::lock_guard lock(mutex_);
+  return current_;
 }
 
 }  // namespace sluice::routing

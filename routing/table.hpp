@@ -6,11 +6,18 @@
 // load of the generation counter per request; only when the generation moved
 // does the reader take the new shared_ptr. Old snapshots are freed when their
 // last reader lets go (shared_ptr ownership).
+//
+// The shared_ptr itself is exchanged under a tiny mutex, taken by a worker
+// once per publication (never per request) and held for one pointer copy.
+// Why not std::atomic<std::shared_ptr>: libstdc++ 12 implements it with a
+// lock bit too (is_lock_free() is false), and without ThreadSanitizer
+// annotations, so the sanitizer build could not check it; a mutex it can.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 namespace sluice::routing {
 
@@ -33,7 +40,8 @@ class Table {
   std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
-  std::atomic<std::shared_ptr<const Snapshot>> current_;
+  mutable std::mutex mutex_;                 // guards current_ only
+  std::shared_ptr<const Snapshot> current_;  // never null
   std::atomic<std::uint64_t> generation_{0};
 };
 
@@ -49,12 +57,14 @@ class Reader {
 
  private:
   void refresh() {
-    auto gen = table_->generation();
+    const auto gen = table_->generation();
     if (gen != cached_generation_ || !cached_) {
       cached_ = table_->load();
-      cached_generation_ = gen;
+      // The loaded snapshot may already be newer than `gen`; its own generation is the exact one.
+      cached_generation_ = generation_of(*cached_);
     }
   }
+  static std::uint64_t generation_of(const Snapshot& s);
 
   const Table* table_;
   std::shared_ptr<const Snapshot> cached_;
