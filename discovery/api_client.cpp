@@ -180,15 +180,17 @@ net::awaitable<ApiResponse> ApiConnection::stream(std::string target, std::chron
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     tcp_layer.expires_after(out.status == 200 ? idle : timeouts_.request);
-    co_await http::async_read(*stream_, buffer_, parser, redirect_error(use_awaitable, ec));
+    // read_some, not read: read() would wait for the chunk buffer to fill, holding events back.
+    co_await http::async_read_some(*stream_, buffer_, parser, redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};  // the chunk is full: not an error
-    if (ec) break;
+    // Bytes delivered before an error are still events: hand them over first.
     std::string_view got(chunk.data(), chunk.size() - parser.get().body().size);
     if (out.status == 200) {
       if (!got.empty() && !on_data(got)) break;
     } else if (out.body.size() < error_body_limit) {
       out.body.append(got.substr(0, error_body_limit - out.body.size()));
     }
+    if (ec) break;
   }
   stream_.reset();
   co_return out;
