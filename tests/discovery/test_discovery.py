@@ -1,0 +1,281 @@
+"""Integration tests: sluice's Kubernetes discovery (tests/discovery/discovery_probe) against the API
+server stand-in (tests/k8s), driven with the real kubectl.
+
+Run: /usr/bin/python3 -m pytest tests/discovery -q   (after ninja -C build-discovery tests/discovery/discovery_probe)
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "k8s"))
+
+from probe import Probe, endpoints, probe_binary, service  # noqa: E402
+from standin import StandIn, wait_for  # noqa: E402
+
+C1, C2, C3 = (f"default/default/default/cluster-{i}" for i in (1, 2, 3))
+HB = "httpbin.httpbin"
+REMOTE = [(C1, "127.0.0.11", 18081, "/httpbin"), (C3, "127.0.0.13", 18083, "/httpbin")]
+EVENT_DEADLINE_S = 1.0  # issue 4: kubectl changes show up within a second
+
+LOCAL_HTTPBIN = """
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: httpbin}
+spec:
+  ports: [{name: http, port: 8080, targetPort: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: httpbin-local
+  namespace: httpbin
+  labels: {kubernetes.io/service-name: httpbin}
+addressType: IPv4
+ports: [{name: http, port: 80}]
+endpoints:
+%s
+"""
+
+
+def slice_endpoints(*ips):
+    return "\n".join(f"  - addresses: [\"{ip}\"]\n    conditions: {{ready: true}}" for ip in ips)
+
+
+def gtp(lb_type):
+    return {"apiVersion": "flomesh.io/v1alpha1", "kind": "GlobalTrafficPolicy",
+            "metadata": {"name": "httpbin", "namespace": "httpbin"},
+            "spec": {"lbType": lb_type, "targets": [{"clusterKey": C1}, {"clusterKey": C3}]}}
+
+
+def start_probe(api, *extra, env=None, kubeconfig=True):
+    args = ["--cluster", "cluster-2", "--sidecar-listener", "outbound", "--status-ms", "250", *extra]
+    if kubeconfig:
+        args = ["--kubeconfig", api.kubeconfig, *args]
+    return Probe(*args, env=env)
+
+
+def kubectl_timed(api, *args, input=None):
+    """Runs kubectl; returns the wall time at which it finished."""
+    api.kubectl(*args, input=input)
+    return time.time()
+
+
+def assert_prompt(model, done_at, what):
+    lag = model["t_us"] / 1e6 - done_at
+    assert lag < EVENT_DEADLINE_S, f"{what}: published {lag:.3f}s after kubectl returned"
+
+
+def lb_type(model):
+    s = service(model, HB)
+    return s and s["lb_type"]
+
+
+def synced_model(probe, timeout=15):
+    return probe.wait_model(lambda m: m["status"]["synced"] and not m["stale"] and endpoints(m, HB) == REMOTE,
+                            timeout=timeout, what="initial synced model")
+
+
+@pytest.fixture
+def api():
+    with StandIn() as server:
+        server.kubectl("create", "-f", server.fixture("cluster-2.yaml"))
+        yield server
+
+
+def test_kubectl_create_change_delete_reach_the_model(api):
+    with start_probe(api) as probe:
+        m = synced_model(probe)
+        assert lb_type(m) == "Locality"
+        route = next(r for r in m["routes"] if r["service"] == HB)
+        for host in ("httpbin.httpbin", "httpbin.httpbin.svc", "httpbin.httpbin.svc.cluster.local",
+                     "httpbin.httpbin.svc.clusterset.local"):
+            assert host in route["hosts"]
+        assert route["listener"] == "outbound"
+        # The ServiceExport in cluster-2 has no local Service: it exports nothing here.
+        assert all(r["service"] != HB or r["path"] == "/" for r in m["routes"])
+
+        mark = probe.mark()
+        done = kubectl_timed(api, "apply", "-f", api.fixture("gtp-active-active.yaml"))
+        m = probe.wait_model(lambda m: lb_type(m) == "ActiveActive", after=mark, what="ActiveActive")
+        assert_prompt(m, done, "GTP create")
+        assert [t["cluster"] for t in service(m, HB)["targets"]] == [C1, C3]
+
+        mark = probe.mark()
+        done = kubectl_timed(api, "apply", "-f", "-", input=LOCAL_HTTPBIN % slice_endpoints("127.0.0.31"))
+        m = probe.wait_model(lambda m: endpoints(m, HB, C2) == [(C2, "127.0.0.31", 80, "")], after=mark,
+                             what="local endpoint")
+        assert_prompt(m, done, "Service+EndpointSlice create")
+        assert endpoints(m, HB) == sorted(REMOTE + [(C2, "127.0.0.31", 80, "")])
+
+        mark = probe.mark()
+        done = kubectl_timed(api, "apply", "-f", "-", input=LOCAL_HTTPBIN % slice_endpoints("127.0.0.31", "127.0.0.32"))
+        m = probe.wait_model(lambda m: len(endpoints(m, HB, C2)) == 2, after=mark, what="second local endpoint")
+        assert_prompt(m, done, "EndpointSlice change")
+
+        mark = probe.mark()
+        done = kubectl_timed(api, "delete", "gtp", "httpbin", "-n", "httpbin")
+        m = probe.wait_model(lambda m: lb_type(m) == "Locality", after=mark, what="GTP deleted")
+        assert_prompt(m, done, "GTP delete")
+
+        mark = probe.mark()
+        done = kubectl_timed(api, "delete", "endpointslice", "httpbin-local", "-n", "httpbin")
+        m = probe.wait_model(lambda m: endpoints(m, HB, C2) == [], after=mark, what="slice deleted")
+        assert_prompt(m, done, "EndpointSlice delete")
+
+        mark = probe.mark()
+        done = kubectl_timed(api, "delete", "serviceimports.flomesh.io", "httpbin", "-n", "httpbin")
+        m = probe.wait_model(lambda m: endpoints(m, HB) == [], after=mark, what="import deleted")
+        assert_prompt(m, done, "ServiceImport delete")
+        assert not m["stale"]
+
+
+def test_watch_drops_and_410s_lose_no_update(api):
+    with start_probe(api) as probe:
+        synced_model(probe)
+        # A change made right as every watch is cut: resumed from the last resourceVersion.
+        api.fault(drop_watches=True)
+        api.kubectl("apply", "-f", api.fixture("gtp-active-active.yaml"))
+        probe.wait_model(lambda m: lb_type(m) == "ActiveActive", what="GTP after a watch drop")
+
+        # The next watches answer HTTP 410: relist, and a change made meanwhile is not lost.
+        api.fault(watch_410=12)
+        api.fault(drop_watches=True)
+        api.kubectl("apply", "-f", "-", input=json.dumps(gtp("FailOver")))
+        probe.wait_model(lambda m: lb_type(m) == "FailOver", timeout=15, what="GTP after HTTP 410")
+
+        # History compacted: watching from our RV yields an ERROR event with code 410: relist.
+        api.fault(compact=True)
+        api.fault(drop_watches=True)
+        api.kubectl("delete", "gtp", "httpbin", "-n", "httpbin")
+        m = probe.wait_model(lambda m: lb_type(m) == "Locality", timeout=15, what="GTP delete after compaction")
+        status = probe.wait_status(lambda s: all(r["connected"] for r in s["resources"]), what="all reconnected")
+        assert sum(r["relists"] for r in status["resources"]) >= 6
+        assert all(r["watch_restarts"] >= 3 for r in status["resources"])
+        assert endpoints(m, HB) == REMOTE
+
+
+@pytest.mark.parametrize("outage_s", [5, 30])
+def test_api_outage_keeps_the_last_table_flagged_stale(api, outage_s):
+    api.kubectl("apply", "-f", api.fixture("gtp-active-active.yaml"))
+    with start_probe(api) as probe:
+        probe.wait_model(lambda m: lb_type(m) == "ActiveActive" and not m["stale"], timeout=15, what="sync")
+        mark = probe.mark()
+        api.fault(refuse=True)
+        stale = probe.wait_model(lambda m: m["stale"], after=mark, what="stale model")
+        assert endpoints(stale, HB) == REMOTE and lb_type(stale) == "ActiveActive"
+        # A change made while we cannot see the server (through the stand-in's control port).
+        api.load([gtp("FailOver")])
+        time.sleep(outage_s)
+        during = [m for m in probe.models()[0:] if m["stale"]]
+        assert during and all(endpoints(m, HB) == REMOTE for m in during)
+        errors = probe.wait_status(lambda s: s["stale"], what="stale status")
+        assert any(r["last_error"] for r in errors["resources"])
+        mark = probe.mark()
+        api.fault(refuse=False)
+        # Reconnection waits out the backoff (at most 30 s) and then catches up.
+        m = probe.wait_model(lambda m: not m["stale"] and lb_type(m) == "FailOver", after=mark, timeout=40,
+                             what="recovery with the change made during the outage")
+        assert endpoints(m, HB) == REMOTE
+
+
+def test_malformed_object_is_skipped(api):
+    broken = {"apiVersion": "flomesh.io/v1alpha1", "kind": "ServiceImport",
+              "metadata": {"name": "broken", "namespace": "httpbin"},
+              "spec": {"ports": [{"name": "http", "port": 70000, "endpoints": []}]}}
+    with start_probe(api) as probe:
+        synced_model(probe)
+        api.kubectl("create", "--validate=false", "-f", "-", input=json.dumps(broken))
+        api.kubectl("apply", "-f", api.fixture("gtp-active-active.yaml"))
+        m = probe.wait_model(lambda m: lb_type(m) == "ActiveActive", what="GTP after a malformed object")
+        assert service(m, "broken.httpbin") is None
+        assert endpoints(m, HB) == REMOTE
+        assert m["status"]["malformed"] >= 1
+        lines = [l for l in probe.stderr if "httpbin/broken" in l]
+        assert len(lines) == 1 and "spec.ports[0].port" in lines[0] and "70000" in lines[0], probe.stderr
+
+
+@pytest.mark.parametrize("mode", ["kubeconfig-tokenFile", "in-cluster"])
+def test_rotated_token_is_picked_up(mode, tmp_path):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    token_file = str(sa / "token")
+    with open(token_file, "w") as f:
+        f.write("token-one\n")
+    if mode == "in-cluster":
+        server = StandIn(auth="token", serviceaccount_dir=str(sa))
+    else:
+        server = StandIn(auth="token", token_file=token_file, kubeconfig_token_file=True)
+    with server as api:
+        api.kubectl("create", "-f", api.fixture("cluster-2.yaml"))
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        if mode == "in-cluster":
+            env.update(api.incluster_env())
+            probe = start_probe(api, "--in-cluster-dir", str(sa), env=env, kubeconfig=False)
+        else:
+            probe = start_probe(api, env=env)
+        with probe:
+            m = synced_model(probe)
+            assert ("in-cluster" in m["status"]["origin"]) == (mode == "in-cluster")
+            tmp = token_file + ".new"
+            with open(tmp, "w") as f:
+                f.write("token-two\n")
+            os.replace(tmp, token_file)  # the server now accepts only the new token
+            api.fault(drop_watches=True)
+            # Through the control port: kubectl's own kubeconfig may hold the old token (in-cluster mode).
+            api.load([gtp("ActiveActive")])
+            m = probe.wait_model(lambda m: lb_type(m) == "ActiveActive" and not m["stale"], timeout=15,
+                                 what="change seen with the rotated token")
+            assert api.state()["counters"].get("unauthorized", 0) == 0
+
+
+def test_missing_crd_is_retried_not_fatal():
+    with StandIn(hide_groups=["multicluster.x-k8s.io"]) as api:
+        api.kubectl("create", "-f", api.fixture("cluster-2.yaml"))
+        with start_probe(api) as probe:
+            m = synced_model(probe)
+            mcs = [r for r in m["status"]["resources"] if r["resource"] == "serviceimports.multicluster.x-k8s.io"]
+            assert mcs and mcs[0]["absent"] and not mcs[0]["synced"]
+            assert sum("not served" in l for l in probe.stderr) == 1
+
+
+def test_mcs_service_import_and_namespace_scope(api):
+    api.kubectl("delete", "serviceimports.flomesh.io", "httpbin", "-n", "httpbin")
+    api.kubectl("create", "-f", api.fixture("mcs-serviceimport.yaml"))
+    with start_probe(api, "--namespace", "httpbin") as probe:
+        m = probe.wait_model(lambda m: m["status"]["synced"] and endpoints(m, HB), what="MCS endpoints")
+        assert endpoints(m, HB) == [(C1, "127.0.0.11", 18081, ""), (C3, "127.0.0.13", 18083, "")]
+        assert service(m, "curl.curl") is None  # namespace-scoped: curl is elsewhere
+        assert {r["namespace"] for r in m["status"]["resources"]} == {"httpbin"}
+
+
+def test_bad_credentials_fail_at_startup(api, tmp_path):
+    res = subprocess.run([probe_binary(), "--kubeconfig", str(tmp_path / "missing")], capture_output=True,
+                         text=True, timeout=20)
+    assert res.returncode == 1 and "cannot read" in res.stderr
+
+    # A server certificate that the configured CA did not sign: TLS verification refuses it.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=other-ca", "-days", "1",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "ca.pem")], check=True,
+                   capture_output=True)
+    other_ca = base64.b64encode((tmp_path / "ca.pem").read_bytes()).decode()
+    with open(api.kubeconfig) as f:
+        text = f.read()
+    lines = [("    certificate-authority-data: " + other_ca) if l.strip().startswith("certificate-authority-data:")
+             else l for l in text.splitlines()]
+    assert any(other_ca in l for l in lines)
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("\n".join(lines) + "\n")
+    with Probe("--kubeconfig", str(bad), "--status-ms", "200") as probe:
+        status = probe.wait_status(lambda s: all(r["last_error"] for r in s["resources"]), what="TLS errors")
+        assert all("certificate" in r["last_error"] for r in status["resources"]), status
+        assert not status["synced"]
