@@ -1,0 +1,18 @@
+// Wiring helpers for main: the Kubernetes source's options and static base from the configuration.
+#pragma once
+
+#include "config/config.hpp"
+#include "discovery/options.hpp"
+#include "routing/model.hpp"
+
+namespace sluice::discovery {
+
+// kubernetes.{kubeconfig,context,namespaces,coalesce}, and the listener names by role: sidecar
+// listeners get host-name routes, gateway listeners the ServiceExport rules. `log` is left empty.
+KubeOptions kube_options_from(const config::Config& config);
+
+// The static part of the configuration (cluster identity, services, routes) as the base Model that
+// KubernetesSource::set_base() merges under every publication.
+routing::Model static_model(const config::Config& config);
+
+}  // namespace sluice::discovery
