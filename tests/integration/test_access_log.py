@@ -1,0 +1,84 @@
+"""Access log: one JSON line per request when enabled, none when disabled."""
+import json
+import time
+
+from integ_harness import curl, curl_status
+
+FIELDS = ("method", "authority", "path", "status", "upstream", "duration_ms")
+
+
+def log_lines(text):
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def wait_lines(read, n, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = log_lines(read())
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_access_log_to_stdout(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], access_log={"enabled": True, "path": "-"})
+    status, body = curl_status(sluice.url("/bytes/1234?x=1"), "-H", "Host: shop.example")
+    assert status == 200 and len(body) == 1234
+    status, _ = curl_status(sluice.url("/sink"), "--data-binary", "0123456789", "-H", "Host: shop.example")
+    assert status == 200
+    lines = wait_lines(sluice.stdout, 2)
+    assert len(lines) == 2, sluice.stdout()
+    get, post = lines
+    for line in lines:
+        for f in FIELDS:
+            assert f in line, (f, line)
+        assert line["upstream"] == a.address
+        assert line["authority"] == "shop.example"
+        assert line["status"] == 200
+        assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] >= 0
+    assert get["method"] == "GET"
+    assert get["path"] == "/bytes/1234?x=1"
+    assert get["bytes_sent"] == 1234
+    assert post["method"] == "POST"
+    assert post["path"] == "/sink"
+    assert post["bytes_received"] == 10
+    assert get["attempts"] == 1 and post["attempts"] == 1
+
+
+def test_access_log_counts_streamed_upload(backend_factory, sluice_factory):
+    # A body larger than one relay piece: bytes_received must count all of it.
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], access_log={"enabled": True, "path": "-"})
+    size = 1024 * 1024 + 5
+    r = curl("--data-binary", "@-", "-o", "-", sluice.url("/sink"), input_data=b"z" * size)
+    assert r.stdout.strip() == str(size).encode()
+    lines = wait_lines(sluice.stdout, 1)
+    assert lines and lines[0]["bytes_received"] == size, lines
+
+
+def test_access_log_errors_and_file(backend_factory, sluice_factory, tmp_path):
+    a = backend_factory("alpha")
+    path = tmp_path / "access.log"
+    sluice = sluice_factory([a.address], access_log={"enabled": True, "path": str(path)})
+    status, _ = curl_status(sluice.url("/status/503"))
+    assert status in (502, 503)
+    lines = wait_lines(lambda: path.read_text() if path.exists() else "", 1)
+    assert len(lines) == 1
+    assert lines[0]["path"] == "/status/503"
+    assert lines[0]["status"] == status
+    assert log_lines(sluice.stdout()) == []
+
+
+def test_access_log_disabled(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    status, _ = curl_status(sluice.url("/"))
+    assert status == 200
+    time.sleep(0.2)
+    assert log_lines(sluice.stdout()) == []

@@ -1,0 +1,79 @@
+"""The command line: --version, --help, --check, and a bad config refusing to start."""
+import json
+import subprocess
+
+from integ_harness import SLUICE, clean_env, free_port, make_config
+
+
+def run_sluice(*args, timeout=10):
+    return subprocess.run([str(SLUICE), *args], capture_output=True, text=True, timeout=timeout, env=clean_env())
+
+
+def test_version():
+    r = run_sluice("--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith("sluice ")
+    assert any(c.isdigit() for c in r.stdout)
+
+
+def test_help():
+    r = run_sluice("--help")
+    assert r.returncode == 0
+    for flag in ("--config", "--check", "--workers", "--log-level", "--version", "--help"):
+        assert flag in r.stdout
+
+
+def test_unknown_option_fails():
+    r = run_sluice("--frobnicate")
+    assert r.returncode != 0
+    assert "--frobnicate" in r.stderr
+
+
+def test_check_ok(tmp_path):
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(make_config(free_port(), ["127.0.0.1:9"])))
+    r = run_sluice("--check", "--config", str(path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "config OK"
+
+
+def test_check_reports_every_error_with_json_paths(tmp_path):
+    cfg = make_config(free_port(), ["127.0.0.1:9"])
+    cfg["listeners"][0]["port"] = 70000
+    cfg["services"][0]["lodbalancer"] = "RoundRobin"
+    cfg["timeouts"]["connect"] = "fast"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    r = run_sluice("--check", "--config", str(path))
+    assert r.returncode == 1
+    out = r.stdout + r.stderr
+    assert "config OK" not in out
+    assert "listeners[0].port: expected 1..65535, got 70000" in out
+    assert "services[0].lodbalancer: unknown key" in out
+    assert 'did you mean "load_balancer"' in out
+    assert "timeouts.connect:" in out
+
+
+def test_check_malformed_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"listeners": [}')
+    r = run_sluice("--check", "--config", str(path))
+    assert r.returncode == 1
+    assert "parse error" in r.stderr
+
+
+def test_unknown_key_refuses_to_start(tmp_path):
+    port = free_port()
+    cfg = make_config(port, ["127.0.0.1:9"])
+    cfg["listeners"][0]["prot"] = 8080
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(cfg))
+    r = run_sluice("--config", str(path))  # must exit by itself, not serve
+    assert r.returncode != 0
+    assert "listeners[0].prot: unknown key" in r.stderr
+
+
+def test_missing_config_file(tmp_path):
+    r = run_sluice("--config", str(tmp_path / "nope.json"))
+    assert r.returncode != 0
+    assert "nope.json" in r.stderr

@@ -1,0 +1,185 @@
+"""Timeouts and error statuses: slowloris 408, upstream timeout 504, dead endpoints (retry, then 502),
+no route 404, no endpoint 503, each with a plain-text body naming the cause."""
+import json
+import time
+
+from integ_harness import LOCAL_CLUSTER, HttpReader, connect, curl_status, free_port, make_config
+
+
+def short_timeouts(**changes):
+    t = {"request_header": "1s", "idle": "60s", "connect": "1s", "response": "1s", "drain": "5s"}
+    t.update(changes)
+    return t
+
+
+def test_slowloris_head_closed(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], timeouts=short_timeouts())
+    with connect(sluice.port) as s:
+        start = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\n")  # half a head, then silence
+        reader = HttpReader(s)
+        s.settimeout(5)
+        try:
+            status, _, _ = reader.read_response()
+        except (EOFError, ConnectionResetError):
+            status = None  # closed without an answer is acceptable too
+        elapsed = time.monotonic() - start
+        assert status in (408, None)
+        assert reader.at_eof(wait=2)
+    assert 0.8 <= elapsed <= 3.0, elapsed
+    assert a.connections_seen() == 0
+
+
+def test_slowloris_trickle_still_closed(backend_factory, sluice_factory):
+    # A byte every 200 ms keeps any per-read timer happy; the head deadline counts from the first byte.
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], timeouts=short_timeouts())
+    with connect(sluice.port) as s:
+        start = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        closed_at = None
+        for _ in range(25):
+            time.sleep(0.2)
+            try:
+                s.sendall(b"X")
+            except (BrokenPipeError, ConnectionResetError):
+                closed_at = time.monotonic()
+                break
+        reader = HttpReader(s)
+        if closed_at is None:
+            try:
+                status, _, _ = reader.read_response()
+                assert status == 408
+            except (EOFError, ConnectionResetError):
+                pass
+            closed_at = time.monotonic()
+    assert closed_at - start <= 3.0, closed_at - start
+
+
+def test_idle_keepalive_connection_closed(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], timeouts=short_timeouts(idle="1s", request_header="5s"))
+    with connect(sluice.port) as s:
+        reader = HttpReader(s)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        status, _, _ = reader.read_response()
+        assert status == 200
+        start = time.monotonic()
+        assert reader.at_eof(wait=4)
+        assert 0.7 <= time.monotonic() - start <= 3.0
+
+
+def test_upstream_response_timeout_504(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], timeouts=short_timeouts())
+    start = time.monotonic()
+    status, body = curl_status(sluice.url("/delay/5000"))
+    elapsed = time.monotonic() - start
+    assert status == 504, body
+    assert b"timeout" in body.lower()
+    assert 0.8 <= elapsed <= 3.5, elapsed
+
+
+def test_dead_endpoint_retried_on_the_other(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+    sluice = sluice_factory([dead, a.address], timeouts=short_timeouts())
+    for _ in range(6):  # round robin puts the dead endpoint first for half of them
+        status, body = curl_status(sluice.url("/"))
+        assert status == 200, body
+        assert body == b"alpha\n"
+
+
+def test_dead_endpoint_retried_for_post(backend_factory, sluice_factory):
+    # A connect failure means nothing was sent: retried for any method.
+    a = backend_factory("alpha")
+    dead = f"127.0.0.1:{free_port()}"
+    sluice = sluice_factory([dead, a.address], timeouts=short_timeouts())
+    for _ in range(4):
+        status, body = curl_status(sluice.url("/sink"), "--data-binary", "hello")
+        assert status == 200, body
+        assert body == b"5\n"
+
+
+def test_both_dead_502_names_cause(sluice_factory):
+    dead1 = f"127.0.0.1:{free_port()}"
+    dead2 = f"127.0.0.1:{free_port()}"
+    sluice = sluice_factory([dead1, dead2], timeouts=short_timeouts())
+    with connect(sluice.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        status, headers, body = HttpReader(s).read_response()
+    assert status == 502
+    assert headers.get("content-type", "").startswith("text/plain")
+    text = body.decode().lower()
+    assert "connect" in text
+    assert dead1.split(":")[1] in text or dead2.split(":")[1] in text, text
+
+
+def routing_config(port, live):
+    """Route app.example -> app (one live endpoint); empty.example -> a service with no endpoints."""
+    cfg = make_config(port, [live], timeouts=short_timeouts())
+    cfg["services"].append({"name": "empty", "namespace": "default",
+                            "clusters": [{"cluster": LOCAL_CLUSTER, "endpoints": []}]})
+    cfg["routes"] = [
+        {"hosts": ["app.example"], "path": "/", "service": "app.default"},
+        {"hosts": ["empty.example"], "path": "/", "service": "empty.default"},
+        {"hosts": ["*"], "path": "/only", "path_match": "exact", "service": "app.default"},
+    ]
+    return cfg
+
+
+def test_no_route_404_and_no_endpoint_503(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory(make_cfg=lambda port: routing_config(port, a.address))
+    status, body = curl_status(sluice.url("/"), "-H", "Host: app.example")
+    assert status == 200 and body == b"alpha\n"
+    status, body = curl_status(sluice.url("/x"), "-H", "Host: unknown.example")
+    assert status == 404
+    assert b"no route" in body.lower()
+    status, body = curl_status(sluice.url("/only/more"), "-H", "Host: unknown.example")
+    assert status == 404
+    status, body = curl_status(sluice.url("/only"), "-H", "Host: unknown.example")
+    assert status == 200
+    status, body = curl_status(sluice.url("/"), "-H", "Host: empty.example")
+    assert status == 503
+    assert b"endpoint" in body.lower()
+
+
+def test_error_responses_keep_connection(backend_factory, sluice_factory):
+    # A 404 for a request without a body does not need to cost the client its connection.
+    a = backend_factory("alpha")
+    sluice = sluice_factory(make_cfg=lambda port: routing_config(port, a.address))
+    with connect(sluice.port) as s:
+        reader = HttpReader(s)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: nowhere\r\n\r\n")
+        status, _, _ = reader.read_response()
+        assert status == 404
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+        status, _, body = reader.read_response()
+        assert status == 200 and body == b"alpha\n"
+
+
+def test_two_dead_endpoints_two_retries(backend_factory, sluice_factory):
+    # max_retries 2 (the default): a request that meets both dead endpoints first still gets through.
+    a = backend_factory("alpha")
+    dead1 = f"127.0.0.1:{free_port()}"
+    dead2 = f"127.0.0.1:{free_port()}"
+    sluice = sluice_factory([dead1, dead2, a.address], timeouts=short_timeouts(),
+                            access_log={"enabled": True, "path": "-"})
+    for _ in range(6):
+        status, body = curl_status(sluice.url("/"))
+        assert status == 200, body
+    time.sleep(0.2)
+    attempts = [json.loads(line)["attempts"] for line in sluice.stdout().splitlines() if line.startswith("{")]
+    assert len(attempts) == 6
+    assert max(attempts) == 3, attempts  # the worst case: dead, dead, alive
+
+
+def test_max_retries_zero_gives_502(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    dead = f"127.0.0.1:{free_port()}"
+    sluice = sluice_factory([dead, a.address], timeouts=short_timeouts(),
+                            service={"retry": {"max_retries": 0}})
+    statuses = sorted(curl_status(sluice.url("/"))[0] for _ in range(4))
+    assert statuses == [200, 200, 502, 502]

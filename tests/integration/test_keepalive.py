@@ -1,0 +1,91 @@
+"""Keep-alive downstream (client <-> sluice) and upstream (sluice <-> backend, the pool)."""
+import http.client
+import time
+
+from integ_harness import curl
+
+
+def get(conn, path, headers=None):
+    conn.request("GET", path, headers=headers or {})
+    r = conn.getresponse()
+    body = r.read()
+    return r, body
+
+
+def test_downstream_keepalive_with_http_client(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    conn = http.client.HTTPConnection("127.0.0.1", sluice.port, timeout=10)
+    local_ports = set()
+    for i in range(5):
+        r, body = get(conn, f"/bytes/{100 + i}")
+        assert r.status == 200 and len(body) == 100 + i
+        assert not r.will_close
+        assert conn.sock is not None  # http.client drops the socket when the server closes
+        local_ports.add(conn.sock.getsockname()[1])
+    conn.close()
+    assert len(local_ports) == 1
+
+
+def test_downstream_keepalive_with_curl(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    urls = [sluice.url(f"/bytes/{n}") for n in (10, 20, 30, 40)]
+    outputs = [arg for url in urls for arg in ("-o", "/dev/null", url)]
+    r = curl("-w", "%{num_connects} ", *outputs)
+    assert r.returncode == 0, r.stderr
+    # curl opens one connection for the first URL and reuses it for the rest.
+    assert r.stdout.decode().split() == ["1", "0", "0", "0"]
+
+
+def test_upstream_connection_reused(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    ids = []
+    # Separate client connections: the upstream pool, not the client, provides the reuse.
+    for _ in range(5):
+        r = curl("-o", "-", sluice.url("/conn"))
+        assert r.returncode == 0, r.stderr
+        ids.append(int(r.stdout))
+    assert len(set(ids)) == 1, ids
+    assert a.connections_seen() == 1
+
+
+def test_connection_close_response_not_reused(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    conn = http.client.HTTPConnection("127.0.0.1", sluice.port, timeout=10)
+    _, first = get(conn, "/conn")
+    _, second = get(conn, "/conn")
+    assert first == second
+    r, body = get(conn, "/close")
+    assert r.status == 200 and body.strip() == b"alpha"
+    # Connection: close is hop-by-hop: the client's connection to sluice stays open.
+    assert not r.will_close
+    _, third = get(conn, "/conn")
+    assert int(third) != int(second), "the upstream connection closed by /close was reused"
+    _, fourth = get(conn, "/conn")
+    assert third == fourth
+    conn.close()
+
+
+def test_pool_survives_upstream_idle_close(backend_factory, sluice_factory):
+    # The backend closes idle connections after 300 ms; the pooled one must not be used after that.
+    a = backend_factory("alpha", "--idle-timeout-ms", "300")
+    sluice = sluice_factory([a.address])
+    for _ in range(3):
+        r = curl("-o", "-", "-w", " %{http_code}", sluice.url("/conn"))
+        assert r.returncode == 0 and r.stdout.endswith(b" 200"), (r.stdout, r.stderr)
+        time.sleep(0.6)
+    assert a.connections_seen() == 3
+
+
+def test_pool_keeps_connections_per_endpoint(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    b = backend_factory("beta")
+    sluice = sluice_factory([a.address, b.address])
+    for _ in range(6):
+        r = curl("-o", "/dev/null", sluice.url("/"))
+        assert r.returncode == 0
+    assert a.connections_seen() == 1
+    assert b.connections_seen() == 1
