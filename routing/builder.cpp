@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "routing/matcher.hpp"
 #include "routing/model.hpp"
 #include "routing/registry.hpp"
 #include "routing/snapshot.hpp"
@@ -194,6 +195,7 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
       if (host == "*") {
         snap->wildcard_routes.push_back(e.index);
       } else {
+        if (strip_port(host).size() != host.size()) snap->hosts_with_port = true;
         auto& ids = snap->hosts[host];
         if (ids.empty() || ids.back() != e.index) ids.push_back(e.index);
       }

@@ -1,7 +1,5 @@
 #include "routing/matcher.hpp"
 
-#include <cctype>
-
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {
@@ -35,8 +33,11 @@ const RouteEntry* match_host(const Snapshot& snap, std::string_view host, std::s
 }  // namespace
 
 std::string_view path_of(std::string_view target) {
-  const auto end = target.find_first_of("?#");
-  return end == std::string_view::npos ? target : target.substr(0, end);
+  // A plain loop: find_first_of with a two-character set costs a memchr per character.
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == '?' || target[i] == '#') return target.substr(0, i);
+  }
+  return target;
 }
 
 std::string_view strip_port(std::string_view host) {
@@ -61,11 +62,15 @@ const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, s
   if (host.size() <= kMaxHost && !host.empty()) {
     char buf[kMaxHost];
     for (std::size_t i = 0; i < host.size(); ++i) {
-      buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(host[i])));
+      const char c = host[i];
+      buf[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;  // ASCII only, locale-free
     }
     const std::string_view lower(buf, host.size());
-    if (const RouteEntry* r = match_host(snap, lower, listener, path)) return r;
     const std::string_view bare = strip_port(lower);
+    // Route hosts with a port are rare: skip that lookup when the snapshot has none.
+    if (snap.hosts_with_port || bare.size() == lower.size()) {
+      if (const RouteEntry* r = match_host(snap, lower, listener, path)) return r;
+    }
     if (bare.size() != lower.size()) {
       if (const RouteEntry* r = match_host(snap, bare, listener, path)) return r;
     }

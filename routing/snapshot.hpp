@@ -110,6 +110,7 @@ struct Snapshot {
   // Lowercased route host (with or without port) -> routes, best first (longest path, exact before prefix).
   std::unordered_map<std::string, std::vector<std::uint32_t>, StringHash, std::equal_to<>> hosts;
   std::vector<std::uint32_t> wildcard_routes;  // routes with host "*", best first
+  bool hosts_with_port = false;                // some route host has a ":port"
 
   const ServiceEntry* find_service(std::string_view id) const {
     auto it = service_index.find(id);
