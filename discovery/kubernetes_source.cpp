@@ -1,5 +1,7 @@
 #include "discovery/kubernetes_source.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -73,6 +75,7 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
   void mark_dirty() {
     if (rebuild_pending_ || stopped_ || !started_) return;
     rebuild_pending_ = true;
+    dirty_since_ = std::chrono::steady_clock::now();
     rebuild_timer_.expires_after(options_.coalesce);
     rebuild_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       auto self = weak.lock();
@@ -94,6 +97,11 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
     published_stale_ = stale;
     ++publishes_;
     if (sink_) sink_(std::move(model));
+    // Event received -> handed over (and, when the sink builds the snapshot, routable), without the
+    // coalescing window.
+    auto took = std::chrono::steady_clock::now() - dirty_since_ - options_.coalesce;
+    last_publish_latency_ = std::max(std::chrono::duration_cast<std::chrono::microseconds>(took),
+                                     std::chrono::microseconds(0));
   }
 
   net::io_context& ioc_;
@@ -116,6 +124,8 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
   std::uint64_t publishes_ = 0;
   std::uint64_t malformed_ = 0;
   std::uint64_t services_ = 0;
+  std::chrono::steady_clock::time_point dirty_since_{};
+  std::chrono::microseconds last_publish_latency_{0};
 };
 
 std::string KubernetesSource::Impl::start() {
@@ -170,6 +180,7 @@ Status KubernetesSource::Impl::status() const {
   s.publishes = publishes_;
   s.malformed_objects = malformed_;
   s.services = services_;
+  s.last_publish_latency = last_publish_latency_;
   for (const auto& w : watches_) {
     ResourceStatus r = w->status();
     r.objects = store_.count(w->info().kind);

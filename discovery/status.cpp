@@ -30,6 +30,10 @@ std::string render_prometheus(const Status& s) {
   gauge("sluice_discovery_synced", "1 when every Kubernetes resource has been listed once", s.has_synced_once);
   gauge("sluice_discovery_stale", "1 while a watch is disconnected and routing keeps the last-known-good data", s.stale);
   gauge("sluice_discovery_services", "services in the last translation", s.services);
+  header(out, "sluice_discovery_last_publish_latency_seconds", "gauge",
+         "first event of the last burst to routable, without the coalescing window");
+  out += "sluice_discovery_last_publish_latency_seconds " +
+         std::to_string(static_cast<double>(s.last_publish_latency.count()) / 1e6) + "\n";
   header(out, "sluice_discovery_publishes_total", "counter", "routing models published");
   out += "sluice_discovery_publishes_total " + std::to_string(s.publishes) + "\n";
   header(out, "sluice_discovery_malformed_objects_total", "counter", "objects skipped as malformed");

@@ -1,6 +1,7 @@
 // What the Kubernetes source reports to the admin endpoint and metrics.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct Status {
   std::uint64_t publishes = 0;      // Models handed to the sink
   std::uint64_t malformed_objects = 0;
   std::uint64_t services = 0;       // services in the last published translation
+  // First event of the last burst -> the sink returned, minus the coalescing window. The sink of main
+  // builds and publishes the snapshot, so this is "event received -> routable".
+  std::chrono::microseconds last_publish_latency{0};
   std::vector<ResourceStatus> resources;
 };
 

@@ -13,7 +13,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include <boost/asio/post.hpp>
+
 #include "discovery/kubernetes_source.hpp"
+#include "routing/publisher.hpp"
+#include "routing/registry.hpp"
+#include "routing/table.hpp"
 
 using namespace sluice;
 using nlohmann::json;
@@ -88,7 +93,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: discovery_probe [--kubeconfig F] [--context C] [--namespace N]... [--cluster NAME]\n"
                "  [--sidecar-listener L]... [--gateway-listener L]... [--coalesce-ms N] [--in-cluster-dir D]\n"
-               "  [--watch-timeout-s N] [--status-ms N] [--compact]\n");
+               "  [--watch-timeout-s N] [--status-ms N] [--compact] [--routable]\n");
 }
 
 }  // namespace
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
   config::ClusterIdentity local;
   int status_ms = 0;
   bool compact = false;  // --compact: print only counts and the status (benchmarks with 1k services)
+  bool routable = false; // --routable: the sink builds and publishes a routing snapshot, as main does
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -120,6 +126,7 @@ int main(int argc, char** argv) {
       options.watch_timeout_jitter = std::chrono::seconds(0);
     } else if (a == "--status-ms") status_ms = std::stoi(value());
     else if (a == "--compact") compact = true;
+    else if (a == "--routable") routable = true;
     else {
       usage();
       return 2;
@@ -132,7 +139,21 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context ioc;
   discovery::KubernetesSource* source_ptr = nullptr;
+  routing::Table table;
+  routing::EndpointRegistry registry;
+  routing::Publisher publisher(table, registry);
   discovery::KubernetesSource source(ioc, options, local, [&](routing::Model m) {
+    if (routable) {
+      // Discovery already coalesced the burst: build and publish right away, as main does.
+      publisher.submit(m);
+      publisher.flush();
+      // After rebuild() returns, the source knows how long event -> routable took.
+      boost::asio::post(ioc, [&] {
+        json l = {{"kind", "latency"}, {"us", source_ptr->status().last_publish_latency.count()},
+                  {"generation", table.generation()}};
+        std::cout << l.dump() << std::endl;
+      });
+    }
     json line;
     if (compact) {
       std::size_t endpoints = 0;
