@@ -53,7 +53,7 @@ std::string parse_server(const std::string& server, Credentials& c) {
     if (colon != std::string::npos) c.port = authority.substr(colon + 1);
   }
   if (c.host.empty()) return "server '" + server + "': no host";
-  if (c.port.empty() || c.port.find_first_not_of("0123456789") != std::string::npos ||
+  if (c.port.empty() || c.port.size() > 5 || c.port.find_first_not_of("0123456789") != std::string::npos ||
       std::stoul(c.port) == 0 || std::stoul(c.port) > 65535)
     return "server '" + server + "': port out of range";
   return {};

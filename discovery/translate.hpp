@@ -23,7 +23,7 @@ struct Translation {
   std::vector<config::Route> routes;
 };
 
-// Builds services and routes from the store (see the contract in translate.cpp's header comment and
+// Builds services and routes from the store (the rules: translate.cpp's header comment and
 // discovery/README.md). Pure function of its inputs; any thread.
 Translation translate(const ObjectStore& store, const TranslateOptions& options);
 
