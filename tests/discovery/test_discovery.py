@@ -279,3 +279,18 @@ def test_bad_credentials_fail_at_startup(api, tmp_path):
         status = probe.wait_status(lambda s: all(r["last_error"] for r in s["resources"]), what="TLS errors")
         assert all("certificate" in r["last_error"] for r in status["resources"]), status
         assert not status["synced"]
+
+
+def test_gateway_role_routes_the_export_to_local_endpoints():
+    with StandIn() as api:
+        api.kubectl("create", "-f", api.fixture("cluster-1.yaml"))
+        with Probe("--kubeconfig", api.kubeconfig, "--cluster", "cluster-1", "--gateway-listener", "gateway") as probe:
+            m = probe.wait_model(lambda m: m["status"]["synced"] and endpoints(m, HB, C1), what="gateway model")
+            # Our own pods, on the Service's endpoint port; cluster-1's own ServiceImport entry is skipped.
+            assert endpoints(m, HB) == [(C1, "127.0.0.21", 8080, ""), (C1, "127.0.0.22", 8080, ""),
+                                        (C3, "127.0.0.13", 18083, "/httpbin")]
+            assert m["routes"] == [{"listener": "gateway", "hosts": ["*"], "path": "/httpbin", "match": "prefix",
+                                    "service": HB, "rewrite_from": "/httpbin", "rewrite_to": "/"}]
+            mark = probe.mark()
+            api.kubectl("delete", "serviceexports.flomesh.io", "httpbin", "-n", "httpbin")
+            probe.wait_model(lambda m: m["routes"] == [], after=mark, what="export deleted")
