@@ -249,6 +249,10 @@ class Bench:
                 run_wrk(port, max(self.args.conns), 1, self.load_cpu)  # warm-up, not recorded
             for conns in self.args.conns:
                 result = run_wrk(port, conns, self.args.duration, self.load_cpu)
+                if result["errors"]:
+                    # Fast error answers would inflate req/s: keep the row, fail the run.
+                    self.failed[target] = f"{result['errors']} errors at c{conns}"
+                    print(f"{target}: {self.failed[target]}", file=sys.stderr, flush=True)
                 best = self.results.get((target, conns))
                 if best is None or result["rps"] > best["rps"]:
                     self.results[(target, conns)] = result
