@@ -29,6 +29,15 @@ bool expects_continue(const http::request<http::buffer_body>& req) {
   return req.version() == 11 && it != req.end() && beast::iequals(it->value(), "100-continue");
 }
 
+// Points a buffer_body at the next piece to write. An empty piece must be "no buffer" (nullptr), never an
+// empty buffer: Beast's chunked serializer turns an empty buffer into a zero-size chunk, which the peer
+// reads as the end of the body. With nullptr the serializer writes nothing (more) or just the last chunk.
+void set_piece(http::buffer_body::value_type& body, char* data, std::size_t size, bool more) {
+  body.data = size != 0 ? data : nullptr;
+  body.size = size;
+  body.more = more;
+}
+
 }  // namespace
 
 net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picked, routing::AttemptState& attempt,
@@ -225,17 +234,13 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
     error = "upstream " + up.pool_key + " failed while sending the request: " + hec.message();
     co_return SendResult::upstream_failed;
   }
-  out.body().data = body_buf_.get();
-  out.body().size = first_piece;
-  out.body().more = !parser_->is_done();
+  set_piece(out.body(), body_buf_.get(), first_piece, !parser_->is_done());
   if (!co_await write_some()) co_return SendResult::upstream_failed;
   while (!parser_->is_done()) {
     std::size_t got = 0;
     if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
     body_streamed = true;
-    out.body().data = body_buf_.get();
-    out.body().size = got;
-    out.body().more = !parser_->is_done();
+    set_piece(out.body(), body_buf_.get(), got, !parser_->is_done());
     if (!co_await write_some()) co_return SendResult::upstream_failed;
   }
   (void)picked;
@@ -298,9 +303,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
         co_return Next::close;
       }
       const std::size_t got = kBodyBuffer - in_body.size;
-      res.body().data = body_buf_.get();
-      res.body().size = got;
-      res.body().more = !rp.is_done();
+      set_piece(res.body(), body_buf_.get(), got, !rp.is_done());
       stream_.transport().expires_after(idle);
       auto [wec, wn] = co_await stream_.visit([&](auto& s) { return http::async_write(s, sr, use_nothrow); });
       if (wec == http::error::need_buffer) wec = {};
