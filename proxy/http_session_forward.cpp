@@ -61,7 +61,7 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
   std::string failure;  // the last attempt's failure, for the error body
 
   for (;;) {
-    log.attempts = attempt.attempt + 1;
+    log.attempts = attempt.attempt;
     log.upstream = endpoint_text(picked);
     log.dst_cluster = picked.cluster;
     log.tier = picked.tier;
@@ -116,10 +116,7 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
     if (retriable_failure &&
         picker.may_retry(picked, outcome, status, req.method_string(), attempt)) {
       picker.finish(picked, outcome);
-      attempt.tried.push_back(picked.endpoint);
-      attempt.last_cluster = picked.cluster;
-      attempt.last_was_remote = picked.remote;
-      ++attempt.attempt;
+      // pick() records the tried endpoint and the attempt number in `attempt` itself.
       auto next = picker.pick(request_view(log.authority), attempt);
       if (next.status == routing::PickStatus::ok) {
         stats.retries.add();

@@ -8,14 +8,20 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/parse.hpp"
+#include "discovery/kubernetes_source.hpp"
+#include "discovery/status.hpp"
+#include "proxy/admin.hpp"
 #include "proxy/logger.hpp"
 #include "proxy/server.hpp"
 #include "routing/model.hpp"
+#include "routing/publisher.hpp"
 #include "routing/registry.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"
@@ -38,7 +44,7 @@ Options:
   -v, --version          print the version and exit
   -h, --help             print this help and exit
 
-Signals: SIGTERM/SIGINT drain and exit 0.
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config's routing (services, routes).
 )";
 
 struct Flags {
@@ -109,6 +115,63 @@ routing::Model model_of(const config::Config& cfg) {
   return model;
 }
 
+discovery::KubeOptions kube_options(const config::Config& cfg) {
+  discovery::KubeOptions o;
+  o.kubeconfig = cfg.kubernetes.kubeconfig;
+  o.context = cfg.kubernetes.context;
+  o.namespaces = cfg.kubernetes.namespaces;
+  o.coalesce = cfg.kubernetes.coalesce;
+  for (const auto& l : cfg.listeners) {
+    if (l.role == config::Role::sidecar) o.sidecar_listeners.push_back(l.name);
+    if (l.role == config::Role::gateway) o.gateway_listeners.push_back(l.name);
+  }
+  o.log = [](int level, std::string_view message) {
+    const auto l = level >= discovery::log_error  ? log::Level::error
+                   : level >= discovery::log_warn ? log::Level::warn
+                   : level >= discovery::log_info ? log::Level::info
+                                                  : log::Level::debug;
+    if (log::enabled(l)) log::write(l, std::string("kubernetes: ").append(message));
+  };
+  return o;
+}
+
+nlohmann::json status_json(const discovery::Status& st) {
+  nlohmann::json resources = nlohmann::json::array();
+  for (const auto& r : st.resources) {
+    resources.push_back({{"resource", r.resource}, {"namespace", r.name_space}, {"synced", r.synced},
+                         {"absent", r.absent}, {"connected", r.connected}, {"stale", r.stale},
+                         {"watch_restarts", r.watch_restarts}, {"relists", r.relists}, {"events", r.events},
+                         {"objects", r.objects}, {"last_error", r.last_error}});
+  }
+  return {{"origin", st.origin}, {"synced", st.has_synced_once}, {"stale", st.stale},
+          {"publishes", st.publishes}, {"malformed_objects", st.malformed_objects}, {"resources", resources}};
+}
+
+// SIGHUP: re-read the config file and publish its routing. Listener, admin and worker changes need a restart.
+void reload(const std::string& path, config::Config& current, routing::Publisher& publisher,
+            discovery::KubernetesSource* kube) {
+  auto parsed = config::load_config_file(path);
+  if (!parsed.errors.empty()) {
+    for (const auto& e : parsed.errors) log::error("reload: " + path + ": " + e);
+    log::error("reload refused: keeping the running configuration");
+    return;
+  }
+  auto& next = *parsed.config;
+  if (next.listeners.size() != current.listeners.size()) {
+    log::warn("reload: listener changes take effect on restart only");
+  }
+  current.services = next.services;
+  current.routes = next.routes;
+  if (kube) {
+    kube->set_base(model_of(current));
+  } else {
+    publisher.submit(model_of(current));
+    publisher.flush();
+  }
+  log::info("reload: " + std::to_string(current.services.size()) + " service(s), " +
+            std::to_string(current.routes.size()) + " route(s) from " + path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,18 +200,52 @@ int main(int argc, char** argv) {
 
   routing::Table table;
   routing::EndpointRegistry registry;
-  table.publish(routing::build_snapshot(model_of(cfg), registry, std::chrono::steady_clock::now()));
+  routing::Publisher publisher(table, registry);
+  publisher.submit(model_of(cfg));
+  publisher.flush();
 
   proxy::Server server(cfg, table);
   if (auto errors = server.bind(); !errors.empty()) {
     for (const auto& e : errors) log::error(e);
     return 1;
   }
+
+  // The control thread: discovery, admin, signals.
+  net::io_context control;
+  std::unique_ptr<discovery::KubernetesSource> kube;
+  if (cfg.kubernetes.enabled) {
+    kube = std::make_unique<discovery::KubernetesSource>(control, kube_options(cfg), cfg.cluster,
+                                                         [&publisher](routing::Model model) {
+                                                           publisher.submit(std::move(model));
+                                                           publisher.flush();
+                                                         });
+    kube->set_base(model_of(cfg));
+    if (auto error = kube->start(); !error.empty()) {
+      log::error("kubernetes: " + error);
+      return 1;
+    }
+  }
+
+  proxy::AdminSources sources;
+  sources.server = &server;
+  sources.table = &table;
+  if (kube) {
+    sources.synced = [&kube] { return kube->status().has_synced_once; };
+    sources.extra_metrics = [&kube](std::string& out) { out += discovery::render_prometheus(kube->status()); };
+    sources.extra_status = [&kube](nlohmann::json& j) { j["discovery"] = status_json(kube->status()); };
+  }
+  proxy::Admin admin(control, sources);
+  if (cfg.admin.enabled) {
+    if (auto error = admin.listen(cfg.admin); !error.empty()) {
+      log::error(error);
+      return 1;
+    }
+    admin.start();
+  }
   server.start();
 
-  // The control thread: signals (and, later, admin and discovery).
-  net::io_context control;
   net::signal_set signals(control, SIGTERM, SIGINT);
+  net::signal_set reload_signal(control, SIGHUP);
   net::steady_timer drain_timer(control);
   std::chrono::steady_clock::time_point drain_deadline;
   std::function<void()> wait_drained = [&] {
@@ -166,11 +263,23 @@ int main(int argc, char** argv) {
     if (ec) return;
     log::info(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", draining (up to " +
               std::to_string(cfg.timeouts.drain.count()) + " ms)");
+    // Readiness goes first, so load balancers stop sending before the listeners close.
+    admin.set_draining();
     server.drain();
+    if (kube) kube->stop();
     drain_deadline = std::chrono::steady_clock::now() + cfg.timeouts.drain;
     wait_drained();
   });
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      reload(flags.config_path, cfg, publisher, kube.get());
+      wait_reload();
+    });
+  };
+  wait_reload();
   control.run();
+  admin.close();
   server.stop();
   log::info("sluice stopped");
   return 0;

@@ -1,0 +1,64 @@
+// The admin endpoint, on its own listener (default 127.0.0.1:9901), served by
+// the control thread: /ready, /live, /stats (Prometheus text), /routes (the
+// current table as JSON) and /explain?host=...&path=... (why a request would
+// go where it goes).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <nlohmann/json_fwd.hpp>
+
+#include "config/config.hpp"
+#include "net/net.hpp"
+
+namespace sluice::routing {
+class Table;
+}
+
+namespace sluice::proxy {
+
+class Server;
+
+struct AdminSources {
+  const Server* server = nullptr;
+  const routing::Table* table = nullptr;
+  // Ready once the first full discovery sync is done (static config: at once). Control thread.
+  std::function<bool()> synced = [] { return true; };
+  // Extra Prometheus lines (discovery's watch metrics). Control thread.
+  std::function<void(std::string&)> extra_metrics;
+  // Extra JSON for /routes and /explain (discovery status: stale, last sync). Control thread.
+  std::function<void(nlohmann::json&)> extra_status;
+};
+
+class Admin {
+ public:
+  Admin(net::io_context& control, AdminSources sources);
+  ~Admin();
+
+  // Binds the admin listener. Returns an error text, empty on success. Control thread.
+  std::string listen(const config::Admin& cfg);
+  void start();
+  void close();
+
+  // Called on drain: /ready answers 503 from now on.
+  void set_draining() { draining_ = true; }
+
+ private:
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> serve(tcp::socket socket);
+
+  net::io_context& control_;
+  AdminSources sources_;
+  tcp::acceptor acceptor_;
+  bool draining_ = false;
+};
+
+// Renders every metric in Prometheus text format (version 0.0.4).
+std::string render_metrics(const AdminSources& sources);
+
+}  // namespace sluice::proxy
