@@ -7,6 +7,7 @@
 // chunked body is refused before anything is forwarded, and a request whose
 // body fits in that piece can still be retried on another endpoint.
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -16,6 +17,7 @@
 #include "proxy/http_session.hpp"
 #include "proxy/logger.hpp"
 #include "proxy/worker.hpp"
+#include "routing/snapshot.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -75,8 +77,13 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
     } else {
       const auto sent = co_await send_request(*up, picked, first_piece, body_streamed, failure);
       if (sent == SendResult::downstream_failed) {
+        // A bad chunk (or a client gone quiet) after part of the body went upstream: the upstream
+        // connection is dropped with the half request, and the client, who has no response yet, learns
+        // why (if it left, this write just fails).
         picker.finish(picked, routing::Outcome::local_abort);
-        co_return Next::close;
+        stats.bad_requests.add();
+        co_return co_await send_error(http::status::bad_request, "malformed or incomplete request body",
+                                      Next::close, log);
       }
       if (sent == SendResult::upstream_failed) outcome = routing::Outcome::reset;
     }
@@ -161,16 +168,34 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
 net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
                                                                           std::string& error) {
   auto& stats = worker_.stats();
+  // TLS towards this endpoint: its cluster's own settings, else mesh mTLS for another cluster's gateway.
+  const auto& cluster = picked.service->clusters[picked.endpoint->cluster];
+  std::optional<config::TlsClient> tls_cfg = cluster.tls;
+  if (!tls_cfg && picked.remote && worker_.settings().mesh_tls) {
+    const auto& mesh = *worker_.settings().mesh_tls;
+    tls_cfg = config::TlsClient{mesh.ca_file, mesh.cert_file, mesh.key_file, ""};
+  }
   std::string key = endpoint_text(picked);
+  if (tls_cfg) key += "|tls";
   if (auto conn = worker_.pool().take(key)) {
     stats.upstream_reuses.add();
     co_return conn;
   }
   stats.upstream_connects.add();
+  std::shared_ptr<ssl::context> tls_ctx;
+  if (tls_cfg) {
+    tls_ctx = worker_.client_tls().get(*tls_cfg, error);
+    if (!tls_ctx) {
+      stats.upstream_connect_failures.add();
+      error = "upstream tls for " + key + ": " + error;
+      co_return nullptr;
+    }
+  }
   boost::system::error_code ec;
   std::vector<tcp::endpoint> targets;
   const auto address = net::ip::make_address(picked.address, ec);
-  if (!ec) {
+  const bool is_ip = !ec;
+  if (is_ip) {
     targets.emplace_back(address, picked.port);
   } else {
     tcp::resolver resolver(worker_.ioc());
@@ -182,7 +207,8 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const r
     }
     for (const auto& r : results) targets.push_back(r.endpoint());
   }
-  auto conn = std::make_unique<UpstreamConnection>(Stream(tcp::socket(worker_.ioc())), key);
+  auto conn = std::make_unique<UpstreamConnection>(
+      tls_ctx ? Stream(tcp::socket(worker_.ioc()), tls_ctx) : Stream(tcp::socket(worker_.ioc())), key);
   conn->stream.transport().expires_after(worker_.settings().timeouts.connect);
   auto [cec, connected] = co_await conn->stream.transport().async_connect(targets, use_nothrow);
   if (cec) {
@@ -192,6 +218,20 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const r
     co_return nullptr;
   }
   conn->stream.transport().socket().set_option(tcp::no_delay(true), ec);
+  if (auto* tls = conn->stream.tls()) {
+    const std::string server_name = tls_cfg->server_name.empty() ? picked.address : tls_cfg->server_name;
+    if (net::ip::make_address(server_name, ec), ec) {
+      SSL_set_tlsext_host_name(tls->native_handle(), server_name.c_str());  // SNI takes names, not IPs
+    }
+    tls->set_verify_callback(ssl::host_name_verification(server_name));
+    conn->stream.transport().expires_after(worker_.settings().timeouts.connect);
+    auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    if (hec) {
+      stats.upstream_connect_failures.add();
+      error = "upstream tls handshake with " + key + " failed: " + hec.message();
+      co_return nullptr;
+    }
+  }
   co_return conn;
 }
 
