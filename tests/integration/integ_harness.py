@@ -340,6 +340,8 @@ class RawServer:
 
     mode "reset": read a request head, then reset the connection (RST) without answering.
     mode "count": count connections and the bytes received; answer nothing, close on EOF.
+    mode "short": answer a head with Content-Length: 100 and 10 body bytes, then close.
+    mode "short_chunked": answer a chunked head and one 10-byte chunk, then close (no last chunk).
     """
 
     def __init__(self, mode):
@@ -382,6 +384,15 @@ class RawServer:
                 data += chunk
                 with self._lock:
                     self.received += chunk
+                if self.mode in ("short", "short_chunked") and b"\r\n\r\n" in data:
+                    with self._lock:
+                        self.heads.append(data.split(b"\r\n\r\n")[0])
+                    if self.mode == "short":
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+                    else:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
+                    time.sleep(0.2)
+                    break
                 if self.mode == "reset" and b"\r\n\r\n" in data:
                     with self._lock:
                         self.heads.append(data.split(b"\r\n\r\n")[0])

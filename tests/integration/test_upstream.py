@@ -1,0 +1,103 @@
+"""Upstream side: the pool never hands out a connection in an unknown state, a cut response reaches the
+client cut, and 5xx answers are retried only for idempotent methods."""
+import http.client
+import subprocess
+import time
+
+from integ_harness import clean_env, curl, curl_status
+
+
+def get(conn, method, path):
+    conn.request(method, path, headers={"Host": "app"})
+    r = conn.getresponse()
+    return r, r.read()
+
+
+def test_pool_reuse_after_head_204_304(backend_factory, sluice_factory):
+    # Bodiless responses must leave the pooled connection in step: the next /conn on it still answers its id.
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    conn = http.client.HTTPConnection("127.0.0.1", sluice.port, timeout=10)
+    _, first = get(conn, "GET", "/conn")
+    r, body = get(conn, "HEAD", "/bytes/100")
+    assert r.status == 200 and body == b"" and r.getheader("Content-Length") == "100"
+    r, body = get(conn, "HEAD", "/chunked/100")
+    assert r.status == 200 and body == b""
+    r, body = get(conn, "GET", "/status/204")
+    assert r.status == 204 and body == b""
+    r, body = get(conn, "GET", "/status/304")
+    assert r.status == 304 and body == b""
+    _, last = get(conn, "GET", "/conn")
+    conn.close()
+    assert first == last, (first, last)
+
+
+def test_timed_out_upstream_connection_not_reused(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], timeouts={"request_header": "5s", "idle": "60s", "connect": "1s",
+                                                   "response": "1s", "drain": "5s"})
+    status, first = curl_status(sluice.url("/conn"))
+    assert status == 200
+    status, _ = curl_status(sluice.url("/delay/1500"))  # on the pooled connection: 504 after 1 s
+    assert status == 504
+    time.sleep(1.0)  # the late answer arrives on that connection if it was kept
+    status, body = curl_status(sluice.url("/conn"))
+    assert status == 200
+    assert body.strip().isdigit(), f"a stale response leaked into the next request: {body!r}"
+    assert int(body) != int(first)
+
+
+def test_truncated_content_length_response_reaches_client_cut(sluice_factory, raw_server_factory):
+    short = raw_server_factory("short")
+    sluice = sluice_factory([short.address])
+    r = curl("-o", "-", sluice.url("/"), timeout=10)
+    assert r.returncode == 18, (r.returncode, r.stdout, r.stderr)  # 18: partial file
+    assert r.stdout == b"0123456789"
+
+
+def test_truncated_chunked_response_reaches_client_cut(sluice_factory, raw_server_factory):
+    short = raw_server_factory("short_chunked")
+    sluice = sluice_factory([short.address])
+    r = curl("-o", "-", sluice.url("/"), timeout=10)
+    # The proxy must not end the chunked body with a last chunk it never received.
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    assert r.stdout == b"0123456789"
+
+
+def test_5xx_retried_for_get_not_for_post(backend_factory, sluice_factory):
+    bad = backend_factory("bad", "--status-all", "503")
+    good = backend_factory("good")
+    sluice = sluice_factory([bad.address, good.address])
+    for _ in range(4):
+        status, body = curl_status(sluice.url("/"))
+        assert status == 200 and body == b"good\n"
+    post_statuses = []
+    for _ in range(4):
+        status, body = curl_status(sluice.url("/sink"), "--data-binary", "x")
+        post_statuses.append(status)
+        if status == 503:
+            assert b"bad" in body  # the upstream's own answer, relayed
+    assert sorted(post_statuses) == [200, 200, 503, 503], post_statuses
+
+
+def test_5xx_relayed_when_retry_on_5xx_off(backend_factory, sluice_factory):
+    bad = backend_factory("bad", "--status-all", "503")
+    good = backend_factory("good")
+    sluice = sluice_factory([bad.address, good.address], service={"retry": {"retry_on_5xx": False}})
+    statuses = sorted(curl_status(sluice.url("/"))[0] for _ in range(4))
+    assert statuses == [200, 200, 503, 503]
+
+
+def test_many_concurrent_clients(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    b = backend_factory("beta")
+    sluice = sluice_factory([a.address, b.address], args=("--workers", "2"))
+    cmd = ["curl", "-sS", "--noproxy", "*", "--max-time", "30", "-w", "%{http_code}\n"]
+    procs = [subprocess.Popen(cmd + ["-o", "/dev/null", sluice.url(f"/bytes/{1000 + i}")] * 20,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env()) for i in range(16)]
+    codes = []
+    for p in procs:
+        out, err = p.communicate(timeout=40)
+        assert p.returncode == 0, err
+        codes += out.decode().split()
+    assert codes == ["200"] * 320
