@@ -1,7 +1,7 @@
 """Fixtures for the integration tests of the real sluice binary (see integ_harness.py)."""
 import pytest
 
-from integ_harness import (BACKEND, BUILD_DIR, SLUICE, Backend, ProcessGroup, RawServer, make_config,
+from integ_harness import (BACKEND, BUILD_DIR, SLUICE, Backend, BlackHole, ProcessGroup, RawServer, make_config,
                            start_sluice)
 
 
@@ -54,3 +54,10 @@ def raw_server_factory():
     yield make
     for s in servers:
         s.close()
+
+
+@pytest.fixture
+def black_hole():
+    hole = BlackHole()
+    yield hole
+    hole.close()

@@ -438,3 +438,30 @@ class RssSampler:
     @property
     def peak(self):
         return max(self.samples)
+
+
+class BlackHole:
+    """A loopback address:port whose connects hang (a listener with a full accept queue: Linux drops the
+    SYNs), for upstream connect timeouts without leaving 127.0.0.0/8."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.fillers = []
+        for _ in range(4):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fillers.append(c)
+        time.sleep(0.1)
+
+    def close(self):
+        for c in self.fillers:
+            c.close()
+        self.sock.close()

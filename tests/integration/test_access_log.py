@@ -2,7 +2,7 @@
 import json
 import time
 
-from integ_harness import curl, curl_status
+from integ_harness import curl, curl_status, make_config
 
 FIELDS = ("method", "authority", "path", "status", "upstream", "duration_ms")
 
@@ -82,3 +82,23 @@ def test_access_log_disabled(backend_factory, sluice_factory):
     assert status == 200
     time.sleep(0.2)
     assert log_lines(sluice.stdout()) == []
+
+
+def test_access_log_duration_and_local_answers(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+
+    def cfg(port):
+        c = make_config(port, [a.address], access_log={"enabled": True, "path": "-"})
+        c["routes"] = [{"hosts": ["app"], "path": "/", "service": "app.default"}]
+        return c
+    sluice = sluice_factory(make_cfg=cfg)
+    status, _ = curl_status(sluice.url("/delay/300"), "-H", "Host: app")
+    assert status == 200
+    status, _ = curl_status(sluice.url("/nowhere"), "-H", "Host: other")
+    assert status == 404
+    lines = wait_lines(sluice.stdout, 2)
+    assert len(lines) == 2, sluice.stdout()
+    delayed, missing = lines
+    assert 290 <= delayed["duration_ms"] < 3000, delayed
+    assert missing["status"] == 404 and missing["path"] == "/nowhere" and missing["authority"] == "other"
+    assert missing["upstream"] == ""

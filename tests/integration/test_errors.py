@@ -200,3 +200,28 @@ def test_max_retries_zero_gives_502(backend_factory, sluice_factory):
                             service={"retry": {"max_retries": 0}})
     statuses = sorted(curl_status(sluice.url("/"))[0] for _ in range(4))
     assert statuses == [200, 200, 502, 502]
+
+
+def test_connect_timeout_retried_on_the_other(backend_factory, sluice_factory, black_hole):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([black_hole.address, a.address], timeouts=short_timeouts(connect="500ms"))
+    slow = 0
+    for _ in range(4):
+        start = time.monotonic()
+        status, body = curl_status(sluice.url("/"))
+        elapsed = time.monotonic() - start
+        assert status == 200 and body == b"alpha\n"
+        assert elapsed < 2.0
+        slow += elapsed >= 0.4
+    assert slow >= 1, "the black hole was never tried: the test proves nothing"
+
+
+def test_connect_timeout_alone_502(sluice_factory, black_hole):
+    sluice = sluice_factory([black_hole.address], timeouts=short_timeouts(connect="500ms"),
+                            service={"retry": {"max_retries": 0}})
+    start = time.monotonic()
+    status, body = curl_status(sluice.url("/"))
+    elapsed = time.monotonic() - start
+    assert status == 502, body
+    assert b"timeout" in body.lower() and black_hole.address.encode() in body
+    assert 0.4 <= elapsed <= 2.0, elapsed
