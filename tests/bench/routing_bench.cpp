@@ -1,8 +1,20 @@
-// Routing micro-benchmarks (Google Benchmark): route lookup + endpoint pick on a 10k-service table, on one
-// and two threads, and the rebuild + publication of a 10k-service / 100k-endpoint snapshot.
+// Routing micro-benchmarks (Google Benchmark): route lookup + endpoint pick (+ finish) on a 10k-service /
+// 100k-endpoint table, on one and two threads, and the rebuild + publication of that snapshot.
+//
+// Which service each request names matters more than anything else at this size (the table does not fit
+// in the CPU caches), so the lookups run under three access patterns over the 10k services:
+//   uniform  every request names a service drawn uniformly at random: the worst case, memory-bound
+//   zipf     service popularity follows Zipf's law with exponent 1 (the k-th most popular service gets
+//            1/k of the weight: the top 100 take ~53% of requests), popular ranks scattered over the table
+//   hot100   requests cycle through 100 services (a sidecar talking to a few dependencies)
+// The request's Host is taken from a flat array (a request's Host is in cache after parsing).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,6 +30,10 @@ namespace {
 
 constexpr int kServices = 10000;
 constexpr int kEndpointsPerService = 10;
+constexpr std::size_t kHostSlot = 32;        // bytes per host in the flat host array
+constexpr std::size_t kSequence = 1u << 16;  // precomputed service indices per pattern and thread
+
+enum Pattern : int { uniform = 0, zipf = 1, hot100 = 2 };
 
 Model make_model(int services, int endpoints_per_service) {
   Model m;
@@ -52,12 +68,22 @@ struct World {
   World() {
     model = make_model(kServices, kEndpointsPerService);
     table.publish(build_snapshot(model, registry, Clock::now()));
-    for (int s = 0; s < kServices; ++s) hosts.push_back("svc-" + std::to_string(s) + ".default:8080");
+    hosts.assign(static_cast<std::size_t>(kServices) * kHostSlot, '\0');
+    host_sizes.resize(kServices);
+    for (int s = 0; s < kServices; ++s) {
+      const std::string h = "svc-" + std::to_string(s) + ".default:8080";
+      std::memcpy(&hosts[static_cast<std::size_t>(s) * kHostSlot], h.data(), h.size());
+      host_sizes[static_cast<std::size_t>(s)] = static_cast<std::uint8_t>(h.size());
+    }
+  }
+  std::string_view host(std::uint32_t s) const {
+    return {&hosts[s * kHostSlot], host_sizes[s]};
   }
   Model model;
   EndpointRegistry registry;
   Table table;
-  std::vector<std::string> hosts;
+  std::vector<char> hosts;
+  std::vector<std::uint8_t> host_sizes;
 };
 
 World& world() {
@@ -65,8 +91,45 @@ World& world() {
   return w;
 }
 
+// The service indices a thread's requests name, in order.
+std::vector<std::uint32_t> sequence(Pattern p, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint32_t> seq(kSequence);
+  switch (p) {
+    case uniform: {
+      std::uniform_int_distribution<std::uint32_t> d(0, kServices - 1);
+      for (auto& s : seq) s = d(rng);
+      break;
+    }
+    case zipf: {
+      // Rank k (1-based) has weight 1/k; ranks map to services through a fixed random permutation.
+      std::vector<double> cumulative(kServices);
+      double sum = 0;
+      for (int k = 0; k < kServices; ++k) cumulative[static_cast<std::size_t>(k)] = sum += 1.0 / (k + 1);
+      std::vector<std::uint32_t> perm(kServices);
+      for (std::uint32_t i = 0; i < perm.size(); ++i) perm[i] = i;
+      std::mt19937_64 perm_rng(12345);
+      std::shuffle(perm.begin(), perm.end(), perm_rng);
+      std::uniform_real_distribution<double> d(0, sum);
+      for (auto& s : seq) {
+        const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), d(rng));
+        s = perm[static_cast<std::size_t>(std::min<long>(it - cumulative.begin(), kServices - 1))];
+      }
+      break;
+    }
+    case hot100: {
+      std::uint32_t i = static_cast<std::uint32_t>(seed) * 37;
+      for (auto& s : seq) s = (i++ % 100) * 97;  // 100 services spread over the table
+      break;
+    }
+  }
+  return seq;
+}
+
 void BM_LookupPick(benchmark::State& state) {
   World& w = world();
+  const auto pattern = static_cast<Pattern>(state.range(0));
+  const auto seq = sequence(pattern, 7 + static_cast<std::uint64_t>(state.thread_index()));
   Picker picker(w.table, 7 + static_cast<std::uint64_t>(state.thread_index()));
   RequestView req;
   req.listener = "main";
@@ -76,13 +139,9 @@ void BM_LookupPick(benchmark::State& state) {
   PickResult result;
   AttemptState attempt;
   const Clock::time_point now = Clock::now();
-  // Threads walk the services with different strides so they do not share cache lines in lockstep.
-  const std::size_t spread = static_cast<std::size_t>(state.range(0));  // distinct services visited
-  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 4999;
-  const std::size_t stride = 7919;
+  std::size_t i = 0;
   for (auto _ : state) {
-    req.host = w.hosts[i % spread];
-    i += stride;
+    req.host = w.host(seq[i++ & (kSequence - 1)]);
     attempt.attempt = 0;
     attempt.tried.clear();
     attempt.tried_tokens.clear();
@@ -92,11 +151,12 @@ void BM_LookupPick(benchmark::State& state) {
   }
   if (result.status != PickStatus::ok) state.SkipWithError("pick failed");
 }
-// Argument: how many distinct services the requests cycle through (10000: every request a cold service).
-BENCHMARK(BM_LookupPick)->Arg(kServices)->Threads(1)->UseRealTime();
-BENCHMARK(BM_LookupPick)->Arg(kServices)->Threads(2)->UseRealTime();
-BENCHMARK(BM_LookupPick)->Arg(100)->Threads(1)->UseRealTime();
-BENCHMARK(BM_LookupPick)->Arg(100)->Threads(2)->UseRealTime();
+BENCHMARK(BM_LookupPick)->ArgName("uniform")->Arg(uniform)->Threads(1)->UseRealTime();
+BENCHMARK(BM_LookupPick)->ArgName("uniform")->Arg(uniform)->Threads(2)->UseRealTime();
+BENCHMARK(BM_LookupPick)->ArgName("zipf")->Arg(zipf)->Threads(1)->UseRealTime();
+BENCHMARK(BM_LookupPick)->ArgName("zipf")->Arg(zipf)->Threads(2)->UseRealTime();
+BENCHMARK(BM_LookupPick)->ArgName("hot100")->Arg(hot100)->Threads(1)->UseRealTime();
+BENCHMARK(BM_LookupPick)->ArgName("hot100")->Arg(hot100)->Threads(2)->UseRealTime();
 
 // Steady state: the registry already holds every endpoint (the common rebuild after a small change).
 void BM_RebuildPublish(benchmark::State& state) {
