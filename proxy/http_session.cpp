@@ -181,6 +181,19 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     stats.bad_requests.add();
     co_return co_await send_error(http::status::bad_request, "missing Host header", Next::close, log);
   }
+  // RFC 9112 3.2: more than one Host is refused; sender and recipient could route on different ones.
+  if (req.count(http::field::host) > 1) {
+    stats.bad_requests.add();
+    co_return co_await send_error(http::status::bad_request, "more than one Host header", Next::close, log);
+  }
+  // RFC 9112 6.1 and 6.3: a Transfer-Encoding whose last coding is not chunked leaves the body's length
+  // unknown, and Transfer-Encoding in HTTP/1.0 is faulty framing. Beast would frame such a request as
+  // bodiless, so its body would be read as the next request (smuggling): refuse it and close instead.
+  if (req.find(http::field::transfer_encoding) != req.end() && (req.version() != 11 || !req.chunked())) {
+    stats.bad_requests.add();
+    co_return co_await send_error(http::status::bad_request,
+                                  "Transfer-Encoding must end in chunked (and needs HTTP/1.1)", Next::close, log);
+  }
   if (req.target().empty() || (req.target()[0] != '/' && req.method() != http::verb::options)) {
     stats.bad_requests.add();
     co_return co_await send_error(http::status::bad_request, "request target must be origin-form", Next::close,

@@ -11,6 +11,7 @@ Server::Server(const config::Config& cfg, const routing::Table& table) : cfg_(cf
   settings_.timeouts = cfg_.timeouts;
   settings_.upstream = cfg_.upstream;
   settings_.local_cluster = cfg_.cluster.key();
+  settings_.mesh_tls = cfg_.mesh_tls;
   unsigned n = cfg_.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, settings_, table_));
@@ -31,7 +32,20 @@ std::vector<std::string> Server::bind() {
   for (const auto& l : cfg_.listeners) {
     auto info = std::make_shared<ListenerInfo>();
     info->cfg = l;
-    // TLS contexts are attached in a later step (proxy/tls.*).
+    // A gateway without its own tls terminates mesh mTLS when the config switches it on.
+    std::optional<config::TlsServer> tls = l.tls;
+    if (!tls && l.role == config::Role::gateway && cfg_.mesh_tls) {
+      tls = config::TlsServer{cfg_.mesh_tls->cert_file, cfg_.mesh_tls->key_file, cfg_.mesh_tls->ca_file};
+    }
+    if (tls) {
+      auto server_tls = std::make_shared<ServerTls>(*tls);
+      if (auto error = server_tls->load(); !error.empty()) {
+        errors.push_back("listener " + l.name + ": " + error);
+        continue;
+      }
+      info->tls = server_tls;
+      listener_tls_.push_back(server_tls);
+    }
     for (auto& w : workers_) {
       auto error = w->add_listener(info);
       if (!error.empty()) {
@@ -41,6 +55,14 @@ std::vector<std::string> Server::bind() {
     }
   }
   return errors;
+}
+
+std::vector<std::string> Server::check_tls_reload() {
+  std::vector<std::string> lines;
+  for (auto& t : listener_tls_) {
+    if (auto line = t->check_reload(); !line.empty()) lines.push_back(std::move(line));
+  }
+  return lines;
 }
 
 void Server::start() {

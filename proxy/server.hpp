@@ -32,6 +32,9 @@ class Server {
   // Stops the workers (in-flight requests are cut). Any thread but a worker's.
   void stop();
 
+  // Reloads listener certificates whose files changed; returns log lines. Control thread.
+  std::vector<std::string> check_tls_reload();
+
   const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
   bool draining() const { return draining_; }
 
@@ -41,6 +44,7 @@ class Server {
   AccessLog access_log_;
   WorkerSettings settings_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::shared_ptr<ServerTls>> listener_tls_;
   bool draining_ = false;
 };
 

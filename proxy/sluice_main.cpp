@@ -244,6 +244,18 @@ int main(int argc, char** argv) {
   }
   server.start();
 
+  // Certificates follow their files: checked every few seconds, swapped in for new connections.
+  net::steady_timer tls_timer(control);
+  std::function<void()> watch_tls = [&] {
+    tls_timer.expires_after(std::chrono::seconds(2));
+    tls_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      for (const auto& line : server.check_tls_reload()) log::info(line);
+      watch_tls();
+    });
+  };
+  watch_tls();
+
   net::signal_set signals(control, SIGTERM, SIGINT);
   net::signal_set reload_signal(control, SIGHUP);
   net::steady_timer drain_timer(control);
@@ -265,6 +277,7 @@ int main(int argc, char** argv) {
               std::to_string(cfg.timeouts.drain.count()) + " ms)");
     // Readiness goes first, so load balancers stop sending before the listeners close.
     admin.set_draining();
+    tls_timer.cancel();
     server.drain();
     if (kube) kube->stop();
     drain_deadline = std::chrono::steady_clock::now() + cfg.timeouts.drain;

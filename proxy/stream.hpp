@@ -3,6 +3,7 @@
 // for both kinds (`co_await s.visit([&](auto& st) { return st.async_...(..., use_nothrow); })`).
 #pragma once
 
+#include <memory>
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,7 +25,9 @@ class Stream {
   using tls_type = beast::ssl_stream<beast::tcp_stream>;
 
   explicit Stream(tcp::socket socket) : v_(std::in_place_index<0>, std::move(socket)) {}
-  Stream(tcp::socket socket, ssl::context& ctx) : v_(std::in_place_index<1>, std::move(socket), ctx) {}
+  // TLS over `socket`; the stream keeps `ctx` alive (a reloaded certificate never pulls it from under us).
+  Stream(tcp::socket socket, std::shared_ptr<ssl::context> ctx)
+      : ctx_(std::move(ctx)), v_(std::in_place_index<1>, std::move(socket), *ctx_) {}
 
   bool is_tls() const { return v_.index() == 1; }
 
@@ -37,6 +40,7 @@ class Stream {
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), v_); }
 
  private:
+  std::shared_ptr<ssl::context> ctx_;
   std::variant<plain_type, tls_type> v_;
 };
 

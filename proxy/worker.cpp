@@ -69,7 +69,7 @@ net::awaitable<void> Worker::accept_loop(Acceptor& a) {
     socket.set_option(tcp::no_delay(true), opt_ec);
     auto remote = socket.remote_endpoint(opt_ec);
     std::string client_ip = opt_ec ? std::string("unknown") : remote.address().to_string();
-    auto stream = a.listener->tls ? Stream(std::move(socket), *a.listener->tls) : Stream(std::move(socket));
+    auto stream = a.listener->tls ? Stream(std::move(socket), a.listener->tls->get()) : Stream(std::move(socket));
     auto session = std::make_shared<HttpSession>(*this, a.listener, std::move(stream), std::move(client_ip));
     net::co_spawn(ioc_, session->run(), net::detached);
   }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "config/config.hpp"
 #include "net/net.hpp"
 #include "proxy/stats.hpp"
+#include "proxy/tls.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "routing/picker.hpp"
 
@@ -24,12 +26,12 @@ namespace sluice::proxy {
 
 class HttpSession;
 class AccessLog;
-class TlsContexts;
+class ServerTls;
 
 // What a session needs to know about the listener that accepted it.
 struct ListenerInfo {
   config::Listener cfg;
-  std::shared_ptr<ssl::context> tls;  // null: plain HTTP
+  std::shared_ptr<ServerTls> tls;  // null: plain HTTP
 };
 
 // Shared, read-only settings of every worker.
@@ -39,7 +41,7 @@ struct WorkerSettings {
   config::UpstreamPool upstream;
   std::string local_cluster;  // key of this cluster (access log src_cluster)
   AccessLog* access_log = nullptr;  // null: off
-  TlsContexts* upstream_tls = nullptr;  // client TLS contexts by cluster
+  std::optional<config::MeshTls> mesh_tls;  // mTLS towards remote gateways without their own tls
 };
 
 class Worker {
@@ -65,6 +67,7 @@ class Worker {
   net::io_context& ioc() { return ioc_; }
   routing::Picker& picker() { return picker_; }
   UpstreamPool& pool() { return pool_; }
+  ClientTlsCache& client_tls() { return client_tls_; }
   WorkerStats& stats() { return stats_; }
   const WorkerStats& stats() const { return stats_; }
   const WorkerSettings& settings() const { return settings_; }
@@ -94,6 +97,7 @@ class Worker {
   routing::Picker picker_;
   net::io_context ioc_{1};
   UpstreamPool pool_;
+  ClientTlsCache client_tls_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc_};
   std::thread thread_;

@@ -1,0 +1,65 @@
+// TLS contexts for listeners (server side, optional mTLS) and for upstream
+// connections to remote gateways (client side, CA + name verification, optional
+// client certificate). Certificates reload when their files change.
+#pragma once
+
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "config/config.hpp"
+#include "net/net.hpp"
+
+namespace sluice::proxy {
+
+// Builds a server context from PEM files; `client_ca_file` non-empty requires and verifies client certs.
+// Null and `error` set when a file cannot be used.
+std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, std::string& error);
+
+// Builds a client context: verify the peer against `ca_file`, present `cert_file`/`key_file` when set.
+std::shared_ptr<ssl::context> make_client_context(const config::TlsClient& cfg, std::string& error);
+
+// A listener's server context that follows its files: check_reload() (control thread, periodically)
+// rebuilds it when a file's modification time changed; a broken new file keeps the old context.
+class ServerTls {
+ public:
+  explicit ServerTls(config::TlsServer cfg) : cfg_(std::move(cfg)) {}
+
+  // Initial load. Returns an error text, empty on success.
+  std::string load();
+  // The context for a new connection. Any thread (a mutex, taken once per accepted connection).
+  std::shared_ptr<ssl::context> get() const;
+  // Rebuilds when a file changed. Returns a log line when something happened, else empty.
+  std::string check_reload();
+
+ private:
+  std::vector<std::time_t> mtimes() const;
+
+  config::TlsServer cfg_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<ssl::context> ctx_;
+  std::vector<std::time_t> loaded_mtimes_;
+};
+
+// Per-worker cache of client contexts by file set; rebuilt when the files change (checked at most every
+// few seconds). Worker thread only.
+class ClientTlsCache {
+ public:
+  std::shared_ptr<ssl::context> get(const config::TlsClient& cfg, std::string& error);
+
+ private:
+  struct Entry {
+    std::shared_ptr<ssl::context> ctx;
+    std::vector<std::time_t> mtimes;
+    std::time_t checked = 0;
+  };
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace sluice::proxy
