@@ -16,6 +16,18 @@ std::string lowercase(std::string_view s) {
   return out;
 }
 
+// Appends the decimal port (std::to_string without the temporary).
+void append_port(std::string& out, std::uint16_t port) {
+  char buf[8];
+  char* end = buf + sizeof buf;
+  char* p = end;
+  do {
+    *--p = static_cast<char>('0' + port % 10);
+    port = static_cast<std::uint16_t>(port / 10);
+  } while (port != 0);
+  out.append(p, end);
+}
+
 // A cluster's place in the service's policy: its tier, or -1 when the policy leaves it out.
 struct Placement {
   int tier = -1;
@@ -99,6 +111,7 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   std::stable_sort(placed.begin(), placed.end(),
                    [](const Placed& a, const Placed& b) { return a.at.tier < b.at.tier; });
 
+  std::string identity;
   std::size_t total = 0;
   for (const auto& p : placed) total += p.ce->endpoints.size();
   out.endpoints.reserve(total);
@@ -115,25 +128,30 @@ void build_service(const config::Service& svc, const Model& model, const std::st
     ce.tls = p.ce->tls;
     ce.first = static_cast<std::uint32_t>(out.endpoints.size());
     const auto cluster_index = static_cast<std::uint32_t>(out.clusters.size());
-    std::string prefix = out.id + "|" + ce.key + "|";
+    // The identity "service|cluster|address:port" is written into one reused buffer; only the entry's
+    // own copy allocates.
+    identity.assign(out.id).append(1, '|').append(ce.key).append(1, '|');
+    const std::size_t prefix_size = identity.size();
     for (const auto& ep : p.ce->endpoints) {
       const bool usable = ep.ready || ep.terminating;
       if (!usable) {
         ++out.not_ready;
         continue;
       }
-      EndpointEntry e;
+      EndpointEntry& e = out.endpoints.emplace_back();
       e.address = ep.address;
       e.port = ep.port;
       e.weight = ep.weight;
       e.terminating = ep.terminating;
-      e.index = static_cast<std::uint32_t>(out.endpoints.size());
+      e.index = static_cast<std::uint32_t>(out.endpoints.size() - 1);
       e.cluster = cluster_index;
-      e.identity = prefix + ep.address + ":" + std::to_string(ep.port);
+      identity.resize(prefix_size);
+      identity.append(ep.address).append(1, ':');
+      append_port(identity, ep.port);
+      e.identity = identity;
       e.token = hash64(e.identity);
-      e.state = registry.acquire_endpoint(e.identity, out.state, existed, now);
-      out.by_token.emplace(e.token, e.index);
-      out.endpoints.push_back(std::move(e));
+      e.state = registry.acquire_endpoint(e.identity, e.token, out.state, existed, now);
+      out.by_token.emplace_back(e.token, e.index);
     }
     ce.count = static_cast<std::uint32_t>(out.endpoints.size()) - ce.first;
     if (out.tiers.size() <= ce.tier) out.tiers.resize(ce.tier + 1);
@@ -141,6 +159,7 @@ void build_service(const config::Service& svc, const Model& model, const std::st
     out.clusters.push_back(std::move(ce));
   }
   if (out.tiers.empty()) out.tiers.resize(1);
+  std::sort(out.by_token.begin(), out.by_token.end());
 
   const double share = std::max(0.0, svc.outlier_detection.max_ejection_percent) / 100.0;
   out.max_ejected = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(share * out.endpoints.size()));

@@ -16,12 +16,60 @@ std::shared_ptr<ServiceState> EndpointRegistry::acquire_service(const std::strin
   return it->second.state;
 }
 
+std::uint32_t EndpointRegistry::find_slot(std::string_view identity, std::uint64_t token) const {
+  if (index_.empty()) return kNoSlot;
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = mix64(token) & mask;; i = (i + 1) & mask) {
+    const std::uint32_t entry = index_[i];
+    if (entry == 0) return kNoSlot;
+    const EndpointSlot& slot = endpoints_[entry - 1];
+    if (slot.token == token && slot.identity == identity) return entry - 1;
+  }
+}
+
+void EndpointRegistry::reindex(std::size_t capacity) {
+  index_.assign(capacity, 0);
+  const std::size_t mask = capacity - 1;
+  for (std::size_t k = 0; k < endpoints_.size(); ++k) {
+    std::size_t i = mix64(endpoints_[k].token) & mask;
+    while (index_[i] != 0) i = (i + 1) & mask;
+    index_[i] = static_cast<std::uint32_t>(k + 1);
+  }
+}
+
 std::shared_ptr<EndpointState> EndpointRegistry::acquire_endpoint(
     const std::string& identity, const std::shared_ptr<ServiceState>& service, bool ramp,
     Clock::time_point now) {
+  return acquire_endpoint(identity, hash64(identity), service, ramp, now);
+}
+
+std::shared_ptr<EndpointState> EndpointRegistry::acquire_endpoint(
+    std::string_view identity, std::uint64_t token, const std::shared_ptr<ServiceState>& service,
+    bool ramp, Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = endpoints_.try_emplace(identity);
-  EndpointSlot& slot = it->second;
+  std::uint32_t k = find_slot(identity, token);
+  const bool inserted = k == kNoSlot;
+  if (inserted) {
+    // Keep the index at most half full: linear probing stays short.
+    if (2 * (endpoints_.size() + 1) > index_.size()) {
+      std::size_t capacity = index_.empty() ? kMinIndex : index_.size();
+      while (2 * (endpoints_.size() + 1) > capacity) capacity *= 2;
+      EndpointSlot& fresh = endpoints_.emplace_back();
+      fresh.identity.assign(identity);
+      fresh.token = token;
+      reindex(capacity);
+    } else {
+      EndpointSlot& fresh = endpoints_.emplace_back();
+      fresh.identity.assign(identity);
+      fresh.token = token;
+      const std::size_t mask = index_.size() - 1;
+      std::size_t i = mix64(token) & mask;
+      while (index_[i] != 0) i = (i + 1) & mask;
+      index_[i] = static_cast<std::uint32_t>(endpoints_.size());
+    }
+    k = static_cast<std::uint32_t>(endpoints_.size() - 1);
+  }
+  EndpointSlot& slot = endpoints_[k];
   if (inserted || slot.state->service != service) {
     // New, or the service was dropped and re-created: fresh state bound to the live service state.
     slot.state = std::make_shared<EndpointState>(service);
@@ -39,20 +87,26 @@ std::shared_ptr<EndpointState> EndpointRegistry::acquire_endpoint(
 void EndpointRegistry::end_build(Clock::time_point now) {
   std::lock_guard lock(mutex_);
   const Ticks now_ticks = to_ticks(now);
-  for (auto it = endpoints_.begin(); it != endpoints_.end();) {
-    EndpointSlot& slot = it->second;
+  // One sequential pass; dropped slots are squeezed out in place (order kept) and the index rebuilt.
+  std::size_t kept = 0;
+  for (std::size_t k = 0; k < endpoints_.size(); ++k) {
+    EndpointSlot& slot = endpoints_[k];
+    bool drop = false;
     if (slot.seen_build != build_) {
       if (slot.present) {
         slot.present = false;
         slot.absent_since = now;
       }
       const bool ejected = slot.state->ejected_until.load(std::memory_order_relaxed) > now_ticks;
-      if (!ejected && now - slot.absent_since >= kRetention && slot.state.use_count() == 1) {
-        it = endpoints_.erase(it);
-        continue;
-      }
+      drop = !ejected && now - slot.absent_since >= kRetention && slot.state.use_count() == 1;
     }
-    ++it;
+    if (drop) continue;
+    if (kept != k) endpoints_[kept] = std::move(slot);
+    ++kept;
+  }
+  if (kept != endpoints_.size()) {
+    endpoints_.resize(kept);
+    reindex(index_.size());
   }
   for (auto it = services_.begin(); it != services_.end();) {
     // A service's state goes once no endpoint state and no snapshot refers to it.
@@ -66,8 +120,8 @@ void EndpointRegistry::end_build(Clock::time_point now) {
 
 std::shared_ptr<EndpointState> EndpointRegistry::find(std::string_view identity) const {
   std::lock_guard lock(mutex_);
-  auto it = endpoints_.find(std::string(identity));
-  return it == endpoints_.end() ? nullptr : it->second.state;
+  const std::uint32_t k = find_slot(identity, hash64(identity));
+  return k == kNoSlot ? nullptr : endpoints_[k].state;
 }
 
 void EndpointRegistry::set_check_state(EndpointState& s, HealthCheckState next, Clock::time_point now) {

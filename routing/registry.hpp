@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "routing/clock.hpp"
 #include "routing/endpoint_state.hpp"
@@ -45,6 +46,11 @@ class EndpointRegistry {
                                                   const std::shared_ptr<ServiceState>& service,
                                                   bool ramp, Clock::time_point now);
 
+  // The same with the identity's token (hash64(identity)) already computed by the caller.
+  std::shared_ptr<EndpointState> acquire_endpoint(std::string_view identity, std::uint64_t token,
+                                                  const std::shared_ptr<ServiceState>& service,
+                                                  bool ramp, Clock::time_point now);
+
   // Ends a build: marks unacquired entries absent and drops those absent longer than kRetention that no
   // snapshot uses any more and that are not ejected.
   void end_build(Clock::time_point now);
@@ -69,6 +75,8 @@ class EndpointRegistry {
 
  private:
   struct EndpointSlot {
+    std::string identity;
+    std::uint64_t token = 0;  // hash64(identity)
     std::shared_ptr<EndpointState> state;
     std::uint64_t seen_build = 0;
     bool present = false;
@@ -81,9 +89,20 @@ class EndpointRegistry {
 
   static void set_check_state(EndpointState& s, HealthCheckState next, Clock::time_point now);
 
+  // Slot of `identity` in endpoints_, or kNoSlot. Caller holds mutex_.
+  static constexpr std::uint32_t kNoSlot = ~std::uint32_t{0};
+  static constexpr std::size_t kMinIndex = 64;
+  std::uint32_t find_slot(std::string_view identity, std::uint64_t token) const;
+  // Rebuilds index_ for endpoints_ (after growth or erasure). Caller holds mutex_.
+  void reindex(std::size_t capacity);
+
   mutable std::mutex mutex_;
   std::uint64_t build_ = 0;
-  std::unordered_map<std::string, EndpointSlot, std::hash<std::string>> endpoints_;
+  // Endpoints in insertion order (a rebuild visits them in about that order, so sequentially), found
+  // through index_: open addressing (linear probing) over their tokens, entries slot + 1, 0 = empty,
+  // a power-of-two size at most half full.
+  std::vector<EndpointSlot> endpoints_;
+  std::vector<std::uint32_t> index_;
   std::unordered_map<std::string, ServiceSlot> services_;
 };
 

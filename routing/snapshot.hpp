@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -71,12 +72,19 @@ struct ServiceEntry {
   // Max endpoints ejected at once: max_ejection_percent of the service's endpoints, at least one.
   std::uint32_t max_ejected = 1;
 
-  // The endpoint with this token, or nullptr (sticky cookies).
+  // The endpoint with this token, or nullptr (sticky cookies). Binary search over by_token.
   const EndpointEntry* find_token(std::uint64_t token) const {
-    auto it = by_token.find(token);
-    return it == by_token.end() ? nullptr : &endpoints[it->second];
+    std::size_t lo = 0, hi = by_token.size();
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (by_token[mid].first < token) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < by_token.size() && by_token[lo].first == token ? &endpoints[by_token[lo].second] : nullptr;
   }
-  std::unordered_map<std::uint64_t, std::uint32_t> by_token;
+  // (token, index in endpoints), sorted by token: one allocation per service instead of a hash node
+  // per endpoint.
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> by_token;
 };
 
 struct RouteEntry {
