@@ -1,0 +1,184 @@
+"""TLS (listener termination, mTLS, upstream mesh mTLS, certificate reload), the admin endpoint and
+SIGHUP reload, through the real sluice binary with curl."""
+import json
+import os
+import signal
+import ssl
+import socket
+import subprocess
+import time
+
+import pytest
+
+from integ_harness import LOCAL_CLUSTER, curl, free_port, make_config
+
+REMOTE = "default/default/default/cluster-9"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d, cn="gateway"):
+    """A CA and a leaf certificate for 127.0.0.1/localhost signed by it (also usable as a client cert)."""
+    d.mkdir(exist_ok=True)
+    if not (d / "ca.crt").exists():
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=sluice-test-ca", cwd=d)
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key.new",
+            "-out", "leaf.csr", "-subj", f"/CN={cn}", cwd=d)
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "leaf.crt.new", "-days", "2", "-extfile", "ext", cwd=d)
+    os.replace(d / "leaf.key.new", d / "leaf.key")
+    os.replace(d / "leaf.crt.new", d / "leaf.crt")
+    return d
+
+
+def peer_cn(port, pki):
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "leaf.crt"), str(pki / "leaf.key"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            subject = dict(x[0] for x in t.getpeercert()["subject"])
+            return subject["commonName"]
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return make_pki(tmp_path / "pki")
+
+
+def gateway_config(port, backend, pki, admin_port=None):
+    cfg = make_config(port, [backend])
+    cfg["listeners"][0]["role"] = "gateway"
+    cfg["listeners"][0]["tls"] = {"cert_file": str(pki / "leaf.crt"), "key_file": str(pki / "leaf.key"),
+                                  "client_ca_file": str(pki / "ca.crt")}
+    cfg["routes"] = [{"hosts": ["*"], "path": "/app", "service": "app.default",
+                      "rewrite_from": "/app", "rewrite_to": "/"}]
+    if admin_port:
+        cfg["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
+    return cfg
+
+
+def test_tls_listener_requires_client_cert(backend_factory, sluice_factory, pki):
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+    url = f"https://127.0.0.1:{gw.port}/app/"
+    ok = curl("-s", "--cacert", str(pki / "ca.crt"), "--cert", str(pki / "leaf.crt"), "--key", str(pki / "leaf.key"),
+              url)
+    assert ok.returncode == 0 and ok.stdout.strip() == b"pod-a"
+    no_cert = curl("-s", "--cacert", str(pki / "ca.crt"), url)
+    assert no_cert.returncode != 0, "a gateway with client_ca_file must refuse clients without a certificate"
+
+
+def test_mesh_mtls_between_sidecar_and_gateway(backend_factory, sluice_factory, pki):
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+
+    def sidecar(port):
+        cfg = make_config(port, [])
+        cfg["mesh_tls"] = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "leaf.crt"),
+                           "key_file": str(pki / "leaf.key")}
+        cfg["listeners"][0]["role"] = "sidecar"
+        svc = cfg["services"][0]
+        svc["clusters"] = [{"cluster": REMOTE, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gw.port}"]}]
+        svc["policy"] = {"lb_type": "ActiveActive", "targets": [{"cluster": REMOTE}]}
+        return cfg
+
+    sc = sluice_factory(make_cfg=sidecar)
+    r = curl("-s", "-D", "-", sc.url("/headers"))
+    text = r.stdout.decode()
+    assert r.returncode == 0 and "X-Forwarded-Proto: https" in text, text
+    assert text.count("1.1 sluice") >= 2, "the request should cross both proxies"
+
+
+def test_upstream_tls_refuses_unknown_ca(backend_factory, sluice_factory, pki, tmp_path):
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+    other = make_pki(tmp_path / "other-pki", cn="other")
+
+    def sidecar(port):
+        cfg = make_config(port, [])
+        cfg["mesh_tls"] = {"ca_file": str(other / "ca.crt"), "cert_file": str(other / "leaf.crt"),
+                           "key_file": str(other / "leaf.key")}
+        svc = cfg["services"][0]
+        svc["clusters"] = [{"cluster": REMOTE, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gw.port}"]}]
+        svc["policy"] = {"lb_type": "ActiveActive", "targets": [{"cluster": REMOTE}]}
+        return cfg
+
+    sc = sluice_factory(make_cfg=sidecar)
+    r = curl("-s", "-w", "\n%{http_code}", sc.url("/"))
+    body, code = r.stdout.decode().rsplit("\n", 1)
+    assert code == "502", body
+    assert "tls" in body.lower() or "certificate" in body.lower(), body
+
+
+def test_certificate_reloads_when_files_change(backend_factory, sluice_factory, pki):
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+    assert peer_cn(gw.port, pki) == "gateway"
+    time.sleep(1.1)  # modification times have one-second resolution
+    make_pki(pki, cn="gateway-rotated")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and peer_cn(gw.port, pki) != "gateway-rotated":
+        time.sleep(0.25)
+    assert peer_cn(gw.port, pki) == "gateway-rotated"
+    assert "reloaded" in gw.stderr()
+
+
+def admin_get(port, path):
+    r = curl("-s", "-w", "\n%{http_code}", f"http://127.0.0.1:{port}{path}")
+    body, code = r.stdout.decode().rsplit("\n", 1)
+    return int(code), body
+
+
+def test_admin_endpoint(backend_factory, sluice_factory):
+    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+    admin_port = free_port()
+
+    def cfg(port):
+        c = make_config(port, [a.address, b.address])
+        c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
+        return c
+
+    s = sluice_factory(make_cfg=cfg)
+    for _ in range(4):
+        assert curl("-s", s.url("/")).returncode == 0
+    assert admin_get(admin_port, "/live")[0] == 200
+    assert admin_get(admin_port, "/ready") == (200, "ready\n")
+    code, stats = admin_get(admin_port, "/stats")
+    assert code == 200
+    assert 'sluice_responses_total{class="2xx"} 4' in stats
+    assert f'sluice_upstream_requests_total{{service="app.default",cluster="{LOCAL_CLUSTER}"}} 4' in stats
+    assert "# TYPE sluice_requests_total counter" in stats
+    code, routes = admin_get(admin_port, "/routes")
+    assert code == 200 and json.loads(routes)["services"][0]["id"] == "app.default"
+    code, explain = admin_get(admin_port, "/explain?host=anything&path=/x")
+    e = json.loads(explain)
+    assert code == 200 and e["route"]["service"] == "app.default"
+    addresses = {f'{c["address"]}:{c["port"]}' for c in e["candidates"]}
+    assert addresses == {a.address, b.address}
+    assert admin_get(admin_port, "/explain")[0] == 400
+    assert admin_get(admin_port, "/nope")[0] == 404
+
+
+def test_sighup_reloads_routes_without_dropping_connections(backend_factory, sluice_factory):
+    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+    s = sluice_factory([a.address])
+    assert curl("-s", s.url("/")).stdout.strip() == b"pod-a"
+    cfg = json.loads(s.config_path.read_text())
+    cfg["services"][0]["clusters"][0]["endpoints"] = [b.address]
+    s.config_path.write_text(json.dumps(cfg))
+    os.kill(s.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and curl("-s", s.url("/")).stdout.strip() != b"pod-b":
+        time.sleep(0.1)
+    assert curl("-s", s.url("/")).stdout.strip() == b"pod-b"
+    # A broken file is refused and the running routing kept.
+    s.config_path.write_text("{ not json")
+    os.kill(s.pid, signal.SIGHUP)
+    time.sleep(0.5)
+    assert s.proc.poll() is None
+    assert curl("-s", s.url("/")).stdout.strip() == b"pod-b"
+    assert "reload refused" in s.stderr()
