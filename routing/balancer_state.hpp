@@ -27,15 +27,20 @@ class BalancerState {
     views_.resize(snap->services.size());
   }
 
+  // Starts loading `svc`'s cached view (a hint: with many services it is often cold). `svc` belongs to
+  // the current snapshot.
+  void prefetch(const ServiceEntry& svc, const Snapshot& snap) const {
+    const auto i = static_cast<std::size_t>(&svc - snap.services.data());
+    if (i < views_.size()) __builtin_prefetch(&views_[i]);
+  }
+
   bool current(const Snapshot& snap) const { return local_ && generation_ == snap.generation; }
   const std::shared_ptr<const Snapshot>& snapshot() const { return local_; }
 
   // The up-to-date view of `svc` at `now`, recomputed when its health epoch moved or a timed change is due.
   ServiceView& view(const ServiceEntry& svc, Ticks now) {
-    auto& slot = views_[svc.index];
-    const bool fresh = !slot;
-    if (fresh) slot = std::make_unique<ServiceView>();
-    ServiceView& v = *slot;
+    ServiceView& v = views_[svc.index];
+    const bool fresh = !v.built;
     if (v.stale(svc.state->epoch.load(std::memory_order_acquire), now)) {
       compute_view(svc, now, v);
       if (fresh) stagger(v);
@@ -58,7 +63,7 @@ class BalancerState {
   Rng rng_;
   std::uint64_t generation_ = 0;
   std::shared_ptr<const Snapshot> local_;
-  std::vector<std::unique_ptr<ServiceView>> views_;
+  std::vector<ServiceView> views_;  // by service index, built on first use
 };
 
 }  // namespace sluice::routing

@@ -165,14 +165,20 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   out.max_ejected = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(share * out.endpoints.size()));
 }
 
-// Orders a host's routes: longest path first, exact before prefix at equal length, else config order.
-void sort_routes(std::vector<std::uint32_t>& ids, const std::vector<RouteEntry>& routes) {
-  std::stable_sort(ids.begin(), ids.end(), [&](std::uint32_t a, std::uint32_t b) {
+// Ranks routes for matching within a host: longest path first, exact before prefix at equal length, else
+// config order. rank[route] = its position in that order.
+std::vector<std::uint32_t> route_ranks(const std::vector<RouteEntry>& routes) {
+  std::vector<std::uint32_t> order(routes.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
     const RouteEntry& ra = routes[a];
     const RouteEntry& rb = routes[b];
     if (ra.path.size() != rb.path.size()) return ra.path.size() > rb.path.size();
     return ra.path_match == config::PathMatch::exact && rb.path_match != config::PathMatch::exact;
   });
+  std::vector<std::uint32_t> rank(routes.size());
+  for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
+  return rank;
 }
 
 }  // namespace
@@ -209,20 +215,26 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
     e.host_rewrite = r.host_rewrite;
     e.rewrite_from = r.rewrite_from;
     e.rewrite_to = r.rewrite_to;
-    for (const auto& h : r.hosts) {
-      std::string host = lowercase(h);
+    for (const auto& h : r.hosts) e.hosts.push_back(lowercase(h));
+  }
+  const std::vector<std::uint32_t> rank = route_ranks(snap->routes);
+  std::vector<HostIndex::Entry> host_entries;
+  host_entries.reserve(snap->routes.size() * 2);
+  for (const RouteEntry& e : snap->routes) {
+    for (const std::string& host : e.hosts) {
       if (host == "*") {
-        snap->wildcard_routes.push_back(e.index);
-      } else {
-        if (strip_port(host).size() != host.size()) snap->hosts_with_port = true;
-        auto& ids = snap->hosts[host];
-        if (ids.empty() || ids.back() != e.index) ids.push_back(e.index);
+        if (snap->wildcard_routes.empty() || snap->wildcard_routes.back() != e.index) {
+          snap->wildcard_routes.push_back(e.index);
+        }
+        continue;
       }
-      e.hosts.push_back(std::move(host));
+      if (strip_port(host).size() != host.size()) snap->hosts_with_port = true;
+      host_entries.push_back({host, e.index, rank[e.index]});
     }
   }
-  for (auto& [host, ids] : snap->hosts) sort_routes(ids, snap->routes);
-  sort_routes(snap->wildcard_routes, snap->routes);
+  snap->hosts.build(std::move(host_entries));
+  std::stable_sort(snap->wildcard_routes.begin(), snap->wildcard_routes.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return rank[a] < rank[b]; });
   return snap;
 }
 

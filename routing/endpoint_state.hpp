@@ -15,7 +15,9 @@ namespace sluice::routing {
 
 enum class HealthCheckState : std::uint8_t { unknown, healthy, unhealthy };
 
-struct ServiceState {
+// Aligned to a cache line: workers update these counters on every request; two services' (or
+// endpoints') counters must not share a line.
+struct alignas(64) ServiceState {
   // Bumped whenever one of the service's endpoints changes health (ejection, return, active check), so a
   // worker's cached view knows to recompute with one atomic load.
   std::atomic<std::uint64_t> epoch{0};
@@ -32,21 +34,22 @@ struct ServiceState {
   void bump_epoch() { epoch.fetch_add(1, std::memory_order_release); }
 };
 
-struct EndpointState {
+// What pick and finish touch comes first (one cache line); the owner pointer and check counters after.
+struct alignas(64) EndpointState {
   explicit EndpointState(std::shared_ptr<ServiceState> owner) : service(std::move(owner)) {}
 
-  const std::shared_ptr<ServiceState> service;
-
   std::atomic<std::int64_t> active{0};                  // requests in flight
-  std::atomic<std::uint32_t> consecutive_failures{0};
-  std::atomic<Ticks> ejected_until{kNever};             // > now: ejected
-  std::atomic<std::uint32_t> ejection_count{0};         // times ejected; multiplies the ejection time
-  std::atomic<Ticks> ramp_start{kNever};                // slow start began here; kNever: full weight
-  std::atomic<HealthCheckState> health_check{HealthCheckState::unknown};
-  std::atomic<std::uint32_t> check_successes{0};        // consecutive active-check results
-  std::atomic<std::uint32_t> check_failures{0};
   std::atomic<std::uint64_t> requests_total{0};
   std::atomic<std::uint64_t> failures_total{0};
+  std::atomic<std::uint32_t> consecutive_failures{0};
+  std::atomic<HealthCheckState> health_check{HealthCheckState::unknown};
+  std::atomic<Ticks> ejected_until{kNever};             // > now: ejected
+  std::atomic<Ticks> ramp_start{kNever};                // slow start began here; kNever: full weight
+  std::atomic<std::uint32_t> ejection_count{0};         // times ejected; multiplies the ejection time
+  std::atomic<std::uint32_t> check_successes{0};        // consecutive active-check results
+  std::atomic<std::uint32_t> check_failures{0};
+
+  const std::shared_ptr<ServiceState> service;
 };
 
 }  // namespace sluice::routing

@@ -12,10 +12,10 @@ bool listener_matches(const RouteEntry& r, std::string_view listener) {
   return r.listener.empty() || r.listener == listener;
 }
 
-const RouteEntry* first_match(const Snapshot& snap, const std::vector<std::uint32_t>& ids,
+const RouteEntry* first_match(const Snapshot& snap, const std::uint32_t* ids, std::size_t count,
                               std::string_view listener, std::string_view path) {
-  for (std::uint32_t id : ids) {
-    const RouteEntry& r = snap.routes[id];
+  for (std::size_t k = 0; k < count; ++k) {
+    const RouteEntry& r = snap.routes[ids[k]];
     if (listener_matches(r, listener) &&
         path_matches(r.path, r.path_match == config::PathMatch::exact, path)) {
       return &r;
@@ -26,8 +26,8 @@ const RouteEntry* first_match(const Snapshot& snap, const std::vector<std::uint3
 
 const RouteEntry* match_host(const Snapshot& snap, std::string_view host, std::string_view listener,
                              std::string_view path) {
-  auto it = snap.hosts.find(host);
-  return it == snap.hosts.end() ? nullptr : first_match(snap, it->second, listener, path);
+  const HostIndex::Routes routes = snap.hosts.find(host);
+  return routes.count == 0 ? nullptr : first_match(snap, routes.ids, routes.count, listener, path);
 }
 
 }  // namespace
@@ -75,7 +75,7 @@ const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, s
       if (const RouteEntry* r = match_host(snap, bare, listener, path)) return r;
     }
   }
-  return first_match(snap, snap.wildcard_routes, listener, path);
+  return first_match(snap, snap.wildcard_routes.data(), snap.wildcard_routes.size(), listener, path);
 }
 
 void upstream_target(const RouteEntry& route, std::string_view cluster_prefix, std::string_view target,

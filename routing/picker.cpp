@@ -104,6 +104,7 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
     return;
   }
   const ServiceEntry& svc = *route->service;
+  state_->prefetch(svc, snap);
   out.service = &svc;
   const Ticks now_ticks = to_ticks(now);
   ServiceView& view = state_->view(svc, now_ticks);

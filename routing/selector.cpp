@@ -100,9 +100,10 @@ Selection select_endpoint(const ServiceEntry& svc, ServiceView& view, const Sele
     // Fast path: no exclusions; the limit is checked on the chosen endpoint only.
     const int k = pick_in_tier(svc, view.tiers[first], in, rng, nullptr);
     if (k >= 0) {
-      const std::uint32_t ep = view.tiers[first].candidates[static_cast<std::size_t>(k)].endpoint;
-      if (under_limit(svc, ep)) {
-        s.endpoint = static_cast<int>(ep);
+      const Candidate& c = view.tiers[first].candidates[static_cast<std::size_t>(k)];
+      const auto max = svc.retry.max_pending_per_endpoint;
+      if (max == 0 || c.state->active.load(std::memory_order_relaxed) < max) {
+        s.endpoint = static_cast<int>(c.endpoint);
         return s;
       }
     }

@@ -13,12 +13,14 @@
 namespace sluice::routing {
 
 struct ServiceEntry;
+struct EndpointState;
 class MaglevTable;
 
 struct Candidate {
   std::uint32_t endpoint = 0;  // index in ServiceEntry::endpoints
   double weight = 0;           // effective weight: endpoint weight * cluster share * slow-start factor
   double current = 0;          // smooth weighted round robin running balance (nginx current_weight)
+  EndpointState* state = nullptr;  // the endpoint's state (its entry's), read without touching the entry
 };
 
 struct TierView {
