@@ -78,7 +78,6 @@ double mean_target_weight(const config::TrafficPolicy& policy) {
 
 void build_service(const config::Service& svc, const Model& model, const std::string& local,
                    EndpointRegistry& registry, Clock::time_point now, ServiceEntry& out) {
-  out.id = svc.id();
   out.name = svc.name;
   out.name_space = svc.name_space;
   out.ports = svc.ports;
@@ -194,10 +193,13 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
   registry.begin_build();
   snap->services.reserve(model.services.size());
   snap->service_index.reserve(model.services.size());
+  std::string id;
   for (const auto& svc : model.services) {
-    if (snap->service_index.count(svc.id())) continue;  // first definition wins
+    id.assign(svc.name).append(1, '.').append(svc.name_space);  // config::Service::id() without a temporary
+    if (snap->service_index.count(id)) continue;  // first definition wins
     auto& entry = snap->services.emplace_back();
     entry.index = static_cast<std::uint32_t>(snap->services.size() - 1);
+    entry.id = id;
     build_service(svc, model, snap->local_cluster, registry, now, entry);
     snap->service_index.emplace(entry.id, entry.index);
   }

@@ -103,6 +103,7 @@ class EndpointRegistry {
   // a power-of-two size at most half full.
   std::vector<EndpointSlot> endpoints_;
   std::vector<std::uint32_t> index_;
+  std::uint32_t cursor_ = kNoSlot;  // slot acquired last (kNoSlot + 1 wraps to 0: start of a build)
   std::unordered_map<std::string, ServiceSlot> services_;
 };
 

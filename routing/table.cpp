@@ -21,7 +21,12 @@ void Table::publish(std::shared_ptr<Snapshot> next) {
     previous = std::exchange(current_, std::move(next));
     generation_.store(gen, std::memory_order_release);
   }
-  // `previous` is released here, outside the lock: freeing a large snapshot never delays a reader.
+  // Outside the reader lock: freeing a large snapshot never delays a reader. Readers only ever copy
+  // current_, so a retired snapshot whose count is 1 (ours) cannot gain a reader again; releasing it is
+  // an acq_rel decrement that orders after the readers' own releases.
+  std::lock_guard lock(retire_mutex_);
+  std::erase_if(retired_, [](const std::shared_ptr<const Snapshot>& s) { return s.use_count() == 1; });
+  if (previous.use_count() > 1) retired_.push_back(std::move(previous));
 }
 
 std::uint64_t Reader::generation_of(const Snapshot& s) { return s.generation; }

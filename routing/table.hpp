@@ -9,6 +9,9 @@
 //
 // The shared_ptr itself is exchanged under a tiny mutex, taken by a worker
 // once per publication (never per request) and held for one pointer copy.
+// A replaced snapshot is retired, not dropped: the table keeps it until a later publish() finds no
+// reader left on it, so the last reference is released on the publishing (control) thread and a worker
+// never pays for freeing a 100k-endpoint snapshot on its request path.
 // Why not std::atomic<std::shared_ptr>: libstdc++ 12 implements it with a
 // lock bit too (is_lock_free() is false), and without ThreadSanitizer
 // annotations, so the sanitizer build could not check it; a mutex it can.
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace sluice::routing {
 
@@ -30,7 +34,8 @@ class Table {
   Table(const Table&) = delete;
   Table& operator=(const Table&) = delete;
 
-  // Publishes `next` (its generation is set here). Any thread; writers serialise among themselves.
+  // Publishes `next` (its generation is set here) and frees retired snapshots that no reader holds any
+  // more. Any thread; writers serialise among themselves.
   void publish(std::shared_ptr<Snapshot> next);
 
   // The current snapshot; never null (an empty snapshot before the first publish). Any thread.
@@ -43,6 +48,8 @@ class Table {
   mutable std::mutex mutex_;                 // guards current_ only
   std::shared_ptr<const Snapshot> current_;  // never null
   std::atomic<std::uint64_t> generation_{0};
+  std::mutex retire_mutex_;                                // guards retired_; publishers only
+  std::vector<std::shared_ptr<const Snapshot>> retired_;  // replaced, possibly still read
 };
 
 // One per worker thread. Not thread-safe: one reader, one thread.
