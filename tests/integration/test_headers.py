@@ -1,5 +1,7 @@
 """Hop-by-hop headers removed, forwarding headers added, Host passed through (backend /headers echoes
 what it received)."""
+import socket
+
 from integ_harness import HttpReader, connect
 
 
@@ -88,3 +90,17 @@ def test_chunked_request_reframed(backend_factory, sluice_factory):
     lines = body.decode().lower().splitlines()
     framing = [line for line in lines if line.startswith(("transfer-encoding:", "content-length:"))]
     assert len(framing) == 1, lines
+
+
+def test_x_forwarded_for_is_the_client_address(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind(("127.0.0.2", 0))  # another loopback address as the client
+    s.connect(("127.0.0.1", sluice.port))
+    with s:
+        s.sendall(b"GET /headers HTTP/1.1\r\nHost: app\r\n\r\n")
+        status, _, body = HttpReader(s).read_response()
+    assert status == 200
+    assert "x-forwarded-for: 127.0.0.2" in body.decode().lower()

@@ -1,8 +1,11 @@
 """Keep-alive downstream (client <-> sluice) and upstream (sluice <-> backend, the pool)."""
 import http.client
+import subprocess
 import time
 
-from integ_harness import curl
+import pytest
+
+from integ_harness import clean_env, curl
 
 
 def get(conn, path, headers=None):
@@ -89,3 +92,39 @@ def test_pool_keeps_connections_per_endpoint(backend_factory, sluice_factory):
         assert r.returncode == 0
     assert a.connections_seen() == 1
     assert b.connections_seen() == 1
+
+
+def test_pool_disabled_with_max_idle_zero(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], upstream={"max_idle_per_endpoint": 0, "idle_timeout": "60s"})
+    ids = [int(curl("-o", "-", sluice.url("/conn")).stdout) for _ in range(3)]
+    assert len(set(ids)) == 3, ids
+
+
+def test_pool_idle_timeout(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], upstream={"max_idle_per_endpoint": 64, "idle_timeout": "300ms"})
+    first = int(curl("-o", "-", sluice.url("/conn")).stdout)
+    second = int(curl("-o", "-", sluice.url("/conn")).stdout)
+    assert first == second  # reused while fresh
+    time.sleep(2.0)  # past the idle timeout and a sweep (every second)
+    third = int(curl("-o", "-", sluice.url("/conn")).stdout)
+    assert third != second
+
+
+def concurrent_round(sluice, n=2):
+    cmd = ["curl", "-sS", "--noproxy", "*", "--max-time", "10", "-o", "/dev/null", sluice.url("/delay/400")]
+    procs = [subprocess.Popen(cmd, env=clean_env()) for _ in range(n)]
+    for p in procs:
+        assert p.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("cap,expected", [(1, 3), (64, 2)])
+def test_pool_cap(backend_factory, sluice_factory, cap, expected):
+    # Two concurrent requests need two upstream connections. With a cap of 1 only one is kept, so the
+    # second concurrent round must open a third.
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], upstream={"max_idle_per_endpoint": cap, "idle_timeout": "60s"})
+    concurrent_round(sluice)
+    concurrent_round(sluice)
+    assert a.connections_seen() == expected

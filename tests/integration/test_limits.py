@@ -39,6 +39,23 @@ BAD_REQUESTS = {
     "bare_lf_in_head": b"GET / HTTP/1.1\r\nHost: app\nX-A: b\r\n\r\n",
     "bare_lf_everywhere": b"GET / HTTP/1.1\nHost: app\n\n",
     "missing_host": head("GET / HTTP/1.1"),
+    # RFC 9112 3.2: more than one Host is a 400.
+    "two_hosts": head("GET / HTTP/1.1", "Host: app", "Host: other"),
+    # RFC 9112 6.3: a request whose Transfer-Encoding does not end in chunked has no knowable length; the
+    # bytes after the head would otherwise be read as the next request (smuggling).
+    "transfer_encoding_not_chunked": head("POST /sink HTTP/1.1", "Host: app", "Transfer-Encoding: gzip") +
+    b"GET /smuggled HTTP/1.1\r\nHost: app\r\n\r\n",
+    "transfer_encoding_chunked_not_last": head(
+        "POST /sink HTTP/1.1", "Host: app", "Transfer-Encoding: chunked, gzip") + b"5\r\nhello\r\n0\r\n\r\n",
+    "transfer_encoding_twice_chunked": head(
+        "POST /sink HTTP/1.1", "Host: app", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked") +
+    b"5\r\nhello\r\n0\r\n\r\n",
+    # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+    "transfer_encoding_in_http10": head("POST /sink HTTP/1.0", "Host: app", "Transfer-Encoding: chunked") +
+    b"5\r\nhello\r\n0\r\n\r\n",
+    "content_length_not_a_number": head("POST /sink HTTP/1.1", "Host: app", "Content-Length: +5") + b"hello",
+    "nul_in_value": head("GET / HTTP/1.1", "Host: app", "X-A: a\x00b"),
+    "bare_cr_in_value": head("GET / HTTP/1.1", "Host: app", "X-A: a\rb"),
     "space_before_colon": head("GET / HTTP/1.1", "Host: app", "X-Bad : v"),
 }
 
