@@ -163,8 +163,9 @@ def make_config(port, endpoints, **overrides):
 class Sluice:
     """The real sluice binary on a generated config; stdout and stderr go to files."""
 
-    def __init__(self, group, tmp_path, cfg, args=(), name="sluice"):
+    def __init__(self, group, tmp_path, cfg, args=(), name=None):
         self.port = cfg["listeners"][0]["port"]
+        name = name or f"sluice-{self.port}"  # several per test may share tmp_path
         self.config_path = tmp_path / f"{name}.json"
         self.config_path.write_text(json.dumps(cfg, indent=2))
         self.stdout_path = tmp_path / f"{name}.out"

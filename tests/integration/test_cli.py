@@ -2,7 +2,7 @@
 import json
 import subprocess
 
-from integ_harness import SLUICE, clean_env, free_port, make_config
+from integ_harness import SLUICE, clean_env, curl_status, free_port, make_config
 
 
 def run_sluice(*args, timeout=10):
@@ -77,3 +77,27 @@ def test_missing_config_file(tmp_path):
     r = run_sluice("--config", str(tmp_path / "nope.json"))
     assert r.returncode != 0
     assert "nope.json" in r.stderr
+
+
+def test_bad_flag_values(tmp_path):
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(make_config(free_port(), ["127.0.0.1:9"])))
+    r = run_sluice("--config", str(path), "--log-level", "chatty")
+    assert r.returncode != 0
+    assert "chatty" in r.stderr
+    r = run_sluice("--config", str(path), "--workers", "0")
+    assert r.returncode != 0
+    assert "--workers" in r.stderr
+
+
+def test_log_level_flag(sluice_factory):
+    dead = f"127.0.0.1:{free_port()}"
+    loud = sluice_factory([dead], args=("--log-level", "debug"))
+    quiet = sluice_factory([dead], args=("--log-level", "error"))
+    for sluice in (loud, quiet):
+        status, _ = curl_status(sluice.url("/x"))
+        assert status == 502
+    assert "serving" in loud.stderr()
+    assert "GET /x -> 502" in loud.stderr()  # a debug line
+    assert "serving" not in quiet.stderr()  # info is below error
+    assert "-> 502" not in quiet.stderr()
