@@ -47,8 +47,8 @@ def sluice_factory(procs, tmp_path):
 def raw_server_factory():
     servers = []
 
-    def make(mode):
-        s = RawServer(mode)
+    def make(mode, response=b""):
+        s = RawServer(mode, response)
         servers.append(s)
         return s
     yield make

@@ -343,10 +343,12 @@ class RawServer:
     mode "count": count connections and the bytes received; answer nothing, close on EOF.
     mode "short": answer a head with Content-Length: 100 and 10 body bytes, then close.
     mode "short_chunked": answer a chunked head and one 10-byte chunk, then close (no last chunk).
+    mode "respond": answer each request head with the raw bytes `response`, then close.
     """
 
-    def __init__(self, mode):
+    def __init__(self, mode, response=b""):
         self.mode = mode
+        self.response = response
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -385,6 +387,12 @@ class RawServer:
                 data += chunk
                 with self._lock:
                     self.received += chunk
+                if self.mode == "respond" and b"\r\n\r\n" in data:
+                    with self._lock:
+                        self.heads.append(data.split(b"\r\n\r\n")[0])
+                    conn.sendall(self.response)
+                    time.sleep(0.2)
+                    break
                 if self.mode in ("short", "short_chunked") and b"\r\n\r\n" in data:
                     with self._lock:
                         self.heads.append(data.split(b"\r\n\r\n")[0])

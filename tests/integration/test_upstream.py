@@ -4,7 +4,9 @@ import http.client
 import subprocess
 import time
 
-from integ_harness import clean_env, curl, curl_status
+import pytest
+
+from integ_harness import HttpReader, clean_env, connect, curl, curl_status
 
 
 def get(conn, method, path):
@@ -101,3 +103,53 @@ def test_many_concurrent_clients(backend_factory, sluice_factory):
         assert p.returncode == 0, err
         codes += out.decode().split()
     assert codes == ["200"] * 320
+
+
+BAD_RESPONSES = {
+    "head_too_large": b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * (70 * 1024) + b"\r\nContent-Length: 2\r\n\r\nok",
+    "garbage_status_line": b"HTTP/1.1 two hundred OK\r\nContent-Length: 2\r\n\r\nok",
+    "not_http": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    "content_length_and_chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"2\r\nok\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RESPONSES))
+def test_malformed_upstream_response_502(sluice_factory, raw_server_factory, case):
+    bad = raw_server_factory("respond", BAD_RESPONSES[case])
+    sluice = sluice_factory([bad.address], service={"retry": {"max_retries": 0}})
+    status, body = curl_status(sluice.url("/"))
+    assert status == 502, (status, body)
+    assert body.strip()
+
+
+def test_obs_fold_in_response_not_passed_on(sluice_factory, raw_server_factory):
+    # RFC 9112 5.2: a proxy either answers 502 or replaces the fold with spaces; it never forwards it.
+    bad = raw_server_factory("respond", b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nok")
+    sluice = sluice_factory([bad.address], service={"retry": {"max_retries": 0}})
+    with connect(sluice.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        raw = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            raw += data
+    head = raw.split(b"\r\n\r\n")[0]
+    assert b"\r\n " not in head and b"\r\n\t" not in head, head
+    assert raw.startswith(b"HTTP/1.1 502") or raw.startswith(b"HTTP/1.1 200")
+
+
+def test_hop_by_hop_removed_from_response(sluice_factory, raw_server_factory):
+    up = raw_server_factory("respond", b"HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: secret\r\n"
+                                       b"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\n"
+                                       b"Trailer: X-Sum\r\nX-Public: yes\r\nContent-Length: 2\r\n\r\nok")
+    sluice = sluice_factory([up.address])
+    with connect(sluice.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        status, headers, body = HttpReader(s).read_response()
+    assert status == 200 and body == b"ok"
+    for hop in ("x-internal", "keep-alive", "proxy-authenticate", "upgrade", "trailer"):
+        assert hop not in headers, (hop, headers)
+    assert headers.get("connection", "keep-alive").lower() == "keep-alive"
+    assert headers["x-public"] == "yes"
