@@ -344,6 +344,7 @@ class RawServer:
     mode "short": answer a head with Content-Length: 100 and 10 body bytes, then close.
     mode "short_chunked": answer a chunked head and one 10-byte chunk, then close (no last chunk).
     mode "respond": answer each request head with the raw bytes `response`, then close.
+    mode "stall": accept and never read (the peer's writes block once the socket buffers are full).
     """
 
     def __init__(self, mode, response=b""):
@@ -377,6 +378,10 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
+        if self.mode == "stall":
+            self._stop.wait()
+            conn.close()
+            return
         conn.settimeout(5)
         data = b""
         try:

@@ -1,9 +1,10 @@
 """HTTP/1.1 details through the proxy: pipelining, HTTP/1.0 clients, Expect on a refused request,
 a bad chunk in the middle of a streamed body, back-pressure from a slow reader, route rewrites."""
 import socket
+import subprocess
 import time
 
-from integ_harness import LOCAL_CLUSTER, HttpReader, connect, curl_status, make_config
+from integ_harness import LOCAL_CLUSTER, HttpReader, clean_env, connect, curl_status, make_config
 
 MIB = 1024 * 1024
 
@@ -130,3 +131,31 @@ def test_cluster_path_prefix(backend_factory, sluice_factory):
     sluice = sluice_factory(make_cfg=cfg)
     status, body = curl_status(sluice.url("/4"))  # forwarded as /bytes/4
     assert status == 200 and body == b"abcd"
+
+
+def test_stalled_upstream_backpressure_on_upload(sluice_factory, raw_server_factory):
+    # The upstream reads nothing: sluice must stop reading the client's upload, not buffer it.
+    stall = raw_server_factory("stall")
+    sluice = sluice_factory([stall.address])
+    baseline = sluice.rss_kib()
+    cmd = ["curl", "-sS", "--noproxy", "*", "--max-time", "3", "-X", "POST", "-T", "-", "-o", "/dev/null",
+           sluice.url("/sink")]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=clean_env())
+    block = b"u" * MIB
+    sent = 0
+    peak = baseline
+    deadline = time.monotonic() + 4
+    try:
+        while time.monotonic() < deadline and sent < 200 * MIB:
+            proc.stdin.write(block)  # blocks once sluice stops reading; curl's --max-time ends it
+            sent += MIB
+            peak = max(peak, sluice.rss_kib())
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    peak = max(peak, sluice.rss_kib())
+    assert sent < 150 * MIB, f"{sent // MIB} MiB were taken although the upstream read nothing"
+    assert peak - baseline < 60 * 1024, f"RSS grew by {peak - baseline} KiB"
