@@ -1,6 +1,7 @@
 // build_snapshot: Model -> immutable Snapshot. Control thread, off the request path.
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "routing/matcher.hpp"
 #include "routing/model.hpp"
@@ -16,16 +17,28 @@ std::string lowercase(std::string_view s) {
   return out;
 }
 
-// Appends the decimal port (std::to_string without the temporary).
-void append_port(std::string& out, std::uint16_t port) {
-  char buf[8];
-  char* end = buf + sizeof buf;
-  char* p = end;
-  do {
-    *--p = static_cast<char>('0' + port % 10);
+std::size_t port_digits(std::uint16_t port) {
+  std::size_t n = 1;
+  while (port >= 10) {
     port = static_cast<std::uint16_t>(port / 10);
-  } while (port != 0);
-  out.append(p, end);
+    ++n;
+  }
+  return n;
+}
+
+// Writes the decimal port at `out`; returns the end.
+char* append_port(char* out, std::uint16_t port) {
+  const std::size_t n = port_digits(port);
+  for (std::size_t i = n; i-- > 0;) {
+    out[i] = static_cast<char>('0' + port % 10);
+    port = static_cast<std::uint16_t>(port / 10);
+  }
+  return out + n;
+}
+
+char* append(char* out, std::string_view s) {
+  if (!s.empty()) std::memcpy(out, s.data(), s.size());
+  return out + s.size();
 }
 
 // A cluster's place in the service's policy: its tier, or -1 when the policy leaves it out.
@@ -110,9 +123,16 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   std::stable_sort(placed.begin(), placed.end(),
                    [](const Placed& a, const Placed& b) { return a.at.tier < b.at.tier; });
 
-  std::string identity;
   std::size_t total = 0;
-  for (const auto& p : placed) total += p.ce->endpoints.size();
+  std::size_t identity_bytes = 0;
+  for (const auto& p : placed) {
+    total += p.ce->endpoints.size();
+    for (const auto& ep : p.ce->endpoints) {
+      identity_bytes += out.id.size() + p.ce->cluster.size() + ep.address.size() + 3 + port_digits(ep.port);
+    }
+  }
+  std::shared_ptr<char[]> identity_chars = std::make_shared<char[]>(identity_bytes);
+  char* identity_end = identity_chars.get();
   out.endpoints.reserve(total);
   out.by_token.reserve(total);
   out.clusters.reserve(placed.size());
@@ -127,10 +147,6 @@ void build_service(const config::Service& svc, const Model& model, const std::st
     ce.tls = p.ce->tls;
     ce.first = static_cast<std::uint32_t>(out.endpoints.size());
     const auto cluster_index = static_cast<std::uint32_t>(out.clusters.size());
-    // The identity "service|cluster|address:port" is written into one reused buffer; only the entry's
-    // own copy allocates.
-    identity.assign(out.id).append(1, '|').append(ce.key).append(1, '|');
-    const std::size_t prefix_size = identity.size();
     for (const auto& ep : p.ce->endpoints) {
       const bool usable = ep.ready || ep.terminating;
       if (!usable) {
@@ -144,10 +160,16 @@ void build_service(const config::Service& svc, const Model& model, const std::st
       e.terminating = ep.terminating;
       e.index = static_cast<std::uint32_t>(out.endpoints.size() - 1);
       e.cluster = cluster_index;
-      identity.resize(prefix_size);
-      identity.append(ep.address).append(1, ':');
-      append_port(identity, ep.port);
-      e.identity = identity;
+      // The identity "service|cluster|address:port", written into the service's block.
+      char* const start = identity_end;
+      identity_end = append(identity_end, out.id);
+      *identity_end++ = '|';
+      identity_end = append(identity_end, ce.key);
+      *identity_end++ = '|';
+      identity_end = append(identity_end, ep.address);
+      *identity_end++ = ':';
+      identity_end = append_port(identity_end, ep.port);
+      e.identity = std::string_view(start, static_cast<std::size_t>(identity_end - start));
       e.token = hash64(e.identity);
       e.state = registry.acquire_endpoint(e.identity, e.token, out.state, existed, now);
       out.by_token.emplace_back(e.token, e.index);
@@ -158,6 +180,7 @@ void build_service(const config::Service& svc, const Model& model, const std::st
     out.clusters.push_back(std::move(ce));
   }
   if (out.tiers.empty()) out.tiers.resize(1);
+  out.identity_chars = std::move(identity_chars);
   std::sort(out.by_token.begin(), out.by_token.end());
 
   const double share = std::max(0.0, svc.outlier_detection.max_ejection_percent) / 100.0;

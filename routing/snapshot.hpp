@@ -31,7 +31,9 @@ struct EndpointEntry {
   std::uint32_t cluster = 0;      // index in ServiceEntry::clusters
   std::uint32_t weight = 1;
   std::uint32_t index = 0;        // in ServiceEntry::endpoints
-  std::string identity;           // registry key: "service|cluster|address:port"
+  // Registry key "service|cluster|address:port". Points into the service's identity_chars (one block
+  // per service rather than one string per endpoint); valid as long as the snapshot.
+  std::string_view identity;
 };
 
 struct ClusterEntry {
@@ -70,6 +72,7 @@ struct alignas(64) ServiceEntry {
   config::HealthCheck health_check;
   Ticks slow_start_window = 0;
 
+  std::shared_ptr<const char[]> identity_chars;  // the endpoints' identities, back to back
   std::vector<std::string> unused_clusters;  // clusters with endpoints that the policy leaves out (explain)
   std::uint32_t not_ready = 0;            // endpoints left out as not ready (explain)
 
