@@ -159,3 +159,27 @@ def test_stalled_upstream_backpressure_on_upload(sluice_factory, raw_server_fact
     peak = max(peak, sluice.rss_kib())
     assert sent < 150 * MIB, f"{sent // MIB} MiB were taken although the upstream read nothing"
     assert peak - baseline < 60 * 1024, f"RSS grew by {peak - baseline} KiB"
+
+
+def test_connection_close_request_closes(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    with connect(sluice.port) as s:
+        s.sendall(b"GET /bytes/3 HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        reader = HttpReader(s)
+        status, headers, body = reader.read_response()
+        assert status == 200 and body == b"abc"
+        assert headers.get("connection", "").lower() == "close"
+        assert reader.at_eof(wait=3)
+
+
+def test_http10_keep_alive(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    with connect(sluice.port) as s:
+        reader = HttpReader(s)
+        for n in (3, 4):
+            s.sendall(f"GET /bytes/{n} HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n".encode())
+            status, headers, body = reader.read_response()
+            assert status == 200 and len(body) == n
+            assert headers.get("connection", "").lower() == "keep-alive"
