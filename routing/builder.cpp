@@ -215,16 +215,27 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
 
   registry.begin_build();
   snap->services.reserve(model.services.size());
-  snap->service_index.reserve(model.services.size());
+  std::size_t capacity = 16;
+  while (capacity < 2 * model.services.size()) capacity *= 2;
+  snap->service_index.assign(capacity, 0);
+  const std::size_t mask = capacity - 1;
   std::string id;
   for (const auto& svc : model.services) {
     id.assign(svc.name).append(1, '.').append(svc.name_space);  // config::Service::id() without a temporary
-    if (snap->service_index.count(id)) continue;  // first definition wins
+    std::size_t slot = HostIndex::hash(id) & mask;
+    bool duplicate = false;
+    for (; snap->service_index[slot] != 0; slot = (slot + 1) & mask) {
+      if (snap->services[snap->service_index[slot] - 1].id == id) {
+        duplicate = true;  // first definition wins
+        break;
+      }
+    }
+    if (duplicate) continue;
     auto& entry = snap->services.emplace_back();
     entry.index = static_cast<std::uint32_t>(snap->services.size() - 1);
     entry.id = id;
     build_service(svc, model, snap->local_cluster, registry, now, entry);
-    snap->service_index.emplace(entry.id, entry.index);
+    snap->service_index[slot] = entry.index + 1;
   }
   registry.end_build(now);
 

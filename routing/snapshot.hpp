@@ -128,11 +128,19 @@ struct Snapshot {
   std::vector<std::uint32_t> wildcard_routes;  // routes with host "*", best first
   bool hosts_with_port = false;                // some route host has a ":port"
 
+  // The service named `id` ("name.namespace"), or nullptr.
   const ServiceEntry* find_service(std::string_view id) const {
-    auto it = service_index.find(id);
-    return it == service_index.end() ? nullptr : &services[it->second];
+    if (service_index.empty()) return nullptr;
+    const std::size_t mask = service_index.size() - 1;
+    for (std::size_t i = HostIndex::hash(id) & mask;; i = (i + 1) & mask) {
+      const std::uint32_t entry = service_index[i];
+      if (entry == 0) return nullptr;
+      if (services[entry - 1].id == id) return &services[entry - 1];
+    }
   }
-  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index;
+  // Open addressing over HostIndex::hash(id): services index + 1, 0 = empty; power-of-two size, at most
+  // half full (one allocation, no node per service).
+  std::vector<std::uint32_t> service_index;
 };
 
 }  // namespace sluice::routing
