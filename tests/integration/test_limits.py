@@ -116,7 +116,7 @@ def test_head_just_under_limit_ok(backend_factory, sluice_factory):
 def test_too_many_headers_431(backend_factory, sluice_factory):
     a = backend_factory("alpha")
     sluice = sluice_factory([a.address])
-    fields = [f"X-H{i}: v" for i in range(101)]
+    fields = [f"X-H{i}: v" for i in range(100)]  # + Host = 101
     status, _, body, closed = send_raw(sluice, head("GET / HTTP/1.1", "Host: app", *fields))
     assert status == 431, body
     assert closed
@@ -141,3 +141,20 @@ def test_configured_limits_apply(backend_factory, sluice_factory):
     assert status == 431
     status, _, _, _ = send_raw(sluice, head("GET / HTTP/1.1", "Host: app", "X-A: 1"), check_close=False)
     assert status == 200
+
+
+def head_of_size(total):
+    """A GET head of exactly `total` bytes (final CRLF CRLF included)."""
+    fixed = head("GET / HTTP/1.1", "Host: app", "X-Pad: ")
+    return head("GET / HTTP/1.1", "Host: app", "X-Pad: " + "p" * (total - len(fixed)))
+
+
+def test_head_size_boundary(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    exact = head_of_size(61440)
+    assert len(exact) == 61440
+    status, _, body, _ = send_raw(sluice, exact, check_close=False)
+    assert status == 200, body
+    status, _, body, _ = send_raw(sluice, head_of_size(61441))
+    assert status == 431, body

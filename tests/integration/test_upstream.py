@@ -153,3 +153,21 @@ def test_hop_by_hop_removed_from_response(sluice_factory, raw_server_factory):
         assert hop not in headers, (hop, headers)
     assert headers.get("connection", "keep-alive").lower() == "keep-alive"
     assert headers["x-public"] == "yes"
+
+
+def test_client_abort_mid_download_does_not_poison_pool(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    status, first = curl_status(sluice.url("/conn"))
+    assert status == 200
+    with connect(sluice.port) as s:  # takes the pooled connection, then leaves mid-body
+        s.sendall(f"GET /bytes/{50 * 1024 * 1024} HTTP/1.1\r\nHost: app\r\n\r\n".encode())
+        reader = HttpReader(s)
+        reader.read_head()
+        reader.read_exact(100000)
+    time.sleep(0.3)
+    for _ in range(3):
+        status, body = curl_status(sluice.url("/conn"))
+        assert status == 200
+        assert body.strip().isdigit(), f"the rest of the aborted body leaked into a later response: {body[:40]!r}"
+        assert int(body) != int(first)
