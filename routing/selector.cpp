@@ -24,6 +24,8 @@ int pick_in_tier(const ServiceEntry& svc, TierView& tier, const SelectInput& in,
 // The tier this request draws by the tiers' loads (percent). Hashing draws with the key, so a client
 // stays in its tier while the loads hold.
 std::size_t draw_tier(const ServiceView& view, const SelectInput& in, Rng& rng) {
+  // One tier (Locality, ActiveActive): it has the candidates (the caller checked), nothing to draw.
+  if (view.tiers.size() == 1) return 0;
   const double r = in.hash_key ? static_cast<double>(mix64(*in.hash_key ^ 0x7f4a7c15u) % 100000) / 1000.0
                                : rng.uniform() * 100.0;
   double acc = 0;
