@@ -45,6 +45,13 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
     if (!synced_once_ && all_synced()) {
       synced_once_ = true;
       log(log_info, "kubernetes: initial sync complete");
+      // Readiness (status().has_synced_once) turns true now, so the full picture must be routable now,
+      // not a coalescing window later: a proxy reported ready would otherwise answer "no route" for
+      // what it is about to serve.
+      rebuild_timer_.cancel();
+      rebuild_pending_ = false;
+      rebuild(/*coalesced=*/false);
+      return;
     }
     if (any_stale() != published_stale_) mark_dirty();
   }
@@ -85,7 +92,8 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
     });
   }
 
-  void rebuild() {
+  // coalesced: called by the coalescing timer (whose window is not counted in the publish latency).
+  void rebuild(bool coalesced = true) {
     if (stopped_) return;
     // Until every resource has listed once, a partial picture would route wrongly (services without
     // their endpoints yet); wait, unless the initial sync takes too long.
@@ -99,7 +107,8 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
     if (sink_) sink_(std::move(model));
     // Event received -> handed over (and, when the sink builds the snapshot, routable), without the
     // coalescing window.
-    auto took = std::chrono::steady_clock::now() - dirty_since_ - options_.coalesce;
+    auto took = std::chrono::steady_clock::now() - dirty_since_ -
+                (coalesced ? options_.coalesce : std::chrono::milliseconds(0));
     last_publish_latency_ = std::max(std::chrono::duration_cast<std::chrono::microseconds>(took),
                                      std::chrono::microseconds(0));
   }
