@@ -4,6 +4,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from integ_harness import HttpReader, clean_env, connect
 
 
@@ -30,9 +32,10 @@ def refused(port):
         return False
 
 
-def test_sigterm_drains_in_flight_request(backend_factory, sluice_factory, procs):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_drains_in_flight_request(backend_factory, sluice_factory, procs, workers):
     a = backend_factory("alpha")
-    sluice = sluice_factory([a.address], timeouts=timeouts("5s"))
+    sluice = sluice_factory([a.address], timeouts=timeouts("5s"), args=("--workers", workers))
     slow = procs.add(start_slow_request(sluice, 1500))
     time.sleep(0.4)
     sent = time.monotonic()
@@ -42,6 +45,9 @@ def test_sigterm_drains_in_flight_request(backend_factory, sluice_factory, procs
     while not refused(sluice.port):
         assert time.monotonic() < deadline, "still accepting new connections after SIGTERM"
         time.sleep(0.05)
+    # Every worker's acceptor is closed, not just one (the kernel spreads connects over them).
+    for _ in range(6):
+        assert refused(sluice.port), "a worker still accepts after SIGTERM"
     assert slow.poll() is None, "the in-flight request ended before its response was due"
     out, err = slow.communicate(timeout=10)
     assert slow.returncode == 0, err
