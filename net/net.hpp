@@ -1,6 +1,8 @@
 // Namespace aliases shared by the I/O code (proxy, discovery).
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
+
 namespace boost::asio {}
 namespace boost::beast {}
 namespace boost::beast::http {}

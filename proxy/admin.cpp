@@ -32,7 +32,35 @@ Reply json_reply(const nlohmann::json& j) {
 }
 
 // /explain?host=H&path=P[&method=M&listener=L&client=IP&header.NAME=V]
-Reply explain_reply(const AdminSources& src, const boost::urls::url_view& url) {
+// What the next request would get from `picker` and why. The admin's balancer is its own: each worker
+// rotates independently, so "next" is exact for the policy and tier, indicative for the endpoint.
+nlohmann::json next_pick(routing::Picker& picker, const routing::RequestView& view, const nlohmann::json& explained) {
+  routing::AttemptState attempt;
+  auto picked = picker.pick(view, attempt);
+  if (picked.status != routing::PickStatus::ok) {
+    const char* status = picked.status == routing::PickStatus::no_route ? "no_route (404)"
+                         : picked.status == routing::PickStatus::overloaded ? "overloaded (503)"
+                                                                            : "no_endpoint (503)";
+    return {{"answer", status}, {"why", picked.reason}};
+  }
+  picker.finish(picked, routing::Outcome::local_abort);  // counts nothing
+  std::string policy = "?", lb = "?";
+  if (explained.contains("service") && explained["service"].is_object()) {
+    policy = explained["service"].value("policy", "?");
+    lb = explained["service"].value("load_balancer", "?");
+  }
+  std::size_t candidates = explained.contains("candidates") ? explained["candidates"].size() : 0;
+  return {{"endpoint", picked.address + ":" + std::to_string(picked.port)},
+          {"cluster", picked.cluster},
+          {"remote", picked.remote},
+          {"tier", picked.tier},
+          {"upstream_target", picked.upstream_target},
+          {"why", "policy " + policy + " puts the request on tier " + std::to_string(picked.tier) + "; " + lb +
+                      " picks among " + std::to_string(candidates) +
+                      " candidate(s) by their effective weights (each worker keeps its own rotation)"}};
+}
+
+Reply explain_reply(const AdminSources& src, routing::Picker& picker, const boost::urls::url_view& url) {
   std::string host, path = "/", method = "GET", listener, client = "127.0.0.1";
   std::vector<std::pair<std::string, std::string>> headers;
   for (auto param : url.params()) {
@@ -60,11 +88,15 @@ Reply explain_reply(const AdminSources& src, const boost::urls::url_view& url) {
   auto j = routing::explain(*snapshot, view);
   j["request"] = {{"host", host}, {"path", path}, {"method", method}, {"listener", listener}};
   j["snapshot"] = {{"generation", snapshot->generation}, {"source", snapshot->source}, {"stale", snapshot->stale}};
+  j["next"] = next_pick(picker, view, j);
+  if (src.last_failover && j.contains("service") && j["service"].is_object() && j["service"].contains("id")) {
+    j["last_failover_event"] = src.last_failover(j["service"]["id"].get<std::string>());
+  }
   if (src.extra_status) src.extra_status(j);
   return json_reply(j);
 }
 
-Reply route(const AdminSources& src, bool draining, std::string_view target) {
+Reply route(const AdminSources& src, routing::Picker& picker, bool draining, std::string_view target) {
   auto parsed = boost::urls::parse_origin_form(target);
   if (!parsed) return {http::status::bad_request, "text/plain; charset=utf-8", "bad request target\n"};
   const auto path = parsed->path();
@@ -82,7 +114,7 @@ Reply route(const AdminSources& src, bool draining, std::string_view target) {
     if (src.extra_status) src.extra_status(j);
     return json_reply(j);
   }
-  if (path == "/explain") return explain_reply(src, *parsed);
+  if (path == "/explain") return explain_reply(src, picker, *parsed);
   if (path == "/") {
     return {http::status::ok, "text/plain; charset=utf-8",
             "sluice admin: /ready /live /stats /routes /explain?host=H&path=P\n"};
@@ -93,7 +125,10 @@ Reply route(const AdminSources& src, bool draining, std::string_view target) {
 }  // namespace
 
 Admin::Admin(net::io_context& control, AdminSources sources)
-    : control_(control), sources_(std::move(sources)), acceptor_(control) {}
+    : control_(control),
+      sources_(std::move(sources)),
+      picker_(std::make_unique<routing::Picker>(*sources_.table)),
+      acceptor_(control) {}
 
 Admin::~Admin() { close(); }
 
@@ -140,7 +175,7 @@ net::awaitable<void> Admin::serve(tcp::socket socket) {
     if (ec) break;
     const auto& req = parser.get();
     Reply reply = req.method() == http::verb::get || req.method() == http::verb::head
-                      ? route(sources_, draining_, req.target())
+                      ? route(sources_, *picker_, draining_, req.target())
                       : Reply{http::status::method_not_allowed, "text/plain; charset=utf-8", "GET only\n"};
     http::response<http::string_body> res{reply.status, req.version()};
     res.set(http::field::server, "sluice-admin");

@@ -18,6 +18,7 @@
 
 namespace sluice::routing {
 class Table;
+class Picker;
 }
 
 namespace sluice::proxy {
@@ -33,6 +34,8 @@ struct AdminSources {
   std::function<void(std::string&)> extra_metrics;
   // Extra JSON for /routes and /explain (discovery status: stale, last sync). Control thread.
   std::function<void(nlohmann::json&)> extra_status;
+  // The last failover event of a service, or null. Control thread.
+  std::function<nlohmann::json(const std::string& service_id)> last_failover;
 };
 
 class Admin {
@@ -54,6 +57,7 @@ class Admin {
 
   net::io_context& control_;
   AdminSources sources_;
+  std::unique_ptr<routing::Picker> picker_;  // the admin's own balancer, for /explain's "next" pick
   tcp::acceptor acceptor_;
   bool draining_ = false;
 };

@@ -18,6 +18,8 @@
 #include "discovery/kubernetes_source.hpp"
 #include "discovery/status.hpp"
 #include "proxy/admin.hpp"
+#include "proxy/failover_monitor.hpp"
+#include "proxy/health_checker.hpp"
 #include "proxy/logger.hpp"
 #include "proxy/server.hpp"
 #include "routing/model.hpp"
@@ -226,12 +228,23 @@ int main(int argc, char** argv) {
     }
   }
 
+  proxy::HealthChecker health_checker(control, table, registry);
+  proxy::FailoverMonitor failover(control, table);
   proxy::AdminSources sources;
   sources.server = &server;
   sources.table = &table;
+  sources.last_failover = [&failover](const std::string& id) { return failover.last_event(id); };
+  sources.extra_metrics = [&](std::string& out) {
+    failover.render_metrics(out);
+    out += "# HELP sluice_health_checks_total Active health-check probes sent.\n# TYPE sluice_health_checks_total counter\n";
+    out += "sluice_health_checks_total " + std::to_string(health_checker.probes()) + "\n";
+    out += "# HELP sluice_health_check_failures_total Active health-check probes that failed.\n";
+    out += "# TYPE sluice_health_check_failures_total counter\n";
+    out += "sluice_health_check_failures_total " + std::to_string(health_checker.probe_failures()) + "\n";
+    if (kube) out += discovery::render_prometheus(kube->status());
+  };
   if (kube) {
     sources.synced = [&kube] { return kube->status().has_synced_once; };
-    sources.extra_metrics = [&kube](std::string& out) { out += discovery::render_prometheus(kube->status()); };
     sources.extra_status = [&kube](nlohmann::json& j) { j["discovery"] = status_json(kube->status()); };
   }
   proxy::Admin admin(control, sources);
@@ -243,6 +256,8 @@ int main(int argc, char** argv) {
     admin.start();
   }
   server.start();
+  health_checker.start();
+  failover.start();
 
   // Certificates follow their files: checked every few seconds, swapped in for new connections.
   net::steady_timer tls_timer(control);
@@ -278,6 +293,8 @@ int main(int argc, char** argv) {
     // Readiness goes first, so load balancers stop sending before the listeners close.
     admin.set_draining();
     tls_timer.cancel();
+    health_checker.stop();
+    failover.stop();
     server.drain();
     if (kube) kube->stop();
     drain_deadline = std::chrono::steady_clock::now() + cfg.timeouts.drain;

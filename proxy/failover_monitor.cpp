@@ -1,0 +1,115 @@
+#include "proxy/failover_monitor.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "proxy/logger.hpp"
+#include "routing/health.hpp"
+#include "routing/snapshot.hpp"
+#include "routing/table.hpp"
+#include "routing/tiers.hpp"
+#include "routing/view.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr auto kScanInterval = std::chrono::milliseconds(200);
+
+}  // namespace
+
+FailoverMonitor::FailoverMonitor(net::io_context& control, const routing::Table& table)
+    : control_(control), table_(table), timer_(control) {}
+
+void FailoverMonitor::start() {
+  scan();
+  timer_.expires_after(kScanInterval);
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !stopped_) start();
+  });
+}
+
+void FailoverMonitor::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void FailoverMonitor::scan() {
+  const auto snapshot = table_.load();
+  const auto now = routing::to_ticks(routing::Clock::now());
+  for (const auto& svc : snapshot->services) {
+    for (const auto& cluster : svc.clusters) {
+      double healthy = 0;
+      std::uint32_t ejected = 0, failing_checks = 0;
+      for (std::uint32_t i = cluster.first; i < cluster.first + cluster.count; ++i) {
+        const auto& ep = svc.endpoints[i];
+        const auto h = routing::evaluate(svc, ep, now);
+        if (h.healthy) healthy += 1;
+        if (h.ejected) ++ejected;
+        if (ep.state->health_check.load(std::memory_order_relaxed) == routing::HealthCheckState::unhealthy) {
+          ++failing_checks;
+        }
+      }
+      const auto state = routing::to_string(
+          routing::cluster_health(healthy, cluster.count, svc.policy.overprovisioning));
+      auto& known = cluster_state_[{svc.id, cluster.key}];
+      if (known == state) continue;
+      const bool first_sight = known.empty();
+      const auto before = first_sight ? std::string("new") : known;
+      known = state;
+      if (first_sight && std::string_view(state) == "healthy") continue;  // nothing to tell
+      const auto text = "service " + svc.id + ": cluster " + cluster.key + " " + before + " -> " + state + " (" +
+                        std::to_string(static_cast<int>(healthy)) + "/" + std::to_string(cluster.count) +
+                        " endpoints healthy, " + std::to_string(ejected) + " ejected by outlier detection, " +
+                        std::to_string(failing_checks) + " failing health checks; tier " +
+                        std::to_string(cluster.tier) + ")";
+      log::warn("failover: " + text);
+      ++events_[{svc.id, cluster.key, state}];
+      last_[svc.id] = Event{text, std::chrono::system_clock::now()};
+    }
+    // Which tier carries most of the traffic now (FailOver): a move is a failover (or failback) event.
+    routing::ServiceView view;
+    routing::compute_view(svc, now, view);
+    unsigned top = 0;
+    double top_load = -1;
+    for (unsigned t = 0; t < view.tiers.size(); ++t) {
+      if (view.tiers[t].load.load > top_load) {
+        top_load = view.tiers[t].load.load;
+        top = t;
+      }
+    }
+    auto [it, fresh] = active_tier_.try_emplace(svc.id, top);
+    if (!fresh && it->second != top) {
+      const auto text = "service " + svc.id + ": traffic moved from tier " + std::to_string(it->second) +
+                        " to tier " + std::to_string(top) + " (" + std::to_string(static_cast<int>(top_load)) +
+                        "% of requests)";
+      log::warn("failover: " + text);
+      ++events_[{svc.id, "tier", "tier-" + std::to_string(top)}];
+      last_[svc.id] = Event{text, std::chrono::system_clock::now()};
+      it->second = top;
+    }
+  }
+}
+
+void FailoverMonitor::render_metrics(std::string& out) const {
+  out += "# HELP sluice_failover_events_total Cluster state changes and tier moves, by service.\n";
+  out += "# TYPE sluice_failover_events_total counter\n";
+  for (const auto& [key, n] : events_) {
+    const auto& [svc, cluster, to] = key;
+    out += "sluice_failover_events_total{service=\"" + svc + "\",cluster=\"" + cluster + "\",to=\"" + to + "\"} " +
+           std::to_string(n) + "\n";
+  }
+  out += "# HELP sluice_cluster_healthy 1 when the cluster's endpoints of the service are healthy, 0.5 degraded, 0 down.\n";
+  out += "# TYPE sluice_cluster_healthy gauge\n";
+  for (const auto& [key, state] : cluster_state_) {
+    const char* v = state == "healthy" ? "1" : state == "degraded" ? "0.5" : "0";
+    out += "sluice_cluster_healthy{service=\"" + key.first + "\",cluster=\"" + key.second + "\"} " + v + "\n";
+  }
+}
+
+nlohmann::json FailoverMonitor::last_event(const std::string& service_id) const {
+  auto it = last_.find(service_id);
+  if (it == last_.end()) return nullptr;
+  const auto age = std::chrono::duration<double>(std::chrono::system_clock::now() - it->second.when).count();
+  return {{"event", it->second.text}, {"seconds_ago", static_cast<long long>(age)}};
+}
+
+}  // namespace sluice::proxy

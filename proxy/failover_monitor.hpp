@@ -1,0 +1,55 @@
+// Failover as a first-class event: the control thread watches every service's
+// clusters and tiers, and each change of a cluster's state (healthy, degraded,
+// down) or of the tier carrying the traffic is logged once with its cause and
+// counted. The last event per service is kept for /explain.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json_fwd.hpp>
+
+#include "net/net.hpp"
+
+namespace sluice::routing {
+class Table;
+}
+
+namespace sluice::proxy {
+
+class FailoverMonitor {
+ public:
+  FailoverMonitor(net::io_context& control, const routing::Table& table);
+
+  void start();
+  void stop();
+
+  // Prometheus lines: sluice_failover_events_total{service,cluster,to} and sluice_cluster_state. Control thread.
+  void render_metrics(std::string& out) const;
+  // The last event of `service_id` as JSON, or null. Control thread.
+  nlohmann::json last_event(const std::string& service_id) const;
+
+  // One scan (exposed for tests and for an immediate check after a publish). Control thread.
+  void scan();
+
+ private:
+  struct Event {
+    std::string text;
+    std::chrono::system_clock::time_point when;
+  };
+
+  net::io_context& control_;
+  const routing::Table& table_;
+  net::steady_timer timer_;
+  bool stopped_ = false;
+  std::map<std::pair<std::string, std::string>, std::string> cluster_state_;  // (service, cluster) -> state
+  std::map<std::string, unsigned> active_tier_;                               // service -> tier with most load
+  std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> events_;  // (svc, cluster, to)
+  std::map<std::string, Event> last_;
+};
+
+}  // namespace sluice::proxy
