@@ -321,7 +321,7 @@ $PY "$here/explain.py" 127.0.0.12:15000 --wait-load cluster-1=100 | indent ||
   fail "step 4: cluster-1's tier should take 100% of the traffic under FailOver"
 rec4=$work/step4.records
 t0=$(now)
-load "$rec4" 15
+load "$rec4" 16
 sleep 3
 t_kill=$(now)
 kill_cluster1
@@ -353,6 +353,13 @@ c1=$(field cluster-1 "$r"); c3=$(field cluster-3 "$r")
 
 # ---- summary -----------------------------------------------------------------------------------
 say "Summary"
+echo "  [cluster-2 sidecar] \$ curl -s http://127.0.0.12:15000/stats | grep ...   (what it counted)"
+curl -s -m 2 http://127.0.0.12:15000/stats >"$work/stats.txt"
+grep -E '^sluice_(requests_total|retries_total|upstream_connect_failures_total|upstream_requests_total|ejections_total|failover_events_total)' \
+  "$work/stats.txt" | grep -v 'curl.curl' | indent
+# The sidecar saw exactly what the app sent: our requests plus step 1's.
+counted=$(sed -n 's/^sluice_requests_total \([0-9]*\)$/\1/p' "$work/stats.txt")
+[ "$counted" = $((requests + 1)) ] || fail "the sidecar counted ${counted:-?} requests, the app sent $((requests + 1))"
 echo "seed scenario: $requests requests, $failed failed"
 if [ ${#problems[@]} -gt 0 ]; then
   echo "seed scenario: ${#problems[@]} step check(s) did not behave as the seed says:"
