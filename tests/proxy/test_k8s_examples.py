@@ -1,18 +1,27 @@
 """examples/kubernetes/: the manifests parse, every embedded sluice config passes `sluice --check`,
 RBAC is read-only and limited to what discovery watches, and the Deployments agree with their configs
-(probe ports = admin port, container ports = listener ports, drain fits in the grace period).
+(probe ports = admin port, container ports = listener ports, drain fits in the grace period), and
+the two configs, run as they are (only addresses moved to loopback, ports to free ones, the kubeconfig
+to an API server stand-in per cluster), carry the seed's request: app -> sidecar (cluster-2) ->
+gateway (cluster-1) -> httpbin pod.
 
 kubectl cannot help here: `kubectl apply --dry-run=client` still asks a server for the API groups, so
 the manifests are parsed with python3-yaml (Debian package).
 """
+import copy
 import json
 import re
 import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
-from integ_harness import REPO, SLUICE
+from integ_harness import REPO, SLUICE, Backend, ProcessGroup, Sluice, curl_status, free_port
+
+sys.path.insert(0, str(REPO / "tests" / "k8s"))
+from standin import StandIn  # noqa: E402
 
 EXAMPLES = REPO / "examples" / "kubernetes"
 MANIFESTS = ["gateway.yaml", "sidecar.yaml"]
@@ -232,3 +241,184 @@ def test_sidecar_host_aliases_reach_a_sidecar_listener():
     assert set(cfg["kubernetes"]["namespaces"]) == role_ns == binding_ns
     # The sluice container mounts the token (in-cluster credentials).
     assert spec.get("automountServiceAccountToken", True) is True
+
+
+# ---- the configs at work: sidecar (cluster-2) -> gateway (cluster-1) -> pod ----------------------
+
+HOST_ALIAS_IP = "127.0.0.6"  # the sidecar's hostAliases address; loopback here as in the pod
+READY_TIMEOUT_S = 20
+
+
+def on_loopback(cfg, kubeconfig, endpoint_map=None):
+    """The manifest's config with wildcard addresses on 127.0.0.1, every port free, the kubeconfig set
+    (in a pod: the service account), static endpoints moved by endpoint_map. Nothing else changes."""
+    cfg = copy.deepcopy(cfg)
+    for item in cfg["listeners"] + [cfg["admin"]]:
+        if item["address"] in ("0.0.0.0", "::"):
+            item["address"] = "127.0.0.1"
+        item["port"] = free_port(item["address"])
+    cfg["kubernetes"]["kubeconfig"] = kubeconfig
+    for svc in cfg.get("services", []):
+        for cl in svc.get("clusters", []):
+            cl["endpoints"] = [(endpoint_map or {}).get(e, e) for e in cl["endpoints"]]
+    return cfg
+
+
+def listener(cfg, name):
+    (l,) = [l for l in cfg["listeners"] if l["name"] == name]
+    return l
+
+
+def wait_ready(cfg, proc):
+    url = f"http://{cfg['admin']['address']}:{cfg['admin']['port']}/ready"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert proc.proc.poll() is None, proc.stderr()
+        if curl_status(url, timeout=5)[0] == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not 200 within {READY_TIMEOUT_S}s: {proc.stderr()}")
+
+
+def cluster1_objects(pod_port):
+    """cluster-1 as in the seed: the httpbin Service, its EndpointSlice (one pod here) and the export."""
+    return f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: httpbin}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: httpbin, namespace: httpbin}}
+spec:
+  ports: [{{name: http, port: 8080, targetPort: {pod_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: httpbin-abcde
+  namespace: httpbin
+  labels: {{kubernetes.io/service-name: httpbin}}
+addressType: IPv4
+ports: [{{name: http, port: {pod_port}}}]
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions: {{ready: true}}
+---
+apiVersion: flomesh.io/v1alpha1
+kind: ServiceExport
+metadata: {{name: httpbin, namespace: httpbin}}
+spec:
+  serviceAccountName: "*"
+  rules:
+    - portNumber: 8080
+      path: /httpbin
+      pathType: Prefix
+"""
+
+
+def cluster2_objects(gateway_port):
+    """cluster-2: no httpbin pods, the ServiceImport the control plane syncs (cluster-1's gateway)."""
+    return f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: httpbin}}
+---
+apiVersion: flomesh.io/v1alpha1
+kind: ServiceImport
+metadata: {{name: httpbin, namespace: httpbin}}
+spec:
+  type: ClusterSetIP
+  serviceAccountName: "*"
+  sessionAffinity: None
+  ports:
+    - name: http
+      protocol: TCP
+      port: 8080
+      endpoints:
+        - clusterKey: default/default/default/cluster-1
+          target: {{host: 127.0.0.1, ip: 127.0.0.1, port: {gateway_port}, path: /httpbin}}
+"""
+
+
+GTP_ACTIVE_ACTIVE = """
+apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata: {name: httpbin, namespace: httpbin}
+spec:
+  lbType: ActiveActive
+  targets: [{clusterKey: default/default/default/cluster-1}]
+"""
+
+
+@pytest.fixture
+def group():
+    g = ProcessGroup()
+    yield g
+    g.kill_all()
+
+
+def test_sidecar_and_gateway_configs_carry_the_seed_request(group, tmp_path):
+    (_, gw_manifest, _), = embedded_configs(load("gateway.yaml"))
+    (_, sc_manifest, _), = embedded_configs(load("sidecar.yaml"))
+    pod = Backend(group, tmp_path, "httpbin-cluster-1")
+    app = Backend(group, tmp_path, "curl-app")
+
+    with StandIn() as api1, StandIn() as api2:
+        gw_cfg = on_loopback(gw_manifest, api1.kubeconfig)
+        gw_port = listener(gw_cfg, "gateway")["port"]
+        api1.kubectl("create", "-f", "-", input=cluster1_objects(pod.port))
+        api2.kubectl("create", "-f", "-", input=cluster2_objects(gw_port))
+
+        gateway = Sluice(group, tmp_path, gw_cfg, name="gateway")
+        wait_ready(gw_cfg, gateway)
+        # The export is the only way in: /httpbin/... reaches the pod with the prefix stripped.
+        assert curl_status(f"http://127.0.0.1:{gw_port}/httpbin/status/201") == (201, b"status 201 from httpbin-cluster-1\n")
+        assert curl_status(f"http://127.0.0.1:{gw_port}/other")[0] == 404
+        status, body = curl_status(f"http://127.0.0.1:{gw_cfg['admin']['port']}/explain"
+                                   "?host=any&path=/httpbin/get&listener=gateway")
+        assert status == 200 and json.loads(body)["route"]["service"] == "httpbin.httpbin", body
+
+        sc_cfg = on_loopback(sc_manifest, api2.kubeconfig, {"127.0.0.1:8080": app.address})
+        sidecar = Sluice(group, tmp_path, sc_cfg, name="sidecar")
+        wait_ready(sc_cfg, sidecar)
+
+        # What `curl http://httpbin.httpbin:8080/...` does in the pod: the host alias sends it to the
+        # sidecar listener on 127.0.0.6 (here on a free port instead of 8080).
+        out = listener(sc_cfg, "outbound-8080")
+        assert out["address"] == HOST_ALIAS_IP
+        url = f"http://httpbin.httpbin:{out['port']}/status/201"
+        resolve = ("--resolve", f"httpbin.httpbin:{out['port']}:{HOST_ALIAS_IP}")
+        # Seed step 1: no policy, no local pods -> the "no endpoint" answer.
+        assert curl_status(url, *resolve)[0] == 503
+        # Seed step 2: the ActiveActive policy -> cluster-1's pod through its gateway.
+        api2.kubectl("create", "-f", "-", input=GTP_ACTIVE_ACTIVE)
+        deadline = time.monotonic() + 5
+        while (got := curl_status(url, *resolve))[0] != 201 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert got == (201, b"status 201 from httpbin-cluster-1\n"), sidecar.stdout()
+        # The 127.0.0.1:15001 listener (iptables redirection's target) routes the same way.
+        outbound = listener(sc_cfg, "outbound")
+        assert curl_status(f"http://127.0.0.1:{outbound['port']}/status/201",
+                           "-H", "Host: httpbin.httpbin:8080") == (201, b"status 201 from httpbin-cluster-1\n")
+        # An unknown host gets the "no route" answer.
+        assert curl_status(url.replace("httpbin.httpbin", "nothere.httpbin"),
+                           "--resolve", f"nothere.httpbin:{out['port']}:{HOST_ALIAS_IP}")[0] == 404
+
+        # Inbound: mesh traffic to the pod's port goes to the app unchanged, 5xx included, no retry.
+        inbound = listener(sc_cfg, "inbound")
+        assert curl_status(f"http://127.0.0.1:{inbound['port']}/status/202") == (202, b"status 202 from curl-app\n")
+        for _ in range(6):  # more than outlier detection's default 5: the app is never ejected
+            assert curl_status(f"http://127.0.0.1:{inbound['port']}/status/503")[0] == 503
+        assert curl_status(f"http://127.0.0.1:{inbound['port']}/")[0] == 200
+
+        # /explain for the host the app uses, on the listener it reaches (discovery's routes are per
+        # sidecar listener; without &listener= /explain looks at listener-less routes only).
+        admin = f"http://127.0.0.1:{sc_cfg['admin']['port']}"
+        status, body = curl_status(f"{admin}/explain?host=httpbin.httpbin:8080&path=/&listener=outbound-8080")
+        explain = json.loads(body)
+        assert status == 200 and explain["route"]["service"] == "httpbin.httpbin", explain
+        assert explain["route"]["listener"] == "outbound-8080"
+        assert explain["service"]["policy"] == "ActiveActive", explain
+        assert [(c["cluster"], c["port"], c["upstream_target"]) for c in explain["candidates"]] == \
+            [("default/default/default/cluster-1", gw_port, "/httpbin/")], explain
