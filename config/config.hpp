@@ -100,6 +100,9 @@ struct TrafficPolicy {
   double overprovisioning = 1.4;
   // Envoy's healthy panic threshold: below this share healthy, a tier balances over all its endpoints.
   double panic_threshold = 0.5;
+  // Non-empty: a multi-cluster policy plugin registered under this name (routing/plugins.hpp) places the
+  // clusters into tiers instead of lb_type; lb_type and targets are still passed to it.
+  std::string plugin;
 };
 
 struct OutlierDetection {
@@ -134,6 +137,9 @@ struct Service {
   std::vector<std::uint16_t> ports;
   std::vector<ClusterEndpoints> clusters;
   LoadBalancer load_balancer = LoadBalancer::round_robin;
+  // Non-empty: a load-balancing policy plugin registered under this name (routing/plugins.hpp) picks
+  // within a tier instead of load_balancer.
+  std::string load_balancer_plugin;
   HashPolicy hash;
   SessionSticky session_sticky;
   TrafficPolicy policy;

@@ -225,6 +225,7 @@ void parse_policy(ObjectReader& r, TrafficPolicy& p) {
   r.array("targets", p.targets, parse_target);
   r.number("overprovisioning", p.overprovisioning, 0, max_overprovisioning);
   r.number("panic_threshold", p.panic_threshold, 0, 1);
+  r.string("plugin", p.plugin);
 }
 
 void parse_outlier(ObjectReader& r, OutlierDetection& o) {
@@ -264,6 +265,7 @@ void parse_service(ObjectReader& r, Service& s) {
   r.array("ports", s.ports, parse_port);
   r.objects("clusters", s.clusters, parse_cluster_endpoints);
   r.enumeration("load_balancer", s.load_balancer, load_balancer_names);
+  r.string("load_balancer_plugin", s.load_balancer_plugin);
   r.object("hash", s.hash, parse_hash);
   // ErieCanal writes `sessionSticky: true`; the object form sets the cookie too.
   if (const json* j = r.take("session_sticky"); j && j->is_boolean()) {

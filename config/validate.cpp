@@ -250,6 +250,7 @@ class Checker {
     }
     not_negative(at + ".session_sticky.ttl", s.session_sticky.ttl);
     check_policy(at + ".policy", s.policy);
+    check_plugin_name(at + ".load_balancer_plugin", s.load_balancer_plugin);
     const auto& o = s.outlier_detection;
     range(at + ".outlier_detection.consecutive_failures", o.consecutive_failures, 1, bounds::max_count);
     positive(at + ".outlier_detection.base_ejection_time", o.base_ejection_time);
@@ -275,6 +276,15 @@ class Checker {
     }
     if (!(p.overprovisioning >= 0 && p.overprovisioning <= bounds::max_overprovisioning)) add(at + ".overprovisioning", "expected 0..100");
     if (!(p.panic_threshold >= 0 && p.panic_threshold <= 1)) add(at + ".panic_threshold", "expected 0..1");
+    check_plugin_name(at + ".plugin", p.plugin);
+  }
+
+  // Plugin names are registered by the embedding program, so only their form is checked here; an
+  // unregistered name is reported when the proxy is built (sluice::Proxy).
+  void check_plugin_name(const std::string& at, const std::string& name) {
+    if (name.empty()) return;
+    const bool ok = name.size() <= 128 && name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == std::string::npos;
+    if (!ok) add(at, "expected a plugin name (letters, digits, '.', '_', '-'; at most 128), got " + in_quotes(name));
   }
 
   void check_health(const std::string& at, const HealthCheck& h) {

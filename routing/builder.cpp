@@ -5,6 +5,7 @@
 
 #include "routing/matcher.hpp"
 #include "routing/model.hpp"
+#include "routing/plugins.hpp"
 #include "routing/registry.hpp"
 #include "routing/snapshot.hpp"
 
@@ -89,12 +90,35 @@ double mean_target_weight(const config::TrafficPolicy& policy) {
   return n == 0 ? 0.0 : sum / n;
 }
 
+// The placement of every cluster of `svc` by its multi-cluster plugin, or an empty vector when it names
+// none or an unregistered one (then the built-in lb_type decides).
+std::vector<Placement> plugin_placements(const config::Service& svc, const std::string& local) {
+  if (svc.policy.plugin.empty()) return {};
+  const auto policy = find_multi_cluster_policy(svc.policy.plugin);
+  if (!policy) return {};
+  std::vector<ClusterInfo> clusters;
+  clusters.reserve(svc.clusters.size());
+  for (const auto& ce : svc.clusters) clusters.push_back(ClusterInfo{ce.cluster, ce.cluster == local, ce.endpoints.size()});
+  std::vector<ClusterPlacement> out(clusters.size());
+  policy->place(svc, local, clusters, out);
+  std::vector<Placement> placements;
+  placements.reserve(out.size());
+  // Tiers past this many are unused: a plugin bug must not make a snapshot with millions of empty tiers.
+  constexpr int kMaxPluginTier = 64;
+  for (const auto& p : out) {
+    const bool usable = p.tier >= 0 && p.tier < kMaxPluginTier && p.weight >= 0;
+    placements.push_back(usable ? Placement{p.tier, p.weight} : Placement{});
+  }
+  return placements;
+}
+
 void build_service(const config::Service& svc, const Model& model, const std::string& local,
                    EndpointRegistry& registry, Clock::time_point now, ServiceEntry& out) {
   out.name = svc.name;
   out.name_space = svc.name_space;
   out.ports = svc.ports;
   out.load_balancer = svc.load_balancer;
+  if (!svc.load_balancer_plugin.empty()) out.lb_plugin = find_load_balancer(svc.load_balancer_plugin);
   out.hash = svc.hash;
   out.session_sticky = svc.session_sticky;
   out.policy = svc.policy;
@@ -112,8 +136,11 @@ void build_service(const config::Service& svc, const Model& model, const std::st
     Placement at;
   };
   std::vector<Placed> placed;
-  for (const auto& ce : svc.clusters) {
-    const Placement at = place(svc.policy, ce.cluster, local, mean_weight);
+  const std::vector<Placement> by_plugin = plugin_placements(svc, local);
+  if (!by_plugin.empty()) out.multi_cluster_plugin = svc.policy.plugin;
+  for (std::size_t i = 0; i < svc.clusters.size(); ++i) {
+    const auto& ce = svc.clusters[i];
+    const Placement at = by_plugin.empty() ? place(svc.policy, ce.cluster, local, mean_weight) : by_plugin[i];
     if (at.tier < 0) {
       if (!ce.endpoints.empty()) out.unused_clusters.push_back(ce.cluster);
       continue;

@@ -5,6 +5,7 @@
 #include "routing/health.hpp"
 #include "routing/matcher.hpp"
 #include "routing/picker.hpp"
+#include "routing/plugins.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/view.hpp"
 
@@ -105,8 +106,9 @@ json service_json(const ServiceEntry& svc, Ticks now) {
   }
   const ServiceState& st = *svc.state;
   return {{"id", svc.id},
-          {"policy", lb_type_name(svc.policy.lb_type)},
-          {"load_balancer", lb_name(svc.load_balancer)},
+          {"policy", svc.multi_cluster_plugin.empty() ? std::string(lb_type_name(svc.policy.lb_type))
+                                                      : "plugin:" + svc.multi_cluster_plugin},
+          {"load_balancer", svc.lb_plugin ? "plugin:" + svc.lb_plugin->name : std::string(lb_name(svc.load_balancer))},
           {"session_sticky", svc.session_sticky.enabled},
           {"tiers", std::move(tiers)},
           {"unused_clusters", svc.unused_clusters},

@@ -5,6 +5,7 @@
 #include "routing/balancer_state.hpp"
 #include "routing/health.hpp"
 #include "routing/matcher.hpp"
+#include "routing/plugins.hpp"
 #include "routing/retry.hpp"
 #include "routing/selector.hpp"
 #include "routing/snapshot.hpp"
@@ -85,6 +86,7 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   out.retry = false;
   out.set_cookie.clear();
   out.reason.clear();
+  if (out.lb_policy) out.lb_policy.reset();
 
   const std::shared_ptr<const Snapshot>& current = reader_.current_ptr();
   const Snapshot& snap = *current;
@@ -150,6 +152,10 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   out.cluster.assign(cluster.key);
   out.remote = !cluster.local;
   out.tier = cluster.tier;
+  if (view.plugin) [[unlikely]] {
+    out.lb_policy = view.plugin;
+    out.picked_at = now;
+  }
   if (svc.session_sticky.enabled && !sel.sticky_hit) format_sticky_cookie(svc.session_sticky, ep.token, out.set_cookie);
 
   attempt.tried.push_back(&ep);
@@ -167,6 +173,13 @@ void Picker::finish(const PickResult& picked, Outcome outcome, Clock::time_point
   svc.state->active_requests.fetch_sub(1, std::memory_order_relaxed);
   if (picked.retry) svc.state->active_retries.fetch_sub(1, std::memory_order_relaxed);
   record_outcome(svc, ep, outcome, to_ticks(now));
+  if (picked.lb_policy && outcome != Outcome::local_abort) [[unlikely]] {
+    const ClusterEntry& cluster = svc.clusters[ep.cluster];
+    const LbEndpoint view{ep.address, ep.port, cluster.key, cluster.local, static_cast<double>(ep.weight),
+                          ep.state->active.load(std::memory_order_relaxed), ep.token};
+    picked.lb_policy->finished(view, outcome == Outcome::success,
+                               std::chrono::duration_cast<std::chrono::nanoseconds>(now - picked.picked_at));
+  }
 }
 
 bool Picker::may_retry(const PickResult& picked, Outcome outcome, unsigned status, std::string_view method,

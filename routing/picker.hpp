@@ -24,6 +24,7 @@ struct ServiceEntry;
 struct RouteEntry;
 struct EndpointEntry;
 class BalancerState;
+class LoadBalancingPolicy;
 
 // What routing needs to know about a request. Views are valid for the call only.
 struct RequestView {
@@ -67,6 +68,10 @@ struct PickResult {
   bool retry = false;           // this attempt is a retry (counts against the retry budget until finish)
   std::string set_cookie;       // non-empty: a Set-Cookie value to add to the response (session stickiness)
   std::string reason;           // short human text for no_route/no_endpoint/overloaded bodies and /explain
+  // Set only for services with a load-balancing plugin: the instance that picked (told the outcome by
+  // finish()) and when.
+  std::shared_ptr<LoadBalancingPolicy> lb_policy;
+  Clock::time_point picked_at{};
 };
 
 class Picker {
@@ -91,7 +96,8 @@ class Picker {
                  Clock::time_point now = Clock::now());
 
   // Records how the attempt went (outlier detection, active requests, retry budget). Call once per ok
-  // pick; ignores non-ok results. Any thread (normally the worker's).
+  // pick; ignores non-ok results. Any thread (normally the worker's); the worker's own when the service has a
+  // load-balancing plugin (its instance is told the outcome here).
   void finish(const PickResult& picked, Outcome outcome, Clock::time_point now = Clock::now());
 
   // Whether a failed attempt may be retried: retries left (attempt.attempt <= the service's max_retries),

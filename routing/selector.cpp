@@ -1,6 +1,9 @@
 #include "routing/selector.hpp"
 
+#include <vector>
+
 #include "routing/balancers.hpp"
+#include "routing/plugins.hpp"
 #include "routing/rng.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/view.hpp"
@@ -8,8 +11,33 @@
 namespace sluice::routing {
 namespace {
 
-int pick_in_tier(const ServiceEntry& svc, TierView& tier, const SelectInput& in, Rng& rng,
+// A load-balancing plugin's pick: the tier's candidates that the exclusion allows, as plugin views.
+int pick_plugin(LoadBalancingPolicy& policy, const ServiceEntry& svc, const TierView& tier, std::size_t tier_index,
+                const SelectInput& in, const Exclusion* ex) {
+  thread_local std::vector<LbEndpoint> endpoints;
+  thread_local std::vector<std::uint32_t> index;
+  endpoints.clear();
+  index.clear();
+  for (std::size_t k = 0; k < tier.candidates.size(); ++k) {
+    const Candidate& c = tier.candidates[k];
+    if (ex && ex->excludes(c)) continue;
+    const EndpointEntry& ep = svc.endpoints[c.endpoint];
+    const ClusterEntry& cluster = svc.clusters[ep.cluster];
+    endpoints.push_back(LbEndpoint{ep.address, ep.port, cluster.key, cluster.local, c.weight,
+                                   c.state->active.load(std::memory_order_relaxed), ep.token});
+    index.push_back(static_cast<std::uint32_t>(k));
+  }
+  if (endpoints.empty()) return -1;
+  const LbRequest request{svc.id, static_cast<unsigned>(tier_index), in.hash_key, in.tried_count > 0};
+  const int i = policy.pick(request, std::span<const LbEndpoint>(endpoints));
+  return i >= 0 && static_cast<std::size_t>(i) < endpoints.size() ? static_cast<int>(index[static_cast<std::size_t>(i)]) : -1;
+}
+
+int pick_in_tier(const ServiceEntry& svc, ServiceView& view, std::size_t t, const SelectInput& in, Rng& rng,
                  const Exclusion* ex) {
+  TierView& tier = view.tiers[t];
+  // Plugins only for the services that name one; the built-ins below keep their direct dispatch.
+  if (view.plugin) [[unlikely]] return pick_plugin(*view.plugin, svc, tier, t, in, ex);
   switch (svc.load_balancer) {
     case config::LoadBalancer::round_robin: return pick_round_robin(tier, ex);
     case config::LoadBalancer::random: return pick_random(tier, rng, ex);
@@ -100,7 +128,7 @@ Selection select_endpoint(const ServiceEntry& svc, ServiceView& view, const Sele
   const std::size_t first = draw_tier(view, in, rng);
   if (!retry) {
     // Fast path: no exclusions; the limit is checked on the chosen endpoint only.
-    const int k = pick_in_tier(svc, view.tiers[first], in, rng, nullptr);
+    const int k = pick_in_tier(svc, view, first, in, rng, nullptr);
     if (k >= 0) {
       const Candidate& c = view.tiers[first].candidates[static_cast<std::size_t>(k)];
       const auto max = svc.retry.max_pending_per_endpoint;
@@ -122,8 +150,9 @@ Selection select_endpoint(const ServiceEntry& svc, ServiceView& view, const Sele
     ex.tried_count = pass <= 1 ? in.tried_count : 0;
     if (pass == 1 && in.avoid_cluster < 0) continue;  // same as pass 0
     for (std::size_t n = 0; n < view.tiers.size(); ++n) {
-      TierView& tier = view.tiers[(first + n) % view.tiers.size()];
-      const int k = pick_in_tier(svc, tier, in, rng, &ex);
+      const std::size_t t = (first + n) % view.tiers.size();
+      const TierView& tier = view.tiers[t];
+      const int k = pick_in_tier(svc, view, t, in, rng, &ex);
       if (k >= 0) {
         s.endpoint = static_cast<int>(tier.candidates[static_cast<std::size_t>(k)].endpoint);
         return s;

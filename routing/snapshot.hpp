@@ -21,6 +21,8 @@
 
 namespace sluice::routing {
 
+struct LbPlugin;
+
 // Field order: what a pick reads first (address, state, token, port, cluster), the rest after.
 struct EndpointEntry {
   std::string address;
@@ -75,6 +77,10 @@ struct alignas(64) ServiceEntry {
   std::shared_ptr<const char[]> identity_chars;  // the endpoints' identities, back to back
   std::vector<std::string> unused_clusters;  // clusters with endpoints that the policy leaves out (explain)
   std::uint32_t not_ready = 0;            // endpoints left out as not ready (explain)
+  // The service's load-balancing plugin (load_balancer_plugin), null: the built-in load_balancer. Read
+  // when a worker builds its view of the service, never on a pick.
+  std::shared_ptr<const LbPlugin> lb_plugin;
+  std::string multi_cluster_plugin;       // the policy plugin that placed the clusters (explain), or ""
 
   // Max endpoints ejected at once: max_ejection_percent of the service's endpoints, at least one.
   std::uint32_t max_ejected = 1;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "routing/health.hpp"
+#include "routing/plugins.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {
@@ -102,6 +103,8 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
     }
     if (!tv.candidates.empty()) view.has_candidates = true;
   }
+  // Made once per worker and service: it keeps its state across health changes.
+  if (svc.lb_plugin && !view.plugin) view.plugin = svc.lb_plugin->make(svc.id);
   view.built = true;
 }
 

@@ -15,6 +15,7 @@ namespace sluice::routing {
 struct ServiceEntry;
 struct EndpointState;
 class MaglevTable;
+class LoadBalancingPolicy;
 
 struct Candidate {
   std::uint32_t endpoint = 0;  // index in ServiceEntry::endpoints
@@ -40,6 +41,8 @@ struct ServiceView {
   std::vector<TierView> tiers;
   std::vector<std::uint32_t> fallback;  // terminating endpoints, used only when no tier has candidates
   bool has_candidates = false;
+  // This worker's instance of the service's load-balancing plugin; null: the built-in policy.
+  std::shared_ptr<LoadBalancingPolicy> plugin;
 
   // Whether the view must be recomputed at `now` for the service's current epoch.
   bool stale(std::uint64_t current_epoch, Ticks now) const {

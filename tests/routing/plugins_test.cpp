@@ -1,0 +1,106 @@
+// Routing plugins: a registered load-balancing policy and multi-cluster policy decide picks for the
+// services that name them; unknown names fall back to the built-ins and are reported.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+
+#include "fixtures.hpp"
+#include "routing/plugins.hpp"
+
+using namespace sluice;
+using namespace sluice::routing;
+using namespace sluice::routing::test;
+
+namespace {
+
+// Always the candidate with the highest port; counts outcomes it is told about.
+struct HighestPort final : LoadBalancingPolicy {
+  explicit HighestPort(std::atomic<int>* told) : told_(told) {}
+  int pick(const LbRequest&, std::span<const LbEndpoint> candidates) override {
+    int best = 0;
+    for (std::size_t i = 1; i < candidates.size(); ++i) {
+      if (candidates[i].port > candidates[static_cast<std::size_t>(best)].port) best = static_cast<int>(i);
+    }
+    return best;
+  }
+  void finished(const LbEndpoint&, bool ok, std::chrono::nanoseconds) override {
+    if (ok) told_->fetch_add(1);
+  }
+  std::atomic<int>* told_;
+};
+
+// Puts cluster-2 alone in tier 0 and leaves every other cluster out.
+struct OnlyCluster2 final : MultiClusterPolicy {
+  void place(const config::Service&, std::string_view, std::span<const ClusterInfo> clusters,
+             std::span<ClusterPlacement> out) const override {
+    for (std::size_t i = 0; i < clusters.size(); ++i) {
+      if (clusters[i].key == kC2) out[i] = ClusterPlacement{0, 0};
+    }
+  }
+};
+
+config::Service three_ports() {
+  return service("web", {cluster(kLocal, {ep("10.0.0.1", 8081), ep("10.0.0.2", 8083), ep("10.0.0.3", 8082)})});
+}
+
+}  // namespace
+
+TEST_CASE("plugins: a load-balancing plugin picks for the service that names it", "[routing][plugins]") {
+  std::atomic<int> told{0};
+  REQUIRE(register_load_balancer("highest-port", [&told](std::string_view) {
+    return std::make_unique<HighestPort>(&told);
+  }));
+  auto svc = three_ports();
+  svc.load_balancer_plugin = "highest-port";
+  auto other = three_ports();
+  other.name = "plain";
+  Harness h(model_of({svc, other}));
+  auto counts = h.spread("web", 30);
+  CHECK(counts["10.0.0.2"] == 30);
+  CHECK(told.load() == 30);
+  // The service without a plugin keeps round robin.
+  auto plain = h.spread("plain", 30);
+  CHECK(plain["10.0.0.1"] == 10);
+  CHECK(plain["10.0.0.2"] == 10);
+
+  // A retry excludes the tried endpoint: the plugin sees the others only.
+  auto req = h.request("web");
+  AttemptState a;
+  auto first = h.picker.pick(req, a, h.clock.now);
+  REQUIRE(first.status == PickStatus::ok);
+  CHECK(first.port == 8083);
+  h.picker.finish(first, Outcome::connect_failure, h.clock.now);
+  auto second = h.picker.pick(req, a, h.clock.now);
+  REQUIRE(second.status == PickStatus::ok);
+  CHECK(second.port == 8082);
+  h.picker.finish(second, Outcome::success, h.clock.now);
+
+  CHECK(missing_plugins({svc}).empty());
+  CHECK(unregister_load_balancer("highest-port"));
+  REQUIRE(missing_plugins({svc}).size() == 1);
+  CHECK(missing_plugins({svc})[0] == "services[0].load_balancer_plugin: no load-balancing plugin registered as \"highest-port\"");
+  // Unregistered: the next snapshot falls back to the built-in round robin.
+  h.publish(model_of({svc, other}));
+  auto fallback = h.spread("web", 30);
+  CHECK(fallback["10.0.0.1"] == 10);
+}
+
+TEST_CASE("plugins: a multi-cluster plugin places clusters into tiers", "[routing][plugins]") {
+  REQUIRE(register_multi_cluster_policy("only-cluster-2", std::make_shared<OnlyCluster2>()));
+  auto svc = service("web", {cluster(kLocal, endpoints(2)), cluster(kC1, endpoints(2, "10.1.0.")),
+                             cluster(kC2, endpoints(2, "10.2.0."))});
+  svc.policy.plugin = "only-cluster-2";
+  Harness h(model_of({svc}));
+  auto counts = h.spread("web", 20);
+  CHECK(counts["10.2.0.1"] == 10);
+  CHECK(counts["10.2.0.2"] == 10);
+  auto snap = h.table.load();
+  CHECK(snap->services[0].multi_cluster_plugin == "only-cluster-2");
+  CHECK(snap->services[0].unused_clusters.size() == 2);
+  CHECK(unregister_multi_cluster_policy("only-cluster-2"));
+  // Unregistered: Locality (the config's lb_type) again.
+  h.publish(model_of({svc}));
+  auto local = h.spread("web", 20);
+  CHECK(local["10.0.0.1"] == 10);
+  CHECK(register_load_balancer("", [](std::string_view) { return std::unique_ptr<LoadBalancingPolicy>(); }) == false);
+}
