@@ -164,6 +164,7 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     ~ActiveGuard() { s.active_requests.dec(); }
   } guard{stats};
 
+  request_body_bytes_ = 0;
   RequestLog log;
   log.method = std::string(req.method_string());
   log.path = std::string(req.target());
@@ -231,6 +232,7 @@ net::awaitable<bool> HttpSession::read_body_piece(std::size_t& got) {
     co_return false;
   }
   worker_.stats().bytes_received.add(got);
+  request_body_bytes_ += got;
   co_return true;
 }
 
@@ -256,6 +258,7 @@ net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, s
   co_await stream_.visit([&](auto& s) { return http::async_write(s, res, use_nothrow); });
   log.status = static_cast<unsigned>(status);
   log.error = std::string(text);
+  log.bytes_received = request_body_bytes_;
   worker_.stats().responses_by_class[static_cast<unsigned>(status) / 100].add();
   if (auto* access = worker_.settings().access_log) access->write(log);
   if (!log.method.empty()) log::debug(log.method + " " + log.path + " -> " + std::to_string(log.status) + " " + log.error);

@@ -76,6 +76,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::unique_ptr<char[]> body_buf_;  // relay buffer, allocated on the first body
   State state_ = State::reading_head;
   bool first_request_ = true;
+  std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
   bool close_after_ = false;
   std::list<HttpSession*>::iterator registration_;
 };

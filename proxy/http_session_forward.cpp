@@ -57,7 +57,6 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
       co_return co_await send_error(http::status::bad_request, "malformed request body", Next::close, log);
     }
   }
-  log.bytes_received = first_piece;
   // The whole body is in hand: the request can be replayed on another endpoint.
   const bool body_in_hand = parser_->is_done();
   std::string failure;  // the last attempt's failure, for the error body
@@ -350,6 +349,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
       if (rp.is_done()) break;
     }
   }
+  log.bytes_received = request_body_bytes_;
   if (auto* access = worker_.settings().access_log) access->write(log);
   co_return keep ? Next::keep_alive : Next::close;
 }

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <unordered_set>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -80,8 +82,26 @@ void Worker::arm_sweep() {
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     pool_.sweep(std::chrono::steady_clock::now());
+    prune_pool();
     arm_sweep();
   });
+}
+
+// Idle upstream connections to endpoints that left the routing table are closed, not kept for reuse.
+// Runs once per new snapshot generation, on the worker's thread (off the request path, from the sweep).
+void Worker::prune_pool() {
+  const auto& snapshot = picker_.snapshot();
+  if (snapshot->generation == pooled_generation_ || pool_.idle_count() == 0) return;
+  pooled_generation_ = snapshot->generation;
+  std::unordered_set<std::string> live;
+  for (const auto& svc : snapshot->services) {
+    for (const auto& ep : svc.endpoints) {
+      auto key = std::string(ep.address) + ":" + std::to_string(ep.port);
+      live.insert(key + "|tls");
+      live.insert(std::move(key));
+    }
+  }
+  pool_.forget_except(live);
 }
 
 void Worker::drain() {

@@ -86,6 +86,7 @@ class Worker {
 
   net::awaitable<void> accept_loop(Acceptor& a);
   void arm_sweep();
+  void prune_pool();
 
   // Declaration order matters: pending coroutines (sessions) are destroyed with ioc_ and touch stats_ and
   // sessions_ on the way out, so those outlive it; sockets (pool_, acceptors_) must die before it.
@@ -100,6 +101,7 @@ class Worker {
   ClientTlsCache client_tls_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc_};
+  std::uint64_t pooled_generation_ = 0;  // snapshot generation the pool was last pruned against
   std::thread thread_;
 };
 
