@@ -56,7 +56,7 @@ stop() {  # stop ROLE [SIGNAL]: signal one process we started and reap it
   unset "pid[$1]"
 }
 cleanup() {
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP PIPE
   for role in "${!pid[@]}"; do kill -TERM "${pid[$role]}" 2>/dev/null; done
   for role in "${!pid[@]}"; do
     for _ in $(seq 50); do kill -0 "${pid[$role]}" 2>/dev/null || break; sleep 0.1; done
@@ -66,12 +66,14 @@ cleanup() {
   if [ "${SEED_KEEP:-0}" = 1 ]; then echo "seed: logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
+trap 'exit 141' PIPE
 
 now() { date +%s.%N; }
 since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.2f", a - b }'; }   # seconds since $1
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
-say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+say() { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
 fail() { problems+=("$*"); echo "  !! $*"; }
 ok() { echo "  ok: $*"; }
 indent() { sed 's/^/    /'; }
@@ -101,7 +103,7 @@ start_api() {  # start_api cluster-N: an API server stand-in; writes $work/clust
   local c=$1
   $PY tests/k8s/apiserver.py --listen 127.0.0.1:0 --control 127.0.0.1:0 \
     --certs-dir "$work/$c-pki" --write-kubeconfig "$work/$c.kubeconfig" \
-    >"$work/api-$c.out" 2>"$work/api-$c.log" &
+    >"$work/api-$c.out" 2>"$work/api-$c.log" 9>&- &
   pid[api-$c]=$!
   for _ in $(seq 200); do
     grep -q '^apiserver ready on' "$work/api-$c.out" 2>/dev/null && break
@@ -124,10 +126,10 @@ kc() {  # kc cluster-N ARGS...: run kubectl against that cluster's API, showing 
 }
 
 start_pod() {  # start_pod ROLE ADDRESS NAME: an httpbin pod (answers its name, like the seed's pipy)
-  "$backend_bin" --listen "$2:8080" --name "$3" >"$work/$1.log" 2>&1 &
+  "$backend_bin" --listen "$2:8080" --name "$3" >"$work/$1.log" 2>&1 9>&- &
   pid[$1]=$!
   for _ in $(seq 100); do
-    [ "$(curl -s -m 1 "http://$2:8080/" 2>/dev/null)" = "$3" ] && return 0
+    [ "$(curl --noproxy '*' -s -m 1 "http://$2:8080/" 2>/dev/null)" = "$3" ] && return 0
     kill -0 "${pid[$1]}" 2>/dev/null || break
     sleep 0.05
   done
@@ -152,12 +154,12 @@ start_sluice() {  # start_sluice gateway-cluster-1|gateway-cluster-3|sidecar-clu
   local role=$1 admin
   admin=$(admin_of "$role")
   sed "s|@WORK@|$work|g" "$here/$role.json" >"$work/$role.json"
-  "$sluice_bin" --config "$work/$role.json" --log-level "$log_level" >>"$work/$role.log" 2>&1 &
+  "$sluice_bin" --config "$work/$role.json" --log-level "$log_level" >>"$work/$role.log" 2>&1 9>&- &
   pid[$role]=$!
   local t0 code
   t0=$(now)
   for _ in $(seq 150); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 "http://$admin/ready" 2>/dev/null)
+    code=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' -m 1 "http://$admin/ready" 2>/dev/null)
     [ "$code" = 200 ] && break
     kill -0 "${pid[$role]}" 2>/dev/null || break
     sleep 0.1
@@ -169,14 +171,14 @@ start_sluice() {  # start_sluice gateway-cluster-1|gateway-cluster-3|sidecar-clu
 # The app in cluster-2 calls http://httpbin.httpbin:8080/; in a pod, iptables sends that connection to
 # the sidecar's outbound listener. Here --connect-to does the same: the request is unchanged.
 SIDECAR=127.0.0.12:15001
-app_curl() { curl -s -m 10 --connect-to "httpbin.httpbin:8080:$SIDECAR" "$@" http://httpbin.httpbin:8080/; }
+app_curl() { curl --noproxy '*' -s -m 10 --connect-to "httpbin.httpbin:8080:$SIDECAR" "$@" http://httpbin.httpbin:8080/; }
 
 EXPLAIN='/explain?listener=outbound&host=httpbin.httpbin:8080&path=/'
 wait_policy() {  # wait_policy LBTYPE: until the sidecar's /explain shows that policy for httpbin
   local t0
   t0=$(now)
   for _ in $(seq 100); do
-    if curl -s -m 1 "http://127.0.0.12:15000$EXPLAIN" | grep -q "\"$1\""; then
+    if curl --noproxy '*' -s -m 1 "http://127.0.0.12:15000$EXPLAIN" | grep -q "\"$1\""; then
       printf '  the sidecar applies %s %.2f s after kubectl returned\n' "$1" "$(since "$t0")"
       return 0
     fi
@@ -188,7 +190,7 @@ wait_policy() {  # wait_policy LBTYPE: until the sidecar's /explain shows that p
 
 load() {  # load OUT SECONDS: the app's traffic in the background (4 keep-alive clients, 200 requests/s)
   $PY "$here/load.py" run --connect "$SIDECAR" --host httpbin.httpbin:8080 --out "$1" \
-    --workers 4 --rate 200 --duration "$2" --max-requests 6000 &
+    --workers 4 --rate 200 --duration "$2" --max-requests 6000 9>&- &
   pid[load]=$!
 }
 
@@ -354,7 +356,7 @@ c1=$(field cluster-1 "$r"); c3=$(field cluster-3 "$r")
 # ---- summary -----------------------------------------------------------------------------------
 say "Summary"
 echo "  [cluster-2 sidecar] \$ curl -s http://127.0.0.12:15000/stats | grep ...   (what it counted)"
-curl -s -m 2 http://127.0.0.12:15000/stats >"$work/stats.txt"
+curl --noproxy '*' -s -m 2 http://127.0.0.12:15000/stats >"$work/stats.txt"
 grep -E '^sluice_(requests_total|retries_total|upstream_connect_failures_total|upstream_requests_total|ejections_total|failover_events_total)' \
   "$work/stats.txt" | grep -v 'curl.curl' | indent
 # The sidecar saw exactly what the app sent: our requests plus step 1's.
