@@ -1,0 +1,100 @@
+// Sluice as a library: embed the proxy in a C++ program, feed it routing from the program's own code,
+// and plug in load-balancing and multi-cluster policies (routing/plugins.hpp).
+//
+//   std::vector<std::string> errors;
+//   auto proxy = sluice::Proxy::from_file("sluice.json", errors);
+//   if (!proxy || !(errors = proxy->start()).empty()) { ... }
+//   proxy->publish(model);          // services, endpoints and routes, any time, any thread
+//   proxy->drain(); proxy->wait_drained(5s); proxy->stop();
+//
+// Public header: standard library, config/config.hpp, routing/model.hpp and routing/plugins.hpp only
+// (no Asio or Beast). Link with `pkg-config --cflags --libs sluice`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "routing/model.hpp"
+#include "routing/plugins.hpp"
+
+namespace sluice {
+
+// Counters summed over the workers, and the routing updates published.
+struct Stats {
+  std::uint64_t requests = 0;
+  std::uint64_t responses_2xx = 0;
+  std::uint64_t responses_4xx = 0;
+  std::uint64_t responses_5xx = 0;
+  std::uint64_t no_route = 0;                   // 404 answered by the proxy
+  std::uint64_t no_endpoint = 0;                // 503 answered by the proxy
+  std::uint64_t retries = 0;
+  std::uint64_t upstream_connect_failures = 0;
+  std::int64_t active_requests = 0;
+  std::uint64_t routing_updates = 0;            // routing snapshots published (the config's is the first)
+};
+
+// A discovery source of the program's own: started with the proxy, it publishes whole routing models
+// (each replaces the previous one).
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Starts feeding. `publish` may be called from any thread until stop() returns; it returns the
+  // model's problems (unregistered plugins), empty when published. Returns an error text, "" on success.
+  virtual std::string start(std::function<std::vector<std::string>(routing::Model)> publish) = 0;
+  // Stops feeding; after it returns the source calls `publish` no more.
+  virtual void stop() = 0;
+};
+
+class Proxy {
+ public:
+  // Builds a proxy from a JSON config (config/README.md): a file, JSON text, or the structs (validated
+  // here too). Returns null and fills `errors` when the config is invalid or names a plugin nobody
+  // registered (register plugins first). Nothing is bound or started yet.
+  static std::unique_ptr<Proxy> from_file(const std::string& path, std::vector<std::string>& errors);
+  static std::unique_ptr<Proxy> from_json(std::string_view text, std::vector<std::string>& errors);
+  static std::unique_ptr<Proxy> from_config(config::Config cfg, std::vector<std::string>& errors);
+
+  ~Proxy();  // stop()
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Adds a discovery source, started by start() and stopped by stop(). Before start() only.
+  void add_source(std::unique_ptr<Source> source);
+
+  // Binds every listener (and the admin endpoint when the config enables it), then runs the config's
+  // worker threads plus one control thread (admin, active health checks, failover events) and starts the
+  // sources. Returns every error; on any error nothing runs. Once.
+  std::vector<std::string> start();
+
+  // Publishes routing: `model` replaces the services and routes (the config's, or the last published).
+  // Returns its problems (unregistered plugins: those services fall back to their built-in policies);
+  // the model is published either way. Synchronous: requests accepted after the call see it. Any thread.
+  std::vector<std::string> publish(routing::Model model);
+
+  // The config's own services and routes as a model: a starting point for publish().
+  routing::Model config_model() const;
+
+  // Graceful stop, step one: stop accepting, finish the requests in flight. Any thread.
+  void drain();
+  // Waits until no request is in flight or `timeout` passes; returns whether all finished. Any thread.
+  bool wait_drained(std::chrono::milliseconds timeout);
+  // Stops the sources, the control thread and the workers (requests still in flight are cut). Any
+  // thread but the proxy's own. Idempotent.
+  void stop();
+
+  Stats stats() const;
+  const config::Config& config() const;
+
+ private:
+  struct Impl;
+  explicit Proxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice
