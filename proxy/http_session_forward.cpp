@@ -313,29 +313,35 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
 
   http::response_serializer<http::buffer_body> sr{res};
   const auto idle = worker_.settings().timeouts.idle;
-  stream_.transport().expires_after(idle);
-  auto [hec, hn] = co_await stream_.visit([&](auto& s) { return http::async_write_header(s, sr, use_nothrow); });
   log.status = status;
-  stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
-  if (hec) {
-    upstream_ok = true;  // the client left; the endpoint did nothing wrong
-    co_return Next::close;
-  }
-
   upstream_ok = true;
-  if (!no_body) {
+  if (no_body) {
+    stream_.transport().expires_after(idle);
+    auto [hec, hn] = co_await stream_.visit([&](auto& s) { return http::async_write_header(s, sr, use_nothrow); });
+    stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
+    if (hec) co_return Next::close;  // the client left; the endpoint did nothing wrong
+  } else {
+    // The head goes out with the first piece of the body: one write (and one packet) for a small response.
+    bool head_sent = false;
     auto& in_body = rp.get().body();
+    if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
     for (;;) {
-      in_body.data = body_buf_ ? body_buf_.get() : (body_buf_ = std::make_unique<char[]>(kBodyBuffer)).get();
+      in_body.data = body_buf_.get();
       in_body.size = kBodyBuffer;
       up.stream.transport().expires_after(worker_.settings().timeouts.response);
       auto [rec, rn] = co_await up.stream.visit(
           [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
       if (rec == http::error::need_buffer) rec = {};
       if (rec) {
-        // The response is cut: the client must see it cut too, not a shorter message that looks whole.
         log::debug("upstream " + up.pool_key + " failed mid-response: " + rec.message());
         upstream_ok = false;
+        if (!head_sent) {
+          co_return co_await send_error(http::status::bad_gateway,
+                                        "upstream " + up.pool_key + " failed before its response body: " +
+                                            rec.message(),
+                                        Next::close, log);
+        }
+        // The response is cut: the client must see it cut too, not a shorter message that looks whole.
         co_return Next::close;
       }
       const std::size_t got = kBodyBuffer - in_body.size;
@@ -343,6 +349,8 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
       stream_.transport().expires_after(idle);
       auto [wec, wn] = co_await stream_.visit([&](auto& s) { return http::async_write(s, sr, use_nothrow); });
       if (wec == http::error::need_buffer) wec = {};
+      if (!head_sent) stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
+      head_sent = true;
       if (wec) co_return Next::close;
       log.bytes_sent += got;
       stats.bytes_sent.add(got);

@@ -23,7 +23,11 @@
 namespace sluice::proxy {
 
 struct UpstreamConnection {
-  UpstreamConnection(Stream s, std::string key) : stream(std::move(s)), pool_key(std::move(key)) {}
+  UpstreamConnection(Stream s, std::string key) : stream(std::move(s)), pool_key(std::move(key)) {
+    buffer.reserve(kReadBuffer);  // a full response head in one read, not Beast's 512-byte first step
+  }
+
+  static constexpr std::size_t kReadBuffer = 16 * 1024;
 
   Stream stream;
   beast::flat_buffer buffer;   // bytes read past the last response (normally none)
