@@ -255,7 +255,22 @@ int main(int argc, char** argv) {
     }
     admin.start();
   }
-  server.start();
+  // With Kubernetes discovery, workers start accepting only after the first full sync (or 10 s): before
+  // it the table is the static part alone and a gateway would answer "no route" to routable requests.
+  // Connections meanwhile wait in the listen backlog.
+  net::steady_timer start_timer(control);
+  const auto start_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::function<void()> start_when_synced = [&] {
+    if (!kube || kube->status().has_synced_once || std::chrono::steady_clock::now() >= start_deadline) {
+      server.start();
+      return;
+    }
+    start_timer.expires_after(std::chrono::milliseconds(5));
+    start_timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) start_when_synced();
+    });
+  };
+  start_when_synced();
   health_checker.start();
   failover.start();
 
