@@ -61,7 +61,7 @@ nlohmann::json next_pick(routing::Picker& picker, const routing::RequestView& vi
 }
 
 Reply explain_reply(const AdminSources& src, routing::Picker& picker, const boost::urls::url_view& url) {
-  std::string host, path = "/", method = "GET", listener, client = "127.0.0.1";
+  std::string host, path = "/", method = "GET", listener = src.default_listener, client = "127.0.0.1";
   std::vector<std::pair<std::string, std::string>> headers;
   for (auto param : url.params()) {
     if (param.key == "host") host = param.value;

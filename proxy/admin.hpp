@@ -28,6 +28,7 @@ class Server;
 struct AdminSources {
   const Server* server = nullptr;
   const routing::Table* table = nullptr;
+  std::string default_listener;  // /explain without listener=: the sidecar's outbound listener, else the first
   // Ready once the first full discovery sync is done (static config: at once). Control thread.
   std::function<bool()> synced = [] { return true; };
   // Extra Prometheus lines (discovery's watch metrics). Control thread.

@@ -55,7 +55,8 @@ void FailoverMonitor::scan() {
       const bool first_sight = known.empty();
       const auto before = first_sight ? std::string("new") : known;
       known = state;
-      if (first_sight && std::string_view(state) == "healthy") continue;  // nothing to tell
+      // A cluster seen for the first time is a fact, not an event (a Service with no pods yet is "down").
+      if (first_sight) continue;
       const auto text = "service " + svc.id + ": cluster " + cluster.key + " " + before + " -> " + state + " (" +
                         std::to_string(static_cast<int>(healthy)) + "/" + std::to_string(cluster.count) +
                         " endpoints healthy, " + std::to_string(ejected) + " ejected by outlier detection, " +
@@ -82,7 +83,7 @@ void FailoverMonitor::scan() {
                         " to tier " + std::to_string(top) + " (" + std::to_string(static_cast<int>(top_load)) +
                         "% of requests)";
       log::warn("failover: " + text);
-      ++events_[{svc.id, "tier", "tier-" + std::to_string(top)}];
+      ++tier_moves_[{svc.id, top}];
       last_[svc.id] = Event{text, std::chrono::system_clock::now()};
       it->second = top;
     }
@@ -96,6 +97,12 @@ void FailoverMonitor::render_metrics(std::string& out) const {
     const auto& [svc, cluster, to] = key;
     out += "sluice_failover_events_total{service=\"" + svc + "\",cluster=\"" + cluster + "\",to=\"" + to + "\"} " +
            std::to_string(n) + "\n";
+  }
+  out += "# HELP sluice_failover_tier_moves_total Moves of most of a service's traffic to another tier.\n";
+  out += "# TYPE sluice_failover_tier_moves_total counter\n";
+  for (const auto& [key, n] : tier_moves_) {
+    out += "sluice_failover_tier_moves_total{service=\"" + key.first + "\",to_tier=\"" + std::to_string(key.second) +
+           "\"} " + std::to_string(n) + "\n";
   }
   out += "# HELP sluice_cluster_healthy 1 when the cluster's endpoints of the service are healthy, 0.5 degraded, 0 down.\n";
   out += "# TYPE sluice_cluster_healthy gauge\n";

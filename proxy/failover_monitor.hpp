@@ -49,6 +49,7 @@ class FailoverMonitor {
   std::map<std::pair<std::string, std::string>, std::string> cluster_state_;  // (service, cluster) -> state
   std::map<std::string, unsigned> active_tier_;                               // service -> tier with most load
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> events_;  // (svc, cluster, to)
+  std::map<std::pair<std::string, unsigned>, std::uint64_t> tier_moves_;  // (svc, to tier)
   std::map<std::string, Event> last_;
 };
 

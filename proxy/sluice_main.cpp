@@ -233,6 +233,12 @@ int main(int argc, char** argv) {
   proxy::AdminSources sources;
   sources.server = &server;
   sources.table = &table;
+  for (const auto& l : cfg.listeners) {
+    if (sources.default_listener.empty() || (l.role == config::Role::sidecar &&
+                                             sources.default_listener == cfg.listeners.front().name)) {
+      sources.default_listener = l.name;
+    }
+  }
   sources.last_failover = [&failover](const std::string& id) { return failover.last_event(id); };
   sources.extra_metrics = [&](std::string& out) {
     failover.render_metrics(out);
