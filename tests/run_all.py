@@ -84,12 +84,27 @@ def run_pytest(build, tmp, results):
         results.append((suite, p, f))
 
 
+def run_sanitizers(build, results):
+    """The routing concurrency test in its own ThreadSanitizer build (issue 3)."""
+    tsan_dir = os.path.join(os.path.dirname(os.path.abspath(build)), os.path.basename(build) + "-tsan")
+    print("== ThreadSanitizer: tests/routing/run_tsan.sh", flush=True)
+    try:
+        proc = subprocess.run(["bash", os.path.join(ROOT, "tests/routing/run_tsan.sh"), tsan_dir], cwd=ROOT,
+                              timeout=1200)
+        ok = proc.returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = False
+    print(f"   routing_tsan (sanitizer build): {int(ok)} passed, {int(not ok)} failed", flush=True)
+    results.append(("routing_tsan (sanitizer build)", int(ok), int(not ok)))
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
     results = []
     with tempfile.TemporaryDirectory(prefix="sluice-tests-") as tmp:
         run_meson_tests(build, tmp, results)
         run_pytest(build, tmp, results)
+        run_sanitizers(build, results)
     passed = sum(p for _, p, _ in results)
     failed = sum(f for _, _, f in results)
     for name, p, f in results:
