@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/parse.hpp"
+#include "discovery/from_config.hpp"
 #include "discovery/kubernetes_source.hpp"
 #include "discovery/status.hpp"
 #include "proxy/admin.hpp"
@@ -108,25 +109,9 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& flags) {
   return std::nullopt;
 }
 
-routing::Model model_of(const config::Config& cfg) {
-  routing::Model model;
-  model.local = cfg.cluster;
-  model.services = cfg.services;
-  model.routes = cfg.routes;
-  model.source = "static";
-  return model;
-}
 
 discovery::KubeOptions kube_options(const config::Config& cfg) {
-  discovery::KubeOptions o;
-  o.kubeconfig = cfg.kubernetes.kubeconfig;
-  o.context = cfg.kubernetes.context;
-  o.namespaces = cfg.kubernetes.namespaces;
-  o.coalesce = cfg.kubernetes.coalesce;
-  for (const auto& l : cfg.listeners) {
-    if (l.role == config::Role::sidecar) o.sidecar_listeners.push_back(l.name);
-    if (l.role == config::Role::gateway) o.gateway_listeners.push_back(l.name);
-  }
+  auto o = discovery::kube_options_from(cfg);
   o.log = [](int level, std::string_view message) {
     const auto l = level >= discovery::log_error  ? log::Level::error
                    : level >= discovery::log_warn ? log::Level::warn
@@ -165,9 +150,9 @@ void reload(const std::string& path, config::Config& current, routing::Publisher
   current.services = next.services;
   current.routes = next.routes;
   if (kube) {
-    kube->set_base(model_of(current));
+    kube->set_base(discovery::static_model(current));
   } else {
-    publisher.submit(model_of(current));
+    publisher.submit(discovery::static_model(current));
     publisher.flush();
   }
   log::info("reload: " + std::to_string(current.services.size()) + " service(s), " +
@@ -203,7 +188,7 @@ int main(int argc, char** argv) {
   routing::Table table;
   routing::EndpointRegistry registry;
   routing::Publisher publisher(table, registry);
-  publisher.submit(model_of(cfg));
+  publisher.submit(discovery::static_model(cfg));
   publisher.flush();
 
   proxy::Server server(cfg, table);
@@ -221,7 +206,7 @@ int main(int argc, char** argv) {
                                                            publisher.submit(std::move(model));
                                                            publisher.flush();
                                                          });
-    kube->set_base(model_of(cfg));
+    kube->set_base(discovery::static_model(cfg));
     if (auto error = kube->start(); !error.empty()) {
       log::error("kubernetes: " + error);
       return 1;
