@@ -296,3 +296,19 @@ TEST_CASE("mesh_tls: one switch for mTLS between clusters", "[config]") {
   only_error(doc, "mesh_tls: expected an object, got true");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("plugin names: load_balancer_plugin and policy.plugin", "[config]") {
+  json doc = minimal();
+  doc["services"][0]["load_balancer_plugin"] = "lowest-latency";
+  doc["services"][0]["policy"] = {{"plugin", "my.policy_2"}};
+  const Config c = config_of(doc);
+  CHECK(c.services[0].load_balancer_plugin == "lowest-latency");
+  CHECK(c.services[0].policy.plugin == "my.policy_2");
+  CHECK(config_of(minimal()).services[0].load_balancer_plugin.empty());  // default: the built-in policy
+
+  doc["services"][0]["load_balancer_plugin"] = "bad name";
+  only_error(doc, "services[0].load_balancer_plugin: expected a plugin name (letters, digits, '.', '_', '-'; at most 128), got \"bad name\"");
+  doc["services"][0]["load_balancer_plugin"] = "ok";
+  doc["services"][0]["policy"]["plugin"] = "a/b";
+  only_error(doc, "services[0].policy.plugin: expected a plugin name (letters, digits, '.', '_', '-'; at most 128), got \"a/b\"");
+}

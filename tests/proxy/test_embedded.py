@@ -1,0 +1,109 @@
+"""libsluice as installed: `meson install` into a temporary prefix, examples/embedded built with g++ and
+`pkg-config --cflags --libs sluice`, run against two local backends. Its custom load-balancing plugin
+("lowest-latency") must decide: after one try of each endpoint, the fast one gets every request, where
+the built-in round robin would split them evenly."""
+import http.client
+import os
+import pathlib
+import select
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from integ_harness import BUILD_DIR, REPO, clean_env, free_port
+
+REQUESTS = 12
+SLOW_MS = 150
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(pkg-config environment, cflags+libs) of libsluice installed under a temporary destdir."""
+    if not (BUILD_DIR / "embed" / "libsluice.a").is_file():
+        pytest.fail(f"build libsluice first: ninja -C {BUILD_DIR}")
+    dest = tmp_path_factory.mktemp("prefix")
+    r = subprocess.run(["meson", "install", "-C", str(BUILD_DIR), "--no-rebuild", "--quiet", "--destdir", str(dest)],
+                       capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    pcs = list(dest.rglob("pkgconfig/sluice.pc"))
+    assert len(pcs) == 1, pcs
+    # The sysroot maps the configured prefix's -I and -L paths into the destdir.
+    env = dict(clean_env(), PKG_CONFIG_PATH=str(pcs[0].parent), PKG_CONFIG_SYSROOT_DIR=str(dest))
+    r = subprocess.run(["pkg-config", "--cflags", "--libs", "sluice"], env=env,
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    flags = r.stdout.decode().split()
+    assert "-lsluice" in flags
+    assert any(f.startswith("-I") and f.startswith("-I" + str(dest)) for f in flags), flags
+    # Both flavours and the public headers are installed.
+    libdir = pathlib.Path(next(f[2:] for f in flags if f.startswith("-L")))
+    assert (libdir / "libsluice.a").is_file() and list(libdir.glob("libsluice.so*"))
+    incdir = pathlib.Path(next(f[2:] for f in flags if f.startswith("-I")))
+    for h in ("sluice/sluice.hpp", "routing/plugins.hpp", "routing/model.hpp", "config/config.hpp"):
+        assert (incdir / h).is_file(), h
+    # Internals stay private: no Asio/Beast in the installed headers.
+    for h in incdir.rglob("*.hpp"):
+        assert "boost" not in h.read_text(), h
+    return flags, libdir
+
+
+@pytest.fixture(scope="module")
+def example(installed, tmp_path_factory):
+    flags, libdir = installed
+    gxx = shutil.which("g++") or shutil.which("c++")
+    assert gxx, "no C++ compiler"
+    out = tmp_path_factory.mktemp("example") / "embedded"
+    r = subprocess.run([gxx, "-O1", str(REPO / "examples" / "embedded" / "main.cpp"), *flags,
+                        f"-Wl,-rpath,{libdir}", "-o", str(out)], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    return out
+
+
+def read_line(proc, timeout):
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+            raise AssertionError(f"no line from the example within {timeout}s (got {line!r})")
+        ch = os.read(proc.stdout.fileno(), 1)
+        if not ch:
+            raise AssertionError(f"example exited: {line!r} {proc.stderr.read().decode()}")
+        line += ch
+    return line.decode().strip()
+
+
+def get(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode().strip()
+    finally:
+        conn.close()
+
+
+def test_embedded_example_custom_policy_decides(example, backend_factory, procs):
+    fast, slow = backend_factory("fast"), backend_factory("slow")
+    port = free_port()
+    proc = procs.add(subprocess.Popen([str(example), str(port), str(fast.port), str(slow.port), str(SLOW_MS)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env=clean_env()))
+    assert read_line(proc, 10) == "ready"
+    answers = [get(port) for _ in range(REQUESTS)]
+    assert all(status == 200 for status, _ in answers), answers
+    served = [body for _, body in answers]
+    # Each endpoint is measured once (the first two picks), then the fast one wins every time.
+    assert sorted(served[:2]) == ["fast", "slow"], served
+    assert served[2:] == ["fast"] * (REQUESTS - 2), served
+
+    proc.stdin.close()
+    summary = read_line(proc, 15)
+    assert proc.wait(timeout=10) == 0
+    fields = summary.split()
+    stats = dict(zip(fields[0::2], map(int, fields[1::2])))
+    assert stats["requests"] == REQUESTS and stats["2xx"] == REQUESTS, summary
+    assert stats["routing_updates"] == 2, summary  # the config's model, then the program's own
+    assert stats["plugin_picks"] == REQUESTS, summary
