@@ -413,7 +413,7 @@ def test_sidecar_and_gateway_configs_carry_the_seed_request(group, tmp_path):
         assert curl_status(f"http://127.0.0.1:{inbound['port']}/")[0] == 200
 
         # /explain for the host the app uses, on the listener it reaches (discovery's routes are per
-        # sidecar listener; without &listener= /explain looks at listener-less routes only).
+        # sidecar listener, and this config has two, so the listener is named).
         admin = f"http://127.0.0.1:{sc_cfg['admin']['port']}"
         status, body = curl_status(f"{admin}/explain?host=httpbin.httpbin:8080&path=/&listener=outbound-8080")
         explain = json.loads(body)
