@@ -1,5 +1,6 @@
 // The sluice binary: flags, config, routing table, workers, signals.
 // It wires the modules and owns nothing of their logic.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -47,7 +48,8 @@ Options:
   -v, --version          print the version and exit
   -h, --help             print this help and exit
 
-Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config's routing (services, routes).
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP (or a change of FILE) reloads the config's routing
+(services, routes).
 )";
 
 struct Flags {
@@ -109,6 +111,13 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& flags) {
   return std::nullopt;
 }
 
+
+// Modification time of `path` in nanoseconds; 0 when it cannot be read.
+long long file_mtime(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
 
 discovery::KubeOptions kube_options(const config::Config& cfg) {
   auto o = discovery::kube_options_from(cfg);
@@ -265,13 +274,20 @@ int main(int argc, char** argv) {
   health_checker.start();
   failover.start();
 
-  // Certificates follow their files: checked every few seconds, swapped in for new connections.
+  // Certificates and the config file are followed: checked every few seconds; new certificates are swapped
+  // in for new connections, a changed config file is reloaded as on SIGHUP.
   net::steady_timer tls_timer(control);
+  auto config_mtime = file_mtime(flags.config_path);
   std::function<void()> watch_tls = [&] {
     tls_timer.expires_after(std::chrono::seconds(2));
     tls_timer.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       for (const auto& line : server.check_tls_reload()) log::info(line);
+      if (const auto m = file_mtime(flags.config_path); m != config_mtime) {
+        config_mtime = m;
+        log::info("config file " + flags.config_path + " changed");
+        reload(flags.config_path, cfg, publisher, kube.get());
+      }
       watch_tls();
     });
   };

@@ -182,3 +182,17 @@ def test_sighup_reloads_routes_without_dropping_connections(backend_factory, slu
     assert s.proc.poll() is None
     assert curl("-s", s.url("/")).stdout.strip() == b"pod-b"
     assert "reload refused" in s.stderr()
+
+
+def test_changed_config_file_is_reloaded_without_a_signal(backend_factory, sluice_factory):
+    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+    s = sluice_factory([a.address])
+    assert curl("-s", s.url("/")).stdout.strip() == b"pod-a"
+    cfg = json.loads(s.config_path.read_text())
+    cfg["services"][0]["clusters"][0]["endpoints"] = [b.address]
+    s.config_path.write_text(json.dumps(cfg))
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and curl("-s", s.url("/")).stdout.strip() != b"pod-b":
+        time.sleep(0.2)
+    assert curl("-s", s.url("/")).stdout.strip() == b"pod-b"
+    assert "changed" in s.stderr()
