@@ -7,6 +7,9 @@
 namespace sluice::proxy {
 namespace {
 
+// Servers close idle keep-alive connections after seconds (nginx 75 s, Node 5 s, Go 90 s), never within this.
+constexpr auto kTrustIdleFor = std::chrono::milliseconds(250);
+
 // True when the idle socket has neither been closed by the peer nor received stray bytes.
 bool still_idle(UpstreamConnection& conn) {
   if (conn.buffer.size() != 0) return false;
@@ -34,7 +37,9 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(const std::string& key) {
   while (!list.empty()) {
     auto conn = std::move(list.back());
     list.pop_back();
-    if (still_idle(*conn)) return conn;
+    // A connection idle for a moment only is taken as it is (under load that is every reuse, and the peek
+    // would cost a syscall per request); one idle longer may have been closed by the peer: look first.
+    if (std::chrono::steady_clock::now() - conn->idle_since < kTrustIdleFor || still_idle(*conn)) return conn;
     close_connection(*conn);
   }
   return nullptr;

@@ -40,8 +40,9 @@ class UpstreamPool {
  public:
   explicit UpstreamPool(const config::UpstreamPool& cfg) : cfg_(cfg) {}
 
-  // A live idle connection to `key`, most recently used first; null when none. A connection that the peer
-  // closed while idle is discarded here (a non-blocking peek), so a request is not sent into a dead socket.
+  // A live idle connection to `key`, most recently used first; null when none. A connection idle for more
+  // than a moment is checked with a non-blocking peek and discarded when the peer closed it, so a request is
+  // not sent into a dead socket.
   std::unique_ptr<UpstreamConnection> take(const std::string& key);
 
   // Returns a connection after a complete keep-alive exchange. Closes it when the endpoint's idle list is full.
