@@ -235,7 +235,10 @@ def test_rotated_token_is_picked_up(mode, tmp_path):
             api.load([gtp("ActiveActive")])
             m = probe.wait_model(lambda m: lb_type(m) == "ActiveActive" and not m["stale"], timeout=15,
                                  what="change seen with the rotated token")
-            assert api.state()["counters"].get("unauthorized", 0) == 0
+            # The change can only arrive through requests carrying the new token (the stand-in accepts no
+            # other now). One request may have read the old token just before os.replace and been refused;
+            # a client that kept the old token would be refused on every retry instead.
+            assert api.state()["counters"].get("unauthorized", 0) <= 1
 
 
 def test_missing_crd_is_retried_not_fatal():
