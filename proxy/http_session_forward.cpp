@@ -279,7 +279,6 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
     set_piece(out.body(), body_buf_.get(), got, !parser_->is_done());
     if (!co_await write_some()) co_return SendResult::upstream_failed;
   }
-  (void)picked;
   co_return SendResult::ok;
 }
 
