@@ -7,6 +7,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/url/parse.hpp>
 
 #include "proxy/access_log.hpp"
 #include "proxy/head_scanner.hpp"
@@ -194,6 +195,23 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     stats.bad_requests.add();
     co_return co_await send_error(http::status::bad_request,
                                   "Transfer-Encoding must end in chunked (and needs HTTP/1.1)", Next::close, log);
+  }
+  // RFC 9112 3.2.2: a server accepts the absolute form (what a client configured with the sidecar as its
+  // HTTP proxy sends); its authority replaces Host, and the origin form goes upstream.
+  if (!req.target().empty() && req.target()[0] != '/' && req.method() != http::verb::options) {
+    auto url = boost::urls::parse_absolute_uri(req.target());
+    if (url && url->has_authority() && !url->encoded_host().empty() &&
+        (url->scheme_id() == boost::urls::scheme::http || url->scheme_id() == boost::urls::scheme::https)) {
+      std::string origin = url->encoded_path().empty() ? std::string("/") : std::string(url->encoded_path());
+      if (url->has_query()) {
+        origin.push_back('?');
+        origin.append(url->encoded_query());
+      }
+      log.authority = std::string(url->encoded_host_and_port());
+      log.path = origin;
+      req.set(http::field::host, log.authority);
+      req.target(origin);
+    }
   }
   if (req.target().empty() || (req.target()[0] != '/' && req.method() != http::verb::options)) {
     stats.bad_requests.add();

@@ -196,3 +196,25 @@ def test_changed_config_file_is_reloaded_without_a_signal(backend_factory, sluic
         time.sleep(0.2)
     assert curl("-s", s.url("/")).stdout.strip() == b"pod-b"
     assert "changed" in s.stderr()
+
+
+def test_absolute_form_target_is_accepted(backend_factory, sluice_factory):
+    """RFC 9112 3.2.2: an app that uses the sidecar as its HTTP proxy sends the absolute form."""
+    b = backend_factory("pod-a")
+
+    def cfg(port):
+        c = make_config(port, [b.address])
+        c["routes"] = [{"hosts": ["httpbin.httpbin"], "path": "/", "service": "app.default"}]
+        return c
+
+    s = sluice_factory(make_cfg=cfg)
+
+    def via_proxy(url):
+        # Plain curl: the harness's curl() disables proxies.
+        return subprocess.run(["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", "-x",
+                               f"http://127.0.0.1:{s.port}", url], capture_output=True, timeout=30)
+
+    r = via_proxy("http://httpbin.httpbin:8080/headers?x=1")
+    text, code = r.stdout.decode().rsplit("\n", 1)
+    assert code == "200" and "Host: httpbin.httpbin:8080" in text, text
+    assert via_proxy("http://unknown.example/").stdout.decode().rsplit("\n", 1)[1] == "404"
