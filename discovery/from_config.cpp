@@ -15,13 +15,4 @@ KubeOptions kube_options_from(const config::Config& config) {
   return o;
 }
 
-routing::Model static_model(const config::Config& config) {
-  routing::Model m;
-  m.local = config.cluster;
-  m.services = config.services;
-  m.routes = config.routes;
-  m.source = "static";
-  return m;
-}
-
 }  // namespace sluice::discovery

@@ -11,8 +11,8 @@ namespace sluice::discovery {
 // listeners get host-name routes, gateway listeners the ServiceExport rules. `log` is left empty.
 KubeOptions kube_options_from(const config::Config& config);
 
-// The static part of the configuration (cluster identity, services, routes) as the base Model that
-// KubernetesSource::set_base() merges under every publication.
-routing::Model static_model(const config::Config& config);
+// The static part of the configuration, the base Model that KubernetesSource::set_base() merges under
+// every publication, is routing's own static_model().
+using routing::static_model;
 
 }  // namespace sluice::discovery

@@ -26,15 +26,6 @@ namespace {
 // How often wait_drained() looks at the requests in flight.
 constexpr auto kDrainPoll = std::chrono::milliseconds(20);
 
-routing::Model model_of(const config::Config& cfg) {
-  routing::Model model;
-  model.local = cfg.cluster;
-  model.services = cfg.services;
-  model.routes = cfg.routes;
-  model.source = "static";
-  return model;
-}
-
 }  // namespace
 
 struct Proxy::Impl {
@@ -98,7 +89,7 @@ std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::s
   if (errors.size() != before) return nullptr;
   log::set_level(level);
   auto impl = std::make_unique<Impl>(std::move(cfg));
-  impl->publish(model_of(impl->cfg));
+  impl->publish(routing::static_model(impl->cfg));
   impl->server = std::make_unique<proxy::Server>(impl->cfg, impl->table);
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
 }
@@ -150,7 +141,7 @@ std::vector<std::string> Proxy::start() {
 
 std::vector<std::string> Proxy::publish(routing::Model model) { return impl_->publish(std::move(model)); }
 
-routing::Model Proxy::config_model() const { return model_of(impl_->cfg); }
+routing::Model Proxy::config_model() const { return routing::static_model(impl_->cfg); }
 
 void Proxy::drain() {
   Impl& m = *impl_;

@@ -159,9 +159,9 @@ void reload(const std::string& path, config::Config& current, routing::Publisher
   current.services = next.services;
   current.routes = next.routes;
   if (kube) {
-    kube->set_base(discovery::static_model(current));
+    kube->set_base(routing::static_model(current));
   } else {
-    publisher.submit(discovery::static_model(current));
+    publisher.submit(routing::static_model(current));
     publisher.flush();
   }
   log::info("reload: " + std::to_string(current.services.size()) + " service(s), " +
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   routing::Table table;
   routing::EndpointRegistry registry;
   routing::Publisher publisher(table, registry);
-  publisher.submit(discovery::static_model(cfg));
+  publisher.submit(routing::static_model(cfg));
   publisher.flush();
 
   proxy::Server server(cfg, table);
@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
                                                            publisher.submit(std::move(model));
                                                            publisher.flush();
                                                          });
-    kube->set_base(discovery::static_model(cfg));
+    kube->set_base(routing::static_model(cfg));
     if (auto error = kube->start(); !error.empty()) {
       log::error("kubernetes: " + error);
       return 1;

@@ -22,6 +22,16 @@ struct Model {
   std::string source = "static";          // "static", "kubernetes", ... for /explain and metrics
 };
 
+// The routing part of a static config: its cluster identity, services and routes. Any thread.
+inline Model static_model(const config::Config& cfg) {
+  Model model;
+  model.local = cfg.cluster;
+  model.services = cfg.services;
+  model.routes = cfg.routes;
+  model.source = "static";
+  return model;
+}
+
 // Builds a snapshot. Per-endpoint state (active requests, failures, ejection) is taken from `registry`,
 // keyed by endpoint identity (service, cluster, address, port), so it survives rebuilds. Control thread.
 std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& registry,
