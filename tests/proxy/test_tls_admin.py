@@ -61,6 +61,18 @@ def gateway_config(port, backend, pki, admin_port=None):
     return cfg
 
 
+def sidecar_config(port, gateway_port, mesh_pki):
+    """A cluster-2 sidecar reaching the app only through REMOTE's gateway, with mesh mTLS from `mesh_pki`."""
+    cfg = make_config(port, [])
+    cfg["mesh_tls"] = {"ca_file": str(mesh_pki / "ca.crt"), "cert_file": str(mesh_pki / "leaf.crt"),
+                       "key_file": str(mesh_pki / "leaf.key")}
+    cfg["listeners"][0]["role"] = "sidecar"
+    svc = cfg["services"][0]
+    svc["clusters"] = [{"cluster": REMOTE, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gateway_port}"]}]
+    svc["policy"] = {"lb_type": "ActiveActive", "targets": [{"cluster": REMOTE}]}
+    return cfg
+
+
 def test_tls_listener_requires_client_cert(backend_factory, sluice_factory, pki):
     b = backend_factory("pod-a")
     gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
@@ -76,17 +88,7 @@ def test_mesh_mtls_between_sidecar_and_gateway(backend_factory, sluice_factory, 
     b = backend_factory("pod-a")
     gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
 
-    def sidecar(port):
-        cfg = make_config(port, [])
-        cfg["mesh_tls"] = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "leaf.crt"),
-                           "key_file": str(pki / "leaf.key")}
-        cfg["listeners"][0]["role"] = "sidecar"
-        svc = cfg["services"][0]
-        svc["clusters"] = [{"cluster": REMOTE, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gw.port}"]}]
-        svc["policy"] = {"lb_type": "ActiveActive", "targets": [{"cluster": REMOTE}]}
-        return cfg
-
-    sc = sluice_factory(make_cfg=sidecar)
+    sc = sluice_factory(make_cfg=lambda port: sidecar_config(port, gw.port, pki))
     r = curl("-s", "-D", "-", sc.url("/headers"))
     text = r.stdout.decode()
     assert r.returncode == 0 and "X-Forwarded-Proto: https" in text, text
@@ -98,16 +100,7 @@ def test_upstream_tls_refuses_unknown_ca(backend_factory, sluice_factory, pki, t
     gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
     other = make_pki(tmp_path / "other-pki", cn="other")
 
-    def sidecar(port):
-        cfg = make_config(port, [])
-        cfg["mesh_tls"] = {"ca_file": str(other / "ca.crt"), "cert_file": str(other / "leaf.crt"),
-                           "key_file": str(other / "leaf.key")}
-        svc = cfg["services"][0]
-        svc["clusters"] = [{"cluster": REMOTE, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gw.port}"]}]
-        svc["policy"] = {"lb_type": "ActiveActive", "targets": [{"cluster": REMOTE}]}
-        return cfg
-
-    sc = sluice_factory(make_cfg=sidecar)
+    sc = sluice_factory(make_cfg=lambda port: sidecar_config(port, gw.port, other))
     r = curl("-s", "-w", "\n%{http_code}", sc.url("/"))
     body, code = r.stdout.decode().rsplit("\n", 1)
     assert code == "502", body
