@@ -1,7 +1,11 @@
 #include "proxy/forward_headers.hpp"
 
+#include <charconv>
+
+#include <boost/range/iterator_range_core.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/status.hpp>
 
 namespace sluice::proxy {
 namespace {
@@ -9,8 +13,11 @@ namespace {
 namespace http = boost::beast::http;
 
 constexpr std::string_view kVia = "1.1 sluice";
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
-bool is_hop_by_hop(http::field f, std::string_view name) {
+// Fields this hop never forwards, and fields it writes itself.
+bool is_dropped(http::field f, std::string_view name) {
   switch (f) {
     case http::field::connection:
     case http::field::keep_alive:
@@ -22,59 +29,119 @@ bool is_hop_by_hop(http::field f, std::string_view name) {
     case http::field::proxy_authorization:
     case http::field::proxy_connection:
     case http::field::expect:
+    case http::field::host:
+    case http::field::via:
       return true;
-    default:
+    case http::field::unknown:
       break;
+    default:
+      return false;
   }
-  return name.size() >= 6 && boost::beast::iequals(name.substr(0, 6), "proxy-");
+  // Beast has no enum for these.
+  return (name.size() >= 6 && boost::beast::iequals(name.substr(0, 6), "proxy-")) ||
+         boost::beast::iequals(name, "x-forwarded-for") || boost::beast::iequals(name, "x-forwarded-proto");
 }
 
 bool named_by_connection(const http::fields& in, std::string_view name) {
-  for (auto it = in.find(http::field::connection); it != in.end() && it->name() == http::field::connection;
-       ++it) {
-    for (auto token : http::token_list{it->value()}) {
+  for (const auto& connection : boost::make_iterator_range(in.equal_range(http::field::connection))) {
+    for (auto token : http::token_list{connection.value()}) {
       if (boost::beast::iequals(token, name)) return true;
     }
   }
   return false;
 }
 
-void append_list(http::fields& out, std::string_view name, std::string_view value) {
-  auto it = out.find(name);
-  if (it == out.end()) {
-    out.insert(name, value);
-    return;
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append(kCrlf);
+}
+
+// "Name: incoming values, ours\r\n".
+void append_list_field(std::string& out, std::string_view name, const std::string& incoming, std::string_view ours) {
+  out.append(name).append(": ");
+  if (!incoming.empty()) out.append(incoming).append(", ");
+  out.append(ours).append(kCrlf);
+}
+
+std::string incoming_list_by_name(const http::fields& in, std::string_view name) {
+  std::string joined;
+  // equal_range walks the fields of one name in the order they came.
+  for (const auto& field : boost::make_iterator_range(in.equal_range(name))) {
+    if (!joined.empty()) joined.append(", ");
+    joined.append(field.value());
   }
-  std::string joined(it->value());
-  joined.append(", ");
-  joined.append(value);
-  out.set(name, joined);
+  return joined;
 }
 
 }  // namespace
 
-void copy_end_to_end(const http::fields& in, http::fields& out, bool drop_content_length) {
+void append_end_to_end(const http::fields& in, std::string& out) {
   const bool has_connection = in.find(http::field::connection) != in.end();
   for (const auto& field : in) {
-    const auto f = field.name();
     const std::string_view name = field.name_string();
-    if (is_hop_by_hop(f, name)) continue;
-    if (drop_content_length && f == http::field::content_length) continue;
+    if (is_dropped(field.name(), name)) continue;
     if (has_connection && named_by_connection(in, name)) continue;
-    if (f == http::field::unknown) {
-      out.insert(name, field.value());
-    } else {
-      out.insert(f, field.value());
-    }
+    append_field(out, name, field.value());
   }
 }
 
-void add_forwarding_fields(http::fields& out, std::string_view client_ip, bool tls) {
-  append_list(out, "X-Forwarded-For", client_ip);
-  out.set("X-Forwarded-Proto", tls ? "https" : "http");
-  append_list(out, "Via", kVia);
+std::string incoming_list(const http::fields& in, http::field name) {
+  return incoming_list_by_name(in, http::to_string(name));
 }
 
-void add_via(http::fields& out) { append_list(out, "Via", kVia); }
+void write_request_head(const http::fields& in, const RequestHeadParts& parts, std::string& out) {
+  out.clear();
+  out.append(parts.method).append(" ").append(parts.target).append(" HTTP/1.1\r\n");
+  append_field(out, "Host", parts.host);
+  append_end_to_end(in, out);
+  if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  append_list_field(out, "X-Forwarded-For", incoming_list_by_name(in, "x-forwarded-for"), parts.client_ip);
+  append_field(out, "X-Forwarded-Proto", parts.tls ? "https" : "http");
+  append_list_field(out, "Via", incoming_list(in, http::field::via), kVia);
+  out.append(kCrlf);
+}
+
+void write_response_head(const http::fields& in, const ResponseHeadParts& parts, std::string& out) {
+  out.clear();
+  out.append(parts.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  char status[8];
+  const auto [end, ec] = std::to_chars(status, status + sizeof status, parts.status);
+  (void)ec;  // three digits always fit
+  out.append(status, end).append(" ");
+  if (parts.reason.empty()) {
+    out.append(http::obsolete_reason(static_cast<http::status>(parts.status)));
+  } else {
+    out.append(parts.reason);
+  }
+  out.append(kCrlf);
+  append_end_to_end(in, out);
+  if (!parts.set_cookie.empty()) append_field(out, "Set-Cookie", parts.set_cookie);
+  if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  // HTTP/1.1 is persistent unless told otherwise, HTTP/1.0 the other way round (RFC 9112 9.3).
+  if (parts.version == 10 && parts.keep_alive) out.append("Connection: keep-alive\r\n");
+  if (parts.version != 10 && !parts.keep_alive) out.append("Connection: close\r\n");
+  append_list_field(out, "Via", incoming_list(in, http::field::via), kVia);
+  out.append(kCrlf);
+}
+
+FramedPiece::FramedPiece(std::string_view head, const char* data, std::size_t size, bool chunked, bool last)
+    : body_(size) {
+  std::size_t n = 0;
+  if (!head.empty()) buffers_[n++] = boost::asio::buffer(head.data(), head.size());
+  if (!chunked) {
+    if (size != 0) buffers_[n++] = boost::asio::buffer(data, size);
+    return;
+  }
+  // An empty piece must not become a zero-size chunk: the peer would read it as the end of the body.
+  if (size != 0) {
+    auto [end, ec] = std::to_chars(size_line_, size_line_ + sizeof size_line_ - 2, size, 16);
+    (void)ec;  // a size_t in hex fits in 16 characters
+    *end++ = '\r';
+    *end++ = '\n';
+    buffers_[n++] = boost::asio::buffer(size_line_, static_cast<std::size_t>(end - size_line_));
+    buffers_[n++] = boost::asio::buffer(data, size);
+    buffers_[n++] = boost::asio::buffer(kCrlf.data(), kCrlf.size());
+  }
+  if (last) buffers_[n++] = boost::asio::buffer(kLastChunk.data(), kLastChunk.size());
+}
 
 }  // namespace sluice::proxy

@@ -64,6 +64,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                                               std::string& error);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
                                           std::size_t first_piece, bool& body_streamed, std::string& error);
+  // Writes `head` (may be empty) and the first `size` bytes of body_buf_, framed as chunks when `chunked`
+  // (with the last chunk when `last`), under `timeout`. Returns false when the write failed.
+  net::awaitable<bool> write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked, bool last,
+                                    std::chrono::steady_clock::duration timeout);
   net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
                                       const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
 
@@ -74,6 +78,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<request_parser> parser_;
   std::unique_ptr<char[]> body_buf_;  // relay buffer, allocated on the first body
+  std::string head_;                  // the outgoing head being written (capacity reused across requests)
   State state_ = State::reading_head;
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request

@@ -10,7 +10,7 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/asio/write.hpp>
 
 #include "proxy/access_log.hpp"
 #include "proxy/forward_headers.hpp"
@@ -29,15 +29,6 @@ std::string endpoint_text(const routing::PickResult& p) { return p.address + ":"
 bool expects_continue(const http::request<http::buffer_body>& req) {
   auto it = req.find(http::field::expect);
   return req.version() == 11 && it != req.end() && beast::iequals(it->value(), "100-continue");
-}
-
-// Points a buffer_body at the next piece to write. An empty piece must be "no buffer" (nullptr), never an
-// empty buffer: Beast's chunked serializer turns an empty buffer into a zero-size chunk, which the peer
-// reads as the end of the body. With nullptr the serializer writes nothing (more) or just the last chunk.
-void set_piece(http::buffer_body::value_type& body, char* data, std::size_t size, bool more) {
-  body.data = size != 0 ? data : nullptr;
-  body.size = size;
-  body.more = more;
 }
 
 }  // namespace
@@ -234,50 +225,36 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const r
   co_return conn;
 }
 
+net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,
+                                               bool last, std::chrono::steady_clock::duration timeout) {
+  const FramedPiece piece(head, body_buf_.get(), size, chunked, last);
+  stream.transport().expires_after(timeout);
+  auto [ec, n] = co_await stream.visit([&](auto& s) { return net::async_write(s, piece.buffers(), use_nothrow); });
+  co_return !ec;
+}
+
 net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnection& up,
                                                                   const routing::PickResult& picked,
                                                                   std::size_t first_piece, bool& body_streamed,
                                                                   std::string& error) {
   const auto& req = parser_->get();
-  http::request<http::buffer_body> out;
-  out.method_string(req.method_string());
-  out.target(picked.upstream_target);
-  out.version(11);
-  copy_end_to_end(req, out, false);
-  out.set(http::field::host, picked.host_header);
-  add_forwarding_fields(out, client_ip_, stream_.is_tls());
-  const bool has_body = req.chunked() || (req.has_content_length() && parser_->content_length().value_or(0) > 0);
-  if (req.chunked()) out.chunked(true);
-
-  http::request_serializer<http::buffer_body> sr{out};
+  const bool chunked = req.chunked();
+  write_request_head(req,
+                     RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
+                                      stream_.is_tls(), chunked},
+                     head_);
   const auto response_timeout = worker_.settings().timeouts.response;
-  auto write_some = [&]() -> net::awaitable<bool> {
-    up.stream.transport().expires_after(response_timeout);
-    auto [ec, n] = co_await up.stream.visit([&](auto& s) { return http::async_write(s, sr, use_nothrow); });
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) error = "upstream " + up.pool_key + " failed while sending the request: " + ec.message();
-    co_return !ec;
-  };
-
-  if (!has_body) {
-    out.body().data = nullptr;
-    out.body().more = false;
-    co_return co_await write_some() ? SendResult::ok : SendResult::upstream_failed;
-  }
-  up.stream.transport().expires_after(response_timeout);
-  auto [hec, hn] = co_await up.stream.visit([&](auto& s) { return http::async_write_header(s, sr, use_nothrow); });
-  if (hec) {
-    error = "upstream " + up.pool_key + " failed while sending the request: " + hec.message();
-    co_return SendResult::upstream_failed;
-  }
-  set_piece(out.body(), body_buf_.get(), first_piece, !parser_->is_done());
-  if (!co_await write_some()) co_return SendResult::upstream_failed;
-  while (!parser_->is_done()) {
+  // The head and the first piece of the body (read before the endpoint was chosen) in one write.
+  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout);
+  while (ok && !parser_->is_done()) {
     std::size_t got = 0;
     if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
     body_streamed = true;
-    set_piece(out.body(), body_buf_.get(), got, !parser_->is_done());
-    if (!co_await write_some()) co_return SendResult::upstream_failed;
+    ok = co_await write_framed(up.stream, {}, got, chunked, parser_->is_done(), response_timeout);
+  }
+  if (!ok) {
+    error = "upstream " + up.pool_key + " failed while sending the request";
+    co_return SendResult::upstream_failed;
   }
   co_return SendResult::ok;
 }
@@ -290,40 +267,35 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
   auto& stats = worker_.stats();
   const unsigned status = head.result_int();
 
-  http::response<http::buffer_body> res;
-  res.result(head.result_int());
-  res.reason(head.reason());
-  res.version(req.version());
-  copy_end_to_end(head, res, false);
-  add_via(res);
-  if (!picked.set_cookie.empty()) res.insert(http::field::set_cookie, picked.set_cookie);
-
   const bool no_body = req.method() == http::verb::head || status == 204 || status == 304 || rp.is_done();
   bool keep = req.keep_alive() && !close_after_ && !worker_.draining();
+  bool chunked = false;
   if (!no_body && !head.has_content_length()) {
     // Unknown length (chunked or until close): re-frame as chunked for HTTP/1.1; HTTP/1.0 ends with close.
     if (req.version() == 11) {
-      res.chunked(true);
+      chunked = true;
     } else {
       keep = false;
     }
   }
-  res.keep_alive(keep);
+  write_response_head(head,
+                      ResponseHeadParts{req.version() == 10 ? 10u : 11u, status, head.reason(), picked.set_cookie,
+                                        chunked, keep},
+                      head_);
 
-  http::response_serializer<http::buffer_body> sr{res};
   const auto idle = worker_.settings().timeouts.idle;
+  const auto count_status = [&] { stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add(); };
   log.status = status;
   upstream_ok = true;
+  if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
   if (no_body) {
-    stream_.transport().expires_after(idle);
-    auto [hec, hn] = co_await stream_.visit([&](auto& s) { return http::async_write_header(s, sr, use_nothrow); });
-    stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
-    if (hec) co_return Next::close;  // the client left; the endpoint did nothing wrong
+    const bool sent = co_await write_framed(stream_, head_, 0, false, true, idle);
+    count_status();
+    if (!sent) co_return Next::close;  // the client left; the endpoint did nothing wrong
   } else {
     // The head goes out with the first piece of the body: one write (and one packet) for a small response.
     bool head_sent = false;
     auto& in_body = rp.get().body();
-    if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
     for (;;) {
       in_body.data = body_buf_.get();
       in_body.size = kBodyBuffer;
@@ -344,13 +316,11 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
         co_return Next::close;
       }
       const std::size_t got = kBodyBuffer - in_body.size;
-      set_piece(res.body(), body_buf_.get(), got, !rp.is_done());
-      stream_.transport().expires_after(idle);
-      auto [wec, wn] = co_await stream_.visit([&](auto& s) { return http::async_write(s, sr, use_nothrow); });
-      if (wec == http::error::need_buffer) wec = {};
-      if (!head_sent) stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
+      const bool sent = co_await write_framed(stream_, head_sent ? std::string_view{} : std::string_view(head_), got,
+                                              chunked, rp.is_done(), idle);
+      if (!head_sent) count_status();
       head_sent = true;
-      if (wec) co_return Next::close;
+      if (!sent) co_return Next::close;
       log.bytes_sent += got;
       stats.bytes_sent.add(got);
       if (rp.is_done()) break;

@@ -49,8 +49,9 @@ build() {
   fi
   meson configure "$BUILD_DIR" -Dbench=true >/dev/null
   for target in "$@"; do
-    if ! meson compile -C "$BUILD_DIR" -j 2 "$target" >"$BUILD_DIR/bench-build-$target.log" 2>&1; then
-      echo "run.sh: could not build $target (see $BUILD_DIR/bench-build-$target.log)" >&2
+    log="$BUILD_DIR/bench-build-$(echo "$target" | tr '/:' '__').log"
+    if ! meson compile -C "$BUILD_DIR" -j 2 "$target" >"$log" 2>&1; then
+      echo "run.sh: could not build $target (see $log)" >&2
     fi
   done
 }
@@ -62,7 +63,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 case "$mode" in
   proxy)
     need_tools wrk:wrk nginx:nginx-light haproxy:haproxy
-    build sluice-testbackend sluice
+    build sluice-testbackend proxy/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
