@@ -48,54 +48,12 @@ struct Placement {
   double weight = 0;
 };
 
-Placement place(const config::TrafficPolicy& policy, const std::string& cluster,
-                const std::string& local, double mean_weight) {
-  const bool is_local = cluster == local;
-  switch (policy.lb_type) {
-    case config::LbType::locality:
-      return is_local ? Placement{0, 0} : Placement{};
-    case config::LbType::active_active: {
-      // Weights split traffic between clusters when any is given; a cluster without one (the local
-      // cluster unless listed) gets the mean of those given.
-      for (const auto& t : policy.targets) {
-        if (t.cluster == cluster) return {0, t.weight ? double(*t.weight) : mean_weight};
-      }
-      if (is_local || policy.targets.empty()) return {0, mean_weight};
-      return {};
-    }
-    case config::LbType::fail_over: {
-      if (is_local) return {0, 0};
-      int tier = 1;
-      for (const auto& t : policy.targets) {
-        if (t.cluster == local) continue;
-        if (t.cluster == cluster) return {tier, 0};
-        ++tier;
-      }
-      // No targets listed: every other cluster is the one backup tier.
-      return policy.targets.empty() ? Placement{1, 0} : Placement{};
-    }
-  }
-  return {};
-}
-
-double mean_target_weight(const config::TrafficPolicy& policy) {
-  double sum = 0;
-  unsigned n = 0;
-  for (const auto& t : policy.targets) {
-    if (t.weight) {
-      sum += *t.weight;
-      ++n;
-    }
-  }
-  return n == 0 ? 0.0 : sum / n;
-}
-
-// The placement of every cluster of `svc` by its multi-cluster plugin, or an empty vector when it names
-// none or an unregistered one (then the built-in lb_type decides).
-std::vector<Placement> plugin_placements(const config::Service& svc, const std::string& local) {
-  if (svc.policy.plugin.empty()) return {};
-  const auto policy = find_multi_cluster_policy(svc.policy.plugin);
-  if (!policy) return {};
+// The placement of every cluster of `svc` (same order as svc.clusters) by its multi-cluster policy: the
+// registered plugin it names, else the built-in for its lb_type (routing/plugins.cpp). `by_plugin` is
+// set when a named plugin decided.
+std::vector<Placement> place_clusters(const config::Service& svc, const std::string& local, bool& by_plugin) {
+  const auto policy = resolve_multi_cluster_policy(svc.policy);
+  by_plugin = !svc.policy.plugin.empty() && policy == find_multi_cluster_policy(svc.policy.plugin);
   std::vector<ClusterInfo> clusters;
   clusters.reserve(svc.clusters.size());
   for (const auto& ce : svc.clusters) clusters.push_back(ClusterInfo{ce.cluster, ce.cluster == local, ce.endpoints.size()});
@@ -104,9 +62,9 @@ std::vector<Placement> plugin_placements(const config::Service& svc, const std::
   std::vector<Placement> placements;
   placements.reserve(out.size());
   // Tiers past this many are unused: a plugin bug must not make a snapshot with millions of empty tiers.
-  constexpr int kMaxPluginTier = 64;
+  constexpr int kMaxTier = 64;
   for (const auto& p : out) {
-    const bool usable = p.tier >= 0 && p.tier < kMaxPluginTier && p.weight >= 0;
+    const bool usable = p.tier >= 0 && p.tier < kMaxTier && p.weight >= 0;
     placements.push_back(usable ? Placement{p.tier, p.weight} : Placement{});
   }
   return placements;
@@ -118,7 +76,15 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   out.name_space = svc.name_space;
   out.ports = svc.ports;
   out.load_balancer = svc.load_balancer;
-  if (!svc.load_balancer_plugin.empty()) out.lb_plugin = find_load_balancer(svc.load_balancer_plugin);
+  // A built-in name selects the built-in dispatch; any other name a registered plugin (or, unregistered,
+  // the config's load_balancer).
+  if (!svc.load_balancer_plugin.empty()) {
+    if (auto builtin = builtin_load_balancer(svc.load_balancer_plugin)) {
+      out.load_balancer = *builtin;
+    } else {
+      out.lb_plugin = find_load_balancer(svc.load_balancer_plugin);
+    }
+  }
   out.hash = svc.hash;
   out.session_sticky = svc.session_sticky;
   out.policy = svc.policy;
@@ -130,17 +96,17 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   out.state = registry.acquire_service(out.id, &existed);
   (void)model;
 
-  const double mean_weight = mean_target_weight(svc.policy);
   struct Placed {
     const config::ClusterEndpoints* ce;
     Placement at;
   };
   std::vector<Placed> placed;
-  const std::vector<Placement> by_plugin = plugin_placements(svc, local);
-  if (!by_plugin.empty()) out.multi_cluster_plugin = svc.policy.plugin;
+  bool by_plugin = false;
+  const std::vector<Placement> placements = place_clusters(svc, local, by_plugin);
+  if (by_plugin) out.multi_cluster_plugin = svc.policy.plugin;
   for (std::size_t i = 0; i < svc.clusters.size(); ++i) {
     const auto& ce = svc.clusters[i];
-    const Placement at = by_plugin.empty() ? place(svc.policy, ce.cluster, local, mean_weight) : by_plugin[i];
+    const Placement at = placements[i];
     if (at.tier < 0) {
       if (!ce.endpoints.empty()) out.unused_clusters.push_back(ce.cluster);
       continue;

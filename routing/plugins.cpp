@@ -1,7 +1,9 @@
 #include "routing/plugins.hpp"
 
+#include <array>
 #include <map>
 #include <mutex>
+#include <utility>
 
 namespace sluice::routing {
 namespace {
@@ -17,6 +19,91 @@ struct Plugins {
 Plugins& plugins() {
   static Plugins p;
   return p;
+}
+
+// ErieCanal's Locality (and no policy at all): the local cluster only.
+class LocalityPolicy final : public MultiClusterPolicy {
+ public:
+  void place(const config::Service&, std::string_view, std::span<const ClusterInfo> clusters,
+             std::span<ClusterPlacement> out) const override {
+    for (std::size_t i = 0; i < clusters.size(); ++i) {
+      if (clusters[i].local) out[i] = ClusterPlacement{0, 0};
+    }
+  }
+};
+
+// ErieCanal's ActiveActive: the local cluster and the listed targets (every cluster when none is listed)
+// share tier 0. Weights split traffic between clusters when any target has one; a cluster without one
+// (the local cluster unless listed) gets the mean of those given: targets c1 weight 30 and c2 weight 10,
+// local unlisted -> local 20, c1 30, c2 10, i.e. 33% / 50% / 17%.
+class ActiveActivePolicy final : public MultiClusterPolicy {
+ public:
+  void place(const config::Service& service, std::string_view, std::span<const ClusterInfo> clusters,
+             std::span<ClusterPlacement> out) const override {
+    const auto& targets = service.policy.targets;
+    double sum = 0;
+    unsigned given = 0;
+    for (const auto& t : targets) {
+      if (t.weight) {
+        sum += *t.weight;
+        ++given;
+      }
+    }
+    const double mean = given == 0 ? 0.0 : sum / given;
+    for (std::size_t i = 0; i < clusters.size(); ++i) {
+      const ClusterInfo& c = clusters[i];
+      bool listed = false;
+      for (const auto& t : targets) {
+        if (t.cluster == c.key) {
+          out[i] = ClusterPlacement{0, t.weight ? double(*t.weight) : mean};
+          listed = true;
+          break;
+        }
+      }
+      if (!listed && (c.local || targets.empty())) out[i] = ClusterPlacement{0, mean};
+    }
+  }
+};
+
+// ErieCanal's FailOver: the local cluster is tier 0, then each listed target its own tier in list order;
+// with no targets listed every other cluster is the one backup tier.
+class FailOverPolicy final : public MultiClusterPolicy {
+ public:
+  void place(const config::Service& service, std::string_view local, std::span<const ClusterInfo> clusters,
+             std::span<ClusterPlacement> out) const override {
+    const auto& targets = service.policy.targets;
+    for (std::size_t i = 0; i < clusters.size(); ++i) {
+      const ClusterInfo& c = clusters[i];
+      if (c.local) {
+        out[i] = ClusterPlacement{0, 0};
+        continue;
+      }
+      if (targets.empty()) {
+        out[i] = ClusterPlacement{1, 0};
+        continue;
+      }
+      int tier = 1;
+      for (const auto& t : targets) {
+        if (t.cluster == local) continue;
+        if (t.cluster == c.key) {
+          out[i] = ClusterPlacement{tier, 0};
+          break;
+        }
+        ++tier;
+      }
+    }
+  }
+};
+
+using BuiltinPolicy = std::pair<std::string_view, std::shared_ptr<const MultiClusterPolicy>>;
+
+// Names as the config spells lb_type (config/text.hpp), in LbType order.
+const std::array<BuiltinPolicy, 3>& builtin_policies() {
+  static const std::array<BuiltinPolicy, 3> builtins{
+      BuiltinPolicy{"Locality", std::make_shared<LocalityPolicy>()},
+      BuiltinPolicy{"ActiveActive", std::make_shared<ActiveActivePolicy>()},
+      BuiltinPolicy{"FailOver", std::make_shared<FailOverPolicy>()}};
+  return builtins;
 }
 
 }  // namespace
@@ -57,11 +144,42 @@ std::shared_ptr<const LbPlugin> find_load_balancer(std::string_view name) {
   return it == p.load_balancers.end() ? nullptr : it->second;
 }
 
+std::optional<config::LoadBalancer> builtin_load_balancer(std::string_view name) {
+  using config::LoadBalancer;
+  static constexpr std::array<std::pair<std::string_view, LoadBalancer>, 7> names{{
+      {"RoundRobin", LoadBalancer::round_robin},
+      {"RoundRobinLoadBalancer", LoadBalancer::round_robin},
+      {"Random", LoadBalancer::random},
+      {"LeastWork", LoadBalancer::least_work},
+      {"LeastWorkLoadBalancer", LoadBalancer::least_work},
+      {"Hashing", LoadBalancer::hashing},
+      {"HashingLoadBalancer", LoadBalancer::hashing},
+  }};
+  for (const auto& [n, lb] : names) {
+    if (n == name) return lb;
+  }
+  return std::nullopt;
+}
+
 std::shared_ptr<const MultiClusterPolicy> find_multi_cluster_policy(std::string_view name) {
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  auto it = p.multi_cluster.find(name);
-  return it == p.multi_cluster.end() ? nullptr : it->second;
+  {
+    Plugins& p = plugins();
+    std::lock_guard lock(p.mutex);
+    if (auto it = p.multi_cluster.find(name); it != p.multi_cluster.end()) return it->second;
+  }
+  for (const auto& [n, policy] : builtin_policies()) {
+    if (n == name) return policy;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const MultiClusterPolicy> resolve_multi_cluster_policy(const config::TrafficPolicy& policy) {
+  if (!policy.plugin.empty()) {
+    if (auto found = find_multi_cluster_policy(policy.plugin)) return found;
+  }
+  const auto& [type_name, builtin] = builtin_policies().at(static_cast<std::size_t>(policy.lb_type));
+  if (auto found = find_multi_cluster_policy(type_name)) return found;  // a program's replacement, or builtin
+  return builtin;
 }
 
 std::vector<std::string> missing_plugins(const std::vector<config::Service>& services) {
@@ -69,9 +187,9 @@ std::vector<std::string> missing_plugins(const std::vector<config::Service>& ser
   for (std::size_t i = 0; i < services.size(); ++i) {
     const config::Service& s = services[i];
     const std::string at = "services[" + std::to_string(i) + "]";
-    if (!s.load_balancer_plugin.empty() && !find_load_balancer(s.load_balancer_plugin)) {
-      out.push_back(at + ".load_balancer_plugin: no load-balancing plugin registered as \"" +
-                    s.load_balancer_plugin + "\"");
+    const std::string& lb = s.load_balancer_plugin;
+    if (!lb.empty() && !builtin_load_balancer(lb) && !find_load_balancer(lb)) {
+      out.push_back(at + ".load_balancer_plugin: no load-balancing plugin registered as \"" + lb + "\"");
     }
     if (!s.policy.plugin.empty() && !find_multi_cluster_policy(s.policy.plugin)) {
       out.push_back(at + ".policy.plugin: no multi-cluster plugin registered as \"" + s.policy.plugin + "\"");

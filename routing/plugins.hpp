@@ -2,7 +2,13 @@
 // and a service selects in its config ("load_balancer_plugin", "policy": {"plugin"}). Public header
 // (installed with libsluice): standard library and config/config.hpp only.
 //
-// The built-in policies keep their own dispatch; a plugin costs a pick only for the services that name it.
+// Multi-cluster policies: the built-in Locality, ActiveActive and FailOver are MultiClusterPolicy objects
+// in the same registry, under those names; a snapshot build asks the registry for the service's plugin,
+// else for its lb_type's name (one code path). A program may replace a built-in by registering its name.
+// Load-balancing policies: the built-in RoundRobin, Random, LeastWork and Hashing keep their own per-pick
+// dispatch (no virtual call on the hot path); their names resolve through builtin_load_balancer(), so
+// "load_balancer_plugin": "LeastWork" selects the built-in. A plugin costs a virtual call per pick only
+// for the services that name it.
 #pragma once
 
 #include <chrono>
@@ -98,6 +104,7 @@ bool register_load_balancer(const std::string& name, LoadBalancingFactory factor
 bool register_multi_cluster_policy(const std::string& name, std::shared_ptr<const MultiClusterPolicy> policy);
 
 // Removes a registration (snapshots already built keep what they use). Returns whether it existed.
+// Unregistering a name that replaced a built-in multi-cluster policy brings the built-in back.
 bool unregister_load_balancer(const std::string& name);
 bool unregister_multi_cluster_policy(const std::string& name);
 
@@ -106,8 +113,21 @@ struct LbPlugin {
   std::string name;
   LoadBalancingFactory make;
 };
+// Registered plugins only: null for the built-in names (see builtin_load_balancer). Any thread.
 std::shared_ptr<const LbPlugin> find_load_balancer(std::string_view name);
+
+// The built-in load balancer named "RoundRobin", "Random", "LeastWork" or "Hashing" (the config's
+// spellings, ErieCanal's "...LoadBalancer" ones too), or nullopt. A registered plugin of the same name
+// does not override these: the built-ins are dispatched without a virtual call. Any thread.
+std::optional<config::LoadBalancer> builtin_load_balancer(std::string_view name);
+
+// The multi-cluster policy registered as `name`, else the built-in of that name ("Locality",
+// "ActiveActive", "FailOver"), else null. Any thread.
 std::shared_ptr<const MultiClusterPolicy> find_multi_cluster_policy(std::string_view name);
+
+// The policy that places `policy`'s service: its plugin when one is registered under that name, else
+// the built-in for its lb_type (never null). Control thread (snapshot build); any thread is safe.
+std::shared_ptr<const MultiClusterPolicy> resolve_multi_cluster_policy(const config::TrafficPolicy& policy);
 
 // "services[i].load_balancer_plugin: no plugin registered as \"x\"" for every plugin name `services`
 // use that is not registered (a snapshot falls back to the built-in policy for those). Empty: all found.

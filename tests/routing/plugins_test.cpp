@@ -104,3 +104,60 @@ TEST_CASE("plugins: a multi-cluster plugin places clusters into tiers", "[routin
   CHECK(local["10.0.0.1"] == 10);
   CHECK(register_load_balancer("", [](std::string_view) { return std::unique_ptr<LoadBalancingPolicy>(); }) == false);
 }
+
+TEST_CASE("plugins: the built-in multi-cluster policies are registry entries, selectable by name",
+          "[routing][plugins]") {
+  for (const char* name : {"Locality", "ActiveActive", "FailOver"}) {
+    INFO(name);
+    CHECK(find_multi_cluster_policy(name) != nullptr);
+  }
+  CHECK(find_multi_cluster_policy("failover") == nullptr);  // names are exact
+  config::TrafficPolicy p;
+  p.lb_type = config::LbType::fail_over;
+  CHECK(resolve_multi_cluster_policy(p) == find_multi_cluster_policy("FailOver"));
+  p.plugin = "not-registered";
+  CHECK(resolve_multi_cluster_policy(p) == find_multi_cluster_policy("FailOver"));
+
+  // "plugin": "FailOver" on a Locality service: the built-in FailOver places it (no targets: every
+  // remote cluster is the backup tier), and it is no missing plugin.
+  auto svc = service("web", {cluster(kLocal, {}), cluster(kC1, endpoints(2, "10.1.0."))});
+  Harness locality(model_of({svc}));
+  CHECK(locality.spread("web", 4)[""] == 4);  // Locality: no local endpoint, nothing to pick
+  svc.policy.plugin = "FailOver";
+  CHECK(missing_plugins({svc}).empty());
+  Harness failover(model_of({svc}));
+  auto counts = failover.spread("web", 4);
+  CHECK(counts["10.1.0.1"] == 2);
+  CHECK(counts["10.1.0.2"] == 2);
+}
+
+TEST_CASE("plugins: a program may replace a built-in multi-cluster policy; unregistering restores it",
+          "[routing][plugins]") {
+  // Every service without a policy is Locality: replaced, they all go to cluster-2 instead.
+  REQUIRE(register_multi_cluster_policy("Locality", std::make_shared<OnlyCluster2>()));
+  auto svc = service("web", {cluster(kLocal, endpoints(1)), cluster(kC2, endpoints(1, "10.2.0."))});
+  Harness h(model_of({svc}));
+  CHECK(h.spread("web", 4)["10.2.0.1"] == 4);
+  CHECK(unregister_multi_cluster_policy("Locality"));
+  CHECK(find_multi_cluster_policy("Locality") != nullptr);
+  h.publish(model_of({svc}));
+  CHECK(h.spread("web", 4)["10.0.0.1"] == 4);
+  CHECK_FALSE(unregister_multi_cluster_policy("Locality"));  // the built-in itself cannot go
+}
+
+TEST_CASE("plugins: built-in load-balancer names resolve to the built-in dispatch", "[routing][plugins]") {
+  CHECK(builtin_load_balancer("RoundRobin") == config::LoadBalancer::round_robin);
+  CHECK(builtin_load_balancer("Random") == config::LoadBalancer::random);
+  CHECK(builtin_load_balancer("LeastWork") == config::LoadBalancer::least_work);
+  CHECK(builtin_load_balancer("HashingLoadBalancer") == config::LoadBalancer::hashing);
+  CHECK_FALSE(builtin_load_balancer("lowest-latency"));
+  CHECK(find_load_balancer("RoundRobin") == nullptr);  // not a plugin: no virtual call per pick
+
+  auto svc = three_ports();
+  svc.load_balancer_plugin = "LeastWork";
+  CHECK(missing_plugins({svc}).empty());
+  Harness h(model_of({svc}));
+  auto snap = h.table.load();
+  CHECK(snap->services[0].load_balancer == config::LoadBalancer::least_work);
+  CHECK(snap->services[0].lb_plugin == nullptr);
+}
