@@ -223,6 +223,10 @@ struct Config {
   Admin admin;
   AccessLog access_log;
   Kubernetes kubernetes;
+  // Discovery sources by name, each publishing routing merged over the config's own: the built-in
+  // "kubernetes" (the "kubernetes" object's enabled: true selects it too) or one a program embedding
+  // libsluice registered (sluice::register_source). The sluice binary knows "kubernetes" only.
+  std::vector<std::string> sources;
   std::vector<Listener> listeners;
   std::vector<Service> services;
   std::vector<Route> routes;

@@ -304,6 +304,7 @@ void parse_document(ObjectReader& r, Config& c) {
   r.object("admin", c.admin, parse_admin);
   r.object("access_log", c.access_log, parse_access_log);
   r.object("kubernetes", c.kubernetes, parse_kubernetes);
+  r.strings("sources", c.sources);
   r.objects("listeners", c.listeners, parse_listener);
   r.objects("services", c.services, parse_service);
   r.objects("routes", c.routes, parse_route);

@@ -160,6 +160,14 @@ class Checker {
     for (std::size_t i = 0; i < k.namespaces.size(); ++i) {
       if (!is_name_part(k.namespaces[i])) add(index_path("kubernetes.namespaces", i), "expected a namespace name, got " + in_quotes(k.namespaces[i]));
     }
+    std::set<std::string> sources;
+    for (std::size_t i = 0; i < config_.sources.size(); ++i) {
+      const std::string& name = config_.sources[i];
+      const std::string at = index_path("sources", i);
+      if (name.empty()) add(at, "expected a source name, got \"\"");
+      check_plugin_name(at, name);
+      if (!name.empty() && !sources.insert(name).second) add(at, "duplicate source " + in_quotes(name));
+    }
   }
 
   void check_listeners() {

@@ -1,7 +1,10 @@
 // sluice::Proxy: the same wiring as the sluice binary (config -> routing table -> server -> admin), with
 // the control thread owned by the proxy and routing fed by the program instead of files and signals.
+#include <algorithm>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,6 +21,7 @@
 #include "routing/publisher.hpp"
 #include "routing/registry.hpp"
 #include "routing/table.hpp"
+#include "sluice/asio.hpp"
 #include "sluice/sluice.hpp"
 
 namespace sluice {
@@ -26,7 +30,41 @@ namespace {
 // How often wait_drained() looks at the requests in flight.
 constexpr auto kDrainPoll = std::chrono::milliseconds(20);
 
+// The routing the proxy publishes: the union of its inputs' latest models, `models[0]` the config's (or
+// Proxy::publish's), then one per source. Routes in input order; a service defined by several inputs is
+// taken from the last one. `local` is the first input's.
+routing::Model combine(const std::vector<std::optional<routing::Model>>& models) {
+  routing::Model out;
+  out.source.clear();
+  std::unordered_map<std::string, std::size_t> position;
+  bool first = true;
+  for (const auto& m : models) {
+    if (!m) continue;
+    if (first) out.local = m->local;
+    first = false;
+    out.stale = out.stale || m->stale;
+    if (!m->source.empty() && out.source.find(m->source) == std::string::npos) {
+      out.source += (out.source.empty() ? "" : "+") + m->source;
+    }
+    for (const auto& svc : m->services) {
+      auto [it, fresh] = position.try_emplace(svc.id(), out.services.size());
+      if (fresh) {
+        out.services.push_back(svc);
+      } else {
+        out.services[it->second] = svc;
+      }
+    }
+    out.routes.insert(out.routes.end(), m->routes.begin(), m->routes.end());
+  }
+  return out;
+}
+
 }  // namespace
+
+// sluice/asio.hpp's entry point reaches the proxy's internals through this friend.
+struct ProxyAccess {
+  static std::vector<std::string> start_on(Proxy& proxy, net::io_context& ioc);
+};
 
 struct Proxy::Impl {
   explicit Impl(config::Config c) : cfg(std::move(c)), publisher(table, registry) {}
@@ -37,6 +75,8 @@ struct Proxy::Impl {
   routing::Publisher publisher;
   std::mutex publish_mutex;  // one build and publication at a time, from any thread
 
+  // Latest model of each input: [0] the config's or publish()'s, [1 + i] sources[i]'s.
+  std::vector<std::optional<routing::Model>> models;
   std::unique_ptr<proxy::Server> server;
   net::io_context control{1};
   std::unique_ptr<proxy::HealthChecker> health_checker;
@@ -49,10 +89,15 @@ struct Proxy::Impl {
   bool stopped = false;
   std::mutex lifecycle_mutex;  // start/stop from different threads
 
-  std::vector<std::string> publish(routing::Model model) {
+  // Replaces input `slot`'s model and publishes the combination. Any thread.
+  std::vector<std::string> publish(std::size_t slot, routing::Model model) {
     auto problems = routing::missing_plugins(model.services);
     std::lock_guard lock(publish_mutex);
-    publisher.submit(std::move(model));
+    if (models.size() <= slot) models.resize(slot + 1);
+    models[slot] = std::move(model);
+    // With one input (the common case) its model is published as it is, without a copy of the union.
+    const bool alone = std::count_if(models.begin(), models.end(), [](const auto& m) { return m.has_value(); }) == 1;
+    publisher.submit(alone ? *models[slot] : combine(models));
     publisher.flush();
     return problems;
   }
@@ -86,17 +131,53 @@ std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::s
   for (auto& e : routing::missing_plugins(cfg.services)) errors.push_back(std::move(e));
   log::Level level;
   if (!log::parse_level(cfg.log_level, level)) errors.push_back("log_level: expected trace|debug|info|warn|error");
+  // The config's sources by name; "kubernetes": {"enabled": true} names the built-in one too.
+  std::vector<std::string> names = cfg.sources;
+  if (cfg.kubernetes.enabled && std::find(names.begin(), names.end(), "kubernetes") == names.end()) {
+    names.insert(names.begin(), "kubernetes");
+  }
+  std::vector<std::unique_ptr<Source>> made;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string at = i < cfg.sources.size() && cfg.sources[i] == names[i]
+                               ? "sources[" + std::to_string(i) + "]" : "sources";
+    auto factory = find_source(names[i]);
+    if (!factory) {
+      errors.push_back(at + ": no discovery source registered as \"" + names[i] + "\"");
+      continue;
+    }
+    if (auto source = factory(cfg)) {
+      made.push_back(std::move(source));
+    } else {
+      errors.push_back(at + ": the factory of \"" + names[i] + "\" made no source");
+    }
+  }
   if (errors.size() != before) return nullptr;
   log::set_level(level);
   auto impl = std::make_unique<Impl>(std::move(cfg));
-  impl->publish(routing::static_model(impl->cfg));
+  impl->publish(0, routing::static_model(impl->cfg));
   impl->server = std::make_unique<proxy::Server>(impl->cfg, impl->table);
+  impl->sources = std::move(made);
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
 }
 
 void Proxy::add_source(std::unique_ptr<Source> source) {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (!impl_->started && source) impl_->sources.push_back(std::move(source));
+}
+
+std::vector<std::string> ProxyAccess::start_on(Proxy& proxy, net::io_context& ioc) {
+  Proxy::Impl& m = *proxy.impl_;
+  {
+    std::lock_guard lock(m.lifecycle_mutex);
+    if (m.started) return {"sluice::start_on: already started"};
+    // The server made by from_config has not bound anything yet: replace it with one on `ioc`.
+    m.server = std::make_unique<proxy::Server>(m.cfg, m.table, &ioc);
+  }
+  return proxy.start();
+}
+
+std::vector<std::string> start_on(Proxy& proxy, boost::asio::io_context& ioc) {
+  return ProxyAccess::start_on(proxy, ioc);
 }
 
 std::vector<std::string> Proxy::start() {
@@ -116,7 +197,19 @@ std::vector<std::string> Proxy::start() {
   if (errors.empty() && m.cfg.admin.enabled) {
     if (auto error = m.admin->listen(m.cfg.admin); !error.empty()) errors.push_back(error);
   }
+  // Sources start before the workers accept, so that a source that cannot start leaves nothing running.
+  for (std::size_t i = 0; errors.empty() && i < m.sources.size(); ++i) {
+    Source* source = m.sources[i].get();
+    auto error = source->start([&m, slot = i + 1](routing::Model model) { return m.publish(slot, std::move(model)); });
+    if (!error.empty()) {
+      errors.push_back("source: " + error);
+    } else {
+      m.started_sources.push_back(source);
+    }
+  }
   if (!errors.empty()) {
+    for (Source* s : m.started_sources) s->stop();
+    m.started_sources.clear();
     m.stopped = true;
     return errors;
   }
@@ -128,18 +221,10 @@ std::vector<std::string> Proxy::start() {
     auto guard = net::make_work_guard(m.control);
     m.control.run();
   });
-  for (auto& source : m.sources) {
-    auto error = source->start([&m](routing::Model model) { return m.publish(std::move(model)); });
-    if (!error.empty()) {
-      errors.push_back("source: " + error);
-      continue;
-    }
-    m.started_sources.push_back(source.get());
-  }
   return errors;
 }
 
-std::vector<std::string> Proxy::publish(routing::Model model) { return impl_->publish(std::move(model)); }
+std::vector<std::string> Proxy::publish(routing::Model model) { return impl_->publish(0, std::move(model)); }
 
 routing::Model Proxy::config_model() const { return routing::static_model(impl_->cfg); }
 

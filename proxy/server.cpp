@@ -6,12 +6,17 @@
 
 namespace sluice::proxy {
 
-Server::Server(const config::Config& cfg, const routing::Table& table) : cfg_(cfg), table_(table) {
+Server::Server(const config::Config& cfg, const routing::Table& table, net::io_context* external)
+    : cfg_(cfg), table_(table) {
   settings_.limits = cfg_.limits;
   settings_.timeouts = cfg_.timeouts;
   settings_.upstream = cfg_.upstream;
   settings_.local_cluster = cfg_.cluster.key();
   settings_.mesh_tls = cfg_.mesh_tls;
+  if (external) {
+    workers_.push_back(std::make_unique<Worker>(0, settings_, table_, external));
+    return;
+  }
   unsigned n = cfg_.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, settings_, table_));

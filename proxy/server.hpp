@@ -16,8 +16,9 @@ namespace sluice::proxy {
 
 class Server {
  public:
-  // `table` must outlive the server.
-  Server(const config::Config& cfg, const routing::Table& table);
+  // `table` must outlive the server. `external`: one worker on this io_context, which the program runs
+  // and which outlives the server (see Worker::stop), instead of the config's worker threads.
+  Server(const config::Config& cfg, const routing::Table& table, net::io_context* external = nullptr);
   ~Server();
 
   // Opens the access log and binds every listener on every worker. Returns every error (empty: ready).

@@ -188,6 +188,22 @@ int main(int argc, char** argv) {
     std::cerr << "sluice: log level: expected trace|debug|info|warn|error, got \"" << cfg.log_level << "\"\n";
     return flags.check ? 1 : 2;
   }
+  // Named discovery sources: the binary has the built-in "kubernetes" only; any other is registered by a
+  // program that embeds libsluice (sluice::register_source).
+  std::size_t unknown_sources = 0;
+  for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
+    if (cfg.sources[i] == "kubernetes") {
+      cfg.kubernetes.enabled = true;
+      continue;
+    }
+    std::cerr << flags.config_path << ": sources[" << i << "]: no discovery source \"" << cfg.sources[i]
+              << "\" in the sluice binary (only \"kubernetes\"; others are registered by a program embedding libsluice)\n";
+    ++unknown_sources;
+  }
+  if (unknown_sources != 0) {
+    if (flags.check) std::cout << unknown_sources << " error(s)\n";
+    return 1;
+  }
   if (flags.check) {
     std::cout << "config OK\n";
     return 0;

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <future>
 #include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
@@ -16,11 +17,19 @@ namespace sluice::proxy {
 namespace {
 
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// How often stop() on an external io_context looks whether the last connection has ended.
+constexpr auto kQuietPoll = std::chrono::milliseconds(5);
 
 }  // namespace
 
-Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table)
-    : index_(index), settings_(settings), picker_(table), pool_(settings.upstream) {}
+Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table,
+               net::io_context* external)
+    : index_(index),
+      settings_(settings),
+      picker_(table),
+      own_ioc_(external ? nullptr : std::make_unique<net::io_context>(1)),
+      ioc_(external ? *external : *own_ioc_),
+      pool_(settings.upstream) {}
 
 Worker::~Worker() {
   stop();
@@ -54,9 +63,17 @@ std::string Worker::add_listener(std::shared_ptr<const ListenerInfo> listener) {
 }
 
 void Worker::start() {
-  for (auto& a : acceptors_) net::co_spawn(ioc_, accept_loop(*a), net::detached);
-  arm_sweep();
-  thread_ = std::thread([this] { ioc_.run(); });
+  started_ = true;
+  // Counted so that stop() on an external io_context knows when the loops have ended. The count is
+  // touched on the worker's thread only: the loops are started there too.
+  net::post(ioc_, [this] {
+    for (auto& a : acceptors_) {
+      ++accepting_;
+      net::co_spawn(ioc_, accept_loop(*a), [this](std::exception_ptr) { --accepting_; });
+    }
+    arm_sweep();
+  });
+  if (own_ioc_) thread_ = std::thread([this] { ioc_.run(); });
 }
 
 net::awaitable<void> Worker::accept_loop(Acceptor& a) {
@@ -79,8 +96,10 @@ net::awaitable<void> Worker::accept_loop(Acceptor& a) {
 
 void Worker::arm_sweep() {
   sweep_timer_.expires_after(kSweepInterval);
+  sweep_pending_ = true;
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
+    sweep_pending_ = false;
+    if (ec || stopped_) return;
     pool_.sweep(std::chrono::steady_clock::now());
     prune_pool();
     arm_sweep();
@@ -104,20 +123,23 @@ void Worker::prune_pool() {
   pool_.forget_except(live);
 }
 
+void Worker::close_acceptors() {
+  for (auto& a : acceptors_) {
+    boost::system::error_code ignored;
+    a->acceptor.close(ignored);
+  }
+  // on_drain may close a session, which unregisters it: iterate over a copy.
+  std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
+  for (auto* s : sessions) s->on_drain();
+}
+
 void Worker::drain() {
   draining_.store(true, std::memory_order_relaxed);
-  net::post(ioc_, [this] {
-    for (auto& a : acceptors_) {
-      boost::system::error_code ignored;
-      a->acceptor.close(ignored);
-    }
-    // on_drain may close a session, which unregisters it: iterate over a copy.
-    std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
-    for (auto* s : sessions) s->on_drain();
-  });
+  net::post(ioc_, [this] { close_acceptors(); });
 }
 
 void Worker::stop() {
+  if (!own_ioc_) return stop_external();
   if (!thread_.joinable()) return;
   net::post(ioc_, [this] {
     sweep_timer_.cancel();
@@ -126,6 +148,33 @@ void Worker::stop() {
   ioc_.stop();
   thread_.join();
   pool_.close_all();
+}
+
+// The io_context is the program's: it cannot be stopped, and every handler that refers to this worker
+// must have run before the worker goes. Close what we can, then wait on the io_context's thread until the
+// accept loops, the sweep and every connection have ended.
+void Worker::stop_external() {
+  if (!started_ || stop_requested_) return;
+  stop_requested_ = true;
+  draining_.store(true, std::memory_order_relaxed);
+  std::promise<void> quiet;
+  auto done = quiet.get_future();
+  net::post(ioc_, [this, &quiet] {
+    stopped_ = true;
+    sweep_timer_.cancel();
+    close_acceptors();
+    pool_.close_all();
+    await_quiet([&quiet] { quiet.set_value(); });
+  });
+  done.wait();
+}
+
+void Worker::await_quiet(std::function<void()> done) {
+  if (accepting_ == 0 && !sweep_pending_ && sessions_.empty()) return done();
+  quiet_timer_.expires_after(kQuietPoll);
+  quiet_timer_.async_wait([this, done = std::move(done)](boost::system::error_code) mutable {
+    await_quiet(std::move(done));
+  });
 }
 
 }  // namespace sluice::proxy

@@ -1,5 +1,7 @@
 // A worker: one io_context run by one thread, its own SO_REUSEPORT acceptors,
 // its own routing Picker and upstream pool. A connection lives on one worker.
+// The io_context is the worker's own (run by its own thread) or, for a program embedding the proxy, one
+// the program owns and runs.
 #pragma once
 
 #include <atomic>
@@ -46,7 +48,10 @@ struct WorkerSettings {
 
 class Worker {
  public:
-  Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table);
+  // `external`: an io_context the program runs (from one thread at a time) and that outlives the worker;
+  // null: the worker's own, run by its own thread.
+  Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table,
+         net::io_context* external = nullptr);
   ~Worker();
 
   // Binds one acceptor per listener (SO_REUSEPORT, so every worker binds the same port).
@@ -57,7 +62,11 @@ class Worker {
   // Stops accepting, answers the next response on each keep-alive connection with Connection: close and
   // closes idle ones. Any thread.
   void drain();
-  // Stops the io_context and joins the thread. Any thread but the worker's own.
+  // Own io_context: stops it and joins the thread (in-flight requests are cut). External one: closes the
+  // acceptors, the idle connections and the upstream pool on it, then waits until every connection has
+  // ended (the ones in flight after their current response, or at their timeouts), since their handlers
+  // must not outlive the worker; the program must keep running the io_context meanwhile. Any thread but
+  // the worker's own. Idempotent.
   void stop();
 
   // In-flight requests plus open downstream connections (for drain). Any thread.
@@ -87,6 +96,10 @@ class Worker {
   net::awaitable<void> accept_loop(Acceptor& a);
   void arm_sweep();
   void prune_pool();
+  void stop_external();
+  void close_acceptors();
+  // Calls `done` once no accept loop, sweep or connection is left. Worker thread.
+  void await_quiet(std::function<void()> done);
 
   // Declaration order matters: pending coroutines (sessions) are destroyed with ioc_ and touch stats_ and
   // sessions_ on the way out, so those outlive it; sockets (pool_, acceptors_) must die before it.
@@ -96,12 +109,20 @@ class Worker {
   std::list<HttpSession*> sessions_;
   std::atomic<bool> draining_{false};
   routing::Picker picker_;
-  net::io_context ioc_{1};
+  std::unique_ptr<net::io_context> own_ioc_;  // null: external
+  net::io_context& ioc_;
   UpstreamPool pool_;
   ClientTlsCache client_tls_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc_};
+  net::steady_timer quiet_timer_{ioc_};  // stop() on an external io_context polls with it
   std::uint64_t pooled_generation_ = 0;  // snapshot generation the pool was last pruned against
+  // Worker thread only: accept loops still running, a sweep wait pending (for stop on an external one).
+  unsigned accepting_ = 0;
+  bool sweep_pending_ = false;
+  bool stopped_ = false;         // worker thread
+  bool started_ = false;         // the thread that starts and stops the worker
+  bool stop_requested_ = false;  // likewise
   std::thread thread_;
 };
 

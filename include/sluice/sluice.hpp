@@ -1,5 +1,6 @@
-// Sluice as a library: embed the proxy in a C++ program, feed it routing from the program's own code,
-// and plug in load-balancing and multi-cluster policies (routing/plugins.hpp).
+// Sluice as a library: embed the proxy in a C++ program, feed it routing from the program's own code or
+// from discovery sources registered by name, and plug in load-balancing and multi-cluster policies
+// (routing/plugins.hpp). To serve on an io_context the program owns, see sluice/asio.hpp.
 //
 //   std::vector<std::string> errors;
 //   auto proxy = sluice::Proxy::from_file("sluice.json", errors);
@@ -39,8 +40,10 @@ struct Stats {
   std::uint64_t routing_updates = 0;            // routing snapshots published (the config's is the first)
 };
 
-// A discovery source of the program's own: started with the proxy, it publishes whole routing models
-// (each replaces the previous one).
+// A discovery source: started with the proxy, it publishes whole routing models, each replacing the
+// source's previous one. The proxy routes by the union of the latest model of every source and of the
+// config's own (or Proxy::publish's) model: routes are concatenated (the config's first), and a service
+// that several define is taken from the last of them (sources in the order added; the config first).
 class Source {
  public:
   virtual ~Source() = default;
@@ -51,11 +54,25 @@ class Source {
   virtual void stop() = 0;
 };
 
+// Makes a discovery source for a proxy built from `config` (the source reads its own settings there, as
+// the built-in "kubernetes" reads "kubernetes"); null when it cannot.
+using SourceFactory = std::function<std::unique_ptr<Source>(const config::Config& config)>;
+
+// Registers (or replaces) a discovery source under `name`, which a config selects with
+// "sources": ["name", ...]. "kubernetes" is built in (the Kubernetes API; "kubernetes": {"enabled": true}
+// selects it too) and may be replaced. Takes effect for proxies built afterwards. Returns false for an
+// empty name or factory. Any thread.
+bool register_source(const std::string& name, SourceFactory factory);
+// Removes a registration (a replaced built-in comes back). Returns whether it existed. Any thread.
+bool unregister_source(const std::string& name);
+// The factory registered (or built in) as `name`, or null. Any thread.
+SourceFactory find_source(std::string_view name);
+
 class Proxy {
  public:
   // Builds a proxy from a JSON config (config/README.md): a file, JSON text, or the structs (validated
-  // here too). Returns null and fills `errors` when the config is invalid or names a plugin nobody
-  // registered (register plugins first). Nothing is bound or started yet.
+  // here too). Returns null and fills `errors` when the config is invalid or names a plugin or source
+  // nobody registered (register them first). Makes the config's sources; nothing is bound or started yet.
   static std::unique_ptr<Proxy> from_file(const std::string& path, std::vector<std::string>& errors);
   static std::unique_ptr<Proxy> from_json(std::string_view text, std::vector<std::string>& errors);
   static std::unique_ptr<Proxy> from_config(config::Config cfg, std::vector<std::string>& errors);
@@ -64,7 +81,8 @@ class Proxy {
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
-  // Adds a discovery source, started by start() and stopped by stop(). Before start() only.
+  // Adds a discovery source (after the config's), started by start() and stopped by stop(). Before
+  // start() only.
   void add_source(std::unique_ptr<Source> source);
 
   // Binds every listener (and the admin endpoint when the config enables it), then runs the config's
@@ -72,9 +90,10 @@ class Proxy {
   // sources. Returns every error; on any error nothing runs. Once.
   std::vector<std::string> start();
 
-  // Publishes routing: `model` replaces the services and routes (the config's, or the last published).
-  // Returns its problems (unregistered plugins: those services fall back to their built-in policies);
-  // the model is published either way. Synchronous: requests accepted after the call see it. Any thread.
+  // Publishes routing: `model` replaces the services and routes (the config's, or the last published),
+  // combined with the sources' latest models (see Source). Returns its problems (unregistered plugins:
+  // those services fall back to their built-in policies); the model is published either way.
+  // Synchronous: requests accepted after the call see it. Any thread.
   std::vector<std::string> publish(routing::Model model);
 
   // The config's own services and routes as a model: a starting point for publish().
@@ -84,14 +103,16 @@ class Proxy {
   void drain();
   // Waits until no request is in flight or `timeout` passes; returns whether all finished. Any thread.
   bool wait_drained(std::chrono::milliseconds timeout);
-  // Stops the sources, the control thread and the workers (requests still in flight are cut). Any
-  // thread but the proxy's own. Idempotent.
+  // Stops the sources, the control thread and the workers (requests still in flight are cut; on a
+  // program's io_context, see sluice/asio.hpp, they end at their current response). Any thread but the
+  // proxy's own. Idempotent.
   void stop();
 
   Stats stats() const;
   const config::Config& config() const;
 
  private:
+  friend struct ProxyAccess;  // sluice/asio.hpp's start_on
   struct Impl;
   explicit Proxy(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

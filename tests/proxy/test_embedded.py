@@ -43,9 +43,12 @@ def installed(tmp_path_factory):
     incdir = pathlib.Path(next(f[2:] for f in flags if f.startswith("-I")))
     for h in ("sluice/sluice.hpp", "routing/plugins.hpp", "routing/model.hpp", "config/config.hpp"):
         assert (incdir / h).is_file(), h
-    # Internals stay private: no Asio/Beast in the installed headers.
+    # Internals stay private: no Asio/Beast in the installed headers, but for the one optional header
+    # that takes a program's io_context.
+    assert (incdir / "sluice" / "asio.hpp").is_file()
     for h in incdir.rglob("*.hpp"):
-        assert "boost" not in h.read_text(), h
+        if h != incdir / "sluice" / "asio.hpp":
+            assert "boost" not in h.read_text(), h
     return flags, libdir
 
 
@@ -59,6 +62,40 @@ def example(installed, tmp_path_factory):
                         f"-Wl,-rpath,{libdir}", "-o", str(out)], capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()
     return out
+
+
+# A program serving on its own io_context through the installed sluice/asio.hpp: the proxy's one worker
+# runs on the thread that runs `ioc`. Prints "ready", serves until stdin ends, prints its request count.
+ON_IO_CONTEXT = r"""
+#include <iostream>
+#include <thread>
+#include <sluice/asio.hpp>
+
+int main(int argc, char** argv) {
+  const std::string config = std::string(R"({"workers": 4, "admin": {"enabled": false},
+    "listeners": [{"name": "http", "port": )") + argv[1] + R"(}],
+    "services": [{"name": "web", "clusters": [{"cluster": "default/default/default/local",
+                  "endpoints": [{"address": "127.0.0.1", "port": )" + argv[2] + R"(}]}]}],
+    "routes": [{"hosts": ["*"], "service": "web.default"}]})";
+  std::vector<std::string> errors;
+  auto proxy = sluice::Proxy::from_json(config, errors);
+  boost::asio::io_context ioc;
+  if (proxy) errors = sluice::start_on(*proxy, ioc);
+  for (const auto& e : errors) std::cerr << e << "\n";
+  if (!errors.empty()) return 1;
+  std::thread io([&ioc] {
+    auto guard = boost::asio::make_work_guard(ioc);
+    ioc.run();
+  });
+  std::cout << "ready" << std::endl;
+  for (std::string line; std::getline(std::cin, line);) {
+  }
+  proxy->stop();
+  ioc.stop();
+  io.join();
+  std::cout << "requests " << proxy->stats().requests << std::endl;
+}
+"""
 
 
 def read_line(proc, timeout):
@@ -107,3 +144,23 @@ def test_embedded_example_custom_policy_decides(example, backend_factory, procs)
     assert stats["requests"] == REQUESTS and stats["2xx"] == REQUESTS, summary
     assert stats["routing_updates"] == 2, summary  # the config's model, then the program's own
     assert stats["plugin_picks"] == REQUESTS, summary
+
+
+def test_installed_asio_header_serves_on_the_programs_io_context(installed, tmp_path, backend_factory, procs):
+    flags, libdir = installed
+    gxx = shutil.which("g++") or shutil.which("c++")
+    src = tmp_path / "on_io_context.cpp"
+    src.write_text(ON_IO_CONTEXT)
+    out = tmp_path / "on_io_context"
+    r = subprocess.run([gxx, "-O1", str(src), *flags, f"-Wl,-rpath,{libdir}", "-pthread", "-o", str(out)],
+                       capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    web = backend_factory("web")
+    port = free_port()
+    proc = procs.add(subprocess.Popen([str(out), str(port), str(web.port)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env()))
+    assert read_line(proc, 10) == "ready"
+    assert [get(port) for _ in range(5)] == [(200, "web")] * 5
+    proc.stdin.close()
+    assert read_line(proc, 15) == "requests 5"
+    assert proc.wait(timeout=10) == 0
