@@ -10,11 +10,12 @@ import json
 import os
 import select
 import subprocess
+import sys
 import time
 
 import pytest
 
-from integ_harness import BUILD_DIR, SLUICE, clean_env, free_port
+from integ_harness import BUILD_DIR, REPO, SLUICE, clean_env, free_port
 
 HOST = BUILD_DIR / "tests" / "embed" / "plugin_host"
 LOCAL = "default/default/default/local"
@@ -191,3 +192,66 @@ def test_builtin_kubernetes_source_is_selectable(host_factory, tmp_path):
         assert host.proc.wait(timeout=10) == 1
         err = host.proc.stderr.read().decode()
         assert "kubernetes" in err and str(missing) in err, err
+
+
+K8S_WEB = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: apps}
+spec:
+  ports: [{name: http, port: 8080, targetPort: %(port)d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: apps
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports: [{name: http, port: %(port)d}]
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions: {ready: true}
+"""
+
+
+def test_kubernetes_and_own_source_together(host_factory, backend_factory):
+    """"sources": ["kubernetes", "line-feed"]: the built-in Kubernetes source (against the API server
+    stand-in, changed with kubectl) and the program's own both feed the same embedded proxy."""
+    sys.path.insert(0, str(REPO / "tests" / "k8s"))
+    from standin import StandIn
+
+    web, fed = backend_factory("k8s-web"), backend_factory("fed")
+    with StandIn() as api:
+        api.kubectl("create", "-f", "-", input=K8S_WEB % {"port": web.port})
+
+        def make_cfg(port):
+            cfg = config(port, [{"name": "fed"}], [route("fed", "fed")], sources=["kubernetes", "line-feed"],
+                         kubernetes={"kubeconfig": api.kubeconfig})
+            cfg["listeners"][0]["role"] = "sidecar"
+            return cfg
+        host = host_factory(make_cfg, "threads")
+        assert host.read_line() == "ready"
+
+        deadline = time.monotonic() + 10
+        while host.get("web.apps")[0] != 200:
+            assert time.monotonic() < deadline, "the Kubernetes service never became routable"
+            time.sleep(0.05)
+        assert host.served("web.apps", 3) == ["k8s-web"] * 3
+        assert host.get("fed")[0] == 503
+        assert host.send(f"add fed.default {LOCAL} {fed.port}") == "published 0"
+        assert host.served("fed", 3) == ["fed"] * 3
+        assert host.served("web.apps", 3) == ["k8s-web"] * 3  # the other source's routing stays
+
+        # A Kubernetes change still arrives after the program's source published.
+        api.kubectl("delete", "endpointslice", "web-1", "-n", "apps")
+        deadline = time.monotonic() + 10
+        while host.get("web.apps")[0] == 200:
+            assert time.monotonic() < deadline, "the deleted endpoints kept serving"
+            time.sleep(0.05)
+        assert host.served("fed", 2) == ["fed"] * 2
+        assert host.finish() == host.requests
