@@ -138,8 +138,10 @@ std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::s
   }
   std::vector<std::unique_ptr<Source>> made;
   for (std::size_t i = 0; i < names.size(); ++i) {
-    const std::string at = i < cfg.sources.size() && cfg.sources[i] == names[i]
-                               ? "sources[" + std::to_string(i) + "]" : "sources";
+    const auto listed = std::find(cfg.sources.begin(), cfg.sources.end(), names[i]);
+    const std::string at = listed == cfg.sources.end()
+                               ? std::string("kubernetes.enabled")
+                               : "sources[" + std::to_string(listed - cfg.sources.begin()) + "]";
     auto factory = find_source(names[i]);
     if (!factory) {
       errors.push_back(at + ": no discovery source registered as \"" + names[i] + "\"");

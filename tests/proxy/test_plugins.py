@@ -159,7 +159,9 @@ def test_custom_source_updates_take_effect(host_factory, backend_factory, mode, 
 
 
 def test_unregistered_source_is_refused(host_factory):
-    host = host_factory(lambda port: config(port, [], [], sources=["line-feed", "nowhere"]), "threads")
+    # With "kubernetes": {"enabled": true} the built-in comes first, and the error still names the entry.
+    host = host_factory(lambda port: config(port, [], [], sources=["line-feed", "nowhere"],
+                                            kubernetes={"enabled": True}), "threads")
     assert host.proc.wait(timeout=10) == 1
     assert 'sources[1]: no discovery source registered as "nowhere"' in host.proc.stderr.read().decode()
 
