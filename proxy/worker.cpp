@@ -157,14 +157,15 @@ void Worker::stop_external() {
   if (!started_ || stop_requested_) return;
   stop_requested_ = true;
   draining_.store(true, std::memory_order_relaxed);
-  std::promise<void> quiet;
-  auto done = quiet.get_future();
-  net::post(ioc_, [this, &quiet] {
+  // Shared: set_value may still be returning on the io_context's thread when this thread wakes up.
+  auto quiet = std::make_shared<std::promise<void>>();
+  auto done = quiet->get_future();
+  net::post(ioc_, [this, quiet] {
     stopped_ = true;
     sweep_timer_.cancel();
     close_acceptors();
     pool_.close_all();
-    await_quiet([&quiet] { quiet.set_value(); });
+    await_quiet([quiet] { quiet->set_value(); });
   });
   done.wait();
 }

@@ -257,3 +257,26 @@ def test_kubernetes_and_own_source_together(host_factory, backend_factory):
             time.sleep(0.05)
         assert host.served("fed", 2) == ["fed"] * 2
         assert host.finish() == host.requests
+
+
+def test_stop_on_the_programs_io_context_lets_the_request_in_flight_finish(host_factory, backend_factory):
+    """On the program's io_context, stop() cannot stop the context: it closes the listener and waits
+    there for the request in flight, which gets its whole response; then the program's thread is free."""
+    import threading
+
+    slow = backend_factory("slow")
+    services = [{"name": "slow", "clusters": [cluster(LOCAL, slow)]}]
+    host = host_factory(lambda port: config(port, services, [route("slow", "slow")]), "io-context")
+    assert host.read_line() == "ready"
+    result = {}
+
+    def slow_get():
+        result["answer"] = host.get("slow", "/delay/600")
+    t = threading.Thread(target=slow_get)
+    t.start()
+    time.sleep(0.2)  # the request is in flight, the backend sleeping
+    started = time.monotonic()
+    assert host.finish() == 1
+    t.join(timeout=10)
+    assert result["answer"][0] == 200, result
+    assert time.monotonic() - started >= 0.3  # stop() waited for it
