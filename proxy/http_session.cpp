@@ -10,6 +10,7 @@
 #include <boost/url/parse.hpp>
 
 #include "proxy/access_log.hpp"
+#include "proxy/buffered_parse.hpp"
 #include "proxy/head_scanner.hpp"
 #include "proxy/logger.hpp"
 #include "proxy/worker.hpp"
@@ -50,6 +51,8 @@ HttpSession::HttpSession(Worker& worker, std::shared_ptr<const ListenerInfo> lis
                          std::string client_ip)
     : worker_(worker), listener_(std::move(listener)), stream_(std::move(stream)), client_ip_(std::move(client_ip)) {
   registration_ = worker_.register_session(this);
+  boost::system::error_code ignored;
+  stream_.transport().socket().non_blocking(true, ignored);  // for write_framed's synchronous first try
   worker_.stats().downstream_connections.add();
   worker_.stats().downstream_active_connections.inc();
 }
@@ -241,10 +244,14 @@ net::awaitable<bool> HttpSession::read_body_piece(std::size_t& got) {
   auto& body = parser_->get().body();
   body.data = body_buf_.get();
   body.size = kBodyBuffer;
-  stream_.transport().expires_after(worker_.settings().timeouts.idle);
-  auto [ec, n] = co_await stream_.visit([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
+  boost::system::error_code ec;
+  if (!parse_buffered(*parser_, buffer_, ec)) {
+    stream_.transport().expires_after(worker_.settings().timeouts.idle);
+    std::tie(ec, std::ignore) =
+        co_await stream_.visit([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
+    if (ec == http::error::need_buffer) ec = {};
+  }
   got = kBodyBuffer - body.size;
-  if (ec == http::error::need_buffer) ec = {};
   if (ec) {
     log::debug("request body from " + client_ip_ + ": " + ec.message());
     co_return false;

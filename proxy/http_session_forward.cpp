@@ -8,11 +8,13 @@
 // body fits in that piece can still be retried on another endpoint.
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include "proxy/access_log.hpp"
+#include "proxy/buffered_parse.hpp"
 #include "proxy/forward_headers.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/logger.hpp"
@@ -208,6 +210,7 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const r
     co_return nullptr;
   }
   conn->stream.transport().socket().set_option(tcp::no_delay(true), ec);
+  conn->stream.transport().socket().non_blocking(true, ec);  // for write_framed's synchronous first try
   if (auto* tls = conn->stream.tls()) {
     const std::string server_name = tls_cfg->server_name.empty() ? picked.address : tls_cfg->server_name;
     if (net::ip::make_address(server_name, ec), ec) {
@@ -228,8 +231,19 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const r
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,
                                                bool last, std::chrono::steady_clock::duration timeout) {
   const FramedPiece piece(head, body_buf_.get(), size, chunked, last);
+  // Plain TCP is tried synchronously first: the socket buffer normally takes it all, and an asynchronous
+  // write that completes at once still costs a trip round the event loop.
+  std::size_t written = 0;
+  if (!stream.is_tls()) {
+    boost::system::error_code ec;
+    written = stream.transport().socket().write_some(piece.buffers(), ec);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
+    if (written == net::buffer_size(piece.buffers())) co_return true;
+  }
+  beast::buffers_suffix<std::array<net::const_buffer, 5>> rest(piece.buffers());
+  rest.consume(written);
   stream.transport().expires_after(timeout);
-  auto [ec, n] = co_await stream.visit([&](auto& s) { return net::async_write(s, piece.buffers(), use_nothrow); });
+  auto [ec, n] = co_await stream.visit([&](auto& s) { return net::async_write(s, rest, use_nothrow); });
   co_return !ec;
 }
 
@@ -299,10 +313,13 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
     for (;;) {
       in_body.data = body_buf_.get();
       in_body.size = kBodyBuffer;
-      up.stream.transport().expires_after(worker_.settings().timeouts.response);
-      auto [rec, rn] = co_await up.stream.visit(
-          [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
-      if (rec == http::error::need_buffer) rec = {};
+      boost::system::error_code rec;
+      if (!parse_buffered(rp, up.buffer, rec)) {
+        up.stream.transport().expires_after(worker_.settings().timeouts.response);
+        std::tie(rec, std::ignore) = co_await up.stream.visit(
+            [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
+        if (rec == http::error::need_buffer) rec = {};
+      }
       if (rec) {
         log::debug("upstream " + up.pool_key + " failed mid-response: " + rec.message());
         upstream_ok = false;
