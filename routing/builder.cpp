@@ -133,6 +133,7 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   for (const auto& p : placed) {
     ClusterEntry ce;
     ce.key = p.ce->cluster;
+    ce.key_hash = hash64(ce.key) | 1;  // never 0 (0 means "no cluster yet" to a retry)
     ce.path_prefix = p.ce->path_prefix;
     ce.local = ce.key == local;
     ce.tier = static_cast<unsigned>(p.at.tier);

@@ -60,13 +60,24 @@ const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, s
                               std::string_view target) {
   const std::string_view path = path_of(target);
   if (host.size() <= kMaxHost && !host.empty()) {
+    // Lowercase and find the port in one pass (strip_port's rules, without its three scans).
     char buf[kMaxHost];
+    std::size_t colons = 0, last_colon = 0, last_bracket = std::string_view::npos;
     for (std::size_t i = 0; i < host.size(); ++i) {
       const char c = host[i];
       buf[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;  // ASCII only, locale-free
+      if (c == ':') {
+        ++colons;
+        last_colon = i;
+      } else if (c == ']') {
+        last_bracket = i;
+      }
     }
     const std::string_view lower(buf, host.size());
-    const std::string_view bare = strip_port(lower);
+    const bool has_port = colons != 0 && (last_bracket == std::string_view::npos
+                                              ? colons == 1                 // a bare IPv6 address has no port
+                                              : last_bracket < last_colon);  // "[::1]:8080", not "[::1]"
+    const std::string_view bare = has_port ? lower.substr(0, last_colon) : lower;
     // Route hosts with a port are rare: skip that lookup when the snapshot has none.
     if (snap.hosts_with_port || bare.size() == lower.size()) {
       if (const RouteEntry* r = match_host(snap, lower, listener, path)) return r;

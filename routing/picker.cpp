@@ -52,10 +52,10 @@ void no_endpoint_reason(const ServiceEntry& svc, const Snapshot& snap, std::stri
 // The cluster to steer a retry away from: the last one when it was a remote gateway or its tier is
 // failing (spilling traffic because too few of its endpoints are healthy).
 int avoid_cluster(const ServiceEntry& svc, const ServiceView& view, const AttemptState& attempt) {
-  if (attempt.attempt == 0 || attempt.last_cluster.empty()) return -1;
+  if (attempt.attempt == 0 || attempt.last_cluster == 0) return -1;
   for (std::size_t i = 0; i < svc.clusters.size(); ++i) {
     const ClusterEntry& c = svc.clusters[i];
-    if (c.key != attempt.last_cluster) continue;
+    if (c.key_hash != attempt.last_cluster) continue;
     const bool failing = c.tier < view.tiers.size() && view.tiers[c.tier].load.health < 100.0;
     return attempt.last_was_remote || !c.local || failing ? static_cast<int>(i) : -1;
   }
@@ -148,8 +148,8 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   upstream_target(*route, cluster.path_prefix, req.target, out.upstream_target);
   if (route->host_rewrite.empty()) out.host_header.assign(req.host);
   else out.host_header.assign(route->host_rewrite);
-  out.service_id.assign(svc.id);
-  out.cluster.assign(cluster.key);
+  out.service_id = svc.id;
+  out.cluster = cluster.key;
   out.remote = !cluster.local;
   out.tier = cluster.tier;
   if (view.plugin) [[unlikely]] {
@@ -158,9 +158,8 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   }
   if (svc.session_sticky.enabled && !sel.sticky_hit) format_sticky_cookie(svc.session_sticky, ep.token, out.set_cookie);
 
-  attempt.tried.push_back(&ep);
   attempt.tried_tokens.push_back(ep.token);
-  attempt.last_cluster.assign(cluster.key);
+  attempt.last_cluster = cluster.key_hash;
   attempt.last_was_remote = !cluster.local;
   ++attempt.attempt;
 }

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "routing/clock.hpp"
 #include "routing/outcome.hpp"
 #include "routing/table.hpp"
@@ -40,10 +42,11 @@ struct RequestView {
 
 // Per-request state across attempts (retries). Create one per request; pick() updates it.
 struct AttemptState {
-  unsigned attempt = 0;                          // picks made so far (pick() increments it): 0 before the first
-  std::vector<const EndpointEntry*> tried;       // endpoints already used by this request
-  std::vector<std::uint64_t> tried_tokens;       // their tokens (valid across snapshot changes)
-  std::string last_cluster;                      // cluster key of the last attempt
+  unsigned attempt = 0;        // picks made so far (pick() increments it): 0 before the first
+  // Tokens of the endpoints already used by this request (valid across snapshot changes). Inline for the
+  // usual few attempts: a request costs no allocation here.
+  boost::container::small_vector<std::uint64_t, 4> tried_tokens;
+  std::uint64_t last_cluster = 0;  // hash64 of the last attempt's cluster key; 0: none yet
   bool last_was_remote = false;
 };
 
@@ -61,8 +64,8 @@ struct PickResult {
   std::uint16_t port = 0;
   std::string upstream_target;  // request target to send: path rewrite and cluster path prefix applied
   std::string host_header;      // Host to send upstream (the route's rewrite, or the original)
-  std::string service_id;       // "name.namespace"
-  std::string cluster;          // cluster key of the endpoint
+  std::string_view service_id;  // "name.namespace" (in `snapshot`)
+  std::string_view cluster;     // cluster key of the endpoint (in `snapshot`)
   bool remote = false;          // the endpoint is another cluster's gateway
   unsigned tier = 0;            // FailOver priority level (0 = local)
   bool retry = false;           // this attempt is a retry (counts against the retry budget until finish)
@@ -83,9 +86,9 @@ class Picker {
   Picker(const Picker&) = delete;
   Picker& operator=(const Picker&) = delete;
 
-  // Matches `req` to a route and picks an endpoint, skipping those in `attempt.tried` when any other is
+  // Matches `req` to a route and picks an endpoint, skipping those in `attempt.tried_tokens` when any other is
   // usable (and, on a retry after a remote cluster or a failing tier, that cluster too). On ok the
-  // endpoint's active-request count is raised, `attempt` records the pick (attempt += 1, tried,
+  // endpoint's active-request count is raised, `attempt` records the pick (attempt += 1, tried_tokens,
   // last_cluster, last_was_remote), and the caller must call finish() exactly once for the result.
   // overloaded: every usable endpoint is at its pending-request limit. Worker thread only.
   PickResult pick(const RequestView& req, AttemptState& attempt, Clock::time_point now = Clock::now());

@@ -40,6 +40,7 @@ struct EndpointEntry {
 
 struct ClusterEntry {
   std::string key;                // region/zone/group/name
+  std::uint64_t key_hash = 0;     // hash64(key), never 0: a retry's memory of the cluster it left
   std::string path_prefix;        // remote gateway: the export's path, prepended to the request path
   bool local = false;
   unsigned tier = 0;

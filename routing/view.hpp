@@ -29,6 +29,7 @@ struct TierView {
   std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
   double total_weight = 0;
   bool equal_weights = true;          // all candidates weigh the same (least work uses plain P2C)
+  std::uint32_t next = 0;             // equal weights: the candidate round robin takes next
   TierLoad load;
   TierHealth health;
   std::shared_ptr<MaglevTable> maglev;  // built on first hashing pick

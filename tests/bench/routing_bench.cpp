@@ -143,7 +143,6 @@ void BM_LookupPick(benchmark::State& state) {
   for (auto _ : state) {
     req.host = w.host(seq[i++ & (kSequence - 1)]);
     attempt.attempt = 0;
-    attempt.tried.clear();
     attempt.tried_tokens.clear();
     picker.pick_into(req, attempt, result, now);
     picker.finish(result, Outcome::success, now);

@@ -112,7 +112,7 @@ TEST_CASE("pick fills the result; no route and no endpoint have reasons", "[rout
   CHECK(r.cluster == kLocal);
   CHECK_FALSE(r.remote);
   CHECK(a.attempt == 1);
-  CHECK(a.tried.size() == 1);
+  CHECK(a.tried_tokens.size() == 1);
   h.picker.finish(r, Outcome::success, h.clock.now);
 
   AttemptState b;

@@ -22,7 +22,7 @@ std::map<std::string, int> by_cluster(Harness& h, std::string_view host, int n) 
   for (int i = 0; i < n; ++i) {
     AttemptState a;
     auto r = h.picker.pick(req, a, h.clock.now);
-    ++counts[r.status == PickStatus::ok ? r.cluster : "none"];
+    ++counts[std::string(r.status == PickStatus::ok ? r.cluster : "none")];
     h.picker.finish(r, Outcome::success, h.clock.now);
   }
   return counts;
