@@ -1,7 +1,10 @@
 // build_snapshot: Model -> immutable Snapshot. Control thread, off the request path.
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
+#include <map>
+#include <span>
 
 #include "routing/matcher.hpp"
 #include "routing/model.hpp"
@@ -42,35 +45,62 @@ char* append(char* out, std::string_view s) {
   return out + s.size();
 }
 
-// A cluster's place in the service's policy: its tier, or -1 when the policy leaves it out.
-struct Placement {
-  int tier = -1;
-  double weight = 0;
+// Places the services' clusters for one snapshot build by their multi-cluster policies: the registered
+// plugin a service names, else the policy registered under its lb_type's name (the built-in, unless a
+// program replaced it; routing/plugins.cpp). Each name is looked up in the registry once per build, not
+// once per service, and the buffers are reused from service to service.
+class Placer {
+ public:
+  explicit Placer(const std::string& local) : local_(local) {}
+
+  // out[i] is svc.clusters[i]'s tier (-1: unused) and weight; valid until the next call. `by_plugin`:
+  // the service's named plugin decided.
+  std::span<const ClusterPlacement> place(const config::Service& svc, bool& by_plugin) {
+    const MultiClusterPolicy& policy = resolve(svc.policy, by_plugin);
+    clusters_.clear();
+    for (const auto& ce : svc.clusters) {
+      clusters_.push_back(ClusterInfo{ce.cluster, ce.cluster == local_, ce.endpoints.size()});
+    }
+    out_.assign(clusters_.size(), ClusterPlacement{});
+    policy.place(svc, local_, clusters_, out_);
+    // Tiers past this many are unused: a plugin bug must not make a snapshot with millions of empty tiers.
+    constexpr int kMaxTier = 64;
+    for (auto& p : out_) {
+      if (!(p.tier >= 0 && p.tier < kMaxTier && p.weight >= 0)) p = ClusterPlacement{};
+    }
+    return out_;
+  }
+
+ private:
+  const MultiClusterPolicy& resolve(const config::TrafficPolicy& policy, bool& by_plugin) {
+    by_plugin = false;
+    if (!policy.plugin.empty()) {
+      auto it = plugins_.find(policy.plugin);
+      if (it == plugins_.end()) {
+        it = plugins_.emplace(policy.plugin, find_multi_cluster_policy(policy.plugin)).first;
+      }
+      if (it->second) {
+        by_plugin = true;
+        return *it->second;
+      }
+    }
+    auto& builtin = by_type_.at(static_cast<std::size_t>(policy.lb_type));
+    if (!builtin) {
+      config::TrafficPolicy plain;
+      plain.lb_type = policy.lb_type;
+      builtin = resolve_multi_cluster_policy(plain);
+    }
+    return *builtin;
+  }
+
+  const std::string& local_;
+  std::map<std::string, std::shared_ptr<const MultiClusterPolicy>, std::less<>> plugins_;  // null: unregistered
+  std::array<std::shared_ptr<const MultiClusterPolicy>, 3> by_type_;  // by LbType
+  std::vector<ClusterInfo> clusters_;
+  std::vector<ClusterPlacement> out_;
 };
 
-// The placement of every cluster of `svc` (same order as svc.clusters) by its multi-cluster policy: the
-// registered plugin it names, else the built-in for its lb_type (routing/plugins.cpp). `by_plugin` is
-// set when a named plugin decided.
-std::vector<Placement> place_clusters(const config::Service& svc, const std::string& local, bool& by_plugin) {
-  const auto policy = resolve_multi_cluster_policy(svc.policy);
-  by_plugin = !svc.policy.plugin.empty() && policy == find_multi_cluster_policy(svc.policy.plugin);
-  std::vector<ClusterInfo> clusters;
-  clusters.reserve(svc.clusters.size());
-  for (const auto& ce : svc.clusters) clusters.push_back(ClusterInfo{ce.cluster, ce.cluster == local, ce.endpoints.size()});
-  std::vector<ClusterPlacement> out(clusters.size());
-  policy->place(svc, local, clusters, out);
-  std::vector<Placement> placements;
-  placements.reserve(out.size());
-  // Tiers past this many are unused: a plugin bug must not make a snapshot with millions of empty tiers.
-  constexpr int kMaxTier = 64;
-  for (const auto& p : out) {
-    const bool usable = p.tier >= 0 && p.tier < kMaxTier && p.weight >= 0;
-    placements.push_back(usable ? Placement{p.tier, p.weight} : Placement{});
-  }
-  return placements;
-}
-
-void build_service(const config::Service& svc, const Model& model, const std::string& local,
+void build_service(const config::Service& svc, const Model& model, const std::string& local, Placer& placer,
                    EndpointRegistry& registry, Clock::time_point now, ServiceEntry& out) {
   out.name = svc.name;
   out.name_space = svc.name_space;
@@ -98,15 +128,15 @@ void build_service(const config::Service& svc, const Model& model, const std::st
 
   struct Placed {
     const config::ClusterEndpoints* ce;
-    Placement at;
+    ClusterPlacement at;
   };
   std::vector<Placed> placed;
   bool by_plugin = false;
-  const std::vector<Placement> placements = place_clusters(svc, local, by_plugin);
+  const std::span<const ClusterPlacement> placements = placer.place(svc, by_plugin);
   if (by_plugin) out.multi_cluster_plugin = svc.policy.plugin;
   for (std::size_t i = 0; i < svc.clusters.size(); ++i) {
     const auto& ce = svc.clusters[i];
-    const Placement at = placements[i];
+    const ClusterPlacement at = placements[i];
     if (at.tier < 0) {
       if (!ce.endpoints.empty()) out.unused_clusters.push_back(ce.cluster);
       continue;
@@ -208,6 +238,7 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
   snap->built_at = now;
 
   registry.begin_build();
+  Placer placer(snap->local_cluster);
   snap->services.reserve(model.services.size());
   std::size_t capacity = 16;
   while (capacity < 2 * model.services.size()) capacity *= 2;
@@ -228,7 +259,7 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
     auto& entry = snap->services.emplace_back();
     entry.index = static_cast<std::uint32_t>(snap->services.size() - 1);
     entry.id = id;
-    build_service(svc, model, snap->local_cluster, registry, now, entry);
+    build_service(svc, model, snap->local_cluster, placer, registry, now, entry);
     snap->service_index[slot] = entry.index + 1;
   }
   registry.end_build(now);
