@@ -22,11 +22,11 @@ namespace sluice {
 // Starts `proxy` as Proxy::start() does, except that one worker serving every listener runs on `ioc`
 // instead of the config's worker threads ("workers" is ignored); the control thread (admin, health
 // checks) and the sources stay the proxy's own. The program runs `ioc` (io_context::run(), on one thread
-// at a time: the worker's state has no locks) and keeps running it until proxy.stop() has returned:
-// stop() closes the listeners and idle connections on it and waits there for the connections in flight
-// to finish their current response (bounded by the config's timeouts), so call it from a thread that
-// does not run `ioc`. Returns every error; on any error
-// nothing runs. Once, instead of start().
+// at a time: the worker's state has no locks) and keeps running it until proxy.stop() (which ~Proxy
+// calls) has returned: stop() closes the listeners and idle connections on it and waits there for the
+// connections in flight to finish their current response (bounded by the config's timeouts), so call it
+// from a thread that does not run `ioc`. Returns every error; on any error nothing runs. Once, instead
+// of start().
 std::vector<std::string> start_on(Proxy& proxy, boost::asio::io_context& ioc);
 
 }  // namespace sluice
