@@ -22,7 +22,7 @@ std::uint32_t MaglevTable::table_size_for(std::size_t candidates) {
   return kPrimes[std::size(kPrimes) - 1];
 }
 
-MaglevTable::MaglevTable(const std::vector<Candidate>& cands, const ServiceEntry& svc) {
+MaglevTable::MaglevTable(std::span<const Candidate> cands, const ServiceEntry& svc) {
   const std::uint32_t m = table_size_for(cands.size());
   table_.assign(m, kEmpty);
   struct Entry {

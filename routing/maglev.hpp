@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace sluice::routing {
@@ -15,7 +16,7 @@ struct ServiceEntry;
 class MaglevTable {
  public:
   // `cands` not empty; endpoint tokens (stable identity hashes) place candidates in the table.
-  MaglevTable(const std::vector<Candidate>& cands, const ServiceEntry& svc);
+  MaglevTable(std::span<const Candidate> cands, const ServiceEntry& svc);
 
   std::uint32_t size() const { return static_cast<std::uint32_t>(table_.size()); }
   // Candidate index owning slot `slot % size()`.

@@ -131,6 +131,9 @@ Selection select_endpoint(const ServiceEntry& svc, ServiceView& view, const Sele
     const int k = pick_in_tier(svc, view, first, in, rng, nullptr);
     if (k >= 0) {
       const Candidate& c = view.tiers[first].candidates[static_cast<std::size_t>(k)];
+      // The caller reads these next; on a cold service each is a cache miss: start them together.
+      __builtin_prefetch(&svc.endpoints[c.endpoint]);
+      __builtin_prefetch(&svc.clusters[c.cluster]);
       const auto max = svc.retry.max_pending_per_endpoint;
       if (max == 0 || c.state->active.load(std::memory_order_relaxed) < max) {
         s.endpoint = static_cast<int>(c.endpoint);

@@ -87,7 +87,7 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
         double w = static_cast<double>(ep.weight) * health[i].ramp;
         if (c.weight > 0) w = c.weight * w / weight_sum;
         if (w <= 0) continue;
-        tv.candidates.push_back(Candidate{i, w, old_current[i], ep.state.get()});
+        tv.candidates.push_back(Candidate{i, ci, w, old_current[i], ep.state.get()});
       }
     }
     tv.cumulative.resize(tv.candidates.size());

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "routing/clock.hpp"
 #include "routing/tiers.hpp"
 
@@ -19,13 +21,18 @@ class LoadBalancingPolicy;
 
 struct Candidate {
   std::uint32_t endpoint = 0;  // index in ServiceEntry::endpoints
+  std::uint32_t cluster = 0;   // its index in ServiceEntry::clusters (to prefetch the entry on a pick)
   double weight = 0;           // effective weight: endpoint weight * cluster share * slow-start factor
   double current = 0;          // smooth weighted round robin running balance (nginx current_weight)
   EndpointState* state = nullptr;  // the endpoint's state (its entry's), read without touching the entry
 };
 
+// Inline up to this many, so that a pick on a cold service does not chase one more pointer.
+constexpr std::size_t kInlineCandidates = 8;
+
 struct TierView {
-  std::vector<Candidate> candidates;  // the tier's healthy endpoints, or all of them in panic
+  // The tier's healthy endpoints, or all of them in panic.
+  boost::container::small_vector<Candidate, kInlineCandidates> candidates;
   std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
   double total_weight = 0;
   bool equal_weights = true;          // all candidates weigh the same (least work uses plain P2C)
@@ -39,7 +46,7 @@ struct ServiceView {
   std::uint64_t epoch = 0;
   Ticks valid_until = kNever;  // recompute at or after this time; kNever: no timed change pending
   bool built = false;
-  std::vector<TierView> tiers;
+  boost::container::small_vector<TierView, 1> tiers;  // one inline: most services have one tier
   std::vector<std::uint32_t> fallback;  // terminating endpoints, used only when no tier has candidates
   bool has_candidates = false;
   // This worker's instance of the service's load-balancing plugin; null: the built-in policy.
