@@ -100,8 +100,26 @@ class Placer {
   std::vector<ClusterPlacement> out_;
 };
 
-void build_service(const config::Service& svc, const Model& model, const std::string& local, Placer& placer,
-                   EndpointRegistry& registry, Clock::time_point now, ServiceEntry& out) {
+// A cluster the service's policy uses, with its placement.
+struct Placed {
+  const config::ClusterEndpoints* ce;
+  ClusterPlacement at;
+};
+
+// Room for `n` more identity bytes in the snapshot's identity blocks.
+char* identity_room(SnapshotStorage& storage, std::size_t n) {
+  constexpr std::size_t kIdentityBlock = 1 << 20;
+  if (storage.identity_room < n) {
+    const std::size_t size = std::max(n, kIdentityBlock);
+    storage.identity_blocks.push_back(std::make_unique<char[]>(size));
+    storage.identity_end = storage.identity_blocks.back().get();
+    storage.identity_room = size;
+  }
+  return storage.identity_end;
+}
+
+void build_service(const config::Service& svc, const std::string& local, Placer& placer, EndpointRegistry& registry,
+                   Clock::time_point now, std::vector<Placed>& placed, SnapshotStorage& storage, ServiceEntry& out) {
   out.name = svc.name;
   out.name_space = svc.name_space;
   out.ports = svc.ports;
@@ -124,13 +142,8 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   out.slow_start_window = to_ticks(std::chrono::duration_cast<Clock::duration>(svc.slow_start_window));
   bool existed = false;
   out.state = registry.acquire_service(out.id, &existed);
-  (void)model;
 
-  struct Placed {
-    const config::ClusterEndpoints* ce;
-    ClusterPlacement at;
-  };
-  std::vector<Placed> placed;
+  placed.clear();
   bool by_plugin = false;
   const std::span<const ClusterPlacement> placements = placer.place(svc, by_plugin);
   if (by_plugin) out.multi_cluster_plugin = svc.policy.plugin;
@@ -146,22 +159,20 @@ void build_service(const config::Service& svc, const Model& model, const std::st
   std::stable_sort(placed.begin(), placed.end(),
                    [](const Placed& a, const Placed& b) { return a.at.tier < b.at.tier; });
 
-  std::size_t total = 0;
   std::size_t identity_bytes = 0;
   for (const auto& p : placed) {
-    total += p.ce->endpoints.size();
     for (const auto& ep : p.ce->endpoints) {
       identity_bytes += out.id.size() + p.ce->cluster.size() + ep.address.size() + 3 + port_digits(ep.port);
     }
   }
-  std::shared_ptr<char[]> identity_chars = std::make_shared<char[]>(identity_bytes);
-  char* identity_end = identity_chars.get();
-  out.endpoints.reserve(total);
-  out.by_token.reserve(total);
-  out.clusters.reserve(placed.size());
+  char* const identity_start = identity_room(storage, identity_bytes);
+  char* identity_end = identity_start;
 
+  const std::size_t first_endpoint = storage.endpoints.size();
+  const std::size_t first_cluster = storage.clusters.size();
+  const std::size_t first_token = storage.tokens.size();
   for (const auto& p : placed) {
-    ClusterEntry ce;
+    ClusterEntry& ce = storage.clusters.emplace_back();
     ce.key = p.ce->cluster;
     ce.key_hash = hash64(ce.key) | 1;  // never 0 (0 means "no cluster yet" to a retry)
     ce.path_prefix = p.ce->path_prefix;
@@ -169,22 +180,22 @@ void build_service(const config::Service& svc, const Model& model, const std::st
     ce.tier = static_cast<unsigned>(p.at.tier);
     ce.weight = p.at.weight;
     ce.tls = p.ce->tls;
-    ce.first = static_cast<std::uint32_t>(out.endpoints.size());
-    const auto cluster_index = static_cast<std::uint32_t>(out.clusters.size());
+    ce.first = static_cast<std::uint32_t>(storage.endpoints.size() - first_endpoint);
+    const auto cluster_index = static_cast<std::uint32_t>(storage.clusters.size() - 1 - first_cluster);
     for (const auto& ep : p.ce->endpoints) {
       const bool usable = ep.ready || ep.terminating;
       if (!usable) {
         ++out.not_ready;
         continue;
       }
-      EndpointEntry& e = out.endpoints.emplace_back();
+      EndpointEntry& e = storage.endpoints.emplace_back();
       e.address = ep.address;
       e.port = ep.port;
       e.weight = ep.weight;
       e.terminating = ep.terminating;
-      e.index = static_cast<std::uint32_t>(out.endpoints.size() - 1);
+      e.index = static_cast<std::uint32_t>(storage.endpoints.size() - 1 - first_endpoint);
       e.cluster = cluster_index;
-      // The identity "service|cluster|address:port", written into the service's block.
+      // The identity "service|cluster|address:port", written into the snapshot's identity block.
       char* const start = identity_end;
       identity_end = append(identity_end, out.id);
       *identity_end++ = '|';
@@ -196,19 +207,35 @@ void build_service(const config::Service& svc, const Model& model, const std::st
       e.identity = std::string_view(start, static_cast<std::size_t>(identity_end - start));
       e.token = hash64(e.identity);
       e.state = registry.acquire_endpoint(e.identity, e.token, out.state, existed, now);
-      out.by_token.emplace_back(e.token, e.index);
+      storage.tokens.emplace_back(e.token, e.index);
     }
-    ce.count = static_cast<std::uint32_t>(out.endpoints.size()) - ce.first;
-    if (out.tiers.size() <= ce.tier) out.tiers.resize(ce.tier + 1);
-    out.tiers[ce.tier].clusters.push_back(cluster_index);
-    out.clusters.push_back(std::move(ce));
+    ce.count = static_cast<std::uint32_t>(storage.endpoints.size() - first_endpoint) - ce.first;
   }
-  if (out.tiers.empty()) out.tiers.resize(1);
-  out.identity_chars = std::move(identity_chars);
-  std::sort(out.by_token.begin(), out.by_token.end());
+  storage.identity_end = identity_end;
+  storage.identity_room -= static_cast<std::size_t>(identity_end - identity_start);
+
+  out.endpoints = std::span(storage.endpoints).subspan(first_endpoint);
+  out.clusters = std::span(storage.clusters).subspan(first_cluster);
+  std::sort(storage.tokens.begin() + static_cast<std::ptrdiff_t>(first_token), storage.tokens.end());
+  out.by_token = std::span(storage.tokens).subspan(first_token);
+
+  out.tier_count = out.clusters.empty() ? 1 : out.clusters.back().tier + 1;
 
   const double share = std::max(0.0, svc.outlier_detection.max_ejection_percent) / 100.0;
   out.max_ejected = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(share * out.endpoints.size()));
+}
+
+// Reserves the snapshot's storage for every service of `model` (upper bounds: duplicates and endpoints
+// that are not ready are counted too), so that the services' spans never move.
+void reserve_storage(const Model& model, SnapshotStorage& storage) {
+  std::size_t endpoints = 0, clusters = 0;
+  for (const auto& svc : model.services) {
+    clusters += svc.clusters.size();
+    for (const auto& ce : svc.clusters) endpoints += ce.endpoints.size();
+  }
+  storage.endpoints.reserve(endpoints);
+  storage.tokens.reserve(endpoints);
+  storage.clusters.reserve(clusters);
 }
 
 // Ranks routes for matching within a host: longest path first, exact before prefix at equal length, else
@@ -239,6 +266,8 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
 
   registry.begin_build();
   Placer placer(snap->local_cluster);
+  std::vector<Placed> placed;
+  reserve_storage(model, snap->storage);
   snap->services.reserve(model.services.size());
   std::size_t capacity = 16;
   while (capacity < 2 * model.services.size()) capacity *= 2;
@@ -259,7 +288,7 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
     auto& entry = snap->services.emplace_back();
     entry.index = static_cast<std::uint32_t>(snap->services.size() - 1);
     entry.id = id;
-    build_service(svc, model, snap->local_cluster, placer, registry, now, entry);
+    build_service(svc, snap->local_cluster, placer, registry, now, placed, snap->storage, entry);
     snap->service_index[slot] = entry.index + 1;
   }
   registry.end_build(now);

@@ -75,10 +75,10 @@ json service_json(const ServiceEntry& svc, Ticks now) {
   ServiceView view;
   compute_view(svc, now, view);
   json tiers = json::array();
-  for (std::size_t t = 0; t < svc.tiers.size(); ++t) {
+  for (std::uint32_t t = 0; t < svc.tier_count; ++t) {
     const TierView& tv = view.tiers[t];
     json clusters = json::array();
-    for (std::uint32_t ci : svc.tiers[t].clusters) {
+    for (std::uint32_t ci : svc.tier_clusters(t)) {
       const ClusterEntry& c = svc.clusters[ci];
       json eps = json::array();
       double healthy = 0;

@@ -40,14 +40,14 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
     if (next != kNever && (view.valid_until == kNever || next < view.valid_until)) view.valid_until = next;
   }
 
-  const std::size_t n_tiers = svc.tiers.size();
+  const std::size_t n_tiers = svc.tier_count;
   view.tiers.resize(n_tiers);
   std::vector<TierHealth> tier_health(n_tiers);
   std::vector<TierLoad> tier_load(n_tiers);
   view.fallback.clear();
   for (std::size_t t = 0; t < n_tiers; ++t) {
     TierHealth& th = tier_health[t];
-    for (std::uint32_t ci : svc.tiers[t].clusters) {
+    for (std::uint32_t ci : svc.tier_clusters(static_cast<std::uint32_t>(t))) {
       const ClusterEntry& c = svc.clusters[ci];
       for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
         if (svc.endpoints[i].terminating) {
@@ -69,7 +69,7 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
     tv.load = tier_load[t];
     tv.candidates.clear();
     tv.maglev.reset();
-    for (std::uint32_t ci : svc.tiers[t].clusters) {
+    for (std::uint32_t ci : svc.tier_clusters(static_cast<std::uint32_t>(t))) {
       const ClusterEntry& c = svc.clusters[ci];
       // ActiveActive cluster weights: the cluster's share is split among its usable endpoints by their
       // weights. Each endpoint's part is scaled by its slow-start factor, so a whole cluster coming back
