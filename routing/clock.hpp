@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string_view>
 
@@ -27,6 +28,24 @@ inline std::uint64_t hash64(std::string_view s) {
     h *= 1099511628211ull;
   }
   return h;
+}
+
+// Whether the n bytes at a and b are equal: eight at a time, inline. For the short keys of the hot path
+// (hosts, paths), where a call to memcmp costs more than the comparison.
+inline bool equal_bytes(const char* a, const char* b, std::size_t n) {
+  while (n >= 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  while (n-- > 0) {
+    if (*a++ != *b++) return false;
+  }
+  return true;
 }
 
 // splitmix64's finaliser: spreads the bits of a weak hash.

@@ -98,7 +98,7 @@ HostIndex::Routes HostIndex::find(std::string_view host, std::uint64_t h) const 
     const Slot& s = slots_[p];
     if (s.count == 0) return {};
     if (s.hash == h && s.key_size == host.size() &&
-        std::memcmp(records_.data() + s.record + s.count, host.data(), host.size()) == 0) {
+        equal_bytes(reinterpret_cast<const char*>(records_.data() + s.record + s.count), host.data(), host.size())) {
       return {records_.data() + s.record, s.count};
     }
   }

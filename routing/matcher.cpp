@@ -50,8 +50,8 @@ std::string_view strip_port(std::string_view host) {
 }
 
 bool path_matches(std::string_view route_path, bool exact, std::string_view path) {
-  if (exact) return path == route_path;
-  if (path.substr(0, route_path.size()) != route_path) return false;
+  if (exact) return path.size() == route_path.size() && equal_bytes(path.data(), route_path.data(), path.size());
+  if (path.size() < route_path.size() || !equal_bytes(path.data(), route_path.data(), route_path.size())) return false;
   // Element-wise: the prefix must end at a path segment boundary.
   return path.size() == route_path.size() || route_path.back() == '/' || path[route_path.size()] == '/';
 }
