@@ -4,20 +4,22 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace sluice::proxy {
 
-// What one request did; filled in as it goes and written when it ends.
+// What one request did; filled in as it goes and written when it ends. The views point into the routing
+// snapshot the request holds and the worker's settings, both alive until the request ends.
 struct RequestLog {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::string method;
   std::string authority;
   std::string path;
   std::string client;
-  std::string service;
-  std::string upstream;     // "address:port" of the last attempt, empty when none
-  std::string src_cluster;  // this cluster
-  std::string dst_cluster;  // cluster of the endpoint that answered
+  std::string_view service;
+  std::string upstream;          // "address:port" of the last attempt, empty when none
+  std::string_view src_cluster;  // this cluster
+  std::string_view dst_cluster;  // cluster of the endpoint that answered
   unsigned tier = 0;
   unsigned attempts = 0;
   unsigned status = 0;

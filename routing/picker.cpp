@@ -78,6 +78,8 @@ PickResult Picker::pick(const RequestView& req, AttemptState& attempt, Clock::ti
 void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult& out,
                        Clock::time_point now) {
   out.status = PickStatus::no_route;
+  out.service_id = {};
+  out.cluster = {};
   out.route = nullptr;
   out.service = nullptr;
   out.endpoint = nullptr;
@@ -101,6 +103,7 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   }
   out.route = route;
   out.status = PickStatus::no_endpoint;
+  out.service_id = route->service_id;  // also for the "no endpoint" answer's access log
   if (!route->service) {
     out.reason = "route names unknown service " + route->service_id;
     return;
@@ -148,7 +151,6 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   upstream_target(*route, cluster.path_prefix, req.target, out.upstream_target);
   if (route->host_rewrite.empty()) out.host_header.assign(req.host);
   else out.host_header.assign(route->host_rewrite);
-  out.service_id = svc.id;
   out.cluster = cluster.key;
   out.remote = !cluster.local;
   out.tier = cluster.tier;

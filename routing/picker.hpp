@@ -64,7 +64,7 @@ struct PickResult {
   std::uint16_t port = 0;
   std::string upstream_target;  // request target to send: path rewrite and cluster path prefix applied
   std::string host_header;      // Host to send upstream (the route's rewrite, or the original)
-  std::string_view service_id;  // "name.namespace" (in `snapshot`)
+  std::string_view service_id;  // "name.namespace" (in `snapshot`), set once a route matched
   std::string_view cluster;     // cluster key of the endpoint (in `snapshot`)
   bool remote = false;          // the endpoint is another cluster's gateway
   unsigned tier = 0;            // FailOver priority level (0 = local)

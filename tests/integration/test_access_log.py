@@ -102,3 +102,14 @@ def test_access_log_duration_and_local_answers(backend_factory, sluice_factory):
     assert 290 <= delayed["duration_ms"] < 3000, delayed
     assert missing["status"] == 404 and missing["path"] == "/nowhere" and missing["authority"] == "other"
     assert missing["upstream"] == ""
+
+
+def test_access_log_no_endpoint_names_the_service(sluice_factory):
+    # A service with no endpoint: the 503 the proxy answers itself still says which service it was for.
+    sluice = sluice_factory([], access_log={"enabled": True, "path": "-"})
+    status, body = curl_status(sluice.url("/x"))
+    assert status == 503, body
+    lines = wait_lines(sluice.stdout, 1)
+    assert len(lines) == 1, sluice.stdout()
+    assert lines[0]["status"] == 503 and lines[0]["service"] == "app.default", lines[0]
+    assert lines[0]["upstream"] == "" and lines[0]["src_cluster"], lines[0]
