@@ -71,6 +71,14 @@ void HttpSession::on_drain() {
   }
 }
 
+void HttpSession::abort() {
+  aborted_ = true;
+  close_after_ = true;
+  boost::system::error_code ignored;
+  stream_.transport().socket().close(ignored);
+  if (upstream_) upstream_->stream.transport().socket().close(ignored);
+}
+
 net::awaitable<void> HttpSession::run() {
   auto self = shared_from_this();
   if (auto* tls = stream_.tls()) {

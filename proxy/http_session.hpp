@@ -38,6 +38,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Drain: close now when idle between requests; otherwise close after the current response.
   void on_drain();
 
+  // Stop: close the connection now, and the upstream connection of the request in flight if any (that
+  // request is cut; its endpoint is not blamed). Worker thread.
+  void abort();
+
  private:
   static constexpr std::size_t kBodyBuffer = 64 * 1024;  // relay buffer for bodies, both ways
 
@@ -83,6 +87,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
   bool close_after_ = false;
+  bool aborted_ = false;
+  UpstreamConnection* upstream_ = nullptr;  // the request in flight's upstream connection, for abort()
   std::list<HttpSession*>::iterator registration_;
 };
 

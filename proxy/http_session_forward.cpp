@@ -64,6 +64,16 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
     unsigned status = 0;
     bool body_streamed = false;
     std::unique_ptr<UpstreamConnection> up = co_await connect(picked, failure);
+    // abort() closes it while this attempt uses it.
+    struct InUse {
+      UpstreamConnection*& slot;
+      ~InUse() { slot = nullptr; }
+    } in_use{upstream_ = up.get()};
+    if (aborted_) {
+      // stop() cut this request: nothing is sent or retried, and the endpoint did nothing wrong.
+      picker.finish(picked, routing::Outcome::local_abort);
+      co_return Next::close;
+    }
     if (!up) {
       outcome = routing::Outcome::connect_failure;
     } else {
@@ -107,6 +117,11 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
       if (outcome == routing::Outcome::success && status >= 500) outcome = routing::Outcome::http_5xx;
     }
 
+    if (aborted_) {
+      picker.finish(picked, routing::Outcome::local_abort);
+      co_return Next::close;
+    }
+
     // Retry what may be retried: nothing of the response has reached the client yet.
     const bool replayable = !body_streamed && body_in_hand;
     const bool retriable_failure = outcome == routing::Outcome::connect_failure ||
@@ -148,7 +163,7 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
 
     bool upstream_ok = false;
     const auto next = co_await relay_response(*up, *res_parser, picked, upstream_ok, log);
-    picker.finish(picked, upstream_ok ? outcome : routing::Outcome::reset);
+    picker.finish(picked, upstream_ok ? outcome : aborted_ ? routing::Outcome::local_abort : routing::Outcome::reset);
     if (upstream_ok && res_parser->is_done() && res_parser->get().keep_alive()) {
       ++up->requests;
       worker_.pool().give_back(std::move(up), std::chrono::steady_clock::now());

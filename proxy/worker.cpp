@@ -164,6 +164,9 @@ void Worker::stop_external() {
     stopped_ = true;
     sweep_timer_.cancel();
     close_acceptors();
+    // As on the worker's own io_context, requests still in flight are cut (drain first to let them end).
+    std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
+    for (auto* s : sessions) s->abort();
     pool_.close_all();
     await_quiet([quiet] { quiet->set_value(); });
   });

@@ -62,9 +62,9 @@ class Worker {
   // Stops accepting, answers the next response on each keep-alive connection with Connection: close and
   // closes idle ones. Any thread.
   void drain();
-  // Own io_context: stops it and joins the thread (in-flight requests are cut). External one: closes the
-  // acceptors, the idle connections and the upstream pool on it, then waits until every connection has
-  // ended (the ones in flight after their current response, or at their timeouts), since their handlers
+  // In-flight requests are cut either way (drain() first lets them end). Own io_context: stops it and
+  // joins the thread. External one: closes the acceptors, every connection (aborting the requests in
+  // flight) and the upstream pool on it, then waits until the connections' handlers have run, since they
   // must not outlive the worker; the program must keep running the io_context meanwhile. Any thread but
   // the worker's own. Idempotent.
   void stop();

@@ -23,9 +23,9 @@ namespace sluice {
 // instead of the config's worker threads ("workers" is ignored); the control thread (admin, health
 // checks) and the sources stay the proxy's own. The program runs `ioc` (io_context::run(), on one thread
 // at a time: the worker's state has no locks) and keeps running it until proxy.stop() (which ~Proxy
-// calls) has returned: stop() closes the listeners and idle connections on it and waits there for the
-// connections in flight to finish their current response (bounded by the config's timeouts), so call it
-// from a thread that does not run `ioc`. Returns every error; on any error nothing runs. Once, instead
+// calls) has returned: stop() closes the listeners and every connection on it (requests in flight are cut,
+// as on the proxy's own threads: drain() and wait_drained() first to let them end) and waits there until
+// their handlers have run, so call it from a thread that does not run `ioc`. Returns every error; on any error nothing runs. Once, instead
 // of start().
 std::vector<std::string> start_on(Proxy& proxy, boost::asio::io_context& ioc);
 
