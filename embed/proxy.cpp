@@ -1,6 +1,8 @@
-// sluice::Proxy: the same wiring as the sluice binary (config -> routing table -> server -> admin), with
-// the control thread owned by the proxy and routing fed by the program instead of files and signals.
+// sluice::Proxy: config -> routing table -> server -> admin, health checks, failover events and
+// discovery sources, with the control thread owned by the proxy. The sluice binary is a user of it (flags,
+// signals and file watching are the binary's).
 #include <algorithm>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -9,10 +11,12 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "config/parse.hpp"
 #include "config/validate.hpp"
+#include "embed/control_source.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/failover_monitor.hpp"
 #include "proxy/health_checker.hpp"
@@ -29,6 +33,25 @@ namespace {
 
 // How often wait_drained() looks at the requests in flight.
 constexpr auto kDrainPoll = std::chrono::milliseconds(20);
+// How often held workers look whether the built-in sources have synced (ProxyOptions::source_sync_wait).
+constexpr auto kSyncPoll = std::chrono::milliseconds(5);
+
+// /explain without listener=: the sidecar's outbound listener, else the first.
+std::string default_listener(const config::Config& cfg) {
+  std::string name;
+  for (const auto& l : cfg.listeners) {
+    if (name.empty() || (l.role == config::Role::sidecar && name == cfg.listeners.front().name)) name = l.name;
+  }
+  return name;
+}
+
+void render_health_metrics(const proxy::HealthChecker& checker, std::string& out) {
+  out += "# HELP sluice_health_checks_total Active health-check probes sent.\n# TYPE sluice_health_checks_total counter\n";
+  out += "sluice_health_checks_total " + std::to_string(checker.probes()) + "\n";
+  out += "# HELP sluice_health_check_failures_total Active health-check probes that failed.\n";
+  out += "# TYPE sluice_health_check_failures_total counter\n";
+  out += "sluice_health_check_failures_total " + std::to_string(checker.probe_failures()) + "\n";
+}
 
 // The routing the proxy publishes: the union of its inputs' latest models, `models[0]` the config's (or
 // Proxy::publish's), then one per source. Routes in input order; a service defined by several inputs is
@@ -67,9 +90,10 @@ struct ProxyAccess {
 };
 
 struct Proxy::Impl {
-  explicit Impl(config::Config c) : cfg(std::move(c)), publisher(table, registry) {}
+  Impl(config::Config c, const ProxyOptions& o) : cfg(std::move(c)), options(o), publisher(table, registry) {}
 
   config::Config cfg;
+  ProxyOptions options;
   routing::Table table;
   routing::EndpointRegistry registry;
   routing::Publisher publisher;
@@ -77,6 +101,12 @@ struct Proxy::Impl {
 
   // Latest model of each input: [0] the config's or publish()'s, [1 + i] sources[i]'s.
   std::vector<std::optional<routing::Model>> models;
+  // Whether models[0] is the config's own (not a publish()'s): a base-owning source carries it then.
+  bool slot0_is_config = true;
+  // The input of the built-in source that merges the config's routing under its own (0: none). Once it
+  // has published, models[0] is left empty while it holds the config's, so nothing is routed twice.
+  std::size_t base_owner_slot = 0;
+
   std::unique_ptr<proxy::Server> server;
   net::io_context control{1};
   std::unique_ptr<proxy::HealthChecker> health_checker;
@@ -85,21 +115,77 @@ struct Proxy::Impl {
   std::thread control_thread;
   std::vector<std::unique_ptr<Source>> sources;
   std::vector<Source*> started_sources;
+  std::vector<ControlSource*> control_sources;  // the started built-in ones, on the control thread
+  net::steady_timer start_timer{control};
+  std::chrono::steady_clock::time_point start_deadline;
   bool started = false;
   bool stopped = false;
   std::mutex lifecycle_mutex;  // start/stop from different threads
 
-  // Replaces input `slot`'s model and publishes the combination. Any thread.
-  std::vector<std::string> publish(std::size_t slot, routing::Model model) {
+  // Replaces input `slot`'s model and publishes the combination; `is_config`: the config's own model
+  // (from_config, reload), which a base-owning source carries once it has published. Any thread.
+  std::vector<std::string> publish(std::size_t slot, routing::Model model, bool is_config = false) {
     auto problems = routing::missing_plugins(model.services);
     std::lock_guard lock(publish_mutex);
     if (models.size() <= slot) models.resize(slot + 1);
+    if (slot == 0 && !is_config) slot0_is_config = false;
+    const bool owner_published = base_owner_slot != 0 && models.size() > base_owner_slot &&
+                                 models[base_owner_slot].has_value();
+    if (slot == 0 && is_config && (!slot0_is_config || owner_published)) return problems;
     models[slot] = std::move(model);
+    if (slot != 0 && slot == base_owner_slot && slot0_is_config) models[0].reset();
     // With one input (the common case) its model is published as it is, without a copy of the union.
     const bool alone = std::count_if(models.begin(), models.end(), [](const auto& m) { return m.has_value(); }) == 1;
     publisher.submit(alone ? *models[slot] : combine(models));
     publisher.flush();
     return problems;
+  }
+
+  // Errors of routing that names unregistered plugins; with fall_back_on_missing_plugins, logged instead.
+  std::vector<std::string> plugin_errors(const std::vector<config::Service>& services) const {
+    auto missing = routing::missing_plugins(services);
+    if (!options.fall_back_on_missing_plugins) return missing;
+    for (const auto& m : missing) log::warn(m + " (served with the built-in policy)");
+    return {};
+  }
+
+  // The admin endpoint's view of this proxy. Called by start(), after the health checker and failover
+  // monitor exist.
+  proxy::AdminSources admin_sources() {
+    proxy::AdminSources a;
+    a.server = server.get();
+    a.table = &table;
+    a.default_listener = default_listener(cfg);
+    a.last_failover = [f = failover.get()](const std::string& id) { return f->last_event(id); };
+    a.extra_metrics = [this](std::string& out) {
+      failover->render_metrics(out);
+      render_health_metrics(*health_checker, out);
+      for (const ControlSource* c : control_sources) c->render_metrics(out);
+    };
+    if (!control_sources.empty()) {
+      a.synced = [this] { return all_synced(); };
+      a.extra_status = [this](nlohmann::json& j) {
+        for (const ControlSource* c : control_sources) c->add_status(j);
+      };
+    }
+    return a;
+  }
+
+  bool all_synced() const {
+    return std::all_of(control_sources.begin(), control_sources.end(), [](const ControlSource* c) { return c->synced(); });
+  }
+
+  // The workers accept once the built-in sources have synced or the deadline passed (and not after a
+  // drain). Control thread.
+  void start_when_synced() {
+    if (all_synced() || std::chrono::steady_clock::now() >= start_deadline) {
+      if (!server->draining()) server->start();
+      return;
+    }
+    start_timer.expires_after(kSyncPoll);
+    start_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) start_when_synced();
+    });
   }
 };
 
@@ -107,28 +193,33 @@ Proxy::Proxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Proxy::~Proxy() { stop(); }
 
-std::unique_ptr<Proxy> Proxy::from_file(const std::string& path, std::vector<std::string>& errors) {
+std::unique_ptr<Proxy> Proxy::from_file(const std::string& path, std::vector<std::string>& errors,
+                                        const ProxyOptions& options) {
   auto parsed = config::load_config_file(path);
   if (!parsed.errors.empty()) {
     for (auto& e : parsed.errors) errors.push_back(path + ": " + e);
     return nullptr;
   }
-  return from_config(std::move(*parsed.config), errors);
+  return from_config(std::move(*parsed.config), errors, options);
 }
 
-std::unique_ptr<Proxy> Proxy::from_json(std::string_view text, std::vector<std::string>& errors) {
+std::unique_ptr<Proxy> Proxy::from_json(std::string_view text, std::vector<std::string>& errors,
+                                        const ProxyOptions& options) {
   auto parsed = config::parse_config(text);
   if (!parsed.errors.empty()) {
     errors.insert(errors.end(), parsed.errors.begin(), parsed.errors.end());
     return nullptr;
   }
-  return from_config(std::move(*parsed.config), errors);
+  return from_config(std::move(*parsed.config), errors, options);
 }
 
-std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::string>& errors) {
+std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::string>& errors,
+                                          const ProxyOptions& options) {
   const std::size_t before = errors.size();
   for (auto& e : config::validate_config(cfg)) errors.push_back(std::move(e));
-  for (auto& e : routing::missing_plugins(cfg.services)) errors.push_back(std::move(e));
+  if (!options.fall_back_on_missing_plugins) {
+    for (auto& e : routing::missing_plugins(cfg.services)) errors.push_back(std::move(e));
+  }
   log::Level level;
   if (!log::parse_level(cfg.log_level, level)) errors.push_back("log_level: expected trace|debug|info|warn|error");
   // The config's sources by name; "kubernetes": {"enabled": true} names the built-in one too.
@@ -155,8 +246,9 @@ std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::s
   }
   if (errors.size() != before) return nullptr;
   log::set_level(level);
-  auto impl = std::make_unique<Impl>(std::move(cfg));
-  impl->publish(0, routing::static_model(impl->cfg));
+  auto impl = std::make_unique<Impl>(std::move(cfg), options);
+  impl->plugin_errors(impl->cfg.services);  // with fall_back_on_missing_plugins: the warnings
+  impl->publish(0, routing::static_model(impl->cfg), true);
   impl->server = std::make_unique<proxy::Server>(impl->cfg, impl->table);
   impl->sources = std::move(made);
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
@@ -190,12 +282,19 @@ std::vector<std::string> Proxy::start() {
   auto errors = m.server->bind();
   m.health_checker = std::make_unique<proxy::HealthChecker>(m.control, m.table, m.registry);
   m.failover = std::make_unique<proxy::FailoverMonitor>(m.control, m.table);
-  proxy::AdminSources admin_sources;
-  admin_sources.server = m.server.get();
-  admin_sources.table = &m.table;
-  admin_sources.last_failover = [f = m.failover.get()](const std::string& id) { return f->last_event(id); };
-  admin_sources.extra_metrics = [f = m.failover.get()](std::string& out) { f->render_metrics(out); };
-  m.admin = std::make_unique<proxy::Admin>(m.control, std::move(admin_sources));
+  // The built-in sources run on the control thread; the first of them carries the config's routing.
+  for (std::size_t i = 0; i < m.sources.size(); ++i) {
+    if (auto* c = dynamic_cast<ControlSource*>(m.sources[i].get())) {
+      c->attach(m.control);
+      m.control_sources.push_back(c);
+      std::lock_guard publishing(m.publish_mutex);
+      const bool owner = m.base_owner_slot == 0;
+      if (owner) m.base_owner_slot = i + 1;
+      // The config's routing as it is now (reload() may have changed it since the source was made).
+      c->set_base(owner ? routing::static_model(m.cfg) : routing::Model{});
+    }
+  }
+  m.admin = std::make_unique<proxy::Admin>(m.control, m.admin_sources());
   if (errors.empty() && m.cfg.admin.enabled) {
     if (auto error = m.admin->listen(m.cfg.admin); !error.empty()) errors.push_back(error);
   }
@@ -210,13 +309,21 @@ std::vector<std::string> Proxy::start() {
     }
   }
   if (!errors.empty()) {
+    // The control thread has not run: this thread stops the built-in sources too.
     for (Source* s : m.started_sources) s->stop();
     m.started_sources.clear();
+    m.control_sources.clear();
     m.stopped = true;
     return errors;
   }
   if (m.cfg.admin.enabled) m.admin->start();
-  m.server->start();
+  if (m.control_sources.empty() || m.options.source_sync_wait.count() <= 0) {
+    m.server->start();
+  } else {
+    // Connections meanwhile wait in the listen backlog.
+    m.start_deadline = std::chrono::steady_clock::now() + m.options.source_sync_wait;
+    net::post(m.control, [&m] { m.start_when_synced(); });
+  }
   m.health_checker->start();
   m.failover->start();
   m.control_thread = std::thread([&m] {
@@ -228,7 +335,46 @@ std::vector<std::string> Proxy::start() {
 
 std::vector<std::string> Proxy::publish(routing::Model model) { return impl_->publish(0, std::move(model)); }
 
-routing::Model Proxy::config_model() const { return routing::static_model(impl_->cfg); }
+routing::Model Proxy::config_model() const {
+  std::lock_guard lock(impl_->publish_mutex);
+  return routing::static_model(impl_->cfg);
+}
+
+std::vector<std::string> Proxy::reload(const config::Config& next) {
+  Impl& m = *impl_;
+  auto errors = config::validate_config(next);
+  for (auto& e : m.plugin_errors(next.services)) errors.push_back(std::move(e));
+  if (!errors.empty()) return errors;
+  std::lock_guard lock(m.lifecycle_mutex);
+  routing::Model model;
+  {
+    std::lock_guard publishing(m.publish_mutex);
+    m.cfg.services = next.services;
+    m.cfg.routes = next.routes;
+    model = routing::static_model(m.cfg);
+  }
+  // The base-owning source (known once started; start() hands it the config's routing then) republishes
+  // with the new base on its thread; until its first publication the config's model is published as it
+  // is (publish() ignores it afterwards).
+  if (m.base_owner_slot != 0) {
+    auto* owner = dynamic_cast<ControlSource*>(m.sources[m.base_owner_slot - 1].get());
+    if (m.control_thread.joinable()) net::post(m.control, [owner, base = model] { owner->set_base(base); });
+  }
+  m.publish(0, std::move(model), true);
+  return {};
+}
+
+std::vector<std::string> Proxy::reload_tls() {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.lifecycle_mutex);
+  if (!m.control_thread.joinable()) return m.server->check_tls_reload();  // no control thread: this is it
+  // Shared: set_value may still be returning on the control thread when this thread wakes up. The
+  // control thread ends only in stop(), which waits for this lock.
+  auto done = std::make_shared<std::promise<std::vector<std::string>>>();
+  auto lines = done->get_future();
+  net::post(m.control, [&m, done] { done->set_value(m.server->check_tls_reload()); });
+  return lines.get();
+}
 
 void Proxy::drain() {
   Impl& m = *impl_;
@@ -250,11 +396,21 @@ void Proxy::stop() {
   std::lock_guard lock(m.lifecycle_mutex);
   if (m.stopped && !m.control_thread.joinable()) return;
   m.stopped = true;
-  for (Source* s : m.started_sources) s->stop();
+  // The program's sources from this thread; the built-in ones belong to the control thread.
+  std::vector<Source*> on_control;
+  for (Source* s : m.started_sources) {
+    if (dynamic_cast<ControlSource*>(s) && m.control_thread.joinable()) {
+      on_control.push_back(s);
+    } else {
+      s->stop();
+    }
+  }
   m.started_sources.clear();
   if (m.control_thread.joinable()) {
     // The control objects belong to the control thread: stop them there, then let it end.
-    net::post(m.control, [&m] {
+    net::post(m.control, [&m, on_control] {
+      for (Source* s : on_control) s->stop();
+      m.start_timer.cancel();
       m.health_checker->stop();
       m.failover->stop();
       m.admin->close();

@@ -1,34 +1,19 @@
-// The sluice binary: flags, config, routing table, workers, signals.
-// It wires the modules and owns nothing of their logic.
+// The sluice binary: flags, config checks, signals and file watching around a sluice::Proxy (embed/),
+// which wires the routing table, workers, admin endpoint, health checks, failover events and discovery.
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <iostream>
 #include <optional>
 #include <string>
-#include <thread>
-
-#include <nlohmann/json.hpp>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "config/parse.hpp"
-#include "discovery/from_config.hpp"
-#include "discovery/kubernetes_source.hpp"
-#include "discovery/status.hpp"
-#include "proxy/admin.hpp"
-#include "proxy/failover_monitor.hpp"
-#include "proxy/health_checker.hpp"
 #include "proxy/logger.hpp"
-#include "proxy/server.hpp"
-#include "routing/model.hpp"
-#include "routing/publisher.hpp"
-#include "routing/registry.hpp"
-#include "routing/snapshot.hpp"
-#include "routing/table.hpp"
+#include "sluice/sluice.hpp"
 
 namespace {
 
@@ -119,53 +104,47 @@ long long file_mtime(const std::string& path) {
   return static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
-discovery::KubeOptions kube_options(const config::Config& cfg) {
-  auto o = discovery::kube_options_from(cfg);
-  o.log = [](int level, std::string_view message) {
-    const auto l = level >= discovery::log_error  ? log::Level::error
-                   : level >= discovery::log_warn ? log::Level::warn
-                   : level >= discovery::log_info ? log::Level::info
-                                                  : log::Level::debug;
-    if (log::enabled(l)) log::write(l, std::string("kubernetes: ").append(message));
-  };
-  return o;
-}
-
-nlohmann::json status_json(const discovery::Status& st) {
-  nlohmann::json resources = nlohmann::json::array();
-  for (const auto& r : st.resources) {
-    resources.push_back({{"resource", r.resource}, {"namespace", r.name_space}, {"synced", r.synced},
-                         {"absent", r.absent}, {"connected", r.connected}, {"stale", r.stale},
-                         {"watch_restarts", r.watch_restarts}, {"relists", r.relists}, {"events", r.events},
-                         {"objects", r.objects}, {"last_error", r.last_error}});
-  }
-  return {{"origin", st.origin}, {"synced", st.has_synced_once}, {"stale", st.stale},
-          {"publishes", st.publishes}, {"malformed_objects", st.malformed_objects}, {"resources", resources}};
-}
+// How often certificates and the config file are looked at.
+constexpr auto kWatchInterval = std::chrono::seconds(2);
 
 // SIGHUP: re-read the config file and publish its routing. Listener, admin and worker changes need a restart.
-void reload(const std::string& path, config::Config& current, routing::Publisher& publisher,
-            discovery::KubernetesSource* kube) {
+void reload(const std::string& path, sluice::Proxy& proxy) {
   auto parsed = config::load_config_file(path);
-  if (!parsed.errors.empty()) {
-    for (const auto& e : parsed.errors) log::error("reload: " + path + ": " + e);
+  auto errors = parsed.errors;
+  if (errors.empty()) {
+    if (parsed.config->listeners.size() != proxy.config().listeners.size()) {
+      log::warn("reload: listener changes take effect on restart only");
+    }
+    errors = proxy.reload(*parsed.config);
+  }
+  if (!errors.empty()) {
+    for (const auto& e : errors) log::error("reload: " + path + ": " + e);
     log::error("reload refused: keeping the running configuration");
     return;
   }
-  auto& next = *parsed.config;
-  if (next.listeners.size() != current.listeners.size()) {
-    log::warn("reload: listener changes take effect on restart only");
-  }
-  current.services = next.services;
-  current.routes = next.routes;
-  if (kube) {
-    kube->set_base(routing::static_model(current));
-  } else {
-    publisher.submit(routing::static_model(current));
-    publisher.flush();
-  }
-  log::info("reload: " + std::to_string(current.services.size()) + " service(s), " +
-            std::to_string(current.routes.size()) + " route(s) from " + path);
+  log::info("reload: " + std::to_string(parsed.config->services.size()) + " service(s), " +
+            std::to_string(parsed.config->routes.size()) + " route(s) from " + path);
+}
+
+// Signals are taken by the main thread with sigtimedwait. They are blocked before the proxy starts a
+// thread, so that every thread inherits the mask and none is interrupted by them.
+sigset_t block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int signo : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, signo);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Waits for one of `set` until `deadline`; returns it, or 0 when the deadline passed (or on EINTR).
+int wait_signal(const sigset_t& set, std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::max(std::chrono::nanoseconds(0), deadline - std::chrono::steady_clock::now());
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(left);
+  timespec timeout{};
+  timeout.tv_sec = static_cast<std::time_t>(seconds.count());
+  timeout.tv_nsec = static_cast<long>((left - seconds).count());
+  const int signo = sigtimedwait(&set, nullptr, &timeout);
+  return signo > 0 ? signo : 0;
 }
 
 }  // namespace
@@ -208,147 +187,54 @@ int main(int argc, char** argv) {
     std::cout << "config OK\n";
     return 0;
   }
-  log::set_level(level);
-
-  routing::Table table;
-  routing::EndpointRegistry registry;
-  routing::Publisher publisher(table, registry);
-  publisher.submit(routing::static_model(cfg));
-  publisher.flush();
-
-  proxy::Server server(cfg, table);
-  if (auto errors = server.bind(); !errors.empty()) {
+  const sigset_t signals = block_signals();
+  // The binary registers no plugins: a service naming one is served with the built-in policy.
+  sluice::ProxyOptions options;
+  options.fall_back_on_missing_plugins = true;
+  std::vector<std::string> errors;
+  auto proxy = sluice::Proxy::from_config(std::move(cfg), errors, options);
+  if (!proxy) {
+    for (const auto& e : errors) std::cerr << flags.config_path << ": " << e << "\n";
+    return 1;
+  }
+  // With Kubernetes discovery the workers accept only after the first full sync (or 10 s, options'
+  // default), so that a gateway does not answer "no route" to routable requests meanwhile.
+  if (errors = proxy->start(); !errors.empty()) {
     for (const auto& e : errors) log::error(e);
     return 1;
   }
 
-  // The control thread: discovery, admin, signals.
-  net::io_context control;
-  std::unique_ptr<discovery::KubernetesSource> kube;
-  if (cfg.kubernetes.enabled) {
-    kube = std::make_unique<discovery::KubernetesSource>(control, kube_options(cfg), cfg.cluster,
-                                                         [&publisher](routing::Model model) {
-                                                           publisher.submit(std::move(model));
-                                                           publisher.flush();
-                                                         });
-    kube->set_base(routing::static_model(cfg));
-    if (auto error = kube->start(); !error.empty()) {
-      log::error("kubernetes: " + error);
-      return 1;
-    }
-  }
-
-  proxy::HealthChecker health_checker(control, table, registry);
-  proxy::FailoverMonitor failover(control, table);
-  proxy::AdminSources sources;
-  sources.server = &server;
-  sources.table = &table;
-  for (const auto& l : cfg.listeners) {
-    if (sources.default_listener.empty() || (l.role == config::Role::sidecar &&
-                                             sources.default_listener == cfg.listeners.front().name)) {
-      sources.default_listener = l.name;
-    }
-  }
-  sources.last_failover = [&failover](const std::string& id) { return failover.last_event(id); };
-  sources.extra_metrics = [&](std::string& out) {
-    failover.render_metrics(out);
-    out += "# HELP sluice_health_checks_total Active health-check probes sent.\n# TYPE sluice_health_checks_total counter\n";
-    out += "sluice_health_checks_total " + std::to_string(health_checker.probes()) + "\n";
-    out += "# HELP sluice_health_check_failures_total Active health-check probes that failed.\n";
-    out += "# TYPE sluice_health_check_failures_total counter\n";
-    out += "sluice_health_check_failures_total " + std::to_string(health_checker.probe_failures()) + "\n";
-    if (kube) out += discovery::render_prometheus(kube->status());
-  };
-  if (kube) {
-    sources.synced = [&kube] { return kube->status().has_synced_once; };
-    sources.extra_status = [&kube](nlohmann::json& j) { j["discovery"] = status_json(kube->status()); };
-  }
-  proxy::Admin admin(control, sources);
-  if (cfg.admin.enabled) {
-    if (auto error = admin.listen(cfg.admin); !error.empty()) {
-      log::error(error);
-      return 1;
-    }
-    admin.start();
-  }
-  // With Kubernetes discovery, workers start accepting only after the first full sync (or 10 s): before
-  // it the table is the static part alone and a gateway would answer "no route" to routable requests.
-  // Connections meanwhile wait in the listen backlog.
-  net::steady_timer start_timer(control);
-  const auto start_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  std::function<void()> start_when_synced = [&] {
-    if (!kube || kube->status().has_synced_once || std::chrono::steady_clock::now() >= start_deadline) {
-      server.start();
-      return;
-    }
-    start_timer.expires_after(std::chrono::milliseconds(5));
-    start_timer.async_wait([&](boost::system::error_code ec) {
-      if (!ec) start_when_synced();
-    });
-  };
-  start_when_synced();
-  health_checker.start();
-  failover.start();
-
   // Certificates and the config file are followed: checked every few seconds; new certificates are swapped
   // in for new connections, a changed config file is reloaded as on SIGHUP.
-  net::steady_timer tls_timer(control);
   auto config_mtime = file_mtime(flags.config_path);
-  std::function<void()> watch_tls = [&] {
-    tls_timer.expires_after(std::chrono::seconds(2));
-    tls_timer.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      for (const auto& line : server.check_tls_reload()) log::info(line);
-      if (const auto m = file_mtime(flags.config_path); m != config_mtime) {
-        config_mtime = m;
-        log::info("config file " + flags.config_path + " changed");
-        reload(flags.config_path, cfg, publisher, kube.get());
-      }
-      watch_tls();
-    });
-  };
-  watch_tls();
-
-  net::signal_set signals(control, SIGTERM, SIGINT);
-  net::signal_set reload_signal(control, SIGHUP);
-  net::steady_timer drain_timer(control);
-  std::chrono::steady_clock::time_point drain_deadline;
-  std::function<void()> wait_drained = [&] {
-    if (server.busy() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-      if (server.busy() != 0) log::warn("drain timeout: " + std::to_string(server.busy()) + " request(s) cut");
-      control.stop();
-      return;
+  auto next_check = std::chrono::steady_clock::now() + kWatchInterval;
+  int signo = 0;
+  for (;;) {
+    signo = wait_signal(signals, next_check);
+    if (signo == SIGTERM || signo == SIGINT) break;
+    if (signo == SIGHUP) {
+      reload(flags.config_path, *proxy);
+      continue;
     }
-    drain_timer.expires_after(std::chrono::milliseconds(50));
-    drain_timer.async_wait([&](boost::system::error_code ec) {
-      if (!ec) wait_drained();
-    });
-  };
-  signals.async_wait([&](boost::system::error_code ec, int signo) {
-    if (ec) return;
-    log::info(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", draining (up to " +
-              std::to_string(cfg.timeouts.drain.count()) + " ms)");
-    // Readiness goes first, so load balancers stop sending before the listeners close.
-    admin.set_draining();
-    tls_timer.cancel();
-    health_checker.stop();
-    failover.stop();
-    server.drain();
-    if (kube) kube->stop();
-    drain_deadline = std::chrono::steady_clock::now() + cfg.timeouts.drain;
-    wait_drained();
-  });
-  std::function<void()> wait_reload = [&] {
-    reload_signal.async_wait([&](boost::system::error_code ec, int) {
-      if (ec) return;
-      reload(flags.config_path, cfg, publisher, kube.get());
-      wait_reload();
-    });
-  };
-  wait_reload();
-  control.run();
-  admin.close();
-  server.stop();
+    if (std::chrono::steady_clock::now() < next_check) continue;
+    for (const auto& line : proxy->reload_tls()) log::info(line);
+    if (const auto m = file_mtime(flags.config_path); m != config_mtime) {
+      config_mtime = m;
+      log::info("config file " + flags.config_path + " changed");
+      reload(flags.config_path, *proxy);
+    }
+    next_check = std::chrono::steady_clock::now() + kWatchInterval;
+  }
+
+  const auto drain = proxy->config().timeouts.drain;
+  log::info(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", draining (up to " +
+            std::to_string(drain.count()) + " ms)");
+  // Readiness goes first (drain()), so load balancers stop sending before the listeners close.
+  proxy->drain();
+  if (!proxy->wait_drained(drain)) {
+    log::warn("drain timeout: " + std::to_string(proxy->stats().active_requests) + " request(s) cut");
+  }
+  proxy->stop();
   log::info("sluice stopped");
   return 0;
 }

@@ -6,6 +6,7 @@
 //   auto proxy = sluice::Proxy::from_file("sluice.json", errors);
 //   if (!proxy || !(errors = proxy->start()).empty()) { ... }
 //   proxy->publish(model);          // services, endpoints and routes, any time, any thread
+//   proxy->reload(next_config);     // the config's services and routes, as the binary's SIGHUP does
 //   proxy->drain(); proxy->wait_drained(5s); proxy->stop();
 //
 // Public header: standard library, config/config.hpp, routing/model.hpp and routing/plugins.hpp only
@@ -68,14 +69,30 @@ bool unregister_source(const std::string& name);
 // The factory registered (or built in) as `name`, or null. Any thread.
 SourceFactory find_source(std::string_view name);
 
+// How Proxy::from_* build a proxy beyond what the config says.
+struct ProxyOptions {
+  // Workers accept only once every built-in source that syncs ("kubernetes": its first full list of the
+  // API) has synced, or this long after start(): before it the table holds the config's part alone and a
+  // gateway would answer "no route" to routable requests. Connections wait in the listen backlog
+  // meanwhile. Zero: accept at once. Sources of the program's own are not waited for.
+  std::chrono::milliseconds source_sync_wait{10000};
+  // A service naming a plugin nobody registered: false refuses the config (from_* and reload() return
+  // the errors); true logs a warning and serves the service with the built-in policy (the sluice binary,
+  // which registers no plugins, runs so).
+  bool fall_back_on_missing_plugins = false;
+};
+
 class Proxy {
  public:
   // Builds a proxy from a JSON config (config/README.md): a file, JSON text, or the structs (validated
   // here too). Returns null and fills `errors` when the config is invalid or names a plugin or source
   // nobody registered (register them first). Makes the config's sources; nothing is bound or started yet.
-  static std::unique_ptr<Proxy> from_file(const std::string& path, std::vector<std::string>& errors);
-  static std::unique_ptr<Proxy> from_json(std::string_view text, std::vector<std::string>& errors);
-  static std::unique_ptr<Proxy> from_config(config::Config cfg, std::vector<std::string>& errors);
+  static std::unique_ptr<Proxy> from_file(const std::string& path, std::vector<std::string>& errors,
+                                          const ProxyOptions& options = {});
+  static std::unique_ptr<Proxy> from_json(std::string_view text, std::vector<std::string>& errors,
+                                          const ProxyOptions& options = {});
+  static std::unique_ptr<Proxy> from_config(config::Config cfg, std::vector<std::string>& errors,
+                                            const ProxyOptions& options = {});
 
   ~Proxy();  // stop()
   Proxy(const Proxy&) = delete;
@@ -87,7 +104,8 @@ class Proxy {
 
   // Binds every listener (and the admin endpoint when the config enables it), then runs the config's
   // worker threads plus one control thread (admin, active health checks, failover events) and starts the
-  // sources. Returns every error; on any error nothing runs. Once.
+  // sources. The workers accept at once, or after the built-in sources' first sync (see ProxyOptions).
+  // Returns every error; on any error nothing runs. Once.
   std::vector<std::string> start();
 
   // Publishes routing: `model` replaces the services and routes (the config's, or the last published),
@@ -98,6 +116,18 @@ class Proxy {
 
   // The config's own services and routes as a model: a starting point for publish().
   routing::Model config_model() const;
+
+  // Takes `next`'s services and routes as the config's routing and publishes them (to the built-in
+  // sources too, which merge them under what they discover); listeners, admin, workers, timeouts and
+  // sources keep their started values (those need a new proxy). After a publish() the published model
+  // stays, and `next` becomes config_model(). Returns the errors of an invalid `next` (then nothing
+  // changes), empty when published. Any thread but the proxy's own; not concurrently with config().
+  std::vector<std::string> reload(const config::Config& next);
+
+  // Reloads the listener certificates whose files changed: new connections get them, connections open
+  // keep theirs. Returns a line per certificate reloaded or refused (the old one stays then), empty when
+  // none changed. Any thread but the proxy's own.
+  std::vector<std::string> reload_tls();
 
   // Graceful stop, step one: stop accepting, finish the requests in flight. Any thread.
   void drain();

@@ -1,0 +1,35 @@
+// What a built-in discovery source adds to sluice::Source inside a Proxy (private to libsluice): it runs
+// on the proxy's control thread, merges the config's static routing under its own, holds the workers
+// until its first sync, and reports to the admin endpoint. The "kubernetes" source is one.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "routing/model.hpp"
+
+namespace boost::asio { class io_context; }
+
+namespace sluice {
+
+class ControlSource {
+ public:
+  virtual ~ControlSource() = default;
+
+  // Before Source::start(): the proxy's control io_context. From then on start() runs on the thread that
+  // starts the proxy (before the control thread runs) and everything else on the control thread,
+  // stop() included.
+  virtual void attach(boost::asio::io_context& control) = 0;
+  // The config's static routing, merged under every model the source publishes (republished when
+  // started). Before start() or on the control thread.
+  virtual void set_base(routing::Model base) = 0;
+  // Whether the first full sync is done (true when not running: nothing to wait for). Control thread.
+  virtual bool synced() const = 0;
+  // Appends Prometheus text lines. Control thread.
+  virtual void render_metrics(std::string& out) const = 0;
+  // Adds the source's status to /routes and /explain answers. Control thread.
+  virtual void add_status(nlohmann::json& status) const = 0;
+};
+
+}  // namespace sluice
