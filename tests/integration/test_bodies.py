@@ -1,4 +1,4 @@
-"""Bodies streamed both ways (100 MiB, content-length and chunked) with sluice's RSS staying flat;
+"""Bodies streamed both ways (100 MiB and 1 GiB, content-length and chunked) with sluice's RSS staying flat;
 Expect: 100-continue; HEAD, 204 and 304 without a body."""
 import subprocess
 import threading
@@ -207,3 +207,29 @@ def test_chunked_request_body_small(backend_factory, sluice_factory):
                   b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n")
         status, _, body = HttpReader(s).read_response()
         assert status == 200 and body == b"11\n"
+
+
+GIB = 1024 * MIB
+
+
+@pytest.mark.slow
+def test_one_gib_each_way_keeps_rss_flat(backend_factory, sluice_factory):
+    """The issue's size: 1 GiB up (chunked, from a pipe: nothing of it on disk) and 1 GiB down
+    (content-length), counted at the far end, with sluice's RSS flat throughout."""
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address])
+    baseline = warm_up(sluice)
+    with RssSampler(sluice) as sampler:
+        zeros = subprocess.Popen(["head", "-c", str(GIB), "/dev/zero"], stdout=subprocess.PIPE)
+        try:
+            up = curl("-X", "POST", "-T", "-", "-o", "-", sluice.url("/sink"), stdin=zeros.stdout, timeout=120)
+        finally:
+            zeros.stdout.close()
+            zeros.wait(timeout=10)
+        down = curl("-o", "/dev/null", "-w", "%{http_code} %{size_download}", sluice.url(f"/bytes/{GIB}"),
+                    timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.strip() == str(GIB).encode()  # the backend counted every byte
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.split() == [b"200", str(GIB).encode()]
+    check_flat(sampler, baseline)
