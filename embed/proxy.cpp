@@ -6,7 +6,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,6 +16,7 @@
 #include "config/parse.hpp"
 #include "config/validate.hpp"
 #include "embed/control_source.hpp"
+#include "embed/inputs.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/failover_monitor.hpp"
 #include "proxy/health_checker.hpp"
@@ -53,35 +53,6 @@ void render_health_metrics(const proxy::HealthChecker& checker, std::string& out
   out += "sluice_health_check_failures_total " + std::to_string(checker.probe_failures()) + "\n";
 }
 
-// The routing the proxy publishes: the union of its inputs' latest models, `models[0]` the config's (or
-// Proxy::publish's), then one per source. Routes in input order; a service defined by several inputs is
-// taken from the last one. `local` is the first input's.
-routing::Model combine(const std::vector<std::optional<routing::Model>>& models) {
-  routing::Model out;
-  out.source.clear();
-  std::unordered_map<std::string, std::size_t> position;
-  bool first = true;
-  for (const auto& m : models) {
-    if (!m) continue;
-    if (first) out.local = m->local;
-    first = false;
-    out.stale = out.stale || m->stale;
-    if (!m->source.empty() && out.source.find(m->source) == std::string::npos) {
-      out.source += (out.source.empty() ? "" : "+") + m->source;
-    }
-    for (const auto& svc : m->services) {
-      auto [it, fresh] = position.try_emplace(svc.id(), out.services.size());
-      if (fresh) {
-        out.services.push_back(svc);
-      } else {
-        out.services[it->second] = svc;
-      }
-    }
-    out.routes.insert(out.routes.end(), m->routes.begin(), m->routes.end());
-  }
-  return out;
-}
-
 }  // namespace
 
 // sluice/asio.hpp's entry point reaches the proxy's internals through this friend.
@@ -90,22 +61,17 @@ struct ProxyAccess {
 };
 
 struct Proxy::Impl {
-  Impl(config::Config c, const ProxyOptions& o) : cfg(std::move(c)), options(o), publisher(table, registry) {}
+  Impl(config::Config c, const ProxyOptions& o)
+      : cfg(std::move(c)), options(o), publisher(table, registry), inputs(publisher) {}
 
   config::Config cfg;
+  mutable std::mutex cfg_mutex;  // cfg's services and routes: reload() against config_model()
   ProxyOptions options;
   routing::Table table;
   routing::EndpointRegistry registry;
   routing::Publisher publisher;
-  std::mutex publish_mutex;  // one build and publication at a time, from any thread
-
-  // Latest model of each input: [0] the config's or publish()'s, [1 + i] sources[i]'s.
-  std::vector<std::optional<routing::Model>> models;
-  // Whether models[0] is the config's own (not a publish()'s): a base-owning source carries it then.
-  bool slot0_is_config = true;
-  // The input of the built-in source that merges the config's routing under its own (0: none). Once it
-  // has published, models[0] is left empty while it holds the config's, so nothing is routed twice.
-  std::size_t base_owner_slot = 0;
+  RoutingInputs inputs;  // input 0: the config's or publish()'s, 1 + i: sources[i]'s
+  std::size_t base_owner_input = 0;  // the built-in source carrying the config's routing (0: none)
 
   std::unique_ptr<proxy::Server> server;
   net::io_context control{1};
@@ -121,25 +87,6 @@ struct Proxy::Impl {
   bool started = false;
   bool stopped = false;
   std::mutex lifecycle_mutex;  // start/stop from different threads
-
-  // Replaces input `slot`'s model and publishes the combination; `is_config`: the config's own model
-  // (from_config, reload), which a base-owning source carries once it has published. Any thread.
-  std::vector<std::string> publish(std::size_t slot, routing::Model model, bool is_config = false) {
-    auto problems = routing::missing_plugins(model.services);
-    std::lock_guard lock(publish_mutex);
-    if (models.size() <= slot) models.resize(slot + 1);
-    if (slot == 0 && !is_config) slot0_is_config = false;
-    const bool owner_published = base_owner_slot != 0 && models.size() > base_owner_slot &&
-                                 models[base_owner_slot].has_value();
-    if (slot == 0 && is_config && (!slot0_is_config || owner_published)) return problems;
-    models[slot] = std::move(model);
-    if (slot != 0 && slot == base_owner_slot && slot0_is_config) models[0].reset();
-    // With one input (the common case) its model is published as it is, without a copy of the union.
-    const bool alone = std::count_if(models.begin(), models.end(), [](const auto& m) { return m.has_value(); }) == 1;
-    publisher.submit(alone ? *models[slot] : combine(models));
-    publisher.flush();
-    return problems;
-  }
 
   // Errors of routing that names unregistered plugins; with fall_back_on_missing_plugins, logged instead.
   std::vector<std::string> plugin_errors(const std::vector<config::Service>& services) const {
@@ -248,7 +195,7 @@ std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::s
   log::set_level(level);
   auto impl = std::make_unique<Impl>(std::move(cfg), options);
   impl->plugin_errors(impl->cfg.services);  // with fall_back_on_missing_plugins: the warnings
-  impl->publish(0, routing::static_model(impl->cfg), true);
+  impl->inputs.publish(0, routing::static_model(impl->cfg), true);
   impl->server = std::make_unique<proxy::Server>(impl->cfg, impl->table);
   impl->sources = std::move(made);
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
@@ -287,10 +234,13 @@ std::vector<std::string> Proxy::start() {
     if (auto* c = dynamic_cast<ControlSource*>(m.sources[i].get())) {
       c->attach(m.control);
       m.control_sources.push_back(c);
-      std::lock_guard publishing(m.publish_mutex);
-      const bool owner = m.base_owner_slot == 0;
-      if (owner) m.base_owner_slot = i + 1;
+      const bool owner = m.base_owner_input == 0;
+      if (owner) {
+        m.base_owner_input = i + 1;
+        m.inputs.set_base_owner(i + 1);
+      }
       // The config's routing as it is now (reload() may have changed it since the source was made).
+      std::lock_guard config_lock(m.cfg_mutex);
       c->set_base(owner ? routing::static_model(m.cfg) : routing::Model{});
     }
   }
@@ -301,7 +251,7 @@ std::vector<std::string> Proxy::start() {
   // Sources start before the workers accept, so that a source that cannot start leaves nothing running.
   for (std::size_t i = 0; errors.empty() && i < m.sources.size(); ++i) {
     Source* source = m.sources[i].get();
-    auto error = source->start([&m, slot = i + 1](routing::Model model) { return m.publish(slot, std::move(model)); });
+    auto error = source->start([&m, input = i + 1](routing::Model model) { return m.inputs.publish(input, std::move(model)); });
     if (!error.empty()) {
       errors.push_back("source: " + error);
     } else {
@@ -333,10 +283,10 @@ std::vector<std::string> Proxy::start() {
   return errors;
 }
 
-std::vector<std::string> Proxy::publish(routing::Model model) { return impl_->publish(0, std::move(model)); }
+std::vector<std::string> Proxy::publish(routing::Model model) { return impl_->inputs.publish(0, std::move(model)); }
 
 routing::Model Proxy::config_model() const {
-  std::lock_guard lock(impl_->publish_mutex);
+  std::lock_guard lock(impl_->cfg_mutex);
   return routing::static_model(impl_->cfg);
 }
 
@@ -348,19 +298,19 @@ std::vector<std::string> Proxy::reload(const config::Config& next) {
   std::lock_guard lock(m.lifecycle_mutex);
   routing::Model model;
   {
-    std::lock_guard publishing(m.publish_mutex);
+    std::lock_guard config_lock(m.cfg_mutex);
     m.cfg.services = next.services;
     m.cfg.routes = next.routes;
     model = routing::static_model(m.cfg);
   }
   // The base-owning source (known once started; start() hands it the config's routing then) republishes
   // with the new base on its thread; until its first publication the config's model is published as it
-  // is (publish() ignores it afterwards).
-  if (m.base_owner_slot != 0) {
-    auto* owner = dynamic_cast<ControlSource*>(m.sources[m.base_owner_slot - 1].get());
+  // is (RoutingInputs ignores it afterwards).
+  if (m.base_owner_input != 0) {
+    auto* owner = dynamic_cast<ControlSource*>(m.sources[m.base_owner_input - 1].get());
     if (m.control_thread.joinable()) net::post(m.control, [owner, base = model] { owner->set_base(base); });
   }
-  m.publish(0, std::move(model), true);
+  m.inputs.publish(0, std::move(model), true);
   return {};
 }
 
