@@ -63,7 +63,10 @@ bool record_outcome(const ServiceEntry& svc, const EndpointEntry& ep, Outcome ou
   if (outcome == Outcome::local_abort) return false;
   s.requests_total.fetch_add(1, std::memory_order_relaxed);
   if (!is_endpoint_failure(outcome)) {
-    s.consecutive_failures.store(0, std::memory_order_relaxed);
+    // Written only when it changes: a store dirties the line that every worker's picks read.
+    if (s.consecutive_failures.load(std::memory_order_relaxed) != 0) {
+      s.consecutive_failures.store(0, std::memory_order_relaxed);
+    }
     return false;
   }
   s.failures_total.fetch_add(1, std::memory_order_relaxed);
