@@ -20,9 +20,10 @@ enum class HealthCheckState : std::uint8_t { unknown, healthy, unhealthy };
 struct alignas(64) ServiceState {
   // Bumped whenever one of the service's endpoints changes health (ejection, return, active check), so a
   // worker's cached view knows to recompute with one atomic load.
+  // Every pick reads it, so nothing a pick writes lives in this line's neighbourhood: the service's
+  // requests in flight are the sum of its endpoints' (ServiceEntry::active_requests), not a counter here.
   std::atomic<std::uint64_t> epoch{0};
-  std::atomic<std::int64_t> active_requests{0};
-  std::atomic<std::int64_t> active_retries{0};
+  std::atomic<std::int64_t> active_retries{0};  // written only by retries
   // Held (try-only, never waited for) while one worker decides an ejection, so that two workers cannot
   // both eject past the service's max ejection share.
   std::atomic<bool> ejecting{false};

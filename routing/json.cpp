@@ -114,7 +114,7 @@ json service_json(const ServiceEntry& svc, Ticks now) {
           {"unused_clusters", svc.unused_clusters},
           {"not_ready", svc.not_ready},
           {"max_ejected", svc.max_ejected},
-          {"active_requests", st.active_requests.load(std::memory_order_relaxed)},
+          {"active_requests", svc.active_requests()},
           {"active_retries", st.active_retries.load(std::memory_order_relaxed)},
           {"retries", st.retries_total.load(std::memory_order_relaxed)},
           {"retry_budget_exhausted", st.budget_exhausted.load(std::memory_order_relaxed)},

@@ -137,7 +137,6 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   const EndpointEntry& ep = svc.endpoints[static_cast<std::size_t>(sel.endpoint)];
   const ClusterEntry& cluster = svc.clusters[ep.cluster];
   ep.state->active.fetch_add(1, std::memory_order_relaxed);
-  svc.state->active_requests.fetch_add(1, std::memory_order_relaxed);
   out.retry = attempt.attempt > 0;
   if (out.retry) {
     svc.state->active_retries.fetch_add(1, std::memory_order_relaxed);
@@ -171,7 +170,6 @@ void Picker::finish(const PickResult& picked, Outcome outcome, Clock::time_point
   const EndpointEntry& ep = *picked.endpoint;
   const ServiceEntry& svc = *picked.service;
   ep.state->active.fetch_sub(1, std::memory_order_relaxed);
-  svc.state->active_requests.fetch_sub(1, std::memory_order_relaxed);
   if (picked.retry) svc.state->active_retries.fetch_sub(1, std::memory_order_relaxed);
   record_outcome(svc, ep, outcome, to_ticks(now));
   if (picked.lb_policy && outcome != Outcome::local_abort) [[unlikely]] {

@@ -25,7 +25,7 @@ bool retriable(Outcome outcome, unsigned status, std::string_view method, bool r
 }
 
 std::int64_t retry_budget(const ServiceEntry& svc) {
-  const auto active = svc.state->active_requests.load(std::memory_order_relaxed);
+  const auto active = svc.active_requests();
   const auto share = static_cast<std::int64_t>(
       std::floor(static_cast<double>(std::max<std::int64_t>(0, active)) * svc.retry.budget_percent / 100.0));
   return std::max<std::int64_t>(svc.retry.min_retry_concurrency, share);

@@ -93,6 +93,14 @@ struct alignas(64) ServiceEntry {
   // Max endpoints ejected at once: max_ejection_percent of the service's endpoints, at least one.
   std::uint32_t max_ejected = 1;
 
+  // Requests in flight to the service, from every worker: the sum of its endpoints' (read by the retry
+  // budget and the admin output, rarely; a service-wide counter would be one more shared line per pick).
+  std::int64_t active_requests() const {
+    std::int64_t n = 0;
+    for (const auto& ep : endpoints) n += ep.state->active.load(std::memory_order_relaxed);
+    return n;
+  }
+
   // The endpoint with this token, or nullptr (sticky cookies). Binary search over by_token.
   const EndpointEntry* find_token(std::uint64_t token) const {
     std::size_t lo = 0, hi = by_token.size();

@@ -76,7 +76,7 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
   CHECK(h.picker.may_retry(probe, Outcome::connect_failure, 0, "GET", fresh));
   h.picker.finish(probe, Outcome::success, h.clock.now);
   for (auto& r : open) h.picker.finish(r, Outcome::success, h.clock.now);
-  CHECK(svc.state->active_requests.load() == 0);
+  CHECK(svc.active_requests() == 0);
   CHECK(svc.state->active_retries.load() == 0);
 }
 

@@ -139,6 +139,6 @@ TEST_CASE("readers pick and finish while a writer publishes thousands of snapsho
   CHECK(table.generation() == kSnapshots / 2 + 1);
   auto snap = table.load();
   for (const auto& ep : snap->services[0].endpoints) CHECK(ep.state->active.load() == 0);
-  CHECK(snap->services[0].state->active_requests.load() == 0);
+  CHECK(snap->services[0].active_requests() == 0);
   CHECK(snap->services[0].state->active_retries.load() == 0);
 }
