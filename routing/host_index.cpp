@@ -74,11 +74,13 @@ void HostIndex::build(std::vector<Entry> entries) {
     slot.hash = keyed[i].hash;
     slot.record = static_cast<std::uint32_t>(records_.size());
     slot.key_size = static_cast<std::uint16_t>(host.size());
+    if (!host.empty()) std::memcpy(slot.key, host.data(), std::min(host.size(), kInlineKey));
     for (std::size_t k = i; k < j && slot.count < kMaxRoutes; ++k) {
       if (k > i && keyed[k].entry->route == keyed[k - 1].entry->route) continue;  // listed twice
       records_.push_back(keyed[k].entry->route);
       ++slot.count;
     }
+    slot.first_route = records_[slot.record];
     const std::size_t words = (host.size() + 3) / 4;
     const std::size_t at = records_.size();
     records_.resize(at + words, 0);
@@ -97,8 +99,13 @@ HostIndex::Routes HostIndex::find(std::string_view host, std::uint64_t h) const 
   for (std::size_t p = h & mask;; p = (p + 1) & mask) {
     const Slot& s = slots_[p];
     if (s.count == 0) return {};
-    if (s.hash == h && s.key_size == host.size() &&
-        equal_bytes(reinterpret_cast<const char*>(records_.data() + s.record + s.count), host.data(), host.size())) {
+    if (s.hash != h || s.key_size != host.size()) continue;
+    if (host.size() <= kInlineKey) {
+      if (!equal_bytes(s.key, host.data(), host.size())) continue;
+      // One route: its id is in the slot, nothing more to load.
+      return s.count == 1 ? Routes{&s.first_route, 1} : Routes{records_.data() + s.record, s.count};
+    }
+    if (equal_bytes(reinterpret_cast<const char*>(records_.data() + s.record + s.count), host.data(), host.size())) {
       return {records_.data() + s.record, s.count};
     }
   }

@@ -45,11 +45,16 @@ class HostIndex {
   static std::uint64_t hash(std::string_view s);
 
  private:
-  struct Slot {
+  // One cache line. A host of up to kInlineKey bytes with one route (every discovered service's name) is
+  // matched from the slot alone; others read their record too.
+  static constexpr std::size_t kInlineKey = 44;
+  struct alignas(64) Slot {
     std::uint64_t hash = 0;
     std::uint32_t record = 0;     // records_[record, record + count) route ids, then the key's bytes
     std::uint16_t key_size = 0;
     std::uint16_t count = 0;      // 0: empty slot
+    std::uint32_t first_route = 0;  // records_[record], kept here too
+    char key[kInlineKey] = {};    // the key's first bytes
   };
   std::string_view key_of(const Slot& s) const {
     return {reinterpret_cast<const char*>(records_.data() + s.record + s.count), s.key_size};
