@@ -30,6 +30,9 @@ class HostIndex {
   Routes find(std::string_view host, std::uint64_t hash) const;
   Routes find(std::string_view host) const { return find(host, hash(host)); }
 
+  // Hosts up to this long are compared in their slot (no second cache line).
+  static constexpr std::size_t kInlineKey = 44;
+
   // Number of distinct hosts.
   std::size_t size() const { return size_; }
 
@@ -47,7 +50,6 @@ class HostIndex {
  private:
   // One cache line. A host of up to kInlineKey bytes with one route (every discovered service's name) is
   // matched from the slot alone; others read their record too.
-  static constexpr std::size_t kInlineKey = 44;
   struct alignas(64) Slot {
     std::uint64_t hash = 0;
     std::uint32_t record = 0;     // records_[record, record + count) route ids, then the key's bytes
