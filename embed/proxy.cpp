@@ -253,7 +253,8 @@ std::vector<std::string> Proxy::start() {
     Source* source = m.sources[i].get();
     auto error = source->start([&m, input = i + 1](routing::Model model) { return m.inputs.publish(input, std::move(model)); });
     if (!error.empty()) {
-      errors.push_back("source: " + error);
+      // The built-in sources name themselves ("kubernetes: ..."), as the binary has always logged them.
+      errors.push_back(dynamic_cast<ControlSource*>(source) ? std::move(error) : "source: " + error);
     } else {
       m.started_sources.push_back(source);
     }
