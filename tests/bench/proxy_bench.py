@@ -139,9 +139,18 @@ def parse_wrk(text):
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
         errors += sum(int(g) for g in m.groups())
-    if not rps:
+    requests = re.search(r"^\s*(\d+) requests in", text, re.M)
+    if not rps or not requests:
         raise Fatal(f"unexpected wrk output:\n{text}")
-    return {"rps": float(rps.group(1)), "p50": latency(50), "p99": latency(99), "errors": errors}
+    return {"rps": float(rps.group(1)), "requests": int(requests.group(1)), "p50": latency(50),
+            "p99": latency(99), "errors": errors}
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of process `pid` (all its threads) so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port, conns, duration, cpu):
@@ -248,7 +257,12 @@ class Bench:
             if self.args.duration >= 5:
                 run_wrk(port, max(self.args.conns), 1, self.load_cpu)  # warm-up, not recorded
             for conns in self.args.conns:
+                # The proxy's CPU time per request: steadier than req/s on a shared machine, since time
+                # the proxy spends descheduled does not count.
+                before = cpu_seconds(proc.pid) if proc is not None else None
                 result = run_wrk(port, conns, self.args.duration, self.load_cpu)
+                if before is not None and result["requests"]:
+                    result["cpu_us"] = (cpu_seconds(proc.pid) - before) * 1e6 / result["requests"]
                 if result["errors"]:
                     # Fast error answers would inflate req/s: keep the row, fail the run.
                     self.failed[target] = f"{result['errors']} errors at c{conns}"
@@ -270,7 +284,7 @@ class Bench:
                 return "-"
             return f"{value / 1000:.2f}ms" if value >= 1000 else f"{value:.0f}us"
 
-        print(f"{'target':<9} {'conns':>5} {'req/s':>10} {'p50':>9} {'p99':>9} {'errors':>7}")
+        print(f"{'target':<9} {'conns':>5} {'req/s':>10} {'p50':>9} {'p99':>9} {'errors':>7} {'cpu/req':>8}")
         for target in targets:
             for conns in self.args.conns:
                 r = self.results.get((target, conns))
@@ -278,8 +292,9 @@ class Bench:
                     reason = "not built" if target in self.args.missing else "failed"
                     print(f"{target:<9} {conns:>5} {'-':>10} {'-':>9} {'-':>9} {reason:>7}")
                     continue
+                cpu = f"{r['cpu_us']:.1f}us" if "cpu_us" in r else "-"
                 print(f"{target:<9} {conns:>5} {r['rps']:>10.0f} {fmt_us(r['p50']):>9} "
-                      f"{fmt_us(r['p99']):>9} {r['errors']:>7}")
+                      f"{fmt_us(r['p99']):>9} {r['errors']:>7} {cpu:>8}")
         small = min(self.args.conns)
         p50 = " ".join(f"{t}={self.results[(t, small)]['p50']:.0f}" for t in targets
                        if (t, small) in self.results and self.results[(t, small)]["p50"] is not None)
@@ -289,6 +304,12 @@ class Bench:
         big = max(self.args.conns)
         sluice = self.results.get(("sluice", big))
         peers = [self.results[(p, big)]["rps"] for p in PEERS if (p, big) in self.results]
+        cpu_peers = [self.results[(p, big)]["cpu_us"] for p in PEERS
+                     if (p, big) in self.results and "cpu_us" in self.results[(p, big)]]
+        if sluice and "cpu_us" in sluice and cpu_peers:
+            # Requests per CPU-second relative to the thriftiest peer: the same question as the ratio below,
+            # less at the mercy of whatever else the machine runs.
+            print(f"cpu_efficiency_vs_best_peer: {min(cpu_peers) / sluice['cpu_us']:.2f}")
         if sluice and peers:
             print(f"ratio_vs_best_peer: {sluice['rps'] / max(peers):.2f}")
         else:
