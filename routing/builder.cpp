@@ -319,7 +319,8 @@ std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& r
         continue;
       }
       if (strip_port(host).size() != host.size()) snap->hosts_with_port = true;
-      host_entries.push_back({host, e.index, rank[e.index]});
+      host_entries.push_back({host, e.index, rank[e.index],
+                              e.service ? e.service->index : HostIndex::kNoService});
     }
   }
   snap->hosts.build(std::move(host_entries));

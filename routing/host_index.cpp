@@ -81,6 +81,7 @@ void HostIndex::build(std::vector<Entry> entries) {
       ++slot.count;
     }
     slot.first_route = records_[slot.record];
+    slot.first_service = keyed[i].entry->service;  // the best-ranked route's (sorted by rank above)
     const std::size_t words = (host.size() + 3) / 4;
     const std::size_t at = records_.size();
     records_.resize(at + words, 0);
@@ -103,10 +104,11 @@ HostIndex::Routes HostIndex::find(std::string_view host, std::uint64_t h) const 
     if (host.size() <= kInlineKey) {
       if (!equal_bytes(s.key, host.data(), host.size())) continue;
       // One route: its id is in the slot, nothing more to load.
-      return s.count == 1 ? Routes{&s.first_route, 1} : Routes{records_.data() + s.record, s.count};
+      return s.count == 1 ? Routes{&s.first_route, 1, s.first_service}
+                          : Routes{records_.data() + s.record, s.count, s.first_service};
     }
     if (equal_bytes(reinterpret_cast<const char*>(records_.data() + s.record + s.count), host.data(), host.size())) {
-      return {records_.data() + s.record, s.count};
+      return {records_.data() + s.record, s.count, s.first_service};
     }
   }
 }

@@ -13,14 +13,18 @@ namespace sluice::routing {
 
 class HostIndex {
  public:
+  static constexpr std::uint32_t kNoService = ~0u;
+
   struct Routes {
     const std::uint32_t* ids = nullptr;  // indices into Snapshot::routes, best first
     std::uint32_t count = 0;             // 0: the host has no route
+    std::uint32_t service = kNoService;  // the first route's service index (a prefetch hint), if any
   };
   struct Entry {
     std::string_view host;               // lowercased; must outlive build()
     std::uint32_t route = 0;
     std::uint32_t rank = 0;              // order among the host's routes: lower first
+    std::uint32_t service = kNoService;  // the route's service index in the snapshot, if it has one
   };
 
   // Replaces the contents with `entries` (any order; a (host, route) pair listed twice counts once).
@@ -31,7 +35,7 @@ class HostIndex {
   Routes find(std::string_view host) const { return find(host, hash(host)); }
 
   // Hosts up to this long are compared in their slot (no second cache line).
-  static constexpr std::size_t kInlineKey = 44;
+  static constexpr std::size_t kInlineKey = 40;
 
   // Number of distinct hosts.
   std::size_t size() const { return size_; }
@@ -56,6 +60,7 @@ class HostIndex {
     std::uint16_t key_size = 0;
     std::uint16_t count = 0;      // 0: empty slot
     std::uint32_t first_route = 0;  // records_[record], kept here too
+    std::uint32_t first_service = kNoService;  // its service index
     char key[kInlineKey] = {};    // the key's first bytes
   };
   std::string_view key_of(const Slot& s) const {
