@@ -158,6 +158,12 @@ class StandIn:
     def fixture(name):
         return os.path.join(FIXTURES, name)
 
+    @staticmethod
+    def fixture_text(name, **values):
+        """A fixture template's text with its %(key)s placeholders filled from `values`."""
+        with open(StandIn.fixture(name)) as f:
+            return f.read() % values
+
     def kubectl_args(self, *args):
         # A private discovery cache: kubectl keys it by host:port, which tests reuse.
         return [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", self.cache_dir,

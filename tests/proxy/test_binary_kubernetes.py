@@ -15,29 +15,6 @@ from integ_harness import LOCAL_CLUSTER, REPO, Sluice, free_port
 sys.path.insert(0, str(REPO / "tests" / "k8s"))
 from standin import StandIn  # noqa: E402
 
-WEB = """
-apiVersion: v1
-kind: Namespace
-metadata: {name: apps}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: apps}
-spec:
-  ports: [{name: http, port: 8080, targetPort: %(port)d}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: apps
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: %(port)d}]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: {ready: true}
-"""
 
 
 def get(port, host, path="/", timeout=5):
@@ -74,7 +51,7 @@ def config(port, admin, static_port, static_host, kubeconfig):
 def test_sighup_with_kubernetes_reloads_the_config_and_keeps_discovery(procs, backend_factory, tmp_path):
     web, static = backend_factory("k8s-web"), backend_factory("static")
     with StandIn() as api:
-        api.kubectl("create", "-f", "-", input=WEB % {"port": web.port})
+        api.kubectl("create", "-f", "-", input=StandIn.fixture_text("web-service.yaml.in", port=web.port))
         port, admin = free_port(), free_port()
         sluice = Sluice(procs, tmp_path, config(port, admin, static.port, "static", api.kubeconfig))
         wait_for(lambda: get(admin, "x", "/ready")[0] == 200, 15, "never ready")

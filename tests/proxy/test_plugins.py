@@ -196,29 +196,6 @@ def test_builtin_kubernetes_source_is_selectable(host_factory, tmp_path):
         assert "kubernetes" in err and str(missing) in err, err
 
 
-K8S_WEB = """
-apiVersion: v1
-kind: Namespace
-metadata: {name: apps}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: apps}
-spec:
-  ports: [{name: http, port: 8080, targetPort: %(port)d}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: apps
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{name: http, port: %(port)d}]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: {ready: true}
-"""
 
 
 def test_kubernetes_and_own_source_together(host_factory, backend_factory):
@@ -229,7 +206,7 @@ def test_kubernetes_and_own_source_together(host_factory, backend_factory):
 
     web, fed = backend_factory("k8s-web"), backend_factory("fed")
     with StandIn() as api:
-        api.kubectl("create", "-f", "-", input=K8S_WEB % {"port": web.port})
+        api.kubectl("create", "-f", "-", input=StandIn.fixture_text("web-service.yaml.in", port=web.port))
 
         def make_cfg(port):
             cfg = config(port, [{"name": "fed"}], [route("fed", "fed")], sources=["kubernetes", "line-feed"],
