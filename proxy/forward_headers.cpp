@@ -62,7 +62,8 @@ void append_list_field(std::string& out, std::string_view name, const std::strin
   out.append(ours).append(kCrlf);
 }
 
-std::string incoming_list_by_name(const http::fields& in, std::string_view name) {
+// Every value of field `name` in `in`, joined with ", " (empty when absent).
+std::string incoming_list(const http::fields& in, std::string_view name) {
   std::string joined;
   // equal_range walks the fields of one name in the order they came.
   for (const auto& field : boost::make_iterator_range(in.equal_range(name))) {
@@ -84,19 +85,15 @@ void append_end_to_end(const http::fields& in, std::string& out) {
   }
 }
 
-std::string incoming_list(const http::fields& in, http::field name) {
-  return incoming_list_by_name(in, http::to_string(name));
-}
-
 void write_request_head(const http::fields& in, const RequestHeadParts& parts, std::string& out) {
   out.clear();
   out.append(parts.method).append(" ").append(parts.target).append(" HTTP/1.1\r\n");
   append_field(out, "Host", parts.host);
   append_end_to_end(in, out);
   if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
-  append_list_field(out, "X-Forwarded-For", incoming_list_by_name(in, "x-forwarded-for"), parts.client_ip);
+  append_list_field(out, "X-Forwarded-For", incoming_list(in, "x-forwarded-for"), parts.client_ip);
   append_field(out, "X-Forwarded-Proto", parts.tls ? "https" : "http");
-  append_list_field(out, "Via", incoming_list(in, http::field::via), kVia);
+  append_list_field(out, "Via", incoming_list(in, "via"), kVia);
   out.append(kCrlf);
 }
 
@@ -119,7 +116,7 @@ void write_response_head(const http::fields& in, const ResponseHeadParts& parts,
   // HTTP/1.1 is persistent unless told otherwise, HTTP/1.0 the other way round (RFC 9112 9.3).
   if (parts.version == 10 && parts.keep_alive) out.append("Connection: keep-alive\r\n");
   if (parts.version != 10 && !parts.keep_alive) out.append("Connection: close\r\n");
-  append_list_field(out, "Via", incoming_list(in, http::field::via), kVia);
+  append_list_field(out, "Via", incoming_list(in, "via"), kVia);
   out.append(kCrlf);
 }
 

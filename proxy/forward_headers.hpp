@@ -19,11 +19,8 @@ namespace sluice::proxy {
 // Appends the end-to-end fields of `in` to `out` as "Name: value\r\n" lines: drops the hop-by-hop fields
 // (Connection and every field it names, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*),
 // Expect (the proxy answers 100-continue itself), and the fields the caller writes itself: Host,
-// X-Forwarded-For, X-Forwarded-Proto and Via (their incoming values are read with incoming_list()).
+// X-Forwarded-For, X-Forwarded-Proto and Via (their incoming values lead the lists those heads write).
 void append_end_to_end(const boost::beast::http::fields& in, std::string& out);
-
-// Every value of field `name` in `in`, joined with ", " (empty when absent).
-std::string incoming_list(const boost::beast::http::fields& in, boost::beast::http::field name);
 
 // What a request head going upstream carries besides the incoming end-to-end fields.
 struct RequestHeadParts {

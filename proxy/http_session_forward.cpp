@@ -316,7 +316,6 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
   const auto count_status = [&] { stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add(); };
   log.status = status;
   upstream_ok = true;
-  if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
   if (no_body) {
     const bool sent = co_await write_framed(stream_, head_, 0, false, true, idle);
     count_status();
@@ -325,6 +324,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
     // The head goes out with the first piece of the body: one write (and one packet) for a small response.
     bool head_sent = false;
     auto& in_body = rp.get().body();
+    if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
     for (;;) {
       in_body.data = body_buf_.get();
       in_body.size = kBodyBuffer;

@@ -107,7 +107,7 @@ struct Placed {
 };
 
 // Room for `n` more identity bytes in the snapshot's identity blocks.
-char* identity_room(SnapshotStorage& storage, std::size_t n) {
+char* identity_space(SnapshotStorage& storage, std::size_t n) {
   constexpr std::size_t kIdentityBlock = 1 << 20;
   if (storage.identity_room < n) {
     const std::size_t size = std::max(n, kIdentityBlock);
@@ -165,7 +165,7 @@ void build_service(const config::Service& svc, const std::string& local, Placer&
       identity_bytes += out.id.size() + p.ce->cluster.size() + ep.address.size() + 3 + port_digits(ep.port);
     }
   }
-  char* const identity_start = identity_room(storage, identity_bytes);
+  char* const identity_start = identity_space(storage, identity_bytes);
   char* identity_end = identity_start;
 
   const std::size_t first_endpoint = storage.endpoints.size();
