@@ -66,6 +66,20 @@ class Probe:
                                          f"stderr:\n{tail}")
                 self.cond.wait(min(left, 0.2))
 
+    def wait_stderr(self, predicate, timeout=10, what="log line"):
+        """The first stderr line satisfying predicate. stdout and stderr are read by separate threads, so a
+        model line can arrive before the log line written just ahead of it."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.stderr:
+                    if predicate(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {what} within {timeout}s; stderr:\n" + "\n".join(self.stderr[-20:]))
+                self.cond.wait(min(left, 0.2))
+
     def wait_status(self, predicate, timeout=10, what="status"):
         deadline = time.monotonic() + timeout
         with self.cond:

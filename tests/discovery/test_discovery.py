@@ -253,6 +253,7 @@ def test_missing_crd_is_retried_not_fatal():
             m = synced_model(probe)
             mcs = [r for r in m["status"]["resources"] if r["resource"] == "serviceimports.multicluster.x-k8s.io"]
             assert mcs and mcs[0]["absent"] and not mcs[0]["synced"]
+            probe.wait_stderr(lambda l: "not served" in l, timeout=5, what="the 'not served' log line")
             assert sum("not served" in l for l in probe.stderr) == 1
 
 
