@@ -56,8 +56,8 @@ class BalancerState {
   void stagger(ServiceView& v) {
     for (auto& tier : v.tiers) {
       if (tier.candidates.size() < 2) continue;
-      tier.next = rng_.below(static_cast<std::uint32_t>(tier.candidates.size()));
-      for (auto& c : tier.candidates) c.current = rng_.uniform() * c.weight;
+      tier.cursor = rng_.below(static_cast<std::uint32_t>(tier.candidates.size()));
+      for (auto& c : tier.candidates) c.balance = rng_.uniform() * c.weight;
     }
   }
 

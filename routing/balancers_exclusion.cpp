@@ -1,16 +1,26 @@
 #include "routing/balancers.hpp"
+#include "routing/plugins.hpp"
 #include "routing/snapshot.hpp"
-#include "routing/view.hpp"
 
 namespace sluice::routing {
 
-bool Exclusion::excludes(const Candidate& c) const {
+bool Exclusion::excludes(const LbCandidate& c) const {
   const EndpointEntry& ep = service->endpoints[c.endpoint];
   if (avoid_cluster >= 0 && ep.cluster == static_cast<std::uint32_t>(avoid_cluster)) return true;
   for (std::size_t i = 0; i < tried_count; ++i) {
     if (tried[i] == ep.token) return true;
   }
-  return max_pending > 0 && ep.state->active.load(std::memory_order_relaxed) >= max_pending;
+  return max_pending > 0 && c.active() >= max_pending;
+}
+
+std::shared_ptr<LoadBalancingPolicy> builtin_policy(config::LoadBalancer kind) {
+  switch (kind) {
+    case config::LoadBalancer::round_robin: return round_robin_policy();
+    case config::LoadBalancer::random: return random_policy();
+    case config::LoadBalancer::least_work: return least_work_policy();
+    case config::LoadBalancer::hashing: return hashing_policy();
+  }
+  return round_robin_policy();
 }
 
 }  // namespace sluice::routing

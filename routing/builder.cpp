@@ -123,16 +123,10 @@ void build_service(const config::Service& svc, const std::string& local, Placer&
   out.name = svc.name;
   out.name_space = svc.name_space;
   out.ports = svc.ports;
-  out.load_balancer = svc.load_balancer;
-  // A built-in name selects the built-in dispatch; any other name a registered plugin (or, unregistered,
-  // the config's load_balancer).
-  if (!svc.load_balancer_plugin.empty()) {
-    if (auto builtin = builtin_load_balancer(svc.load_balancer_plugin)) {
-      out.load_balancer = *builtin;
-    } else {
-      out.lb_plugin = find_load_balancer(svc.load_balancer_plugin);
-    }
-  }
+  // The policy by name (a plugin, or a built-in a program may have replaced); a built-in's name also
+  // sets the kind (hash keys are computed for Hashing).
+  out.load_balancer = builtin_load_balancer(svc.load_balancer_plugin).value_or(svc.load_balancer);
+  out.lb_plugin = resolve_load_balancer(svc);
   out.hash = svc.hash;
   out.session_sticky = svc.session_sticky;
   out.policy = svc.policy;

@@ -108,7 +108,8 @@ json service_json(const ServiceEntry& svc, Ticks now) {
   return {{"id", svc.id},
           {"policy", svc.multi_cluster_plugin.empty() ? std::string(lb_type_name(svc.policy.lb_type))
                                                       : "plugin:" + svc.multi_cluster_plugin},
-          {"load_balancer", svc.lb_plugin ? "plugin:" + svc.lb_plugin->name : std::string(lb_name(svc.load_balancer))},
+          {"load_balancer", svc.lb_plugin && !svc.lb_plugin->builtin ? "plugin:" + svc.lb_plugin->name
+                                                                      : std::string(lb_name(svc.load_balancer))},
           {"session_sticky", svc.session_sticky.enabled},
           {"tiers", std::move(tiers)},
           {"unused_clusters", svc.unused_clusters},

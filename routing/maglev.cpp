@@ -5,7 +5,6 @@
 
 #include "routing/balancers.hpp"
 #include "routing/snapshot.hpp"
-#include "routing/view.hpp"
 
 namespace sluice::routing {
 namespace {
@@ -22,7 +21,8 @@ std::uint32_t MaglevTable::table_size_for(std::size_t candidates) {
   return kPrimes[std::size(kPrimes) - 1];
 }
 
-MaglevTable::MaglevTable(std::span<const Candidate> cands, const ServiceEntry& svc) {
+MaglevTable::MaglevTable(const LbTier& tier) {
+  const std::span<const LbCandidate> cands = tier.candidates();
   const std::uint32_t m = table_size_for(cands.size());
   table_.assign(m, kEmpty);
   struct Entry {
@@ -33,8 +33,9 @@ MaglevTable::MaglevTable(std::span<const Candidate> cands, const ServiceEntry& s
   entries.reserve(cands.size());
   double max_weight = 0;
   for (const auto& c : cands) max_weight = std::max(max_weight, c.weight);
-  for (const auto& c : cands) {
-    const std::uint64_t token = svc.endpoints[c.endpoint].token;
+  for (std::size_t k = 0; k < cands.size(); ++k) {
+    const std::uint64_t token = tier.token(k);
+    const LbCandidate& c = cands[k];
     entries.push_back(Entry{mix64(token) % m, mix64(token ^ 0x5bd1e995u) % (m - 1) + 1, 0,
                             c.weight / max_weight, 0});
   }
@@ -57,18 +58,34 @@ MaglevTable::MaglevTable(std::span<const Candidate> cands, const ServiceEntry& s
   }
 }
 
-int pick_hashed(TierView& tier, const ServiceEntry& svc, std::uint64_t key, const Exclusion* ex) {
-  if (tier.candidates.empty()) return -1;
-  if (!tier.maglev) tier.maglev = std::make_shared<MaglevTable>(tier.candidates, svc);
-  const MaglevTable& table = *tier.maglev;
-  const std::uint64_t slot = mix64(key);
-  if (!ex) return static_cast<int>(table.at(slot));
-  // Probe the following slots: the first allowed owner is stable for a key, like a ring's next node.
-  for (std::uint32_t i = 0; i < table.size(); ++i) {
-    const std::uint32_t k = table.at(slot + i);
-    if (!ex->excludes(tier.candidates[k])) return static_cast<int>(k);
+namespace {
+
+class Hashing final : public LoadBalancingPolicy {
+ public:
+  int pick(const LbRequest& request, LbTier& tier) override {
+    if (!request.hash_key) return pick_weighted_random(tier);
+    auto* table = static_cast<MaglevTable*>(tier.state());
+    if (!table) {
+      auto made = std::make_unique<MaglevTable>(tier);
+      table = made.get();
+      tier.set_state(std::move(made));
+    }
+    const std::uint64_t slot = mix64(*request.hash_key);
+    if (!tier.restricted()) return static_cast<int>(table->at(slot));
+    // Probe the following slots: the first allowed owner is stable for a key, like a ring's next node.
+    for (std::uint32_t i = 0; i < table->size(); ++i) {
+      const std::uint32_t k = table->at(slot + i);
+      if (tier.allowed(k)) return static_cast<int>(k);
+    }
+    return -1;
   }
-  return -1;
+};
+
+}  // namespace
+
+std::shared_ptr<LoadBalancingPolicy> hashing_policy() {
+  static const auto policy = std::make_shared<Hashing>();
+  return policy;
 }
 
 }  // namespace sluice::routing

@@ -5,18 +5,18 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <vector>
+
+#include "routing/plugins.hpp"
 
 namespace sluice::routing {
 
-struct Candidate;
-struct ServiceEntry;
-
-class MaglevTable {
+// Kept as the tier's LbTierState by the Hashing policy: built on the first hashed pick after the tier's
+// candidates change.
+class MaglevTable final : public LbTierState {
  public:
-  // `cands` not empty; endpoint tokens (stable identity hashes) place candidates in the table.
-  MaglevTable(std::span<const Candidate> cands, const ServiceEntry& svc);
+  // `tier` not empty; the candidates' identity tokens place them in the table.
+  explicit MaglevTable(const LbTier& tier);
 
   std::uint32_t size() const { return static_cast<std::uint32_t>(table_.size()); }
   // Candidate index owning slot `slot % size()`.

@@ -153,8 +153,8 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   out.cluster = cluster.key;
   out.remote = !cluster.local;
   out.tier = cluster.tier;
-  if (view.plugin) [[unlikely]] {
-    out.lb_policy = view.plugin;
+  if (view.report_outcomes) [[unlikely]] {
+    out.lb_policy = view.policy;
     out.picked_at = now;
   }
   if (svc.session_sticky.enabled && !sel.sticky_hit) format_sticky_cookie(svc.session_sticky, ep.token, out.set_cookie);

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <utility>
 
+#include "routing/balancers.hpp"
+
 namespace sluice::routing {
 namespace {
 
@@ -106,6 +108,23 @@ const std::array<BuiltinPolicy, 3>& builtin_policies() {
   return builtins;
 }
 
+// The built-in load balancers' canonical names, in config::LoadBalancer order.
+constexpr std::array<std::string_view, 4> kBuiltinLbNames{"RoundRobin", "Random", "LeastWork", "Hashing"};
+
+// The built-in load balancers as registry entries: every worker and service shares the one instance.
+std::shared_ptr<const LbPlugin> builtin_lb_plugin(config::LoadBalancer kind) {
+  static const auto plugins = [] {
+    std::array<std::shared_ptr<const LbPlugin>, kBuiltinLbNames.size()> out;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      auto policy = builtin_policy(static_cast<config::LoadBalancer>(i));
+      out[i] = std::make_shared<LbPlugin>(
+          LbPlugin{std::string(kBuiltinLbNames[i]), [policy](std::string_view) { return policy; }, true});
+    }
+    return out;
+  }();
+  return plugins.at(static_cast<std::size_t>(kind));
+}
+
 }  // namespace
 
 bool register_load_balancer(const std::string& name, LoadBalancingFactory factory) {
@@ -138,10 +157,24 @@ bool unregister_multi_cluster_policy(const std::string& name) {
 }
 
 std::shared_ptr<const LbPlugin> find_load_balancer(std::string_view name) {
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  auto it = p.load_balancers.find(name);
-  return it == p.load_balancers.end() ? nullptr : it->second;
+  const std::optional<config::LoadBalancer> kind = builtin_load_balancer(name);
+  {
+    Plugins& p = plugins();
+    std::lock_guard lock(p.mutex);
+    if (auto it = p.load_balancers.find(name); it != p.load_balancers.end()) return it->second;
+    if (!kind) return nullptr;
+    // ErieCanal's spelling of a built-in that a program replaced under the canonical name.
+    const auto canonical = kBuiltinLbNames.at(static_cast<std::size_t>(*kind));
+    if (auto it = p.load_balancers.find(canonical); it != p.load_balancers.end()) return it->second;
+  }
+  return builtin_lb_plugin(*kind);
+}
+
+std::shared_ptr<const LbPlugin> resolve_load_balancer(const config::Service& service) {
+  if (!service.load_balancer_plugin.empty()) {
+    if (auto found = find_load_balancer(service.load_balancer_plugin)) return found;
+  }
+  return find_load_balancer(kBuiltinLbNames.at(static_cast<std::size_t>(service.load_balancer)));
 }
 
 std::optional<config::LoadBalancer> builtin_load_balancer(std::string_view name) {
@@ -188,7 +221,7 @@ std::vector<std::string> missing_plugins(const std::vector<config::Service>& ser
     const config::Service& s = services[i];
     const std::string at = "services[" + std::to_string(i) + "]";
     const std::string& lb = s.load_balancer_plugin;
-    if (!lb.empty() && !builtin_load_balancer(lb) && !find_load_balancer(lb)) {
+    if (!lb.empty() && !find_load_balancer(lb)) {
       out.push_back(at + ".load_balancer_plugin: no load-balancing plugin registered as \"" + lb + "\"");
     }
     if (!s.policy.plugin.empty() && !find_multi_cluster_policy(s.policy.plugin)) {

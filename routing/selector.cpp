@@ -1,7 +1,5 @@
 #include "routing/selector.hpp"
 
-#include <vector>
-
 #include "routing/balancers.hpp"
 #include "routing/plugins.hpp"
 #include "routing/rng.hpp"
@@ -11,42 +9,16 @@
 namespace sluice::routing {
 namespace {
 
-// A load-balancing plugin's pick: the tier's candidates that the exclusion allows, as plugin views.
-int pick_plugin(LoadBalancingPolicy& policy, const ServiceEntry& svc, const TierView& tier, std::size_t tier_index,
-                const SelectInput& in, const Exclusion* ex) {
-  thread_local std::vector<LbEndpoint> endpoints;
-  thread_local std::vector<std::uint32_t> index;
-  endpoints.clear();
-  index.clear();
-  for (std::size_t k = 0; k < tier.candidates.size(); ++k) {
-    const Candidate& c = tier.candidates[k];
-    if (ex && ex->excludes(c)) continue;
-    const EndpointEntry& ep = svc.endpoints[c.endpoint];
-    const ClusterEntry& cluster = svc.clusters[ep.cluster];
-    endpoints.push_back(LbEndpoint{ep.address, ep.port, cluster.key, cluster.local, c.weight,
-                                   c.state->active.load(std::memory_order_relaxed), ep.token});
-    index.push_back(static_cast<std::uint32_t>(k));
-  }
-  if (endpoints.empty()) return -1;
-  const LbRequest request{svc.id, static_cast<unsigned>(tier_index), in.hash_key, in.tried_count > 0};
-  const int i = policy.pick(request, std::span<const LbEndpoint>(endpoints));
-  return i >= 0 && static_cast<std::size_t>(i) < endpoints.size() ? static_cast<int>(index[static_cast<std::size_t>(i)]) : -1;
-}
-
+// The service's policy over tier t's candidates: the built-ins and plugins alike.
 int pick_in_tier(const ServiceEntry& svc, ServiceView& view, std::size_t t, const SelectInput& in, Rng& rng,
                  const Exclusion* ex) {
   TierView& tier = view.tiers[t];
-  // Plugins only for the services that name one; the built-ins below keep their direct dispatch.
-  if (view.plugin) [[unlikely]] return pick_plugin(*view.plugin, svc, tier, t, in, ex);
-  switch (svc.load_balancer) {
-    case config::LoadBalancer::round_robin: return pick_round_robin(tier, ex);
-    case config::LoadBalancer::random: return pick_random(tier, rng, ex);
-    case config::LoadBalancer::least_work: return pick_least_work(tier, svc, rng, ex);
-    case config::LoadBalancer::hashing:
-      // No key (header or cookie absent): spread at random, like Envoy without a hash.
-      return in.hash_key ? pick_hashed(tier, svc, *in.hash_key, ex) : pick_random(tier, rng, ex);
-  }
-  return -1;
+  if (tier.candidates.empty()) return -1;
+  LbTier lb({tier.candidates.data(), tier.candidates.size()}, tier.cumulative, tier.total_weight, tier.equal_weights, tier.cursor, tier.state, rng,
+            svc, ex);
+  const LbRequest request{svc.id, static_cast<unsigned>(t), in.hash_key, in.tried_count > 0};
+  const int k = view.policy->pick(request, lb);
+  return k >= 0 && static_cast<std::size_t>(k) < tier.candidates.size() ? k : -1;
 }
 
 // The tier this request draws by the tiers' loads (percent). Hashing draws with the key, so a client

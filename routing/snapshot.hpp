@@ -76,8 +76,8 @@ struct alignas(64) ServiceEntry {
 
   std::vector<std::string> unused_clusters;  // clusters with endpoints that the policy leaves out (explain)
   std::uint32_t not_ready = 0;            // endpoints left out as not ready (explain)
-  // The service's load-balancing plugin (load_balancer_plugin), null: the built-in load_balancer. Read
-  // when a worker builds its view of the service, never on a pick.
+  // The service's load-balancing policy (resolve_load_balancer: its plugin, else its load_balancer's
+  // built-in). Read when a worker builds its view of the service, never on a pick.
   std::shared_ptr<const LbPlugin> lb_plugin;
   std::string multi_cluster_plugin;       // the policy plugin that placed the clusters (explain), or ""
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "routing/balancers.hpp"
 #include "routing/health.hpp"
 #include "routing/plugins.hpp"
 #include "routing/snapshot.hpp"
@@ -12,7 +13,7 @@ namespace {
 
 struct Scratch {
   std::vector<EndpointHealth> health;
-  std::vector<double> old_current;
+  std::vector<double> old_balance;
 };
 
 }  // namespace
@@ -26,11 +27,11 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
   thread_local Scratch scratch;
   auto& health = scratch.health;
   health.resize(svc.endpoints.size());
-  auto& old_current = scratch.old_current;
-  old_current.assign(svc.endpoints.size(), 0.0);
+  auto& old_balance = scratch.old_balance;
+  old_balance.assign(svc.endpoints.size(), 0.0);
   if (view.built) {
     for (const auto& tier : view.tiers) {
-      for (const auto& c : tier.candidates) old_current[c.endpoint] = c.current;
+      for (const auto& c : tier.candidates) old_balance[c.endpoint] = c.balance;
     }
   }
 
@@ -68,7 +69,7 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
     tv.health = tier_health[t];
     tv.load = tier_load[t];
     tv.candidates.clear();
-    tv.maglev.reset();
+    tv.state.reset();
     for (std::uint32_t ci : svc.tier_clusters(static_cast<std::uint32_t>(t))) {
       const ClusterEntry& c = svc.clusters[ci];
       // ActiveActive cluster weights: the cluster's share is split among its usable endpoints by their
@@ -87,7 +88,7 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
         double w = static_cast<double>(ep.weight) * health[i].ramp;
         if (c.weight > 0) w = c.weight * w / weight_sum;
         if (w <= 0) continue;
-        tv.candidates.push_back(Candidate{i, ci, w, old_current[i], ep.state.get()});
+        tv.candidates.push_back(Candidate{i, ci, w, old_balance[i], ep.state.get()});
       }
     }
     tv.cumulative.resize(tv.candidates.size());
@@ -103,8 +104,13 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
     }
     if (!tv.candidates.empty()) view.has_candidates = true;
   }
-  // Made once per worker and service: it keeps its state across health changes.
-  if (svc.lb_plugin && !view.plugin) view.plugin = svc.lb_plugin->make(svc.id);
+  // Made once per worker and service: it keeps its state across health changes. A plugin's factory that
+  // makes nothing leaves the service with its configured built-in.
+  if (!view.policy) {
+    if (svc.lb_plugin) view.policy = svc.lb_plugin->make(svc.id);
+    view.report_outcomes = view.policy && svc.lb_plugin && !svc.lb_plugin->builtin;
+    if (!view.policy) view.policy = builtin_policy(svc.load_balancer);
+  }
   view.built = true;
 }
 

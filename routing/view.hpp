@@ -10,22 +10,15 @@
 #include <boost/container/small_vector.hpp>
 
 #include "routing/clock.hpp"
+#include "routing/plugins.hpp"
 #include "routing/tiers.hpp"
 
 namespace sluice::routing {
 
 struct ServiceEntry;
-struct EndpointState;
-class MaglevTable;
-class LoadBalancingPolicy;
 
-struct Candidate {
-  std::uint32_t endpoint = 0;  // index in ServiceEntry::endpoints
-  std::uint32_t cluster = 0;   // its index in ServiceEntry::clusters (to prefetch the entry on a pick)
-  double weight = 0;           // effective weight: endpoint weight * cluster share * slow-start factor
-  double current = 0;          // smooth weighted round robin running balance (nginx current_weight)
-  EndpointState* state = nullptr;  // the endpoint's state (its entry's), read without touching the entry
-};
+// The candidate layout is the plugin interface's (plugins.hpp), so a policy reads the view's own array.
+using Candidate = LbCandidate;
 
 // Inline up to this many, so that a pick on a cold service does not chase one more pointer.
 constexpr std::size_t kInlineCandidates = 8;
@@ -36,10 +29,10 @@ struct TierView {
   std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
   double total_weight = 0;
   bool equal_weights = true;          // all candidates weigh the same (least work uses plain P2C)
-  std::uint32_t next = 0;             // equal weights: the candidate round robin takes next
+  std::uint32_t cursor = 0;           // the policy's number (round robin: the candidate it takes next)
+  std::unique_ptr<LbTierState> state; // the policy's state (Hashing: its Maglev table), reset on recompute
   TierLoad load;
   TierHealth health;
-  std::shared_ptr<MaglevTable> maglev;  // built on first hashing pick
 };
 
 struct ServiceView {
@@ -49,8 +42,10 @@ struct ServiceView {
   boost::container::small_vector<TierView, 1> tiers;  // one inline: most services have one tier
   std::vector<std::uint32_t> fallback;  // terminating endpoints, used only when no tier has candidates
   bool has_candidates = false;
-  // This worker's instance of the service's load-balancing plugin; null: the built-in policy.
-  std::shared_ptr<LoadBalancingPolicy> plugin;
+  // The service's load-balancing policy: a built-in's shared instance, or this worker's instance of a
+  // plugin. Made on the first computation; kept while the snapshot lasts.
+  std::shared_ptr<LoadBalancingPolicy> policy;
+  bool report_outcomes = false;  // a registered plugin: picks carry the policy so finish() can tell it
 
   // Whether the view must be recomputed at `now` for the service's current epoch.
   bool stale(std::uint64_t current_epoch, Ticks now) const {

@@ -21,11 +21,11 @@ struct Latencies {
   std::uint64_t picks = 0;
 };
 
-class LowestLatency final : public sluice::routing::LoadBalancingPolicy {
+class LowestLatency final : public sluice::routing::SimpleLoadBalancingPolicy {
  public:
   explicit LowestLatency(Latencies& shared) : shared_(shared) {}
 
-  int pick(const sluice::routing::LbRequest&, std::span<const sluice::routing::LbEndpoint> candidates) override {
+  int choose(const sluice::routing::LbRequest&, std::span<const sluice::routing::LbEndpoint> candidates) override {
     std::lock_guard lock(shared_.mutex);
     ++shared_.picks;
     int best = -1;

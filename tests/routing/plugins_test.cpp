@@ -14,9 +14,9 @@ using namespace sluice::routing::test;
 namespace {
 
 // Always the candidate with the highest port; counts outcomes it is told about.
-struct HighestPort final : LoadBalancingPolicy {
+struct HighestPort final : SimpleLoadBalancingPolicy {
   explicit HighestPort(std::atomic<int>* told) : told_(told) {}
-  int pick(const LbRequest&, std::span<const LbEndpoint> candidates) override {
+  int choose(const LbRequest&, std::span<const LbEndpoint> candidates) override {
     int best = 0;
     for (std::size_t i = 1; i < candidates.size(); ++i) {
       if (candidates[i].port > candidates[static_cast<std::size_t>(best)].port) best = static_cast<int>(i);
@@ -27,6 +27,22 @@ struct HighestPort final : LoadBalancingPolicy {
     if (ok) told_->fetch_add(1);
   }
   std::atomic<int>* told_;
+};
+
+// Through the full interface, as the built-ins are written: the allowed candidate with the fewest picks
+// so far, counted in the candidates' balance (kept by the view), ties to the lowest index; the tier's
+// cursor counts this instance's picks of the tier.
+struct FewestPicks final : LoadBalancingPolicy {
+  int pick(const LbRequest&, LbTier& tier) override {
+    int best = -1;
+    for (std::size_t k = 0; k < tier.size(); ++k) {
+      if (!tier.allowed(k)) continue;
+      if (best < 0 || tier[k].balance < tier[static_cast<std::size_t>(best)].balance) best = static_cast<int>(k);
+    }
+    if (best >= 0) tier[static_cast<std::size_t>(best)].balance += 1;
+    ++tier.cursor();
+    return best;
+  }
 };
 
 // Puts cluster-2 alone in tier 0 and leaves every other cluster out.
@@ -145,13 +161,22 @@ TEST_CASE("plugins: a program may replace a built-in multi-cluster policy; unreg
   CHECK_FALSE(unregister_multi_cluster_policy("Locality"));  // the built-in itself cannot go
 }
 
-TEST_CASE("plugins: built-in load-balancer names resolve to the built-in dispatch", "[routing][plugins]") {
+TEST_CASE("plugins: the built-in load balancers are registry entries, selectable by name", "[routing][plugins]") {
   CHECK(builtin_load_balancer("RoundRobin") == config::LoadBalancer::round_robin);
   CHECK(builtin_load_balancer("Random") == config::LoadBalancer::random);
   CHECK(builtin_load_balancer("LeastWork") == config::LoadBalancer::least_work);
   CHECK(builtin_load_balancer("HashingLoadBalancer") == config::LoadBalancer::hashing);
   CHECK_FALSE(builtin_load_balancer("lowest-latency"));
-  CHECK(find_load_balancer("RoundRobin") == nullptr);  // not a plugin: no virtual call per pick
+  for (const char* name : {"RoundRobin", "Random", "LeastWork", "Hashing", "LeastWorkLoadBalancer"}) {
+    INFO(name);
+    auto found = find_load_balancer(name);
+    REQUIRE(found != nullptr);
+    CHECK(found->builtin);
+    // One shared instance for every worker and service: the built-ins keep their state in the tier.
+    CHECK(found->make("a.default") == found->make("b.default"));
+  }
+  CHECK(find_load_balancer("LeastWorkLoadBalancer") == find_load_balancer("LeastWork"));
+  CHECK(find_load_balancer("roundrobin") == nullptr);  // names are exact
 
   auto svc = three_ports();
   svc.load_balancer_plugin = "LeastWork";
@@ -159,5 +184,53 @@ TEST_CASE("plugins: built-in load-balancer names resolve to the built-in dispatc
   Harness h(model_of({svc}));
   auto snap = h.table.load();
   CHECK(snap->services[0].load_balancer == config::LoadBalancer::least_work);
-  CHECK(snap->services[0].lb_plugin == nullptr);
+  REQUIRE(snap->services[0].lb_plugin != nullptr);
+  CHECK(snap->services[0].lb_plugin == find_load_balancer("LeastWork"));
+}
+
+TEST_CASE("plugins: a policy written against the full interface keeps its state in the tier",
+          "[routing][plugins]") {
+  REQUIRE(register_load_balancer("fewest-picks", [](std::string_view) { return std::make_unique<FewestPicks>(); }));
+  auto svc = three_ports();
+  svc.load_balancer_plugin = "fewest-picks";
+  Harness h(model_of({svc}));
+  // The balances start staggered in [0, weight): after the first round each candidate was picked once,
+  // and from then on they take turns.
+  auto counts = h.spread("web", 30);
+  CHECK(counts["10.0.0.1"] == 10);
+  CHECK(counts["10.0.0.2"] == 10);
+  CHECK(counts["10.0.0.3"] == 10);
+  // A retry: the tried endpoint is not allowed, whatever its balance.
+  auto req = h.request("web");
+  AttemptState a;
+  auto first = h.picker.pick(req, a, h.clock.now);
+  REQUIRE(first.status == PickStatus::ok);
+  h.picker.finish(first, Outcome::connect_failure, h.clock.now);
+  auto second = h.picker.pick(req, a, h.clock.now);
+  REQUIRE(second.status == PickStatus::ok);
+  CHECK(second.address != first.address);
+  h.picker.finish(second, Outcome::success, h.clock.now);
+  CHECK(unregister_load_balancer("fewest-picks"));
+}
+
+TEST_CASE("plugins: a program may replace a built-in load balancer; unregistering restores it",
+          "[routing][plugins]") {
+  std::atomic<int> told{0};
+  REQUIRE(register_load_balancer("RoundRobin", [&told](std::string_view) { return std::make_unique<HighestPort>(&told); }));
+  // Every round-robin service (the default), whichever spelling selects it, now picks the highest port.
+  auto plain = three_ports();
+  auto spelled = three_ports();
+  spelled.name = "spelled";
+  spelled.load_balancer_plugin = "RoundRobinLoadBalancer";
+  Harness h(model_of({plain, spelled}));
+  CHECK(h.spread("web", 9)["10.0.0.2"] == 9);
+  CHECK(h.spread("spelled", 9)["10.0.0.2"] == 9);
+  CHECK(told.load() == 18);  // a replacement is told outcomes, as any plugin
+  CHECK(unregister_load_balancer("RoundRobin"));
+  CHECK(find_load_balancer("RoundRobin")->builtin);
+  h.publish(model_of({plain, spelled}));
+  auto counts = h.spread("web", 9);
+  CHECK(counts["10.0.0.1"] == 3);
+  CHECK(counts["10.0.0.2"] == 3);
+  CHECK_FALSE(unregister_load_balancer("RoundRobin"));  // the built-in itself cannot go
 }
