@@ -1,9 +1,12 @@
-// A program embedding libsluice for tests/proxy/test_plugins.py: it registers a multi-cluster policy and
-// a discovery source of its own and runs a proxy from a config file.
+// A program embedding libsluice for tests/proxy/test_plugins.py: it registers a load-balancing policy, a
+// multi-cluster policy and a discovery source of its own and runs a proxy from a config file.
 //
 // - Multi-cluster policy "reverse-failover": FailOver with the order reversed. The last listed target is
 //   tier 0, the one before it tier 1, ..., the local cluster last; unlisted clusters are unused. The
 //   built-in FailOver would send everything to the local cluster.
+// - Load-balancing policy "last-allowed", written against the full interface (LbTier) as the built-ins
+//   are: always the last candidate this pick may use; it counts its picks in the tier's cursor. A
+//   retry therefore moves one candidate back.
 // - Discovery source "line-feed": reads commands from stdin, one per line,
 //     add SERVICE CLUSTER PORT       endpoint 127.0.0.1:PORT of SERVICE ("name.namespace") in CLUSTER
 //     remove SERVICE CLUSTER PORT
@@ -47,6 +50,17 @@ class ReverseFailover final : public routing::MultiClusterPolicy {
       }
       if (clusters[i].local) out[i] = {static_cast<int>(targets.size()), 0};
     }
+  }
+};
+
+class LastAllowed final : public routing::LoadBalancingPolicy {
+ public:
+  int pick(const routing::LbRequest&, routing::LbTier& tier) override {
+    ++tier.cursor();
+    for (std::size_t k = tier.size(); k-- > 0;) {
+      if (tier.allowed(k)) return static_cast<int>(k);
+    }
+    return -1;
   }
 };
 
@@ -154,6 +168,7 @@ int main(int argc, char** argv) {
   }
   const bool own_context = argc > 2 && std::string_view(argv[2]) == "--io-context";
   routing::register_multi_cluster_policy("reverse-failover", std::make_shared<ReverseFailover>());
+  routing::register_load_balancer("last-allowed", [](std::string_view) { return std::make_shared<LastAllowed>(); });
   register_source("line-feed", [](const config::Config& cfg) { return std::make_unique<LineFeed>(cfg.cluster); });
 
   std::vector<std::string> errors;

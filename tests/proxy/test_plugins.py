@@ -1,6 +1,8 @@
-"""A custom multi-cluster policy and a custom discovery source taking effect through the real proxy.
+"""A custom load-balancing policy, multi-cluster policy and discovery source taking effect through the
+real proxy.
 
-tests/embed/plugin_host embeds libsluice, registers the multi-cluster policy "reverse-failover" (FailOver
+tests/embed/plugin_host embeds libsluice, registers the load-balancing policy "last-allowed" (always the
+last candidate a pick may use, written against the full LbTier interface), the multi-cluster policy "reverse-failover" (FailOver
 in reverse: the last listed target first, the local cluster last) and the discovery source "line-feed"
 (endpoints added and removed by lines on its stdin), and serves a config file. Backends answer with their
 name, so each response says who served it. Every test runs with the proxy on its own worker threads and
@@ -129,6 +131,28 @@ def test_custom_multi_cluster_policy_decides(host_factory, backend_factory, mode
     c2.proc.kill()
     c2.proc.wait(timeout=10)
     assert host.served("web", 8) == ["c1"] * 8
+    assert host.finish() == host.requests
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_custom_load_balancing_policy_decides(host_factory, backend_factory, mode):
+    b1, b2, b3 = backend_factory("b1"), backend_factory("b2"), backend_factory("b3")
+    endpoints = [{"address": "127.0.0.1", "port": b.port} for b in (b1, b2, b3)]
+    services = [
+        {"name": "web", "clusters": [{"cluster": LOCAL, "endpoints": endpoints}], "load_balancer_plugin": "last-allowed"},
+        {"name": "builtin", "clusters": [{"cluster": LOCAL, "endpoints": endpoints}]},
+    ]
+    host = host_factory(lambda port: config(port, services, [route("web", "web"), route("builtin", "builtin")]),
+                        mode)
+    assert host.read_line() == "ready"
+    # The plugin always takes the last candidate; the built-in round robin, same endpoints, rotates.
+    assert host.served("web", 6) == ["b3"] * 6
+    assert sorted(set(host.served("builtin", 6))) == ["b1", "b2", "b3"]
+    # With b3 gone its connect failure is retried, and the retry excludes b3: the plugin's last allowed
+    # candidate is then b2. (b3 is ejected only after 5 failures, so each request tries it first.)
+    b3.proc.kill()
+    b3.proc.wait(timeout=10)
+    assert host.served("web", 3) == ["b2"] * 3
     assert host.finish() == host.requests
 
 
