@@ -8,13 +8,11 @@
 #include <memory>
 
 #include "config/config.hpp"
+#include "routing/plugins.hpp"
 
 namespace sluice::routing {
 
 struct ServiceEntry;
-struct LbCandidate;
-class LbTier;
-class LoadBalancingPolicy;
 
 // What a pick must avoid: endpoints this request already tried (by token), a cluster to steer away from,
 // and endpoints at their pending-request limit.
@@ -46,6 +44,25 @@ std::shared_ptr<LoadBalancingPolicy> least_work_policy();
 // on first use from the candidates' tokens and weights; excluded candidates are skipped by probing the
 // following slots. No key (header or cookie absent): weighted random, like Envoy without a hash.
 std::shared_ptr<LoadBalancingPolicy> hashing_policy();
+
+// One step of nginx's smooth weighted round robin over the allowed candidates, with `weight(c)` the
+// weight of candidate c for this step: each balance grows by its weight, the largest is taken and lowered
+// by the total. Returns the index taken, or -1 when none is allowed.
+template <class Weight>
+int smooth_weighted_pick(LbTier& tier, Weight weight) {
+  int best = -1;
+  double total = 0;
+  for (std::size_t k = 0; k < tier.size(); ++k) {
+    if (!tier.allowed(k)) continue;
+    LbCandidate& c = tier[k];
+    const double w = weight(c);
+    c.balance += w;
+    total += w;
+    if (best < 0 || c.balance > tier[static_cast<std::size_t>(best)].balance) best = static_cast<int>(k);
+  }
+  if (best >= 0) tier[static_cast<std::size_t>(best)].balance -= total;
+  return best;
+}
 
 // The built-in policy of `kind`.
 std::shared_ptr<LoadBalancingPolicy> builtin_policy(config::LoadBalancer kind);

@@ -37,18 +37,7 @@ class LeastWork final : public LoadBalancingPolicy {
   // Unequal weights (Envoy's least_request does the same): smooth weighted round robin over the dynamic
   // weights weight / (active + 1), so idle endpoints share by weight and busy ones are passed over.
   static int pick_dynamic_weights(LbTier& tier) {
-    int best = -1;
-    double total = 0;
-    for (std::size_t k = 0; k < tier.size(); ++k) {
-      if (!tier.allowed(k)) continue;
-      LbCandidate& c = tier[k];
-      const double w = c.weight / static_cast<double>(c.active() + 1);
-      c.balance += w;
-      total += w;
-      if (best < 0 || c.balance > tier[static_cast<std::size_t>(best)].balance) best = static_cast<int>(k);
-    }
-    if (best >= 0) tier[static_cast<std::size_t>(best)].balance -= total;
-    return best;
+    return smooth_weighted_pick(tier, [](const LbCandidate& c) { return c.weight / static_cast<double>(c.active() + 1); });
   }
 };
 

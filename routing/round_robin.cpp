@@ -15,17 +15,7 @@ class RoundRobin final : public LoadBalancingPolicy {
       next = k + 1 < n ? k + 1 : 0;
       return static_cast<int>(k);
     }
-    int best = -1;
-    double total = 0;
-    for (std::size_t k = 0; k < n; ++k) {
-      if (!tier.allowed(k)) continue;
-      LbCandidate& c = tier[k];
-      c.balance += c.weight;
-      total += c.weight;
-      if (best < 0 || c.balance > tier[static_cast<std::size_t>(best)].balance) best = static_cast<int>(k);
-    }
-    if (best >= 0) tier[static_cast<std::size_t>(best)].balance -= total;
-    return best;
+    return smooth_weighted_pick(tier, [](const LbCandidate& c) { return c.weight; });
   }
 };
 
