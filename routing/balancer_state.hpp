@@ -29,7 +29,7 @@ class BalancerState {
 
   // The cached views by service index, for the route lookup to start loading the request's one (with
   // many services it is often cold) before the route is read.
-  const std::vector<ServiceView>& views() const { return views_; }
+  const HugeVector<ServiceView>& views() const { return views_; }
 
   bool current(const Snapshot& snap) const { return local_ && generation_ == snap.generation; }
   const std::shared_ptr<const Snapshot>& snapshot() const { return local_; }
@@ -61,7 +61,7 @@ class BalancerState {
   Rng rng_;
   std::uint64_t generation_ = 0;
   std::shared_ptr<const Snapshot> local_;
-  std::vector<ServiceView> views_;  // by service index, built on first use
+  HugeVector<ServiceView> views_;  // by service index, built on first use; huge pages (read at random)
 };
 
 }  // namespace sluice::routing
