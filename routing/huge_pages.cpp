@@ -39,12 +39,12 @@ void huge_deallocate(void* p, std::size_t bytes, std::size_t align) noexcept {
 }
 
 BlockPool::~BlockPool() {
-  for (void* chunk : chunks_) huge_deallocate(chunk, kChunk, kHugePage);
+  for (const Chunk& c : chunks_) huge_deallocate(c.memory, c.size, c.size < kHugeMin ? align_ : kHugePage);
 }
 
 void* BlockPool::allocate(std::size_t bytes) {
   std::lock_guard lock(mutex_);
-  if (block_ == 0 && bytes <= kChunk / 64) block_ = round_up(std::max(bytes, sizeof(void*)), align_);
+  if (block_ == 0 && bytes <= kFirstChunk / 64) block_ = round_up(std::max(bytes, sizeof(void*)), align_);
   if (bytes == 0 || round_up(bytes, align_) != block_) return ::operator new(bytes, std::align_val_t(align_));
   if (free_) {
     void* p = free_;
@@ -52,10 +52,13 @@ void* BlockPool::allocate(std::size_t bytes) {
     return p;
   }
   if (next_ == nullptr || static_cast<std::size_t>(end_ - next_) < block_) {
-    chunks_.reserve(chunks_.size() + 1);  // so that push_back cannot throw once the chunk is mapped
-    next_ = static_cast<char*>(huge_allocate(kChunk, kHugePage));
-    end_ = next_ + kChunk;
-    chunks_.push_back(next_);
+    // 64 KiB, 64, 128, 256, 512, 512, 512 (2 MiB in all), then huge pages.
+    const std::size_t size = total_ >= kHugePage ? kHugePage : std::clamp(total_, kFirstChunk, kMaxSmallChunk);
+    chunks_.reserve(chunks_.size() + 1);  // so that push_back cannot throw once the chunk is allocated
+    next_ = static_cast<char*>(huge_allocate(size, size < kHugeMin ? align_ : kHugePage));
+    end_ = next_ + size;
+    total_ += size;
+    chunks_.push_back({next_, size});
   }
   void* p = next_;
   next_ += block_;

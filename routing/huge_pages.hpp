@@ -41,10 +41,12 @@ struct HugePageAllocator {
 template <class T>
 using HugeVector = std::vector<T, HugePageAllocator<T>>;
 
-// Fixed-size blocks carved from huge-page chunks, reused through a free list: for many small objects
-// that lookups read at random and that live long (endpoint and service states), which operator new would
-// scatter over small pages. The block size is set by the first allocation; an allocation of another size
-// goes to operator new. Chunks are returned to the system only when the pool goes.
+// Fixed-size blocks carved from chunks, reused through a free list: for many small objects that lookups
+// read at random and that live long (endpoint and service states), which operator new would scatter over
+// small pages. Chunks grow with the pool (64 KiB, doubling up to 512 KiB) until it holds 2 MiB, then are
+// whole huge pages: a sidecar with a few services does not pay a 2 MiB page per pool, a 100k-endpoint
+// table gets its states on huge pages. The block size is set by the first allocation; an allocation of
+// another size goes to operator new. Chunks are returned to the system only when the pool goes.
 // Thread-safe (a mutex: objects are made and freed on the control side, never per request).
 class BlockPool {
  public:
@@ -59,8 +61,12 @@ class BlockPool {
   void deallocate(void* p, std::size_t bytes) noexcept;
 
  private:
-  // Chunks this large (one huge page) are carved into blocks.
-  static constexpr std::size_t kChunk = kHugePage;
+  static constexpr std::size_t kFirstChunk = std::size_t{64} << 10;
+  static constexpr std::size_t kMaxSmallChunk = std::size_t{512} << 10;  // below kHugeMin: operator new
+  struct Chunk {
+    void* memory;
+    std::size_t size;
+  };
 
   std::mutex mutex_;
   const std::size_t align_;
@@ -68,7 +74,8 @@ class BlockPool {
   void* free_ = nullptr;         // freed blocks, each holding the next one's address
   char* next_ = nullptr;         // unused tail of the newest chunk
   char* end_ = nullptr;
-  std::vector<void*> chunks_;
+  std::size_t total_ = 0;        // bytes in chunks
+  std::vector<Chunk> chunks_;
 };
 
 // A standard allocator over a shared BlockPool (std::allocate_shared keeps a copy in each control block,

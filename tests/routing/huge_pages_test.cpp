@@ -3,6 +3,7 @@
 // pool's owner, and the registry's states coming from its pools.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -45,7 +46,7 @@ TEST_CASE("huge pages: small and big allocations are aligned and usable end to e
   CHECK(v[39999].value[7] == 42);
 }
 
-TEST_CASE("huge pages: the block pool reuses freed blocks and falls back for other sizes", "[routing]") {
+TEST_CASE("huge pages: the block pool grows into huge pages, reuses freed blocks, falls back for other sizes", "[routing]") {
   BlockPool pool(64);
   std::set<void*> seen;
   std::vector<void*> blocks;
@@ -56,6 +57,8 @@ TEST_CASE("huge pages: the block pool reuses freed blocks and falls back for oth
     std::memset(p, i & 0xff, 150);
     blocks.push_back(p);
   }
+  // Small chunks first, then (past 2 MiB of them) whole huge pages: some block starts a 2 MiB page.
+  CHECK(std::any_of(blocks.begin(), blocks.end(), [](void* p) { return aligned(p, kHugePage); }));
   // Blocks do not overlap: each still holds what was written into it.
   for (int i = 0; i < 20000; ++i) CHECK(static_cast<unsigned char*>(blocks[static_cast<std::size_t>(i)])[149] == (i & 0xff));
   pool.deallocate(blocks[7], 150);
