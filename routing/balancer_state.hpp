@@ -27,12 +27,9 @@ class BalancerState {
     views_.resize(snap->services.size());
   }
 
-  // Starts loading `svc`'s cached view (a hint: with many services it is often cold). `svc` belongs to
-  // the current snapshot.
-  void prefetch(const ServiceEntry& svc, const Snapshot& snap) const {
-    const auto i = static_cast<std::size_t>(&svc - snap.services.data());
-    if (i < views_.size()) __builtin_prefetch(&views_[i]);
-  }
+  // The cached views by service index, for the route lookup to start loading the request's one (with
+  // many services it is often cold) before the route is read.
+  const HugeVector<ServiceView>& views() const { return views_; }
 
   bool current(const Snapshot& snap) const { return local_ && generation_ == snap.generation; }
   const std::shared_ptr<const Snapshot>& snapshot() const { return local_; }
@@ -64,7 +61,7 @@ class BalancerState {
   Rng rng_;
   std::uint64_t generation_ = 0;
   std::shared_ptr<const Snapshot> local_;
-  std::vector<ServiceView> views_;  // by service index, built on first use
+  HugeVector<ServiceView> views_;  // by service index, built on first use; huge pages (read at random)
 };
 
 }  // namespace sluice::routing

@@ -234,7 +234,7 @@ void reserve_storage(const Model& model, SnapshotStorage& storage) {
 
 // Ranks routes for matching within a host: longest path first, exact before prefix at equal length, else
 // config order. rank[route] = its position in that order.
-std::vector<std::uint32_t> route_ranks(const std::vector<RouteEntry>& routes) {
+std::vector<std::uint32_t> route_ranks(std::span<const RouteEntry> routes) {
   std::vector<std::uint32_t> order(routes.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {

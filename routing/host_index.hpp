@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "routing/huge_pages.hpp"
+
 namespace sluice::routing {
 
 class HostIndex {
@@ -67,7 +69,7 @@ class HostIndex {
     return {reinterpret_cast<const char*>(records_.data() + s.record + s.count), s.key_size};
   }
 
-  std::vector<Slot> slots_;             // power-of-two size, at most ~2/3 full
+  HugeVector<Slot> slots_;              // power-of-two size, at most ~2/3 full; huge pages
   std::vector<std::uint32_t> records_;  // route ids followed by the key, padded to 4 bytes
   std::size_t size_ = 0;
 };

@@ -25,14 +25,19 @@ const RouteEntry* first_match(const Snapshot& snap, const std::uint32_t* ids, st
 }
 
 const RouteEntry* match_host(const Snapshot& snap, std::string_view host, std::string_view listener,
-                             std::string_view path) {
+                             std::string_view path, const ServicePrefetch& also) {
   const HostIndex::Routes routes = snap.hosts.find(host);
   if (routes.count == 0) return nullptr;
-  // The route's service is most likely next: start loading it while the route itself loads.
+  // The route's service is most likely next: start loading it (and the caller's data for it) while the
+  // route itself loads.
   if (routes.service < snap.services.size()) {
     const char* svc = reinterpret_cast<const char*>(&snap.services[routes.service]);
     __builtin_prefetch(svc);
     __builtin_prefetch(svc + 64);
+    if (also.base && routes.service < also.count) {
+      const char* p = also.base + routes.service * also.stride;
+      for (std::size_t at = 0; at < also.bytes; at += 64) __builtin_prefetch(p + at);
+    }
   }
   return first_match(snap, routes.ids, routes.count, listener, path);
 }
@@ -64,7 +69,7 @@ bool path_matches(std::string_view route_path, bool exact, std::string_view path
 }
 
 const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, std::string_view host,
-                              std::string_view target) {
+                              std::string_view target, const ServicePrefetch& also) {
   const std::string_view path = path_of(target);
   if (host.size() <= kMaxHost && !host.empty()) {
     // Lowercase and find the port in one pass (strip_port's rules, without its three scans).
@@ -87,10 +92,10 @@ const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, s
     const std::string_view bare = has_port ? lower.substr(0, last_colon) : lower;
     // Route hosts with a port are rare: skip that lookup when the snapshot has none.
     if (snap.hosts_with_port || bare.size() == lower.size()) {
-      if (const RouteEntry* r = match_host(snap, lower, listener, path)) return r;
+      if (const RouteEntry* r = match_host(snap, lower, listener, path, also)) return r;
     }
     if (bare.size() != lower.size()) {
-      if (const RouteEntry* r = match_host(snap, bare, listener, path)) return r;
+      if (const RouteEntry* r = match_host(snap, bare, listener, path, also)) return r;
     }
   }
   return first_match(snap, snap.wildcard_routes.data(), snap.wildcard_routes.size(), listener, path);

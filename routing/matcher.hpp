@@ -1,6 +1,7 @@
 // Route matching: which route serves a request (listener, Host, path), and the upstream request target.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -9,13 +10,24 @@ namespace sluice::routing {
 struct Snapshot;
 struct RouteEntry;
 
+// A caller's per-service array (a worker's cached service views) to start loading as soon as the host
+// names a service, before the route is read: with many services the element is cold, and this takes it
+// off the chain of dependent cache misses (host slot -> route -> service -> element).
+struct ServicePrefetch {
+  const char* base = nullptr;  // element i at base + i * stride; null: nothing to prefetch
+  std::size_t stride = 0;
+  std::size_t count = 0;       // elements
+  std::size_t bytes = 0;       // how much of an element to load, from its start
+};
+
 // The route for a request, or nullptr. Host is matched case-insensitively: first the full Host
 // (with its port), then the Host without port, then "*" routes. Within the first host level that has a
 // matching route, the longest path wins (exact before prefix at equal length). Prefix matching is
 // element-wise: "/foo" matches "/foo", "/foo/bar" and "/foo?x", not "/foobar". A route with an empty
 // listener serves every listener. O(1) in the number of hosts. Any thread; allocates nothing.
+// `also`: loaded (prefetched) for the host's first route's service, when there is one.
 const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, std::string_view host,
-                              std::string_view target);
+                              std::string_view target, const ServicePrefetch& also = {});
 
 // Whether `path` (no query) matches the route path `route_path` under the given rule.
 bool path_matches(std::string_view route_path, bool exact, std::string_view path);

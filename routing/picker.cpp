@@ -95,7 +95,10 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   if (!state_->current(snap)) state_->reset(current);
   if (out.snapshot != state_->snapshot()) out.snapshot = state_->snapshot();
 
-  const RouteEntry* route = match_route(snap, req.listener, req.host, req.target);
+  const auto& views = state_->views();
+  const ServicePrefetch view_hint{reinterpret_cast<const char*>(views.data()), sizeof(ServiceView), views.size(),
+                                  sizeof(ServiceView)};
+  const RouteEntry* route = match_route(snap, req.listener, req.host, req.target, view_hint);
   if (!route) {
     out.reason = "no route for host '";
     out.reason.append(req.host).append("' path '").append(path_of(req.target)).append("'");
@@ -109,7 +112,6 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
     return;
   }
   const ServiceEntry& svc = *route->service;
-  state_->prefetch(svc, snap);
   out.service = &svc;
   const Ticks now_ticks = to_ticks(now);
   ServiceView& view = state_->view(svc, now_ticks);

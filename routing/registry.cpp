@@ -11,7 +11,7 @@ void EndpointRegistry::begin_build() {
 std::shared_ptr<ServiceState> EndpointRegistry::acquire_service(const std::string& id, bool* existed) {
   std::lock_guard lock(mutex_);
   auto [it, inserted] = services_.try_emplace(id);
-  if (inserted) it->second.state = std::make_shared<ServiceState>();
+  if (inserted) it->second.state = std::allocate_shared<ServiceState>(PoolAllocator<ServiceState>(service_pool_));
   it->second.seen_build = build_;
   if (existed) *existed = !inserted;
   return it->second.state;
@@ -81,7 +81,7 @@ std::shared_ptr<EndpointState> EndpointRegistry::acquire_endpoint(
   EndpointSlot& slot = endpoints_[k];
   if (inserted || slot.state->service != service) {
     // New, or the service was dropped and re-created: fresh state bound to the live service state.
-    slot.state = std::make_shared<EndpointState>(service);
+    slot.state = std::allocate_shared<EndpointState>(PoolAllocator<EndpointState>(endpoint_pool_), service);
     if (ramp) slot.state->ramp_start.store(to_ticks(now), std::memory_order_relaxed);
   } else if (!slot.present && ramp) {
     // Coming back (failback): ramp up instead of taking the full share at once. Counters and any

@@ -18,6 +18,7 @@
 
 #include "routing/clock.hpp"
 #include "routing/endpoint_state.hpp"
+#include "routing/huge_pages.hpp"
 
 namespace sluice::routing {
 
@@ -105,6 +106,10 @@ class EndpointRegistry {
   std::vector<std::uint32_t> index_;
   std::uint32_t cursor_ = kNoSlot;  // slot acquired last (kNoSlot + 1 wraps to 0: start of a build)
   std::unordered_map<std::string, ServiceSlot> services_;
+  // The states themselves, packed in huge pages: a pick reads one endpoint state and one service state
+  // of a service found at random, and make_shared would put each on a small page of its own.
+  std::shared_ptr<BlockPool> endpoint_pool_ = std::make_shared<BlockPool>(alignof(EndpointState));
+  std::shared_ptr<BlockPool> service_pool_ = std::make_shared<BlockPool>(alignof(ServiceState));
 };
 
 }  // namespace sluice::routing

@@ -20,6 +20,7 @@
 #include "routing/clock.hpp"
 #include "routing/endpoint_state.hpp"
 #include "routing/host_index.hpp"
+#include "routing/huge_pages.hpp"
 
 namespace sluice::routing {
 
@@ -119,9 +120,10 @@ struct alignas(64) ServiceEntry {
 // per service, so that a rebuild of 10k services allocates and frees some 60k blocks fewer. The vectors
 // are reserved from the model's sizes before the first service is built and never grow past that, so
 // the spans never move.
+// The arrays a lookup reads at random are in huge pages (huge_pages.hpp).
 struct SnapshotStorage {
-  std::vector<EndpointEntry> endpoints;
-  std::vector<ClusterEntry> clusters;
+  HugeVector<EndpointEntry> endpoints;
+  HugeVector<ClusterEntry> clusters;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> tokens;
   std::vector<std::unique_ptr<char[]>> identity_blocks;  // the endpoints' identities, back to back
   char* identity_end = nullptr;                          // free space in the last block
@@ -156,8 +158,8 @@ struct Snapshot {
   Clock::time_point built_at{};
 
   SnapshotStorage storage;  // declared before services: it must outlive their spans
-  std::vector<ServiceEntry> services;
-  std::vector<RouteEntry> routes;
+  HugeVector<ServiceEntry> services;
+  HugeVector<RouteEntry> routes;
   // Lowercased route host (with or without port) -> routes, best first (longest path, exact before prefix).
   HostIndex hosts;
   std::vector<std::uint32_t> wildcard_routes;  // routes with host "*", best first

@@ -21,7 +21,7 @@ struct ServiceEntry;
 using Candidate = LbCandidate;
 
 // Inline up to this many, so that a pick on a cold service does not chase one more pointer.
-constexpr std::size_t kInlineCandidates = 8;
+constexpr std::size_t kInlineCandidates = 16;
 
 struct TierView {
   // The tier's healthy endpoints, or all of them in panic.
