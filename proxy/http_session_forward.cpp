@@ -77,6 +77,9 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
     if (!up) {
       outcome = routing::Outcome::connect_failure;
     } else {
+      // The upstream has nothing to say before it has the request: its response will come with a readiness
+      // event. (A close it sent while the connection sat in the pool is answered by a reset once we send.)
+      up->stream.mark_drained();
       const auto sent = co_await send_request(*up, picked, first_piece, body_streamed, failure);
       if (sent == SendResult::downstream_failed) {
         // A bad chunk (or a client gone quiet) after part of the body went upstream: the upstream
