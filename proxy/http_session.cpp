@@ -141,6 +141,8 @@ net::awaitable<bool> HttpSession::read_head() {
       co_return false;
     }
     buffer_.commit(n);
+    // Read dry: the body's next piece or the next request will come with a readiness event.
+    if (n < kReadChunk) stream_.mark_drained();
     if (!deadline) deadline = std::chrono::steady_clock::now() + settings.timeouts.request_header;
     state_ = State::reading_head;
   }

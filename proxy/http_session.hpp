@@ -69,9 +69,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
                                           std::size_t first_piece, bool& body_streamed, std::string& error);
   // Writes `head` (may be empty) and the first `size` bytes of body_buf_, framed as chunks when `chunked`
-  // (with the last chunk when `last`), under `timeout`. Returns false when the write failed.
+  // (with the last chunk when `last`), under `timeout`. Returns false when the write failed. `batchable`:
+  // may wait for the worker's write batch (proxy/write_batch.hpp) when other requests are in flight.
   net::awaitable<bool> write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked, bool last,
-                                    std::chrono::steady_clock::duration timeout);
+                                    std::chrono::steady_clock::duration timeout, bool batchable = false);
   net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
                                       const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
 

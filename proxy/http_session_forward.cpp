@@ -77,6 +77,9 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picke
     if (!up) {
       outcome = routing::Outcome::connect_failure;
     } else {
+      // The upstream has nothing to say before it has the request: its response will come with a readiness
+      // event. (A close it sent while the connection sat in the pool is answered by a reset once we send.)
+      up->stream.mark_drained();
       const auto sent = co_await send_request(*up, picked, first_piece, body_streamed, failure);
       if (sent == SendResult::downstream_failed) {
         // A bad chunk (or a client gone quiet) after part of the body went upstream: the upstream
@@ -244,14 +247,22 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const r
 }
 
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,
-                                               bool last, std::chrono::steady_clock::duration timeout) {
+                                               bool last, std::chrono::steady_clock::duration timeout,
+                                               bool batchable) {
   const FramedPiece piece(head, body_buf_.get(), size, chunked, last);
-  // Plain TCP is tried synchronously first: the socket buffer normally takes it all, and an asynchronous
-  // write that completes at once still costs a trip round the event loop.
+  // Plain TCP is tried with one non-blocking write first: the socket buffer normally takes it all, and an
+  // asynchronous write that completes at once still costs a trip round the event loop. That write joins the
+  // worker's batch when there is one to gather (other requests in flight); a lone request goes at once, as
+  // waiting for the batch would only add a turn of the loop to its latency.
   std::size_t written = 0;
   if (!stream.is_tls()) {
     boost::system::error_code ec;
-    written = stream.transport().socket().write_some(piece.buffers(), ec);
+    if (batchable && worker_.stats().active_requests.get() > 1) {
+      std::tie(ec, written) = co_await worker_.write_batch().async_write_some(stream.transport().socket(),
+                                                                               piece.buffers(), use_nothrow);
+    } else {
+      written = stream.transport().socket().write_some(piece.buffers(), ec);
+    }
     if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
     if (written == net::buffer_size(piece.buffers())) co_return true;
   }
@@ -273,8 +284,10 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
                                       stream_.is_tls(), chunked},
                      head_);
   const auto response_timeout = worker_.settings().timeouts.response;
-  // The head and the first piece of the body (read before the endpoint was chosen) in one write.
-  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout);
+  // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the
+  // worker's batch of requests.
+  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout,
+                                  true);
   while (ok && !parser_->is_done()) {
     std::size_t got = 0;
     if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;

@@ -13,6 +13,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "net/net.hpp"
+#include "proxy/drained.hpp"
 
 namespace sluice::proxy {
 
@@ -38,6 +39,12 @@ class Stream {
 
   template <class F>
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), v_); }
+
+  // The next read waits for readiness without trying recv() first (proxy/drained.hpp, whose rule applies:
+  // right after a short read, or before the peer was asked anything). TLS reads are left as they are.
+  void mark_drained() {
+    if (!is_tls()) proxy::mark_drained(std::get<0>(v_).socket());
+  }
 
  private:
   std::shared_ptr<ssl::context> ctx_;

@@ -22,6 +22,7 @@
 #include "proxy/stats.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "proxy/write_batch.hpp"
 #include "routing/picker.hpp"
 
 namespace sluice::proxy {
@@ -76,6 +77,7 @@ class Worker {
   net::io_context& ioc() { return ioc_; }
   routing::Picker& picker() { return picker_; }
   UpstreamPool& pool() { return pool_; }
+  WriteBatch& write_batch() { return write_batch_; }
   ClientTlsCache& client_tls() { return client_tls_; }
   WorkerStats& stats() { return stats_; }
   const WorkerStats& stats() const { return stats_; }
@@ -112,6 +114,8 @@ class Worker {
   std::unique_ptr<net::io_context> own_ioc_;  // null: external
   net::io_context& ioc_;
   UpstreamPool pool_;
+  // Before ioc_ dies: its pending writes hold suspended sessions, which touch stats_ and sessions_ on the way out.
+  WriteBatch write_batch_{ioc_};
   ClientTlsCache client_tls_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc_};
