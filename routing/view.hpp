@@ -23,15 +23,16 @@ using Candidate = LbCandidate;
 // Inline up to this many, so that a pick on a cold service does not chase one more pointer.
 constexpr std::size_t kInlineCandidates = 16;
 
+// Fields a pick reads come before the inline candidate array, so that they share the first lines.
 struct TierView {
-  // The tier's healthy endpoints, or all of them in panic.
-  boost::container::small_vector<Candidate, kInlineCandidates> candidates;
-  std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
   double total_weight = 0;
   bool equal_weights = true;          // all candidates weigh the same (least work uses plain P2C)
   std::uint32_t cursor = 0;           // the policy's number (round robin: the candidate it takes next)
-  std::unique_ptr<LbTierState> state; // the policy's state (Hashing: its Maglev table), reset on recompute
   TierLoad load;
+  // The tier's healthy endpoints, or all of them in panic.
+  boost::container::small_vector<Candidate, kInlineCandidates> candidates;
+  std::vector<double> cumulative;     // prefix sums of candidate weights (weighted random)
+  std::unique_ptr<LbTierState> state; // the policy's state (Hashing: its Maglev table), reset on recompute
   TierHealth health;
 };
 
@@ -39,13 +40,13 @@ struct ServiceView {
   std::uint64_t epoch = 0;
   Ticks valid_until = kNever;  // recompute at or after this time; kNever: no timed change pending
   bool built = false;
-  boost::container::small_vector<TierView, 1> tiers;  // one inline: most services have one tier
-  std::vector<std::uint32_t> fallback;  // terminating endpoints, used only when no tier has candidates
   bool has_candidates = false;
+  bool report_outcomes = false;  // a registered plugin: picks carry the policy so finish() can tell it
   // The service's load-balancing policy: a built-in's shared instance, or this worker's instance of a
   // plugin. Made on the first computation; kept while the snapshot lasts.
   std::shared_ptr<LoadBalancingPolicy> policy;
-  bool report_outcomes = false;  // a registered plugin: picks carry the policy so finish() can tell it
+  boost::container::small_vector<TierView, 1> tiers;  // one inline: most services have one tier
+  std::vector<std::uint32_t> fallback;  // terminating endpoints, used only when no tier has candidates
 
   // Whether the view must be recomputed at `now` for the service's current epoch.
   bool stale(std::uint64_t current_epoch, Ticks now) const {
