@@ -55,6 +55,19 @@ struct OnlyCluster2 final : MultiClusterPolicy {
   }
 };
 
+// Two attempts of one request to `service`: the first fails to connect, the second is its retry.
+std::pair<PickResult, PickResult> failed_then_retried(Harness& h, const char* service) {
+  auto req = h.request(service);
+  AttemptState a;
+  auto first = h.picker.pick(req, a, h.clock.now);
+  REQUIRE(first.status == PickStatus::ok);
+  h.picker.finish(first, Outcome::connect_failure, h.clock.now);
+  auto second = h.picker.pick(req, a, h.clock.now);
+  REQUIRE(second.status == PickStatus::ok);
+  h.picker.finish(second, Outcome::success, h.clock.now);
+  return {std::move(first), std::move(second)};
+}
+
 config::Service three_ports() {
   return service("web", {cluster(kLocal, {ep("10.0.0.1", 8081), ep("10.0.0.2", 8083), ep("10.0.0.3", 8082)})});
 }
@@ -80,16 +93,9 @@ TEST_CASE("plugins: a load-balancing plugin picks for the service that names it"
   CHECK(plain["10.0.0.2"] == 10);
 
   // A retry excludes the tried endpoint: the plugin sees the others only.
-  auto req = h.request("web");
-  AttemptState a;
-  auto first = h.picker.pick(req, a, h.clock.now);
-  REQUIRE(first.status == PickStatus::ok);
+  const auto [first, second] = failed_then_retried(h, "web");
   CHECK(first.port == 8083);
-  h.picker.finish(first, Outcome::connect_failure, h.clock.now);
-  auto second = h.picker.pick(req, a, h.clock.now);
-  REQUIRE(second.status == PickStatus::ok);
   CHECK(second.port == 8082);
-  h.picker.finish(second, Outcome::success, h.clock.now);
 
   CHECK(missing_plugins({svc}).empty());
   CHECK(unregister_load_balancer("highest-port"));
@@ -201,15 +207,8 @@ TEST_CASE("plugins: a policy written against the full interface keeps its state 
   CHECK(counts["10.0.0.2"] == 10);
   CHECK(counts["10.0.0.3"] == 10);
   // A retry: the tried endpoint is not allowed, whatever its balance.
-  auto req = h.request("web");
-  AttemptState a;
-  auto first = h.picker.pick(req, a, h.clock.now);
-  REQUIRE(first.status == PickStatus::ok);
-  h.picker.finish(first, Outcome::connect_failure, h.clock.now);
-  auto second = h.picker.pick(req, a, h.clock.now);
-  REQUIRE(second.status == PickStatus::ok);
+  const auto [first, second] = failed_then_retried(h, "web");
   CHECK(second.address != first.address);
-  h.picker.finish(second, Outcome::success, h.clock.now);
   CHECK(unregister_load_balancer("fewest-picks"));
 }
 
