@@ -135,7 +135,8 @@ class LoadBalancingPolicy {
   virtual ~LoadBalancingPolicy() = default;
 
   // Returns the index in `tier` of the candidate to use, or -1 for none (the pick then tries the next
-  // tier, and the request may get 503). Must return an allowed candidate. Worker thread; must not block.
+  // tier, and the request may get 503). A candidate that is not allowed counts as none: the core's retry
+  // rules and pending-request limit hold whatever a policy returns. Worker thread; must not block.
   virtual int pick(const LbRequest& request, LbTier& tier) = 0;
 
   // How an attempt on an endpoint this policy picked went: `ok` false for connect failures, resets,

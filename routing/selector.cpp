@@ -18,7 +18,9 @@ int pick_in_tier(const ServiceEntry& svc, ServiceView& view, std::size_t t, cons
             svc, ex);
   const LbRequest request{svc.id, static_cast<unsigned>(t), in.hash_key, in.tried_count > 0};
   const int k = view.policy->pick(request, lb);
-  return k >= 0 && static_cast<std::size_t>(k) < tier.candidates.size() ? k : -1;
+  if (k < 0 || static_cast<std::size_t>(k) >= tier.candidates.size()) return -1;
+  // The built-ins never return an excluded candidate; a plugin that does must not break the core's rules.
+  return ex && ex->excludes(tier.candidates[static_cast<std::size_t>(k)]) ? -1 : k;
 }
 
 // The tier this request draws by the tiers' loads (percent). Hashing draws with the key, so a client

@@ -30,8 +30,7 @@ struct HighestPort final : SimpleLoadBalancingPolicy {
 };
 
 // Through the full interface, as the built-ins are written: the allowed candidate with the fewest picks
-// so far, counted in the candidates' balance (kept by the view), ties to the lowest index; the tier's
-// cursor counts this instance's picks of the tier.
+// so far, counted in the candidates' balance (kept by the view), ties to the lowest index.
 struct FewestPicks final : LoadBalancingPolicy {
   int pick(const LbRequest&, LbTier& tier) override {
     int best = -1;
@@ -40,9 +39,13 @@ struct FewestPicks final : LoadBalancingPolicy {
       if (best < 0 || tier[k].balance < tier[static_cast<std::size_t>(best)].balance) best = static_cast<int>(k);
     }
     if (best >= 0) tier[static_cast<std::size_t>(best)].balance += 1;
-    ++tier.cursor();
     return best;
   }
+};
+
+// Ignores what the pick may not use: always the first candidate.
+struct AlwaysFirst final : LoadBalancingPolicy {
+  int pick(const LbRequest&, LbTier&) override { return 0; }
 };
 
 // Puts cluster-2 alone in tier 0 and leaves every other cluster out.
@@ -210,6 +213,24 @@ TEST_CASE("plugins: a policy written against the full interface keeps its state 
   const auto [first, second] = failed_then_retried(h, "web");
   CHECK(second.address != first.address);
   CHECK(unregister_load_balancer("fewest-picks"));
+}
+
+TEST_CASE("plugins: a policy's choice of a candidate it may not use is refused", "[routing][plugins]") {
+  REQUIRE(register_load_balancer("always-first", [](std::string_view) { return std::make_shared<AlwaysFirst>(); }));
+  auto svc = three_ports();
+  svc.load_balancer_plugin = "always-first";
+  svc.retry.max_pending_per_endpoint = 1;
+  Harness h(model_of({svc}));
+  auto req = h.request("web");
+  AttemptState a1, a2;
+  auto held = h.picker.pick(req, a1, h.clock.now);
+  REQUIRE(held.status == PickStatus::ok);
+  // The first candidate is at its pending limit: the policy insists on it, and the pick refuses.
+  auto next = h.picker.pick(req, a2, h.clock.now);
+  CHECK(next.status == PickStatus::overloaded);
+  h.picker.finish(next, Outcome::success, h.clock.now);
+  h.picker.finish(held, Outcome::success, h.clock.now);
+  CHECK(unregister_load_balancer("always-first"));
 }
 
 TEST_CASE("plugins: a program may replace a built-in load balancer; unregistering restores it",
