@@ -5,8 +5,7 @@
 //   tier 0, the one before it tier 1, ..., the local cluster last; unlisted clusters are unused. The
 //   built-in FailOver would send everything to the local cluster.
 // - Load-balancing policy "last-allowed", written against the full interface (LbTier) as the built-ins
-//   are: always the last candidate this pick may use; it counts its picks in the tier's cursor. A
-//   retry therefore moves one candidate back.
+//   are: always the last candidate this pick may use. A retry therefore moves one candidate back.
 // - Discovery source "line-feed": reads commands from stdin, one per line,
 //     add SERVICE CLUSTER PORT       endpoint 127.0.0.1:PORT of SERVICE ("name.namespace") in CLUSTER
 //     remove SERVICE CLUSTER PORT
@@ -56,7 +55,6 @@ class ReverseFailover final : public routing::MultiClusterPolicy {
 class LastAllowed final : public routing::LoadBalancingPolicy {
  public:
   int pick(const routing::LbRequest&, routing::LbTier& tier) override {
-    ++tier.cursor();
     for (std::size_t k = tier.size(); k-- > 0;) {
       if (tier.allowed(k)) return static_cast<int>(k);
     }
