@@ -105,12 +105,32 @@ struct TrafficPolicy {
   std::string plugin;
 };
 
+// Passive outlier detection (routing/README.md, "Endpoint health"). Three counts of consecutive failures,
+// each with its own threshold, because they mean different things:
+// - local-origin failures (connect refused or timed out, connection reset before any response byte) are
+//   the proxy's own observation that the endpoint is not there: nginx takes an upstream out after one.
+//   Such an ejection is never capped, and panic never sends traffic back to it.
+// - gateway failures (502, 503, 504, response timeouts): Envoy's consecutive_gateway_failure.
+// - any 5xx: Envoy's consecutive_5xx.
+// The last two are opinions about a live endpoint (a correlated false alarm can hit them all), so they are
+// capped by max_ejection_percent and undone by panic.
+// An ejected endpoint comes back when a probe succeeds: a connect (TLS handshake included) after a
+// local-origin ejection, an HTTP request after the others (the health check where one is configured).
 struct OutlierDetection {
   bool enabled = true;
-  std::uint32_t consecutive_failures = 5;         // Envoy consecutive_5xx default
-  milliseconds base_ejection_time{30000};         // Envoy default 30 s, times the ejection count
-  milliseconds max_ejection_time{300000};         // Envoy default 300 s
-  double max_ejection_percent = 10;               // Envoy default 10%; at least one endpoint may go
+  std::uint32_t consecutive_local_origin_failures = 1;  // nginx max_fails 1
+  std::uint32_t consecutive_gateway_failures = 3;
+  std::uint32_t consecutive_failures = 5;         // any 5xx; Envoy consecutive_5xx default
+  milliseconds probe_interval{250};               // first probe after an ejection; doubles per failed probe
+  milliseconds max_probe_interval{1000};          // ... up to this (both times 2^damping for a flapping endpoint)
+  // Backstop, for a program that embeds routing without the proxy's prober: an ejection that no probe
+  // ends lasts base_ejection_time x ejection count, at most max_ejection_time (Envoy's rule). A failed
+  // probe pushes it back.
+  milliseconds base_ejection_time{30000};
+  milliseconds max_ejection_time{300000};
+  // Ejections on 5xx and gateway failures leave at least (100 - this)% of the service's reachable
+  // endpoints in rotation (at least one may go); a cluster whose every endpoint fails goes as a whole.
+  double max_ejection_percent = 50;
 };
 
 struct HealthCheck {
@@ -128,6 +148,7 @@ struct RetryPolicy {
   double budget_percent = 20;      // retries at most this share of active requests
   std::uint32_t min_retry_concurrency = 3;  // Envoy: the budget always allows this many
   bool retry_on_5xx = true;        // 502/503/504 for idempotent methods
+  bool retry_on_timeout = true;    // a response timeout, for idempotent methods (nginx proxy_next_upstream timeout)
   std::uint32_t max_pending_per_endpoint = 1024;  // circuit limit
 };
 
@@ -174,7 +195,7 @@ struct Timeouts {
   milliseconds request_header{10000};  // slowloris guard (Envoy request_headers_timeout is off by default; nginx 60s)
   milliseconds idle{60000};            // downstream keep-alive idle
   milliseconds connect{2000};
-  milliseconds response{15000};        // Envoy route timeout 15 s
+  milliseconds response{15000};        // per attempt (Envoy route timeout 15 s); an idempotent request is retried
   milliseconds drain{10000};
 };
 

@@ -230,7 +230,11 @@ void parse_policy(ObjectReader& r, TrafficPolicy& p) {
 
 void parse_outlier(ObjectReader& r, OutlierDetection& o) {
   r.boolean("enabled", o.enabled);
+  r.integer("consecutive_local_origin_failures", o.consecutive_local_origin_failures, 1, max_count);
+  r.integer("consecutive_gateway_failures", o.consecutive_gateway_failures, 1, max_count);
   r.integer("consecutive_failures", o.consecutive_failures, 1, max_count);
+  r.duration("probe_interval", o.probe_interval);
+  r.duration("max_probe_interval", o.max_probe_interval);
   r.duration("base_ejection_time", o.base_ejection_time);
   r.duration("max_ejection_time", o.max_ejection_time);
   r.number("max_ejection_percent", o.max_ejection_percent, 0, max_percent);
@@ -251,6 +255,7 @@ void parse_retry(ObjectReader& r, RetryPolicy& p) {
   r.number("budget_percent", p.budget_percent, 0, max_percent);
   r.integer("min_retry_concurrency", p.min_retry_concurrency, 0, max_count);
   r.boolean("retry_on_5xx", p.retry_on_5xx);
+  r.boolean("retry_on_timeout", p.retry_on_timeout);
   r.integer("max_pending_per_endpoint", p.max_pending_per_endpoint, 1, max_count);
 }
 

@@ -261,6 +261,12 @@ class Checker {
     check_plugin_name(at + ".load_balancer_plugin", s.load_balancer_plugin);
     const auto& o = s.outlier_detection;
     range(at + ".outlier_detection.consecutive_failures", o.consecutive_failures, 1, bounds::max_count);
+    range(at + ".outlier_detection.consecutive_local_origin_failures", o.consecutive_local_origin_failures, 1, bounds::max_count);
+    range(at + ".outlier_detection.consecutive_gateway_failures", o.consecutive_gateway_failures, 1, bounds::max_count);
+    positive(at + ".outlier_detection.probe_interval", o.probe_interval);
+    if (o.max_probe_interval < o.probe_interval) {
+      add(at + ".outlier_detection.max_probe_interval", "must be at least probe_interval (" + format_duration(o.probe_interval) + ")");
+    }
     positive(at + ".outlier_detection.base_ejection_time", o.base_ejection_time);
     if (o.max_ejection_time < o.base_ejection_time) {
       add(at + ".outlier_detection.max_ejection_time", "must be at least base_ejection_time (" + format_duration(o.base_ejection_time) + ")");

@@ -51,6 +51,9 @@ void render_health_metrics(const proxy::HealthChecker& checker, std::string& out
   out += "# HELP sluice_health_check_failures_total Active health-check probes that failed.\n";
   out += "# TYPE sluice_health_check_failures_total counter\n";
   out += "sluice_health_check_failures_total " + std::to_string(checker.probe_failures()) + "\n";
+  out += "# HELP sluice_ejection_probes_total Probes of ejected endpoints (connects or requests).\n";
+  out += "# TYPE sluice_ejection_probes_total counter\n";
+  out += "sluice_ejection_probes_total " + std::to_string(checker.ejection_probes()) + "\n";
 }
 
 }  // namespace
@@ -227,7 +230,8 @@ std::vector<std::string> Proxy::start() {
   if (m.started) return {"sluice::Proxy::start: already started"};
   m.started = true;
   auto errors = m.server->bind();
-  m.health_checker = std::make_unique<proxy::HealthChecker>(m.control, m.table, m.registry);
+  m.health_checker =
+      std::make_unique<proxy::HealthChecker>(m.control, m.table, m.registry, m.server->settings().mesh_tls);
   m.failover = std::make_unique<proxy::FailoverMonitor>(m.control, m.table);
   // The built-in sources run on the control thread; the first of them carries the config's routing.
   for (std::size_t i = 0; i < m.sources.size(); ++i) {

@@ -37,13 +37,14 @@ void FailoverMonitor::scan() {
   const auto now = routing::to_ticks(routing::Clock::now());
   for (const auto& svc : snapshot->services) {
     for (const auto& cluster : svc.clusters) {
-      double healthy = 0;
-      std::uint32_t ejected = 0, failing_checks = 0;
+      std::size_t healthy = 0;
+      std::uint32_t ejected = 0, dead = 0, failing_checks = 0;
       for (std::uint32_t i = cluster.first; i < cluster.first + cluster.count; ++i) {
         const auto& ep = svc.endpoints[i];
         const auto h = routing::evaluate(svc, ep, now);
         if (h.healthy) healthy += 1;
         if (h.ejected) ++ejected;
+        if (h.dead) ++dead;
         if (ep.state->health_check.load(std::memory_order_relaxed) == routing::HealthCheckState::unhealthy) {
           ++failing_checks;
         }
@@ -59,7 +60,7 @@ void FailoverMonitor::scan() {
       if (first_sight) continue;
       const auto text = "service " + svc.id + ": cluster " + cluster.key + " " + before + " -> " + state + " (" +
                         std::to_string(static_cast<int>(healthy)) + "/" + std::to_string(cluster.count) +
-                        " endpoints healthy, " + std::to_string(ejected) + " ejected by outlier detection, " +
+                        " endpoints healthy, " + std::to_string(ejected) + " ejected by outlier detection (" + std::to_string(dead) + " unreachable), " +
                         std::to_string(failing_checks) + " failing health checks; tier " +
                         std::to_string(cluster.tier) + ")";
       log::warn("failover: " + text);
@@ -68,7 +69,7 @@ void FailoverMonitor::scan() {
     }
     // Which tier carries most of the traffic now (FailOver): a move is a failover (or failback) event.
     routing::ServiceView view;
-    routing::compute_view(svc, now, view);
+    routing::inspect_view(svc, now, view);
     unsigned top = 0;
     double top_load = -1;
     for (unsigned t = 0; t < view.tiers.size(); ++t) {

@@ -2,8 +2,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -11,6 +11,7 @@
 
 #include "proxy/logger.hpp"
 #include "proxy/stream.hpp"
+#include "routing/health.hpp"
 #include "routing/registry.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"
@@ -18,13 +19,22 @@
 namespace sluice::proxy {
 namespace {
 
-constexpr auto kTick = std::chrono::milliseconds(100);
+// How often the snapshot is scanned for due checks and probes: a quarter of the first probe delay.
+constexpr auto kTick = std::chrono::milliseconds(50);
+
+// The request target of a check or probe of `ep`: the cluster's path prefix (a remote gateway routes by
+// it) before the path.
+std::string target_of(const routing::ClusterEntry& cluster, const std::string& path) {
+  if (cluster.path_prefix.empty()) return path;
+  if (path == "/") return cluster.path_prefix + "/";
+  return cluster.path_prefix + path;
+}
 
 }  // namespace
 
 HealthChecker::HealthChecker(net::io_context& control, const routing::Table& table,
-                             routing::EndpointRegistry& registry)
-    : control_(control), table_(table), registry_(registry), timer_(control) {}
+                             routing::EndpointRegistry& registry, std::optional<config::MeshTls> mesh_tls)
+    : control_(control), table_(table), registry_(registry), mesh_tls_(std::move(mesh_tls)), timer_(control) {}
 
 void HealthChecker::start() { tick(); }
 
@@ -33,11 +43,21 @@ void HealthChecker::stop() {
   timer_.cancel();
 }
 
-// Scans the current snapshot for endpoints due a probe; forgets those that left it.
 void HealthChecker::tick() {
   if (stopped_) return;
   const auto snapshot = table_.load();
   const auto now = std::chrono::steady_clock::now();
+  schedule_checks(snapshot, now);
+  schedule_ejection_probes(snapshot, now);
+  timer_.expires_after(kTick);
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+}
+
+// Periodic health checks of services that configure them; forgets endpoints that left the snapshot.
+void HealthChecker::schedule_checks(const std::shared_ptr<const routing::Snapshot>& snapshot,
+                                    std::chrono::steady_clock::time_point now) {
   for (auto& [id, t] : targets_) t.seen = false;
   for (const auto& svc : snapshot->services) {
     const auto& hc = svc.health_check;
@@ -56,71 +76,138 @@ void HealthChecker::tick() {
       t.next_due = now + hc.interval +
                    std::chrono::milliseconds(static_cast<long long>(hc.interval.count() * jitter(rng_)));
       t.in_flight = true;
-      const auto& cluster = svc.clusters[ep.cluster];
-      std::string target = cluster.path_prefix + hc.path;
-      if (cluster.path_prefix.size() && hc.path == "/") target = cluster.path_prefix + "/";
       net::co_spawn(control_,
-                    probe(std::string(ep.identity), std::string(ep.address), ep.port, std::move(target), hc.timeout, hc.healthy_threshold,
+                    check(std::string(ep.identity), probe_for(svc, ep, true), hc.healthy_threshold,
                           hc.unhealthy_threshold),
                     net::detached);
     }
   }
   std::erase_if(targets_, [](const auto& kv) { return !kv.second.seen && !kv.second.in_flight; });
-  timer_.expires_after(kTick);
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) tick();
-  });
 }
 
-net::awaitable<void> HealthChecker::probe(std::string identity, std::string address, std::uint16_t port,
-                                          std::string target, std::chrono::milliseconds timeout,
-                                          std::uint32_t healthy_threshold, std::uint32_t unhealthy_threshold) {
-  bool passed = false;
-  std::string why;
-  {
-    beast::tcp_stream stream(control_);
-    stream.expires_after(timeout);
-    boost::system::error_code ec;
-    auto ip = net::ip::make_address(address, ec);
-    std::vector<tcp::endpoint> eps;
-    if (!ec) {
-      eps.emplace_back(ip, port);
-    } else {
-      tcp::resolver resolver(control_);
-      auto [rec, results] = co_await resolver.async_resolve(address, std::to_string(port), use_nothrow);
-      for (const auto& r : results) eps.push_back(r.endpoint());
-      ec = rec;
+// Probes of ejected endpoints whose next probe is due (routing keeps the schedule).
+void HealthChecker::schedule_ejection_probes(const std::shared_ptr<const routing::Snapshot>& snapshot,
+                                             std::chrono::steady_clock::time_point now) {
+  const auto ticks = routing::to_ticks(now);
+  for (const auto& svc : snapshot->services) {
+    for (const auto& ep : svc.endpoints) {
+      if (!routing::probe_due(ep, ticks)) continue;
+      auto [it, fresh] = probing_.try_emplace(std::string(ep.identity), true);
+      if (!fresh) continue;  // one probe at a time per endpoint
+      const bool http = routing::probe_kind(svc, ep) == routing::ProbeKind::http;
+      net::co_spawn(control_, probe_ejected(snapshot, svc.index, ep.index, probe_for(svc, ep, http)),
+                    net::detached);
     }
-    if (!ec) std::tie(ec, std::ignore) = co_await stream.async_connect(eps, use_nothrow);
-    if (!ec) {
-      http::request<http::empty_body> req{http::verb::get, target, 11};
-      req.set(http::field::host, address);
-      req.set(http::field::user_agent, "sluice-health-check");
-      req.set(http::field::connection, "close");
-      std::tie(ec, std::ignore) = co_await http::async_write(stream, req, use_nothrow);
-    }
+  }
+}
+
+HealthChecker::Probe HealthChecker::probe_for(const routing::ServiceEntry& svc, const routing::EndpointEntry& ep,
+                                              bool http) const {
+  const auto& cluster = svc.clusters[ep.cluster];
+  Probe p;
+  p.address = ep.address;
+  p.port = ep.port;
+  p.tls = cluster.tls;
+  if (!p.tls && !cluster.local && mesh_tls_) {
+    p.tls = config::TlsClient{mesh_tls_->ca_file, mesh_tls_->cert_file, mesh_tls_->key_file, ""};
+  }
+  p.http = http;
+  p.timeout = svc.health_check.timeout;
+  // Without a configured check, any answer that is not a 5xx shows the endpoint serves again.
+  p.any_non_5xx = !svc.health_check.enabled;
+  p.target = target_of(cluster, svc.health_check.enabled ? svc.health_check.path : std::string("/"));
+  return p;
+}
+
+net::awaitable<HealthChecker::Verdict> HealthChecker::run(Probe probe) {
+  Verdict v;
+  std::shared_ptr<ssl::context> ctx;
+  if (probe.tls) {
+    ctx = tls_.get(*probe.tls, v.why);
+    if (!ctx) co_return v;
+  }
+  Stream stream = ctx ? Stream(tcp::socket(control_), ctx) : Stream(tcp::socket(control_));
+  stream.transport().expires_after(probe.timeout);
+  boost::system::error_code ec;
+  std::vector<tcp::endpoint> eps;
+  const auto ip = net::ip::make_address(probe.address, ec);
+  if (!ec) {
+    eps.emplace_back(ip, probe.port);
+  } else {
+    tcp::resolver resolver(control_);
+    auto [rec, results] = co_await resolver.async_resolve(probe.address, std::to_string(probe.port), use_nothrow);
+    for (const auto& r : results) eps.push_back(r.endpoint());
+    ec = rec;
+  }
+  if (!ec) std::tie(ec, std::ignore) = co_await stream.transport().async_connect(eps, use_nothrow);
+  if (!ec && stream.tls()) {
+    auto* tls = stream.tls();
+    const std::string name = probe.tls->server_name.empty() ? probe.address : probe.tls->server_name;
+    boost::system::error_code not_ip;
+    if (net::ip::make_address(name, not_ip), not_ip) SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
+    tls->set_verify_callback(ssl::host_name_verification(name));
+    std::tie(ec) = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+  }
+  if (ec) {
+    v.why = ec == beast::error::timeout ? "connect timeout" : ec.message();
+    co_return v;
+  }
+  v.reachable = true;
+  if (!probe.http) {
+    v.passed = true;
+  } else {
+    http::request<http::empty_body> req{http::verb::get, probe.target, 11};
+    req.set(http::field::host, probe.address);
+    req.set(http::field::user_agent, "sluice-health-check");
+    req.set(http::field::connection, "close");
+    std::tie(ec, std::ignore) = co_await stream.visit([&](auto& s) { return http::async_write(s, req, use_nothrow); });
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 * 1024);
     beast::flat_buffer buffer;
-    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, use_nothrow);
     if (!ec) {
-      const auto status = parser.get().result_int();
-      passed = status >= 200 && status < 300;
-      if (!passed) why = "status " + std::to_string(status);
-    } else {
-      why = ec == beast::error::timeout ? "timeout" : ec.message();
+      std::tie(ec, std::ignore) =
+          co_await stream.visit([&](auto& s) { return http::async_read(s, buffer, parser, use_nothrow); });
     }
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    if (ec) {
+      v.why = ec == beast::error::timeout ? "timeout" : ec.message();
+    } else {
+      const auto status = parser.get().result_int();
+      v.passed = probe.any_non_5xx ? status < 500 : status >= 200 && status < 300;
+      if (!v.passed) v.why = "status " + std::to_string(status);
+    }
   }
+  boost::system::error_code ignored;
+  stream.transport().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return v;
+}
+
+net::awaitable<void> HealthChecker::check(std::string identity, Probe probe, std::uint32_t healthy_threshold,
+                                          std::uint32_t unhealthy_threshold) {
+  const Verdict v = co_await run(std::move(probe));
   ++probes_;
-  if (!passed) {
+  if (!v.passed) {
     ++probe_failures_;
-    log::debug("health check " + identity + " failed: " + why);
+    log::debug("health check " + identity + " failed: " + v.why);
   }
-  registry_.record_health_check(identity, passed, healthy_threshold, unhealthy_threshold,
+  registry_.record_health_check(identity, v.passed, healthy_threshold, unhealthy_threshold,
                                 std::chrono::steady_clock::now());
   if (auto it = targets_.find(identity); it != targets_.end()) it->second.in_flight = false;
+}
+
+net::awaitable<void> HealthChecker::probe_ejected(std::shared_ptr<const routing::Snapshot> snapshot,
+                                                  std::uint32_t service, std::uint32_t endpoint, Probe probe) {
+  const auto& svc = snapshot->services[service];
+  const auto& ep = svc.endpoints[endpoint];
+  const std::string what = (probe.http ? "http probe of " : "connect probe of ") + std::string(ep.identity);
+  const Verdict v = co_await run(std::move(probe));
+  ++ejection_probes_;
+  const auto now = routing::to_ticks(std::chrono::steady_clock::now());
+  if (routing::record_probe(svc, ep, v.passed, v.reachable, now)) {
+    log::info("outlier detection: " + std::string(ep.identity) + " back in rotation (" + what + " passed)");
+  } else if (!v.passed) {
+    log::debug(what + " failed: " + v.why);
+  }
+  probing_.erase(std::string(ep.identity));
 }
 
 }  // namespace sluice::proxy

@@ -20,20 +20,6 @@ namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
 
-bool is_idempotent(http::verb method) {
-  switch (method) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::trace:
-    case http::verb::put:
-    case http::verb::delete_:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string_view describe(HeadScan s) {
   switch (s) {
     case HeadScan::bare_lf: return "bare LF line ending in request head";
@@ -309,8 +295,6 @@ net::awaitable<void> HttpSession::close() {
   stream_.transport().socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.transport().close();
 }
-
-bool HttpSession::idempotent() const { return is_idempotent(parser_->get().method()); }
 
 routing::RequestView HttpSession::request_view(const std::string& authority) const {
   const auto& req = parser_->get();

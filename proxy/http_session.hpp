@@ -51,6 +51,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   using request_parser = http::request_parser<http::buffer_body>;
   using response_parser = http::response_parser<http::buffer_body>;
 
+  // One attempt at an endpoint: how it went, and what it leaves to relay.
+  struct Attempt {
+    routing::Outcome outcome = routing::Outcome::success;
+    unsigned status = 0;              // the response's status, when one came
+    bool body_streamed = false;       // body beyond the first piece went upstream: not replayable
+    bool downstream_failed = false;   // the client's body broke while it was being sent
+    std::unique_ptr<UpstreamConnection> up;
+    std::optional<response_parser> response;  // set when a response head arrived
+    std::string failure;              // why it failed (error body, log)
+  };
+
   // One step per function.
   net::awaitable<bool> read_head();
   net::awaitable<Next> handle_request();
@@ -60,10 +71,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log);
   net::awaitable<void> close();
 
-  bool idempotent() const;
   routing::RequestView request_view(const std::string& authority) const;
 
   // Upstream side (http_session_forward.cpp).
+  net::awaitable<void> try_endpoint(const routing::PickResult& picked, std::size_t first_piece, Attempt& a);
+  net::awaitable<void> read_response_head(const routing::PickResult& picked, bool reused, Attempt& a);
+  net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
   net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
                                                               std::string& error);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,

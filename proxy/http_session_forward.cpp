@@ -1,5 +1,6 @@
-// Upstream side of a session: attempts (with retries), connecting or reusing a
-// pooled connection, streaming the request, relaying the response.
+// Upstream side of a session: the attempt loop (try an endpoint, let routing decide on a retry, relay or
+// answer the failure), connecting or reusing a pooled connection, streaming the request, relaying the
+// response.
 //
 // Bodies are never held whole: one relay buffer moves each piece from one side
 // to the other (Beast's buffer_body relay, made asynchronous). The first piece
@@ -18,13 +19,12 @@
 #include "proxy/forward_headers.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/logger.hpp"
+#include "proxy/reported_pick.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::proxy {
 namespace {
-
-bool status_retriable(unsigned status) { return status == 502 || status == 503 || status == 504; }
 
 std::string endpoint_text(const routing::PickResult& p) { return p.address + ":" + std::to_string(p.port); }
 
@@ -35,144 +35,151 @@ bool expects_continue(const http::request<http::buffer_body>& req) {
 
 }  // namespace
 
-net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult picked, routing::AttemptState& attempt,
+// The attempt loop, as steps: pick (done by the caller, then by the retry), try the endpoint (connect,
+// send, read the response head), decide (routing's retry rules), then relay or answer the failure. The
+// pick is held by a ReportedPick, so routing hears each attempt's outcome exactly once.
+net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first, routing::AttemptState& attempt,
                                                        RequestLog& log) {
   auto& req = parser_->get();
   auto& stats = worker_.stats();
   auto& picker = worker_.picker();
+  ReportedPick picked(picker, std::move(first));
 
+  // The first piece of the body is read before anything goes upstream: a malformed body is refused before
+  // any of it is forwarded, and a body that fits in it can be replayed on another endpoint.
   std::size_t first_piece = 0;
   if (!parser_->is_done()) {
     if (expects_continue(req)) co_await send_continue();
     if (!co_await read_body_piece(first_piece)) {
-      picker.finish(picked, routing::Outcome::local_abort);
+      picked.report(routing::Outcome::local_abort);
       stats.bad_requests.add();
       co_return co_await send_error(http::status::bad_request, "malformed request body", Next::close, log);
     }
   }
-  // The whole body is in hand: the request can be replayed on another endpoint.
   const bool body_in_hand = parser_->is_done();
-  std::string failure;  // the last attempt's failure, for the error body
 
   for (;;) {
     log.attempts = attempt.attempt;
-    log.upstream = endpoint_text(picked);
-    log.dst_cluster = picked.cluster;
-    log.tier = picked.tier;
-
-    routing::Outcome outcome = routing::Outcome::success;
-    unsigned status = 0;
-    bool body_streamed = false;
-    std::unique_ptr<UpstreamConnection> up = co_await connect(picked, failure);
-    // abort() closes it while this attempt uses it.
+    log.upstream = endpoint_text(*picked);
+    log.dst_cluster = picked->cluster;
+    log.tier = picked->tier;
+    Attempt a;
+    // abort() closes the attempt's upstream connection while it is in use.
     struct InUse {
       UpstreamConnection*& slot;
       ~InUse() { slot = nullptr; }
-    } in_use{upstream_ = up.get()};
+    } in_use{upstream_};
+    co_await try_endpoint(*picked, first_piece, a);
     if (aborted_) {
       // stop() cut this request: nothing is sent or retried, and the endpoint did nothing wrong.
-      picker.finish(picked, routing::Outcome::local_abort);
+      picked.report(routing::Outcome::local_abort);
       co_return Next::close;
     }
-    if (!up) {
-      outcome = routing::Outcome::connect_failure;
-    } else {
-      // The upstream has nothing to say before it has the request: its response will come with a readiness
-      // event. (A close it sent while the connection sat in the pool is answered by a reset once we send.)
-      up->stream.mark_drained();
-      const auto sent = co_await send_request(*up, picked, first_piece, body_streamed, failure);
-      if (sent == SendResult::downstream_failed) {
-        // A bad chunk (or a client gone quiet) after part of the body went upstream: the upstream
-        // connection is dropped with the half request, and the client, who has no response yet, learns
-        // why (if it left, this write just fails).
-        picker.finish(picked, routing::Outcome::local_abort);
-        stats.bad_requests.add();
-        co_return co_await send_error(http::status::bad_request, "malformed or incomplete request body",
-                                      Next::close, log);
-      }
-      if (sent == SendResult::upstream_failed) outcome = routing::Outcome::reset;
+    if (a.downstream_failed) {
+      // A bad chunk (or a client gone quiet) after part of the body went upstream: the upstream connection
+      // is dropped with the half request, and the client, who has no response yet, learns why.
+      picked.report(routing::Outcome::local_abort);
+      stats.bad_requests.add();
+      co_return co_await send_error(http::status::bad_request, "malformed or incomplete request body",
+                                    Next::close, log);
     }
-
-    std::optional<response_parser> res_parser;
-    if (outcome == routing::Outcome::success) {
-      // Read the response head, skipping interim 1xx responses (we answered 100-continue ourselves).
-      for (;;) {
-        res_parser.emplace();
-        res_parser->header_limit(worker_.settings().limits.max_response_header_bytes);
-        res_parser->body_limit(boost::none);
-        if (req.method() == http::verb::head) res_parser->skip(true);
-        up->stream.transport().expires_after(worker_.settings().timeouts.response);
-        auto [ec, n] = co_await up->stream.visit(
-            [&](auto& s) { return http::async_read_header(s, up->buffer, *res_parser, use_nothrow); });
-        if (ec == beast::error::timeout) {
-          outcome = routing::Outcome::timeout;
-          failure = "upstream response timeout from " + endpoint_text(picked);
-          break;
+    if (a.outcome != routing::Outcome::success) {
+      picked.report(a.outcome);
+      const bool replayable = body_in_hand && !a.body_streamed;
+      if (picker.may_retry(*picked, a.outcome, req.method_string(), replayable, attempt)) {
+        auto next = picker.pick(request_view(log.authority), attempt);
+        if (next.status == routing::PickStatus::ok) {
+          stats.retries.add();
+          log::debug("retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+                     routing::to_string(a.outcome) + ": " +
+                     (a.failure.empty() ? "status " + std::to_string(a.status) : a.failure));
+          picked.replace(std::move(next));
+          continue;
         }
-        if (ec) {
-          outcome = routing::Outcome::reset;
-          failure = "upstream " + endpoint_text(picked) + " closed before responding: " + ec.message();
-          break;
-        }
-        status = res_parser->get().result_int();
-        if (status < 100 || status >= 200 || status == 101) break;
       }
-      if (outcome == routing::Outcome::success && status >= 500) outcome = routing::Outcome::http_5xx;
+      // No retry: a response the endpoint gave goes to the client as it is; otherwise say what failed.
+      if (!a.response) co_return co_await answer_failure(a, log);
     }
-
-    if (aborted_) {
-      picker.finish(picked, routing::Outcome::local_abort);
-      co_return Next::close;
-    }
-
-    // Retry what may be retried: nothing of the response has reached the client yet.
-    const bool replayable = !body_streamed && body_in_hand;
-    const bool retriable_failure = outcome == routing::Outcome::connect_failure ||
-                                   (replayable && outcome == routing::Outcome::reset) ||
-                                   (replayable && outcome == routing::Outcome::http_5xx && status_retriable(status));
-    if (retriable_failure &&
-        picker.may_retry(picked, outcome, status, req.method_string(), attempt)) {
-      picker.finish(picked, outcome);
-      // pick() records the tried endpoint and the attempt number in `attempt` itself.
-      auto next = picker.pick(request_view(log.authority), attempt);
-      if (next.status == routing::PickStatus::ok) {
-        stats.retries.add();
-        log::debug("retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after: " +
-                   (failure.empty() ? "status " + std::to_string(status) : failure));
-        picked = std::move(next);
-        continue;
-      }
-      // Nothing else to try: answer with what the last attempt got.
-      if (outcome == routing::Outcome::http_5xx) {
-        // Its response was dropped; say why rather than invent one.
-        co_return co_await send_error(http::status::bad_gateway,
-                                      "upstream " + log.upstream + " answered " + std::to_string(status) +
-                                          " and no other endpoint is left",
-                                      Next::keep_alive, log);
-      }
-      co_return co_await send_error(http::status::bad_gateway, failure, Next::keep_alive, log);
-    }
-
-    if (outcome != routing::Outcome::success && outcome != routing::Outcome::http_5xx) {
-      picker.finish(picked, outcome);
-      if (outcome == routing::Outcome::timeout) {
-        stats.upstream_timeouts.add();
-        co_return co_await send_error(http::status::gateway_timeout, failure, Next::close, log);
-      }
-      if (outcome == routing::Outcome::reset) stats.upstream_resets.add();
-      const auto next = body_streamed || !parser_->is_done() ? Next::close : Next::keep_alive;
-      co_return co_await send_error(http::status::bad_gateway, failure, next, log);
-    }
-
     bool upstream_ok = false;
-    const auto next = co_await relay_response(*up, *res_parser, picked, upstream_ok, log);
-    picker.finish(picked, upstream_ok ? outcome : aborted_ ? routing::Outcome::local_abort : routing::Outcome::reset);
-    if (upstream_ok && res_parser->is_done() && res_parser->get().keep_alive()) {
-      ++up->requests;
-      worker_.pool().give_back(std::move(up), std::chrono::steady_clock::now());
+    const auto next = co_await relay_response(*a.up, *a.response, *picked, upstream_ok, log);
+    picked.report(upstream_ok ? a.outcome : aborted_ ? routing::Outcome::local_abort : routing::Outcome::reset);
+    if (upstream_ok && a.response->is_done() && a.response->get().keep_alive()) {
+      ++a.up->requests;
+      worker_.pool().give_back(std::move(a.up), std::chrono::steady_clock::now());
     }
     co_return next;
   }
+}
+
+// Connect (or reuse a pooled connection), send the request, read the response head.
+net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked, std::size_t first_piece,
+                                               Attempt& a) {
+  a.up = co_await connect(picked, a.failure);
+  upstream_ = a.up.get();
+  if (aborted_) co_return;
+  if (!a.up) {
+    a.outcome = routing::Outcome::connect_failure;
+    co_return;
+  }
+  // A connection from the pool that fails before any response byte was most likely closed by the
+  // endpoint while idle: retried, not held against the endpoint.
+  const bool reused = a.up->requests > 0;
+  // The upstream has nothing to say before it has the request: its response will come with a readiness
+  // event. (A close it sent while the connection sat in the pool is answered by a reset once we send.)
+  a.up->stream.mark_drained();
+  const auto sent = co_await send_request(*a.up, picked, first_piece, a.body_streamed, a.failure);
+  if (sent == SendResult::downstream_failed) {
+    a.downstream_failed = true;
+    co_return;
+  }
+  if (sent == SendResult::upstream_failed) {
+    a.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
+    co_return;
+  }
+  co_await read_response_head(picked, reused, a);
+}
+
+// Reads the response head, skipping interim 1xx responses (we answered 100-continue ourselves), under
+// the response timeout.
+net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& picked, bool reused, Attempt& a) {
+  const auto& req = parser_->get();
+  UpstreamConnection& up = *a.up;
+  for (;;) {
+    a.response.emplace();
+    a.response->header_limit(worker_.settings().limits.max_response_header_bytes);
+    a.response->body_limit(boost::none);
+    if (req.method() == http::verb::head) a.response->skip(true);
+    up.stream.transport().expires_after(worker_.settings().timeouts.response);
+    auto [ec, n] = co_await up.stream.visit(
+        [&](auto& s) { return http::async_read_header(s, up.buffer, *a.response, use_nothrow); });
+    if (ec) {
+      a.response.reset();
+      if (ec == beast::error::timeout) {
+        a.outcome = routing::Outcome::timeout;
+        a.failure = "upstream response timeout from " + endpoint_text(picked);
+      } else {
+        a.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
+        a.failure = "upstream " + endpoint_text(picked) + " closed before responding: " + ec.message();
+      }
+      co_return;
+    }
+    a.status = a.response->get().result_int();
+    if (a.status < 100 || a.status >= 200 || a.status == 101) break;
+  }
+  worker_.picker().responding(picked);
+  a.outcome = routing::outcome_of_status(a.status);
+}
+
+// The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.
+net::awaitable<HttpSession::Next> HttpSession::answer_failure(const Attempt& a, RequestLog& log) {
+  auto& stats = worker_.stats();
+  if (a.outcome == routing::Outcome::timeout) {
+    stats.upstream_timeouts.add();
+    co_return co_await send_error(http::status::gateway_timeout, a.failure, Next::close, log);
+  }
+  if (a.outcome != routing::Outcome::connect_failure) stats.upstream_resets.add();
+  const auto next = a.body_streamed || !parser_->is_done() ? Next::close : Next::keep_alive;
+  co_return co_await send_error(http::status::bad_gateway, a.failure, next, log);
 }
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,

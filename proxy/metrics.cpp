@@ -4,6 +4,7 @@
 
 #include "proxy/admin.hpp"
 #include "proxy/server.hpp"
+#include "routing/health.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"
 
@@ -126,10 +127,26 @@ void render_routing(std::string& out, const routing::Snapshot& snap) {
              "service=\"" + escape(svc.id) + "\",cluster=\"" + escape(c.key) + "\"", static_cast<double>(n));
     }
   }
-  family(out, "sluice_ejections_total", "counter", "Outlier ejections, by service.");
+  family(out, "sluice_ejections_total", "counter", "Outlier ejections, by service and reason.");
   for (const auto& svc : snap.services) {
-    sample(out, "sluice_ejections_total", "service=\"" + escape(svc.id) + "\"",
-           static_cast<double>(svc.state->ejections_total.load(std::memory_order_relaxed)));
+    for (auto r : {routing::EjectionReason::local_origin, routing::EjectionReason::gateway_error,
+                   routing::EjectionReason::http_5xx}) {
+      sample(out, "sluice_ejections_total",
+             "service=\"" + escape(svc.id) + "\",reason=\"" + routing::to_string(r) + "\"",
+             static_cast<double>(svc.state->ejections_by_reason[static_cast<std::size_t>(r)].load(std::memory_order_relaxed)));
+    }
+  }
+  family(out, "sluice_ejection_returns_total", "counter", "Ejections ended, by service and how (probe, timer).");
+  for (const auto& svc : snap.services) {
+    sample(out, "sluice_ejection_returns_total", "service=\"" + escape(svc.id) + "\",by=\"probe\"",
+           static_cast<double>(svc.state->returns_probe.load(std::memory_order_relaxed)));
+    sample(out, "sluice_ejection_returns_total", "service=\"" + escape(svc.id) + "\",by=\"timer\"",
+           static_cast<double>(svc.state->returns_timer.load(std::memory_order_relaxed)));
+  }
+  family(out, "sluice_retries_refused_by_budget_total", "counter", "Retries the retry budget refused, by service.");
+  for (const auto& svc : snap.services) {
+    sample(out, "sluice_retries_refused_by_budget_total", "service=\"" + escape(svc.id) + "\"",
+           static_cast<double>(svc.state->budget_exhausted.load(std::memory_order_relaxed)));
   }
   family(out, "sluice_service_retries_total", "counter", "Retries granted, by service.");
   for (const auto& svc : snap.services) {

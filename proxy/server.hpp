@@ -23,6 +23,8 @@ class Server {
 
   // Opens the access log and binds every listener on every worker. Returns every error (empty: ready).
   std::vector<std::string> bind();
+  // What every worker runs with (timeouts, limits, mesh TLS).
+  const WorkerSettings& settings() const { return settings_; }
   void start();
 
   // Graceful stop, step one: stop accepting, close idle keep-alive connections, and close the others after

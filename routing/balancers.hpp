@@ -15,13 +15,16 @@ namespace sluice::routing {
 struct ServiceEntry;
 
 // What a pick must avoid: endpoints this request already tried (by token), a cluster to steer away from,
-// and endpoints at their pending-request limit.
+// endpoints that look unwell (stalled, or failing without being ejected yet), and endpoints at their
+// pending-request limit.
 struct Exclusion {
   const ServiceEntry* service = nullptr;
   const std::uint64_t* tried = nullptr;
   std::size_t tried_count = 0;
   int avoid_cluster = -1;            // index in ServiceEntry::clusters; -1: none
   std::int64_t max_pending = 0;      // > 0: skip endpoints with this many requests in flight
+  bool avoid_unwell = false;         // skip stalled endpoints, and on a retry failing ones
+  std::int64_t now = 0;              // Ticks, for the stall check
 
   bool excludes(const LbCandidate& c) const;
 };

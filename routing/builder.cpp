@@ -215,8 +215,6 @@ void build_service(const config::Service& svc, const std::string& local, Placer&
 
   out.tier_count = out.clusters.empty() ? 1 : out.clusters.back().tier + 1;
 
-  const double share = std::max(0.0, svc.outlier_detection.max_ejection_percent) / 100.0;
-  out.max_ejected = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(share * out.endpoints.size()));
 }
 
 // Reserves the snapshot's storage for every service of `model` (upper bounds: duplicates and endpoints

@@ -54,14 +54,23 @@ json endpoint_json(const ServiceEntry& svc, const EndpointEntry& ep, Ticks now, 
             {"ejections", s.ejection_count.load(std::memory_order_relaxed)},
             {"active", s.active.load(std::memory_order_relaxed)},
             {"consecutive_failures", s.consecutive_failures.load(std::memory_order_relaxed)},
+            {"consecutive_gateway_failures", s.consecutive_gateway.load(std::memory_order_relaxed)},
+            {"consecutive_local_origin_failures", s.consecutive_local.load(std::memory_order_relaxed)},
             {"requests", s.requests_total.load(std::memory_order_relaxed)},
             {"failures", s.failures_total.load(std::memory_order_relaxed)},
             {"health_check", check_name(s.health_check.load(std::memory_order_relaxed))},
             {"slow_start", h.ramp}};
   if (ep.terminating) j["terminating"] = true;
   if (h.ejected) {
-    j["ejected_for_ms"] = (s.ejected_until.load(std::memory_order_relaxed) - now) / 1000000;
+    j["ejection_reason"] = to_string(h.reason);
+    j["dead"] = h.dead;
+    const Ticks probe = s.next_probe.load(std::memory_order_relaxed);
+    if (probe != kNever) j["next_probe_in_ms"] = std::max<Ticks>(0, probe - now) / 1000000;
+    j["probe_failures"] = s.probe_failures.load(std::memory_order_relaxed);
+    j["backstop_in_ms"] = (s.ejected_until.load(std::memory_order_relaxed) - now) / 1000000;
   }
+  if (s.damping.load(std::memory_order_relaxed) > 0) j["flap_damping"] = s.damping.load(std::memory_order_relaxed);
+  if (stalled(s, now)) j["stalled"] = true;
   const ClusterEntry& c = svc.clusters[ep.cluster];
   if (c.tier < view.tiers.size()) {
     for (const auto& cand : view.tiers[c.tier].candidates) {
@@ -71,9 +80,17 @@ json endpoint_json(const ServiceEntry& svc, const EndpointEntry& ep, Ticks now, 
   return j;
 }
 
+json ejections_by_reason(const ServiceState& st) {
+  json j = json::object();
+  for (auto r : {EjectionReason::local_origin, EjectionReason::gateway_error, EjectionReason::http_5xx}) {
+    j[to_string(r)] = st.ejections_by_reason[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
+  }
+  return j;
+}
+
 json service_json(const ServiceEntry& svc, Ticks now) {
   ServiceView view;
-  compute_view(svc, now, view);
+  inspect_view(svc, now, view);
   json tiers = json::array();
   for (std::uint32_t t = 0; t < svc.tier_count; ++t) {
     const TierView& tv = view.tiers[t];
@@ -81,14 +98,12 @@ json service_json(const ServiceEntry& svc, Ticks now) {
     for (std::uint32_t ci : svc.tier_clusters(t)) {
       const ClusterEntry& c = svc.clusters[ci];
       json eps = json::array();
-      double healthy = 0;
-      std::size_t total = 0;
+      std::size_t healthy = 0, total = 0;
       for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
         eps.push_back(endpoint_json(svc, svc.endpoints[i], now, view));
         if (svc.endpoints[i].terminating) continue;
         ++total;
-        const EndpointHealth h = evaluate(svc, svc.endpoints[i], now);
-        if (h.healthy) healthy += h.ramp;
+        if (evaluate(svc, svc.endpoints[i], now).healthy) ++healthy;
       }
       json cj = {{"key", c.key},
                  {"local", c.local},
@@ -102,6 +117,9 @@ json service_json(const ServiceEntry& svc, Ticks now) {
                      {"load_percent", tv.load.load},
                      {"health_percent", tv.load.health},
                      {"panic", tv.load.panic},
+                     {"healthy_endpoints", tv.health.healthy_count},
+                     {"reachable_endpoints", tv.health.reachable},
+                     {"endpoints", tv.health.total},
                      {"clusters", std::move(clusters)}});
   }
   const ServiceState& st = *svc.state;
@@ -114,13 +132,16 @@ json service_json(const ServiceEntry& svc, Ticks now) {
           {"tiers", std::move(tiers)},
           {"unused_clusters", svc.unused_clusters},
           {"not_ready", svc.not_ready},
-          {"max_ejected", svc.max_ejected},
           {"active_requests", svc.active_requests()},
           {"active_retries", st.active_retries.load(std::memory_order_relaxed)},
           {"retries", st.retries_total.load(std::memory_order_relaxed)},
+          {"local_origin_retries", st.local_retries_total.load(std::memory_order_relaxed)},
           {"retry_budget_exhausted", st.budget_exhausted.load(std::memory_order_relaxed)},
           {"ejections", st.ejections_total.load(std::memory_order_relaxed)},
-          {"ejections_refused", st.ejections_refused.load(std::memory_order_relaxed)}};
+          {"ejections_by_reason", ejections_by_reason(st)},
+          {"ejections_refused", st.ejections_refused.load(std::memory_order_relaxed)},
+          {"returns", {{"probe", st.returns_probe.load(std::memory_order_relaxed)},
+                       {"timer", st.returns_timer.load(std::memory_order_relaxed)}}}};
 }
 
 json route_json(const RouteEntry& r) {
@@ -168,7 +189,7 @@ json explain(const Snapshot& snap, const RequestView& req, Clock::time_point now
   const ServiceEntry& svc = *route->service;
   j["service"] = service_json(svc, to_ticks(now));
   ServiceView view;
-  compute_view(svc, to_ticks(now), view);
+  inspect_view(svc, to_ticks(now), view);
   json candidates = json::array();
   for (std::size_t t = 0; t < view.tiers.size(); ++t) {
     for (const auto& c : view.tiers[t].candidates) {

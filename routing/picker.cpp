@@ -124,6 +124,7 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
   in.tried = attempt.tried_tokens.data();
   in.tried_count = attempt.tried_tokens.size();
   in.avoid_cluster = avoid_cluster(svc, view, attempt);
+  in.now = now_ticks;
 
   const Selection sel = select_endpoint(svc, view, in, state_->rng());
   if (sel.endpoint < 0) {
@@ -138,12 +139,15 @@ void Picker::pick_into(const RequestView& req, AttemptState& attempt, PickResult
 
   const EndpointEntry& ep = svc.endpoints[static_cast<std::size_t>(sel.endpoint)];
   const ClusterEntry& cluster = svc.clusters[ep.cluster];
-  ep.state->active.fetch_add(1, std::memory_order_relaxed);
-  out.retry = attempt.attempt > 0;
-  if (out.retry) {
-    svc.state->active_retries.fetch_add(1, std::memory_order_relaxed);
+  // Busy from idle: the stall clock starts now, not at its last response (which may be long ago).
+  if (ep.state->active.fetch_add(1, std::memory_order_relaxed) == 0) record_progress(*ep.state, now_ticks);
+  out.retry = attempt.next == RetryKind::budgeted;
+  if (attempt.attempt > 0) [[unlikely]] {
+    if (out.retry) svc.state->active_retries.fetch_add(1, std::memory_order_relaxed);
+    if (attempt.next == RetryKind::local) svc.state->local_retries_total.fetch_add(1, std::memory_order_relaxed);
     svc.state->retries_total.fetch_add(1, std::memory_order_relaxed);
   }
+  attempt.next = RetryKind::none;
 
   out.status = PickStatus::ok;
   out.endpoint = &ep;
@@ -183,10 +187,14 @@ void Picker::finish(const PickResult& picked, Outcome outcome, Clock::time_point
   }
 }
 
-bool Picker::may_retry(const PickResult& picked, Outcome outcome, unsigned status, std::string_view method,
-                       const AttemptState& attempt) const {
+bool Picker::may_retry(const PickResult& picked, Outcome outcome, std::string_view method, bool replayable,
+                       AttemptState& attempt) const {
   if (picked.status != PickStatus::ok || !picked.service) return false;
-  return retry_allowed(*picked.service, outcome, status, method, attempt.attempt);
+  return retry_allowed(*picked.service, outcome, method, replayable, attempt);
+}
+
+void Picker::responding(const PickResult& picked, Clock::time_point now) const {
+  if (picked.status == PickStatus::ok && picked.endpoint) record_progress(*picked.endpoint->state, to_ticks(now));
 }
 
 }  // namespace sluice::routing

@@ -43,6 +43,9 @@ struct RequestView {
 // Per-request state across attempts (retries). Create one per request; pick() updates it.
 struct AttemptState {
   unsigned attempt = 0;        // picks made so far (pick() increments it): 0 before the first
+  unsigned budgeted_retries = 0;  // retries granted after 5xx or timeouts (at most max_retries)
+  unsigned local_retries = 0;     // retries granted after local-origin failures
+  RetryKind next = RetryKind::none;  // the grant the next pick uses (may_retry sets it, pick consumes it)
   // Tokens of the endpoints already used by this request (valid across snapshot changes). Inline for the
   // usual few attempts: a request costs no allocation here.
   boost::container::small_vector<std::uint64_t, 4> tried_tokens;
@@ -68,7 +71,7 @@ struct PickResult {
   std::string_view cluster;     // cluster key of the endpoint (in `snapshot`)
   bool remote = false;          // the endpoint is another cluster's gateway
   unsigned tier = 0;            // FailOver priority level (0 = local)
-  bool retry = false;           // this attempt is a retry (counts against the retry budget until finish)
+  bool retry = false;           // this attempt is a budgeted retry (counts against the retry budget until finish)
   std::string set_cookie;       // non-empty: a Set-Cookie value to add to the response (session stickiness)
   std::string reason;           // short human text for no_route/no_endpoint/overloaded bodies and /explain
   // Set only for services with a load-balancing plugin: the instance that picked (told the outcome by
@@ -103,13 +106,16 @@ class Picker {
   // load-balancing plugin (its instance is told the outcome here).
   void finish(const PickResult& picked, Outcome outcome, Clock::time_point now = Clock::now());
 
-  // Whether a failed attempt may be retried: retries left (attempt.attempt <= the service's max_retries),
-  // the outcome (connect_failure for any method; reset, and http_5xx with status 502/503/504, only for
-  // idempotent methods; timeout, success and local_abort never), and the retry budget (retries in flight
-  // below max(min_retry_concurrency, budget_percent of the service's active requests)). `status` is the
-  // HTTP status for http_5xx. Before or after finish() of the failed attempt.
-  bool may_retry(const PickResult& picked, Outcome outcome, unsigned status, std::string_view method,
-                 const AttemptState& attempt) const;
+  // Whether a failed attempt may be retried, and of which kind (routing/retry.hpp): after a local-origin
+  // failure (connect_failure; reset or reset_reused when `replayable` and the method is idempotent)
+  // without the budget; after gateway_error or timeout (idempotent, replayable) within max_retries and
+  // the retry budget. On yes the grant is recorded in `attempt` for the next pick(). Before or after
+  // finish() of the failed attempt.
+  bool may_retry(const PickResult& picked, Outcome outcome, std::string_view method, bool replayable,
+                 AttemptState& attempt) const;
+
+  // The endpoint of `picked` sent a response head: a sign of life (stall detection). Worker thread.
+  void responding(const PickResult& picked, Clock::time_point now = Clock::now()) const;
 
   // The snapshot this picker currently reads.
   const std::shared_ptr<const Snapshot>& snapshot() { return reader_.current_ptr(); }

@@ -81,7 +81,8 @@ std::shared_ptr<EndpointState> EndpointRegistry::acquire_endpoint(
   EndpointSlot& slot = endpoints_[k];
   if (inserted || slot.state->service != service) {
     // New, or the service was dropped and re-created: fresh state bound to the live service state.
-    slot.state = std::allocate_shared<EndpointState>(PoolAllocator<EndpointState>(endpoint_pool_), service);
+    slot.state = std::allocate_shared<EndpointState>(PoolAllocator<EndpointState>(endpoint_pool_), service,
+                                                  to_ticks(now));
     if (ramp) slot.state->ramp_start.store(to_ticks(now), std::memory_order_relaxed);
   } else if (!slot.present && ramp) {
     // Coming back (failback): ramp up instead of taking the full share at once. Counters and any

@@ -1,6 +1,7 @@
 #include "routing/selector.hpp"
 
 #include "routing/balancers.hpp"
+#include "routing/health.hpp"
 #include "routing/plugins.hpp"
 #include "routing/rng.hpp"
 #include "routing/snapshot.hpp"
@@ -109,23 +110,27 @@ Selection select_endpoint(const ServiceEntry& svc, ServiceView& view, const Sele
       __builtin_prefetch(&svc.endpoints[c.endpoint]);
       __builtin_prefetch(&svc.clusters[c.cluster]);
       const auto max = svc.retry.max_pending_per_endpoint;
-      if (max == 0 || c.state->active.load(std::memory_order_relaxed) < max) {
+      if ((max == 0 || c.state->active.load(std::memory_order_relaxed) < max) && !stalled(*c.state, in.now)) {
         s.endpoint = static_cast<int>(c.endpoint);
         return s;
       }
     }
   }
 
-  // Relax step by step: first avoid the tried endpoints and the failing cluster, then only the tried
+  // Relax step by step: first avoid the tried endpoints, the failing cluster and unwell endpoints
+  // (stalled; on a retry, failing), then only the tried endpoints and the cluster, then only the tried
   // endpoints, then nothing but the pending limit (HAProxy: fall back to the previous server).
   Exclusion ex;
   ex.service = &svc;
   ex.max_pending = svc.retry.max_pending_per_endpoint;
-  for (int pass = 0; pass < 3; ++pass) {
-    ex.avoid_cluster = pass == 0 ? in.avoid_cluster : -1;
-    ex.tried = pass <= 1 ? in.tried : nullptr;
-    ex.tried_count = pass <= 1 ? in.tried_count : 0;
-    if (pass == 1 && in.avoid_cluster < 0) continue;  // same as pass 0
+  ex.now = in.now;
+  for (int pass = 0; pass < 4; ++pass) {
+    if (pass == 2 && in.avoid_cluster < 0) continue;  // same as pass 1
+    if (pass == 3 && !retry) continue;                // same as pass 2
+    ex.avoid_unwell = pass == 0;
+    ex.avoid_cluster = pass <= 1 ? in.avoid_cluster : -1;
+    ex.tried = pass <= 2 ? in.tried : nullptr;
+    ex.tried_count = pass <= 2 ? in.tried_count : 0;
     for (std::size_t n = 0; n < view.tiers.size(); ++n) {
       const std::size_t t = (first + n) % view.tiers.size();
       const TierView& tier = view.tiers[t];

@@ -19,6 +19,7 @@ struct SelectInput {
   const std::uint64_t* tried = nullptr;       // tokens of endpoints this request already used
   std::size_t tried_count = 0;
   int avoid_cluster = -1;                     // cluster index to steer away from (retry), -1: none
+  std::int64_t now = 0;                       // Ticks: stall detection
 };
 
 struct Selection {

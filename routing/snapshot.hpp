@@ -91,9 +91,6 @@ struct alignas(64) ServiceEntry {
     return std::views::iota(begin, end);
   }
 
-  // Max endpoints ejected at once: max_ejection_percent of the service's endpoints, at least one.
-  std::uint32_t max_ejected = 1;
-
   // Requests in flight to the service, from every worker: the sum of its endpoints' (read by the retry
   // budget and the admin output, rarely; a service-wide counter would be one more shared line per pick).
   std::int64_t active_requests() const {

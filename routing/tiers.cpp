@@ -25,11 +25,14 @@ void compute_tier_loads(const TierHealth* tiers, std::size_t n, double overprovi
     sum += out[i].health;
   }
   if (sum <= kEpsilon) {
-    // Nothing healthy anywhere: the first tier that has endpoints takes everything, in panic.
-    for (std::size_t i = 0; i < n; ++i) {
-      if (tiers[i].total > 0) {
+    // Nothing healthy anywhere: the first tier with a reachable endpoint takes everything, in panic; with
+    // none reachable, the first tier with endpoints, over all of them.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if ((pass == 0 ? tiers[i].reachable : tiers[i].total) == 0) continue;
         out[i].load = 100.0;
         out[i].panic = true;
+        out[i].last_resort = pass == 1;
         return;
       }
     }
@@ -37,11 +40,12 @@ void compute_tier_loads(const TierHealth* tiers, std::size_t n, double overprovi
   }
   if (sum < 100.0 - kEpsilon) {
     // Not enough health in all tiers together: spread in proportion to health, and panic where a tier's
-    // healthy share is below the threshold (Envoy disregards panic while total health is 100).
+    // healthy share of its reachable endpoints is below the threshold (Envoy disregards panic while
+    // total health is 100).
     for (std::size_t i = 0; i < n; ++i) {
       out[i].load = out[i].health * 100.0 / sum;
-      if (tiers[i].total > 0 && out[i].load > 0) {
-        const double share = tiers[i].healthy / static_cast<double>(tiers[i].total);
+      if (tiers[i].reachable > 0 && out[i].load > 0) {
+        const double share = static_cast<double>(tiers[i].healthy_count) / static_cast<double>(tiers[i].reachable);
         out[i].panic = share < panic_threshold;
       }
     }
@@ -54,9 +58,9 @@ void compute_tier_loads(const TierHealth* tiers, std::size_t n, double overprovi
   }
 }
 
-ClusterHealth cluster_health(double healthy, std::size_t total, double overprovisioning) {
-  if (total == 0 || healthy <= kEpsilon) return ClusterHealth::down;
-  const double share = healthy / static_cast<double>(total);
+ClusterHealth cluster_health(std::size_t healthy, std::size_t total, double overprovisioning) {
+  if (total == 0 || healthy == 0) return ClusterHealth::down;
+  const double share = static_cast<double>(healthy) / static_cast<double>(total);
   if (share >= 1.0 - kEpsilon || (overprovisioning > 0 && share * overprovisioning >= 1.0 - kEpsilon)) {
     return ClusterHealth::healthy;
   }

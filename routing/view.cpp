@@ -18,7 +18,27 @@ struct Scratch {
 
 }  // namespace
 
-void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
+namespace {
+
+// Whether endpoint `i` is a candidate of tier view `tv`: healthy, or in panic reachable (dead endpoints
+// only as the last resort, when nothing is reachable).
+bool admitted(const EndpointEntry& ep, const EndpointHealth& h, const TierLoad& load) {
+  if (ep.terminating) return false;
+  if (h.healthy) return true;
+  return load.panic && (!h.dead || load.last_resort);
+}
+
+void build_view(const ServiceEntry& svc, Ticks now, ServiceView& view, bool for_worker);
+
+}  // namespace
+
+void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) { build_view(svc, now, view, true); }
+
+void inspect_view(const ServiceEntry& svc, Ticks now, ServiceView& view) { build_view(svc, now, view, false); }
+
+namespace {
+
+void build_view(const ServiceEntry& svc, Ticks now, ServiceView& view, bool for_worker) {
   // The epoch is read before the endpoints: a change racing with this computation bumps it again and
   // the next pick recomputes.
   view.epoch = svc.state->epoch.load(std::memory_order_acquire);
@@ -36,6 +56,7 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
   }
 
   for (const auto& ep : svc.endpoints) {
+    if (for_worker) lift_expired(ep, now);
     health[ep.index] = evaluate(svc, ep, now);
     const Ticks next = health[ep.index].next_change;
     if (next != kNever && (view.valid_until == kNever || next < view.valid_until)) view.valid_until = next;
@@ -56,7 +77,11 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
           continue;
         }
         ++th.total;
-        if (health[i].healthy) th.healthy += health[i].ramp;
+        if (!health[i].dead) ++th.reachable;
+        if (health[i].healthy) {
+          th.healthy += health[i].ramp;
+          ++th.healthy_count;
+        }
       }
     }
   }
@@ -77,14 +102,12 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
       // ramps up with its endpoints.
       double weight_sum = 0;
       for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
-        const EndpointEntry& ep = svc.endpoints[i];
-        if (ep.terminating || !(health[i].healthy || tv.load.panic)) continue;
-        weight_sum += ep.weight;
+        if (admitted(svc.endpoints[i], health[i], tv.load)) weight_sum += svc.endpoints[i].weight;
       }
       if (weight_sum <= 0) continue;
       for (std::uint32_t i = c.first; i < c.first + c.count; ++i) {
         const EndpointEntry& ep = svc.endpoints[i];
-        if (ep.terminating || !(health[i].healthy || tv.load.panic)) continue;
+        if (!admitted(ep, health[i], tv.load)) continue;
         double w = static_cast<double>(ep.weight) * health[i].ramp;
         if (c.weight > 0) w = c.weight * w / weight_sum;
         if (w <= 0) continue;
@@ -105,13 +128,15 @@ void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view) {
     if (!tv.candidates.empty()) view.has_candidates = true;
   }
   // Made once per worker and service: it keeps its state across health changes. A plugin's factory that
-  // makes nothing leaves the service with its configured built-in.
-  if (!view.policy) {
+  // makes nothing leaves the service with its configured built-in. An inspection makes none.
+  if (!view.policy && for_worker) {
     if (svc.lb_plugin) view.policy = svc.lb_plugin->make(svc.id);
     view.report_outcomes = view.policy && svc.lb_plugin && !svc.lb_plugin->builtin;
     if (!view.policy) view.policy = builtin_policy(svc.load_balancer);
   }
   view.built = true;
 }
+
+}  // namespace
 
 }  // namespace sluice::routing

@@ -54,8 +54,13 @@ struct ServiceView {
   }
 };
 
-// (Re)computes `view` for `svc` at `now`. Keeps round-robin balances of endpoints that stay candidates
-// (so a health change does not restart the rotation). Lifts expired ejections as a side effect.
+// (Re)computes a worker's cached `view` of `svc` at `now`. Keeps round-robin balances of endpoints that
+// stay candidates (so a health change does not restart the rotation). Ends ejections whose backstop time
+// is up and makes the service's policy (a plugin's factory runs) on first use: the worker's path only.
 void compute_view(const ServiceEntry& svc, Ticks now, ServiceView& view);
+
+// The same view without side effects (no ejection ended, no policy made): admin output, the failover
+// monitor, /explain.
+void inspect_view(const ServiceEntry& svc, Ticks now, ServiceView& view);
 
 }  // namespace sluice::routing

@@ -3,7 +3,7 @@
 
 - Catch2 programs registered with meson `test()` run with the JUnit reporter, so every test case counts.
 - Other meson tests (scripts) count as one each.
-- pytest suites (integration, Kubernetes stand-in, discovery) run with --junitxml.
+- pytest suites (integration, Kubernetes stand-in, discovery, chaos) run with --junitxml.
 Exits non-zero when anything failed or nothing ran.
 """
 import json
@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTEST_SUITES = ["tests/k8s", "tests/integration", "tests/discovery", "tests/routing", "tests/proxy",
-                 "examples/seed-failover"]
+                 "examples/seed-failover", "tests/chaos"]
 
 
 def count_junit(path):

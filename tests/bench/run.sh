@@ -1,6 +1,8 @@
 #!/bin/sh
 # Benchmark dispatcher: tests/bench/run.sh MODE
 #   proxy      wrk against the backend, sluice, nginx and HAProxy (proxy_bench.py)
+#   failover   the chaos suite's long form: failover at defaults, sluice vs nginx vs HAProxy
+#              (tests/chaos/chaos.py bench)
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
 #   discovery  discovery benchmarks (discovery_bench.sh)
 # Builds into build-bench (meson -Dbench=true; BUILD_DIR overrides) first.
@@ -13,7 +15,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|failover|routing|discovery" >&2
   exit 2
 }
 
@@ -66,6 +68,15 @@ case "$mode" in
     build sluice-testbackend proxy/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  failover)
+    need_tools nginx:nginx-light haproxy:haproxy
+    # SLUICE_BIN and BACKEND_BIN both set: measure those binaries, build nothing.
+    if [ -z "${SLUICE_BIN:-}" ] || [ -z "${BACKEND_BIN:-}" ]; then
+      build sluice-testbackend proxy/sluice:executable
+    fi
+    cd "$root"
+    exec /usr/bin/python3 "$root/tests/chaos/chaos.py" bench --build-dir "$BUILD_DIR" "$@"
     ;;
   routing|discovery)
     script="$here/${mode}_bench.sh"

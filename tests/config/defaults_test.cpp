@@ -51,10 +51,14 @@ void check_service_defaults(const Service& s) {
   CHECK(s.policy.overprovisioning == 1.4);
   CHECK(s.policy.panic_threshold == 0.5);
   CHECK(s.outlier_detection.enabled);
+  CHECK(s.outlier_detection.consecutive_local_origin_failures == 1);
+  CHECK(s.outlier_detection.consecutive_gateway_failures == 3);
   CHECK(s.outlier_detection.consecutive_failures == 5);
+  CHECK(s.outlier_detection.probe_interval == 250ms);
+  CHECK(s.outlier_detection.max_probe_interval == 1s);
   CHECK(s.outlier_detection.base_ejection_time == 30s);
   CHECK(s.outlier_detection.max_ejection_time == 300s);
-  CHECK(s.outlier_detection.max_ejection_percent == 10);
+  CHECK(s.outlier_detection.max_ejection_percent == 50);
   CHECK_FALSE(s.health_check.enabled);
   CHECK(s.health_check.path == "/");
   CHECK(s.health_check.interval == 5s);
@@ -66,6 +70,7 @@ void check_service_defaults(const Service& s) {
   CHECK(s.retry.budget_percent == 20);
   CHECK(s.retry.min_retry_concurrency == 3);
   CHECK(s.retry.retry_on_5xx);
+  CHECK(s.retry.retry_on_timeout);
   CHECK(s.retry.max_pending_per_endpoint == 1024);
   CHECK(s.slow_start_window == 10s);
 }

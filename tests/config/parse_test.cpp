@@ -45,9 +45,9 @@ const char* const everything = R"({
     "session_sticky": {"enabled": true, "cookie": "pin", "ttl": "1h30m"},
     "policy": {"lb_type": "FailOver", "targets": ["eu/eu-1b/g1/cluster-3", {"cluster": "us/us-1/g1/cluster-4", "weight": 20}],
                "overprovisioning": 0, "panic_threshold": 0.25},
-    "outlier_detection": {"enabled": false, "consecutive_failures": 3, "base_ejection_time": "10s", "max_ejection_time": "1m", "max_ejection_percent": 50},
+    "outlier_detection": {"enabled": false, "consecutive_local_origin_failures": 2, "consecutive_gateway_failures": 4, "consecutive_failures": 3, "probe_interval": "100ms", "max_probe_interval": "3s", "base_ejection_time": "10s", "max_ejection_time": "1m", "max_ejection_percent": 50},
     "health_check": {"enabled": true, "path": "/healthz", "interval": "2s", "timeout": "500ms", "healthy_threshold": 1, "unhealthy_threshold": 2, "jitter": 0},
-    "retry": {"max_retries": 5, "budget_percent": 50, "min_retry_concurrency": 0, "retry_on_5xx": false, "max_pending_per_endpoint": 10},
+    "retry": {"max_retries": 5, "budget_percent": 50, "min_retry_concurrency": 0, "retry_on_5xx": false, "retry_on_timeout": false, "max_pending_per_endpoint": 10},
     "slow_start_window": "0"
   }],
   "mesh_tls": {"ca_file": "/dev/null", "cert_file": "/dev/null", "key_file": "/dev/null"},
@@ -136,6 +136,10 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(s.policy.panic_threshold == 0.25);
   CHECK_FALSE(s.outlier_detection.enabled);
   CHECK(s.outlier_detection.consecutive_failures == 3);
+  CHECK(s.outlier_detection.consecutive_local_origin_failures == 2);
+  CHECK(s.outlier_detection.consecutive_gateway_failures == 4);
+  CHECK(s.outlier_detection.probe_interval == 100ms);
+  CHECK(s.outlier_detection.max_probe_interval == 3s);
   CHECK(s.outlier_detection.base_ejection_time == 10s);
   CHECK(s.outlier_detection.max_ejection_time == 1min);
   CHECK(s.outlier_detection.max_ejection_percent == 50);
@@ -150,6 +154,7 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(s.retry.budget_percent == 50);
   CHECK(s.retry.min_retry_concurrency == 0);
   CHECK_FALSE(s.retry.retry_on_5xx);
+  CHECK_FALSE(s.retry.retry_on_timeout);
   CHECK(s.retry.max_pending_per_endpoint == 10);
   CHECK(s.slow_start_window == 0ms);
 

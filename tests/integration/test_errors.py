@@ -178,28 +178,43 @@ def test_two_dead_endpoints_of_three(backend_factory, sluice_factory):
 
 
 @pytest.mark.parametrize("max_retries", [0, 1, 2])
-def test_retry_count_follows_max_retries(sluice_factory, max_retries):
-    # Both endpoints dead: a request is tried 1 + max_retries times (the access log counts attempts), then 502.
-    dead1 = f"127.0.0.1:{free_port()}"
-    dead2 = f"127.0.0.1:{free_port()}"
-    sluice = sluice_factory([dead1, dead2], timeouts=short_timeouts(),
+def test_retry_count_follows_max_retries(backend_factory, sluice_factory, max_retries):
+    # Three endpoints answering 503: a GET is tried 1 + max_retries times (the access log counts attempts),
+    # then the last endpoint's own 503 goes to the client.
+    bad = [backend_factory(f"bad{i}", "--status-all", "503") for i in range(3)]
+    sluice = sluice_factory([b.address for b in bad], timeouts=short_timeouts(),
                             access_log={"enabled": True, "path": "-"},
                             service={"retry": {"max_retries": max_retries}})
     status, body = curl_status(sluice.url("/"))
-    assert status == 502, body
+    assert status == 503, body
+    assert body.startswith(b"status 503 from bad"), body
     time.sleep(0.2)
     lines = [json.loads(line) for line in sluice.stdout().splitlines() if line.startswith("{")]
     assert len(lines) == 1
     assert lines[0]["attempts"] == 1 + max_retries, lines
 
 
-def test_max_retries_zero_gives_502(backend_factory, sluice_factory):
+def test_dead_endpoints_each_tried_once_whatever_max_retries(sluice_factory):
+    # Connect failures are local-origin: no application saw the request, so max_retries does not count
+    # them; each endpoint is tried once, then 502.
+    dead = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    sluice = sluice_factory(dead, timeouts=short_timeouts(), access_log={"enabled": True, "path": "-"},
+                            service={"retry": {"max_retries": 0}})
+    status, body = curl_status(sluice.url("/"))
+    assert status == 502, body
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in sluice.stdout().splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    assert lines[0]["attempts"] == 3, lines
+
+
+def test_connect_failure_retried_even_with_max_retries_zero(backend_factory, sluice_factory):
     a = backend_factory("alpha")
     dead = f"127.0.0.1:{free_port()}"
     sluice = sluice_factory([dead, a.address], timeouts=short_timeouts(),
                             service={"retry": {"max_retries": 0}})
     statuses = sorted(curl_status(sluice.url("/"))[0] for _ in range(4))
-    assert statuses == [200, 200, 502, 502]
+    assert statuses == [200, 200, 200, 200]
 
 
 def test_connect_timeout_retried_on_the_other(backend_factory, sluice_factory, black_hole):

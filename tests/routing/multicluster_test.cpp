@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "fixtures.hpp"
+#include "routing/health.hpp"
 #include "routing/tiers.hpp"
 
 using namespace sluice;
@@ -28,7 +29,10 @@ std::map<std::string, int> by_cluster(Harness& h, std::string_view host, int n) 
   return counts;
 }
 
-// Ejects `address` of service 0 by failures (outlier detection).
+// A tier's health with every endpoint reachable and none ramping.
+TierHealth th(std::size_t healthy, std::size_t total) { return TierHealth{double(healthy), healthy, total, total}; }
+
+// Ejects `address` of service 0 for an opinion (as 5xx would; reachable, so panic may still use it).
 void eject(Harness& h, const std::string& address) {
   auto snap = h.table.load();
   for (const auto& e : snap->services[0].endpoints) {
@@ -44,34 +48,34 @@ void eject(Harness& h, const std::string& address) {
 TEST_CASE("tier loads: Envoy overprovisioning 1.4 worked examples", "[routing]") {
   TierLoad out[3];
   // 10 endpoints, 8 healthy: 8/10 * 1.4 = 112% -> tier 0 keeps everything.
-  TierHealth a[2] = {{8, 10}, {2, 2}};
+  TierHealth a[2] = {th(8, 10), th(2, 2)};
   compute_tier_loads(a, 2, 1.4, 0.5, out);
   CHECK(out[0].load == Approx(100));
   CHECK(out[1].load == Approx(0));
   // 6 of 10 healthy: 6/10 * 1.4 = 84% stays, 16% spills to tier 1.
-  TierHealth b[2] = {{6, 10}, {2, 2}};
+  TierHealth b[2] = {th(6, 10), th(2, 2)};
   compute_tier_loads(b, 2, 1.4, 0.5, out);
   CHECK(out[0].load == Approx(84));
   CHECK(out[1].load == Approx(16));
   // 2 of 10 healthy in tier 0 (28%), tier 1 3 of 10 (42%): 28 + 42 = 70 < 100 -> scaled to 40/60,
   // both below the 50% panic threshold -> panic in both.
-  TierHealth c[2] = {{2, 10}, {3, 10}};
+  TierHealth c[2] = {th(2, 10), th(3, 10)};
   compute_tier_loads(c, 2, 1.4, 0.5, out);
   CHECK(out[0].load == Approx(40));
   CHECK(out[1].load == Approx(60));
   CHECK(out[0].panic);
   CHECK(out[1].panic);
   // Nothing healthy: tier 0 takes all, in panic; an empty tier 0 passes it on.
-  TierHealth d[3] = {{0, 0}, {0, 4}, {0, 2}};
+  TierHealth d[3] = {th(0, 0), th(0, 4), th(0, 2)};
   compute_tier_loads(d, 3, 1.4, 0.5, out);
   CHECK(out[0].load == 0);
   CHECK(out[1].load == Approx(100));
   CHECK(out[1].panic);
   // Overprovisioning 0: ErieCanal all-or-nothing.
-  TierHealth e[2] = {{1, 10}, {5, 5}};
+  TierHealth e[2] = {th(1, 10), th(5, 5)};
   compute_tier_loads(e, 2, 0, 0.5, out);
   CHECK(out[0].load == Approx(100));
-  TierHealth f[2] = {{0, 10}, {5, 5}};
+  TierHealth f[2] = {th(0, 10), th(5, 5)};
   compute_tier_loads(f, 2, 0, 0.5, out);
   CHECK(out[1].load == Approx(100));
   // Cluster states.
@@ -237,4 +241,61 @@ TEST_CASE("failback: a recovered local cluster ramps traffic back over the windo
   h.clock.advance(6s);
   counts = by_cluster(h, "svc", n);
   CHECK(counts[kLocal] == n);
+}
+
+TEST_CASE("tier loads: panic counts reachable endpoints; dead ones only as the last resort", "[routing]") {
+  TierLoad out[2];
+  // 4 endpoints, 3 dead, 1 healthy: health 1.4 * 1/4 = 35 -> all the load (the only tier), and no panic:
+  // every reachable endpoint is healthy.
+  TierHealth one[1] = {TierHealth{1, 1, 4, 1}};
+  compute_tier_loads(one, 1, 1.4, 0.5, out);
+  CHECK(out[0].load == Approx(100));
+  CHECK_FALSE(out[0].panic);
+  // Nothing healthy; tier 0 all dead, tier 1 reachable but failing: tier 1 takes everything in panic.
+  TierHealth two[2] = {TierHealth{0, 0, 2, 0}, TierHealth{0, 0, 2, 2}};
+  compute_tier_loads(two, 2, 1.4, 0.5, out);
+  CHECK(out[0].load == 0);
+  CHECK(out[1].load == Approx(100));
+  CHECK(out[1].panic);
+  CHECK_FALSE(out[1].last_resort);
+  // Nothing reachable anywhere: the first tier with endpoints, over all of them.
+  TierHealth none[2] = {TierHealth{0, 0, 2, 0}, TierHealth{0, 0, 2, 0}};
+  compute_tier_loads(none, 2, 1.4, 0.5, out);
+  CHECK(out[0].load == Approx(100));
+  CHECK(out[0].last_resort);
+}
+
+TEST_CASE("ActiveActive, every cluster but one unreachable: all traffic to the last one, none to the dead", "[routing]") {
+  auto s = service("svc", {cluster(kC1, endpoints(1, "10.1.0.")), cluster(kC2, endpoints(1, "10.2.0.")),
+                           cluster(kC3, endpoints(1, "10.3.0.")), cluster(kLocal, endpoints(1, "10.0.0."))});
+  s.policy.lb_type = config::LbType::active_active;
+  s.policy.targets = {target(kC1, 40), target(kC2, 30), target(kC3, 20), target(kLocal, 10)};
+  Harness h(model_of({s}));
+  const auto& svc = h.table.load()->services[0];
+  // One connect failure each takes the three out at default settings (local-origin, never capped).
+  for (const auto& e : svc.endpoints) {
+    if (e.address == "10.0.0.1") continue;
+    record_outcome(svc, e, Outcome::connect_failure, to_ticks(h.clock.now));
+  }
+  auto counts = by_cluster(h, "svc", 1000);
+  CHECK(counts[kLocal] == 1000);
+  // A 5xx-ejection of the last one is an opinion: panic brings it back, never the dead ones.
+  eject(h, "10.0.0.1");
+  counts = by_cluster(h, "svc", 1000);
+  CHECK(counts[kLocal] == 1000);
+}
+
+TEST_CASE("a cluster whose endpoints all answer 503 goes as a whole, whatever the cap", "[routing]") {
+  auto s = service("svc", {cluster(kC1, endpoints(2, "10.1.0.")), cluster(kC3, endpoints(8, "10.3.0."))});
+  s.policy.lb_type = config::LbType::active_active;
+  s.policy.targets = {target(kC1, 50), target(kC3, 50)};
+  s.outlier_detection.max_ejection_percent = 10;  // 1 of 10
+  Harness h(model_of({s}));
+  const auto& svc = h.table.load()->services[0];
+  const auto now = to_ticks(h.clock.now);
+  for (int round = 0; round < 3; ++round) {
+    for (std::uint32_t i = 0; i < 2; ++i) record_outcome(svc, svc.endpoints[i], Outcome::gateway_error, now);
+  }
+  CHECK(ejected_count(svc, now) == 2);
+  CHECK(by_cluster(h, "svc", 1000)[kC3] == 1000);
 }

@@ -59,12 +59,14 @@ struct OnlyCluster2 final : MultiClusterPolicy {
 };
 
 // Two attempts of one request to `service`: the first fails to connect, the second is its retry.
+// The first attempt fails in a way that retries but blames no endpoint (a stale pooled connection), so
+// the retry shows the exclusion alone.
 std::pair<PickResult, PickResult> failed_then_retried(Harness& h, const char* service) {
   auto req = h.request(service);
   AttemptState a;
   auto first = h.picker.pick(req, a, h.clock.now);
   REQUIRE(first.status == PickStatus::ok);
-  h.picker.finish(first, Outcome::connect_failure, h.clock.now);
+  h.picker.finish(first, Outcome::reset_reused, h.clock.now);
   auto second = h.picker.pick(req, a, h.clock.now);
   REQUIRE(second.status == PickStatus::ok);
   h.picker.finish(second, Outcome::success, h.clock.now);

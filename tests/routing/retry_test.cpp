@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "fixtures.hpp"
+#include "routing/health.hpp"
 #include "routing/retry.hpp"
 
 #include <set>
@@ -10,46 +11,99 @@ using namespace sluice;
 using namespace sluice::routing;
 using namespace sluice::routing::test;
 
-TEST_CASE("retriable outcomes by method", "[routing]") {
-  CHECK(retriable(Outcome::connect_failure, 0, "POST", true));
-  CHECK(retriable(Outcome::reset, 0, "GET", true));
-  CHECK_FALSE(retriable(Outcome::reset, 0, "POST", true));
-  CHECK(retriable(Outcome::http_5xx, 503, "PUT", true));
-  CHECK(retriable(Outcome::http_5xx, 502, "DELETE", true));
-  CHECK_FALSE(retriable(Outcome::http_5xx, 500, "GET", true));
-  CHECK_FALSE(retriable(Outcome::http_5xx, 503, "POST", true));
-  CHECK_FALSE(retriable(Outcome::http_5xx, 503, "GET", false));
-  CHECK_FALSE(retriable(Outcome::timeout, 0, "GET", true));
-  CHECK_FALSE(retriable(Outcome::success, 200, "GET", true));
-  CHECK_FALSE(retriable(Outcome::local_abort, 0, "GET", true));
+TEST_CASE("retry kinds by outcome and method", "[routing]") {
+  const config::RetryPolicy p;
+  CHECK(retry_kind(Outcome::connect_failure, "POST", false, p) == RetryKind::local);
+  CHECK(retry_kind(Outcome::reset, "GET", true, p) == RetryKind::local);
+  CHECK(retry_kind(Outcome::reset_reused, "GET", true, p) == RetryKind::local);
+  CHECK(retry_kind(Outcome::reset, "POST", true, p) == RetryKind::none);
+  CHECK(retry_kind(Outcome::reset, "GET", false, p) == RetryKind::none);  // part of the body went upstream
+  CHECK(retry_kind(Outcome::gateway_error, "PUT", true, p) == RetryKind::budgeted);
+  CHECK(retry_kind(Outcome::gateway_error, "POST", true, p) == RetryKind::none);
+  CHECK(retry_kind(Outcome::http_5xx, "GET", true, p) == RetryKind::none);  // 500: the application's answer
+  CHECK(retry_kind(Outcome::timeout, "GET", true, p) == RetryKind::budgeted);
+  CHECK(retry_kind(Outcome::timeout, "POST", true, p) == RetryKind::none);
+  CHECK(retry_kind(Outcome::success, "GET", true, p) == RetryKind::none);
+  CHECK(retry_kind(Outcome::local_abort, "GET", true, p) == RetryKind::none);
+  config::RetryPolicy off;
+  off.retry_on_5xx = false;
+  off.retry_on_timeout = false;
+  CHECK(retry_kind(Outcome::gateway_error, "GET", true, off) == RetryKind::none);
+  CHECK(retry_kind(Outcome::timeout, "GET", true, off) == RetryKind::none);
+  CHECK(outcome_of_status(503) == Outcome::gateway_error);
+  CHECK(outcome_of_status(500) == Outcome::http_5xx);
+  CHECK(outcome_of_status(404) == Outcome::success);
   CHECK(is_idempotent("OPTIONS"));
   CHECK_FALSE(is_idempotent("PATCH"));
 }
 
-TEST_CASE("retries up to max_retries on different endpoints, then falls back to tried ones", "[routing]") {
-  Harness h(model_of({service("svc", {cluster(kLocal, endpoints(3))})}));
+TEST_CASE("budgeted retries up to max_retries on different endpoints, then falls back to tried ones", "[routing]") {
+  auto s = service("svc", {cluster(kLocal, endpoints(3))});
+  s.outlier_detection.enabled = false;  // the same endpoints stay candidates
+  Harness h(model_of({s}));
   auto req = h.request("svc");
   AttemptState a;
   std::set<std::string> seen;
   auto r = h.picker.pick(req, a, h.clock.now);
   seen.insert(r.address);
-  CHECK(h.picker.may_retry(r, Outcome::connect_failure, 0, "POST", a));
-  h.picker.finish(r, Outcome::connect_failure, h.clock.now);
+  CHECK(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a));
+  h.picker.finish(r, Outcome::gateway_error, h.clock.now);
   r = h.picker.pick(req, a, h.clock.now);
   CHECK(r.retry);
   seen.insert(r.address);
-  CHECK(h.picker.may_retry(r, Outcome::connect_failure, 0, "GET", a));
-  h.picker.finish(r, Outcome::connect_failure, h.clock.now);
+  CHECK(h.picker.may_retry(r, Outcome::timeout, "GET", true, a));
+  h.picker.finish(r, Outcome::timeout, h.clock.now);
   r = h.picker.pick(req, a, h.clock.now);
   seen.insert(r.address);
   CHECK(seen.size() == 3);
-  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, 0, "GET", a));  // 2 retries done
-  h.picker.finish(r, Outcome::connect_failure, h.clock.now);
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a));  // 2 retries done
+  // Every endpoint had its attempt: a connect failure now leaves nothing live to try; a stale pooled
+  // connection proves nothing about its endpoint and is retried.
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a));
+  CHECK(h.picker.may_retry(r, Outcome::reset_reused, "GET", true, a));
+  h.picker.finish(r, Outcome::reset_reused, h.clock.now);
   // HAProxy: with every endpoint tried, a further pick reuses one rather than failing.
   r = h.picker.pick(req, a, h.clock.now);
   CHECK(r.status == PickStatus::ok);
+  CHECK_FALSE(r.retry);  // a local retry holds no budget
   h.picker.finish(r, Outcome::success, h.clock.now);
   CHECK(h.table.load()->services[0].state->active_retries.load() == 0);
+}
+
+TEST_CASE("local-origin retries: no budget, each endpoint once, and the dead are skipped", "[routing]") {
+  Harness h(model_of({service("svc", {cluster(kLocal, endpoints(4))})}));
+  const auto& svc = h.table.load()->services[0];
+  auto req = h.request("svc");
+  // Hold many budgeted retries in flight: the budget is spent.
+  std::vector<PickResult> open;
+  for (int i = 0; i < 5; ++i) {
+    AttemptState b;
+    b.attempt = 1;
+    b.next = RetryKind::budgeted;
+    open.push_back(h.picker.pick(req, b, h.clock.now));
+  }
+  AttemptState a;
+  std::set<std::string> tried;
+  auto r = h.picker.pick(req, a, h.clock.now);
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a));  // budget
+  CHECK(svc.state->budget_exhausted.load() == 1);
+  for (int i = 0; i < 3; ++i) {
+    tried.insert(r.address);
+    REQUIRE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a));
+    h.picker.finish(r, Outcome::connect_failure, h.clock.now);
+    r = h.picker.pick(req, a, h.clock.now);
+    REQUIRE(r.status == PickStatus::ok);
+    CHECK(tried.count(r.address) == 0);  // the tried (and now ejected) ones are skipped
+  }
+  tried.insert(r.address);
+  CHECK(tried.size() == 4);
+  // The fourth refuses too: every endpoint had its attempt and each was taken out at its first failure.
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a));
+  h.picker.finish(r, Outcome::connect_failure, h.clock.now);
+  CHECK(ejected_count(svc, to_ticks(h.clock.now)) == 4);
+  for (auto& o : open) h.picker.finish(o, Outcome::success, h.clock.now);
+  CHECK(svc.state->active_retries.load() == 0);
+  CHECK(svc.state->local_retries_total.load() == 3);
 }
 
 TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
@@ -60,7 +114,10 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
   auto hold = [&](int n, bool retry) {
     for (int i = 0; i < n; ++i) {
       AttemptState a;
-      if (retry) a.attempt = 1;  // as if a first attempt had failed
+      if (retry) {  // as if a first attempt had failed with a 503
+        a.attempt = 1;
+        a.next = RetryKind::budgeted;
+      }
       open.push_back(h.picker.pick(req, a, h.clock.now));
     }
   };
@@ -69,11 +126,11 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
   hold(3, true);  // 8 active, 3 retries in flight
   AttemptState fresh;
   auto probe = h.picker.pick(req, fresh, h.clock.now);  // 9 active
-  CHECK_FALSE(h.picker.may_retry(probe, Outcome::connect_failure, 0, "GET", fresh));
+  CHECK_FALSE(h.picker.may_retry(probe, Outcome::gateway_error, "GET", true, fresh));
   CHECK(svc.state->budget_exhausted.load() == 1);
   hold(20, false);  // 29 active -> 20% = 5
   CHECK(retry_budget(svc) == 5);
-  CHECK(h.picker.may_retry(probe, Outcome::connect_failure, 0, "GET", fresh));
+  CHECK(h.picker.may_retry(probe, Outcome::gateway_error, "GET", true, fresh));
   h.picker.finish(probe, Outcome::success, h.clock.now);
   for (auto& r : open) h.picker.finish(r, Outcome::success, h.clock.now);
   CHECK(svc.active_requests() == 0);
@@ -83,6 +140,7 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
 TEST_CASE("a retry after a remote cluster's failure goes to another cluster", "[routing]") {
   auto s = service("svc", {cluster(kC1, endpoints(3, "10.1.0."), "/svc"), cluster(kC3, endpoints(1, "10.3.0."), "/svc")});
   s.policy.lb_type = config::LbType::active_active;
+  s.outlier_detection.enabled = false;  // the steering alone, not the ejections
   Harness h(model_of({s}));
   auto req = h.request("svc");
   for (int i = 0; i < 50; ++i) {

@@ -104,8 +104,8 @@ TEST_CASE("readers pick and finish while a writer publishes thousands of snapsho
         if (!consistent(reused)) ++torn;
         if (reused.snapshot->generation < last_gen) ++backwards;
         last_gen = reused.snapshot->generation;
-        const Outcome o = n % 7 == 0 ? Outcome::http_5xx : Outcome::success;
-        const bool retry = picker.may_retry(reused, o, 503, "GET", attempt);
+        const Outcome o = n % 7 == 0 ? Outcome::gateway_error : Outcome::success;
+        const bool retry = picker.may_retry(reused, o, "GET", true, attempt);
         picker.finish(reused, o);
         if (retry) {
           auto again = picker.pick(req, attempt);
