@@ -67,6 +67,16 @@ void FailoverMonitor::scan() {
       ++events_[{svc.id, cluster.key, state}];
       last_[svc.id] = Event{text, std::chrono::system_clock::now()};
     }
+    const auto& st = *svc.state;
+    const auto by = [&st](routing::EjectionReason r) {
+      return st.ejections_by_reason[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
+    };
+    report_outlier_changes(svc.id, Counters{by(routing::EjectionReason::local_origin),
+                                            by(routing::EjectionReason::gateway_error),
+                                            by(routing::EjectionReason::http_5xx),
+                                            st.returns_probe.load(std::memory_order_relaxed),
+                                            st.returns_timer.load(std::memory_order_relaxed),
+                                            st.budget_exhausted.load(std::memory_order_relaxed)});
     // Which tier carries most of the traffic now (FailOver): a move is a failover (or failback) event.
     routing::ServiceView view;
     routing::inspect_view(svc, now, view);
@@ -89,6 +99,29 @@ void FailoverMonitor::scan() {
       it->second = top;
     }
   }
+}
+
+void FailoverMonitor::report_outlier_changes(const std::string& service_id, const Counters& now) {
+  auto [it, fresh] = counters_.try_emplace(service_id, now);
+  if (fresh || it->second == now) return;
+  const Counters& was = it->second;
+  std::string text;
+  const auto part = [&text](std::uint64_t after, std::uint64_t before, const char* what) {
+    if (after <= before) return;
+    if (!text.empty()) text += ", ";
+    text += std::to_string(after - before) + " " + what;
+  };
+  part(now.local_origin, was.local_origin, "ejected as unreachable (local-origin failures)");
+  part(now.gateway_error, was.gateway_error, "ejected for gateway errors");
+  part(now.http_5xx, was.http_5xx, "ejected for 5xx");
+  part(now.returns_probe, was.returns_probe, "back by probe");
+  part(now.returns_timer, was.returns_timer, "back by the backstop timer");
+  part(now.budget_refused, was.budget_refused, "retries refused by the retry budget");
+  it->second = now;
+  if (text.empty()) return;
+  // Logged, not kept as the service's last failover event: /explain's event names the cluster or tier
+  // move these ejections cause, and /explain shows the counters themselves.
+  log::warn("outlier detection: service " + service_id + ": " + text);
 }
 
 void FailoverMonitor::render_metrics(std::string& out) const {

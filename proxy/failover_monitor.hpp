@@ -1,7 +1,8 @@
 // Failover as a first-class event: the control thread watches every service's
 // clusters and tiers, and each change of a cluster's state (healthy, degraded,
 // down) or of the tier carrying the traffic is logged once with its cause and
-// counted. The last event per service is kept for /explain.
+// counted; so are ejections and returns by reason and retries the budget refused,
+// summed per scan. The last event per service is kept for /explain.
 #pragma once
 
 #include <chrono>
@@ -42,6 +43,14 @@ class FailoverMonitor {
     std::chrono::system_clock::time_point when;
   };
 
+  // The outlier-detection counters of a service at the last scan, to log what changed since.
+  struct Counters {
+    std::uint64_t local_origin = 0, gateway_error = 0, http_5xx = 0, returns_probe = 0, returns_timer = 0,
+                  budget_refused = 0;
+    bool operator==(const Counters&) const = default;
+  };
+  void report_outlier_changes(const std::string& service_id, const Counters& now);
+
   net::io_context& control_;
   const routing::Table& table_;
   net::steady_timer timer_;
@@ -51,6 +60,7 @@ class FailoverMonitor {
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> events_;  // (svc, cluster, to)
   std::map<std::pair<std::string, unsigned>, std::uint64_t> tier_moves_;  // (svc, to tier)
   std::map<std::string, Event> last_;
+  std::map<std::string, Counters> counters_;  // service -> outlier counters at the last scan
 };
 
 }  // namespace sluice::proxy

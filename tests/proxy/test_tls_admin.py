@@ -211,3 +211,34 @@ def test_absolute_form_target_is_accepted(backend_factory, sluice_factory):
     text, code = r.stdout.decode().rsplit("\n", 1)
     assert code == "200" and "Host: httpbin.httpbin:8080" in text, text
     assert via_proxy("http://unknown.example/").stdout.decode().rsplit("\n", 1)[1] == "404"
+
+
+def test_health_checks_of_a_tls_gateway_use_tls(backend_factory, sluice_factory, pki):
+    # A sidecar health-checks another cluster's gateway that only speaks mTLS: the checks must do the
+    # mesh TLS handshake (plain TCP checks would all fail and mark the gateway unhealthy).
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+    admin_port = free_port()
+
+    def cfg(port):
+        c = sidecar_config(port, gw.port, pki)
+        c["services"][0]["health_check"] = {"enabled": True, "path": "/", "interval": "200ms", "timeout": "150ms",
+                                            "healthy_threshold": 1, "unhealthy_threshold": 1}
+        c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
+        return c
+
+    sc = sluice_factory(make_cfg=cfg)
+    deadline = time.monotonic() + 10
+    checks = 0
+    while time.monotonic() < deadline and checks < 3:
+        text = admin_get(admin_port, "/stats")[1]
+        for line in text.splitlines():
+            if line.startswith("sluice_health_checks_total "):
+                checks = float(line.split()[1])
+        time.sleep(0.1)
+    assert checks >= 3, text
+    assert "sluice_health_check_failures_total 0" in text, text
+    snap = json.loads(admin_get(admin_port, "/routes")[1])
+    ep = snap["services"][0]["tiers"][0]["clusters"][0]["endpoints"][0]
+    assert ep["health_check"] == "healthy", ep
+    assert curl("-s", sc.url("/")).stdout.strip() == b"pod-a"
