@@ -97,19 +97,24 @@ def stats_endpoint(admin_port, address):
     raise AssertionError(f"no endpoint {address} in {snap}")
 
 
-def test_killed_endpoint_is_ejected_at_once_and_back_by_probe(procs, backend_factory, sluice_factory):
-    # Default outlier detection: one refused connect takes the endpoint out (no request fails: it is
-    # retried), and it is back in rotation soon after it listens again, by probe, not after 30 s.
-    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+def two_pods_at_defaults(sluice_factory, a, b):
+    """sluice in front of backends a and b with outlier detection at its defaults, admin on: (sluice, port)."""
     admin_port = free_port()
 
     def cfg(port):
         c = make_config(port, [a.address, b.address])
-        del c["services"][0]["outlier_detection"]  # the defaults
+        del c["services"][0]["outlier_detection"]  # make_config turns it off; these tests want the defaults
         c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
         return c
 
-    s = sluice_factory(make_cfg=cfg)
+    return sluice_factory(make_cfg=cfg), admin_port
+
+
+def test_killed_endpoint_is_ejected_at_once_and_back_by_probe(procs, backend_factory, sluice_factory):
+    # Default outlier detection: one refused connect takes the endpoint out (no request fails: it is
+    # retried), and it is back in rotation soon after it listens again, by probe, not after 30 s.
+    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+    s, admin_port = two_pods_at_defaults(sluice_factory, a, b)
     assert {get(s)[1] for _ in range(4)} == {"pod-a", "pod-b"}
     b.proc.kill()
     b.proc.wait()
@@ -131,15 +136,7 @@ def test_killed_endpoint_is_ejected_at_once_and_back_by_probe(procs, backend_fac
 
 def test_endpoint_answering_503_is_ejected_and_returns_when_it_recovers(backend_factory, sluice_factory):
     a, b = backend_factory("pod-a"), backend_factory("pod-b")
-    admin_port = free_port()
-
-    def cfg(port):
-        c = make_config(port, [a.address, b.address])
-        del c["services"][0]["outlier_detection"]  # the defaults
-        c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
-        return c
-
-    s = sluice_factory(make_cfg=cfg)
+    s, admin_port = two_pods_at_defaults(sluice_factory, a, b)
     assert curl("-s", f"http://{b.address}/admin/status/503").returncode == 0
     # Clients see no 503: each is retried on pod-a, and three in a row take pod-b out.
     results = [get(s) for _ in range(20)]

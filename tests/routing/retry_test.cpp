@@ -11,6 +11,23 @@ using namespace sluice;
 using namespace sluice::routing;
 using namespace sluice::routing::test;
 
+namespace {
+
+// Picks `n` requests as budgeted retries (as if their first attempt had got a 503) and leaves them in
+// flight: each holds the retry budget until finished.
+std::vector<PickResult> hold_budgeted_retries(Harness& h, const RequestView& req, int n) {
+  std::vector<PickResult> open;
+  for (int i = 0; i < n; ++i) {
+    AttemptState b;
+    b.attempt = 1;
+    b.next = RetryKind::budgeted;
+    open.push_back(h.picker.pick(req, b, h.clock.now));
+  }
+  return open;
+}
+
+}  // namespace
+
 TEST_CASE("retry kinds by outcome and method", "[routing]") {
   const config::RetryPolicy p;
   CHECK(retry_kind(Outcome::connect_failure, "POST", false, p) == RetryKind::local);
@@ -75,13 +92,7 @@ TEST_CASE("local-origin retries: no budget, each endpoint once, and the dead are
   const auto& svc = h.table.load()->services[0];
   auto req = h.request("svc");
   // Hold many budgeted retries in flight: the budget is spent.
-  std::vector<PickResult> open;
-  for (int i = 0; i < 5; ++i) {
-    AttemptState b;
-    b.attempt = 1;
-    b.next = RetryKind::budgeted;
-    open.push_back(h.picker.pick(req, b, h.clock.now));
-  }
+  std::vector<PickResult> open = hold_budgeted_retries(h, req, 5);
   AttemptState a;
   std::set<std::string> tried;
   auto r = h.picker.pick(req, a, h.clock.now);
@@ -112,12 +123,12 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
   auto req = h.request("svc");
   std::vector<PickResult> open;
   auto hold = [&](int n, bool retry) {
+    if (retry) {
+      for (auto& r : hold_budgeted_retries(h, req, n)) open.push_back(std::move(r));
+      return;
+    }
     for (int i = 0; i < n; ++i) {
       AttemptState a;
-      if (retry) {  // as if a first attempt had failed with a 503
-        a.attempt = 1;
-        a.next = RetryKind::budgeted;
-      }
       open.push_back(h.picker.pick(req, a, h.clock.now));
     }
   };
@@ -198,13 +209,7 @@ TEST_CASE("a retry after the failed endpoint was ejected holds no budget", "[rou
   const auto& svc = h.table.load()->services[0];
   auto req = h.request("svc");
   // The budget is spent: 3 budgeted retries in flight (the minimum), few requests active.
-  std::vector<PickResult> open;
-  for (int i = 0; i < 3; ++i) {
-    AttemptState b;
-    b.attempt = 1;
-    b.next = RetryKind::budgeted;
-    open.push_back(h.picker.pick(req, b, h.clock.now));
-  }
+  std::vector<PickResult> open = hold_budgeted_retries(h, req, 3);
   // A 503 from an endpoint in rotation: refused by the budget.
   AttemptState a;
   auto r = h.picker.pick(req, a, h.clock.now);
