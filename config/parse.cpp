@@ -78,6 +78,7 @@ void parse_limits(ObjectReader& r, Limits& l) {
   r.integer("max_request_header_bytes", l.max_request_header_bytes, min_header_bytes, max_header_bytes);
   r.integer("max_request_headers", l.max_request_headers, 1, max_header_count);
   r.integer("max_response_header_bytes", l.max_response_header_bytes, min_header_bytes, max_header_bytes);
+  r.integer("max_tunnels", l.max_tunnels, 0, max_count);
 }
 
 void parse_timeouts(ObjectReader& r, Timeouts& t) {
@@ -250,6 +251,11 @@ void parse_health_check(ObjectReader& r, HealthCheck& h) {
   r.number("jitter", h.jitter, 0, 1);
 }
 
+void parse_tunnel(ObjectReader& r, Tunnel& t) {
+  r.duration("idle_timeout", t.idle_timeout);
+  r.duration("max_lifetime", t.max_lifetime);
+}
+
 void parse_retry(ObjectReader& r, RetryPolicy& p) {
   r.integer("max_retries", p.max_retries, 0, bounds::max_retries);
   r.number("budget_percent", p.budget_percent, 0, max_percent);
@@ -283,6 +289,7 @@ void parse_service(ObjectReader& r, Service& s) {
   r.object("outlier_detection", s.outlier_detection, parse_outlier);
   r.object("health_check", s.health_check, parse_health_check);
   r.object("retry", s.retry, parse_retry);
+  r.object("tunnel", s.tunnel, parse_tunnel);
   r.duration("slow_start_window", s.slow_start_window);
 }
 

@@ -20,6 +20,7 @@
 #include "proxy/http_session.hpp"
 #include "proxy/logger.hpp"
 #include "proxy/reported_pick.hpp"
+#include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
 
@@ -83,6 +84,16 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
       co_return co_await send_error(http::status::bad_request, "malformed or incomplete request body",
                                     Next::close, log);
     }
+    if (a.status == 101) {
+      picked.report(upgrade_.empty() ? routing::Outcome::reset : routing::Outcome::success);
+      if (upgrade_.empty()) {
+        // Switching protocols without being asked: nothing after this head can be read as HTTP.
+        co_return co_await send_error(http::status::bad_gateway, "upstream " + log.upstream +
+                                      " switched protocols without an upgrade request", Next::close, log);
+      }
+      co_return co_await run_tunnel(a, *picked, log);
+    }
+    if (!upgrade_.empty() && a.outcome == routing::Outcome::success) worker_.stats().upgrades_declined.add();
     if (a.outcome != routing::Outcome::success) {
       picked.report(a.outcome);
       const bool replayable = body_in_hand && !a.body_streamed;
@@ -168,6 +179,38 @@ net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& 
   }
   worker_.picker().responding(picked);
   a.outcome = routing::outcome_of_status(a.status);
+}
+
+net::awaitable<HttpSession::Next> HttpSession::run_tunnel(Attempt& a, const routing::PickResult& picked,
+                                                          RequestLog& log) {
+  auto& stats = worker_.stats();
+  const auto& res = a.response->get();
+  auto protocol = res.find(http::field::upgrade);
+  write_response_head(res,
+                      ResponseHeadParts{11, 101, res.reason(), picked.set_cookie, false, true,
+                                        protocol == res.end() ? std::string_view(upgrade_)
+                                                              : std::string_view(protocol->value())},
+                      head_);
+  if (!co_await write_framed(stream_, head_, 0, false, true, worker_.settings().timeouts.idle)) co_return Next::close;
+  stats.responses_by_class[1].add();
+  stats.upgrades_switched.add();
+  stats.tunnels_active.inc();
+  const auto& limits = picked.service->tunnel;
+  Tunnel tunnel(stream_, buffer_, a.up->stream, a.up->buffer, TunnelLimits{limits.idle_timeout, limits.max_lifetime},
+                stats);
+  tunnel_ = &tunnel;
+  const TunnelResult r = co_await tunnel.run();
+  tunnel_ = nullptr;
+  stats.tunnels_active.dec();
+  stats.tunnels_closed.add();
+  stats.tunnel_seconds.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(r.duration).count()));
+  log.status = 101;
+  log.bytes_received = r.bytes_up;
+  log.bytes_sent = r.bytes_down;
+  log.tunnel_closed_by = r.closed_by;
+  if (auto* access = worker_.settings().access_log) access->write(log);
+  log::debug("tunnel " + log.authority + log.path + " to " + log.upstream + " closed by " + std::string(r.closed_by));
+  co_return Next::close;
 }
 
 // The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.
@@ -288,7 +331,7 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
   const bool chunked = req.chunked();
   write_request_head(req,
                      RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
-                                      stream_.is_tls(), chunked},
+                                      stream_.is_tls(), chunked, upgrade_},
                      head_);
   const auto response_timeout = worker_.settings().timeouts.response;
   // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the

@@ -46,6 +46,31 @@ void worker_counter(std::string& out, const Server& server, std::string_view nam
   sample(out, name, "", static_cast<double>(sum_workers(server, pick)));
 }
 
+// Upgraded connections: upgrades by result, tunnels open, bytes each way, time spent.
+void render_tunnels(std::string& out, const Server& s) {
+  family(out, "sluice_upgrades_total", "counter",
+         "Upgrade requests by result: switched (101, a tunnel), declined (the endpoint answered otherwise), "
+         "refused (by the proxy: tunnel limit or draining).");
+  sample(out, "sluice_upgrades_total", "result=\"switched\"",
+         static_cast<double>(sum_workers(s, [](const WorkerStats& w) { return w.upgrades_switched.get(); })));
+  sample(out, "sluice_upgrades_total", "result=\"declined\"",
+         static_cast<double>(sum_workers(s, [](const WorkerStats& w) { return w.upgrades_declined.get(); })));
+  sample(out, "sluice_upgrades_total", "result=\"refused\"",
+         static_cast<double>(sum_workers(s, [](const WorkerStats& w) { return w.upgrades_refused.get(); })));
+  worker_counter(out, s, "sluice_tunnels_active", "gauge", "Upgraded connections open.",
+                 [](const WorkerStats& w) { return static_cast<std::uint64_t>(w.tunnels_active.get()); });
+  family(out, "sluice_tunnel_bytes_total", "counter", "Bytes carried by tunnels, by direction (up: to the endpoint).");
+  sample(out, "sluice_tunnel_bytes_total", "direction=\"up\"",
+         static_cast<double>(sum_workers(s, [](const WorkerStats& w) { return w.tunnel_bytes_up.get(); })));
+  sample(out, "sluice_tunnel_bytes_total", "direction=\"down\"",
+         static_cast<double>(sum_workers(s, [](const WorkerStats& w) { return w.tunnel_bytes_down.get(); })));
+  worker_counter(out, s, "sluice_tunnels_closed_total", "counter", "Tunnels ended.",
+                 [](const WorkerStats& w) { return w.tunnels_closed.get(); });
+  worker_counter(out, s, "sluice_tunnel_duration_seconds_total", "counter",
+                 "Total duration of the tunnels ended (divide by sluice_tunnels_closed_total for the mean).",
+                 [](const WorkerStats& w) { return w.tunnel_seconds.get(); });
+}
+
 void render_proxy(std::string& out, const Server& s) {
   worker_counter(out, s, "sluice_downstream_connections_total", "counter", "Downstream connections accepted.",
                  [](const WorkerStats& w) { return w.downstream_connections.get(); });
@@ -82,6 +107,7 @@ void render_proxy(std::string& out, const Server& s) {
                  [](const WorkerStats& w) { return w.bytes_received.get(); });
   worker_counter(out, s, "sluice_response_body_bytes_total", "counter", "Response body bytes sent.",
                  [](const WorkerStats& w) { return w.bytes_sent.get(); });
+  render_tunnels(out, s);
 }
 
 void render_routing(std::string& out, const routing::Snapshot& snap) {

@@ -40,6 +40,15 @@ struct WorkerStats {
   Counter retries;
   Counter bytes_received;      // request body bytes from clients
   Counter bytes_sent;          // response body bytes to clients
+  // Upgrades (WebSocket and any Upgrade token): by how they went, and the tunnels they became.
+  Counter upgrades_switched;   // the endpoint answered 101: a tunnel
+  Counter upgrades_declined;   // the endpoint answered something else: relayed, the connection stays HTTP
+  Counter upgrades_refused;    // by the proxy: tunnel limit, draining
+  Gauge tunnels_active;
+  Counter tunnel_bytes_up;     // client -> endpoint
+  Counter tunnel_bytes_down;   // endpoint -> client
+  Counter tunnels_closed;
+  Counter tunnel_seconds;      // total duration of closed tunnels, whole seconds (with tunnels_closed: mean)
 };
 
 }  // namespace sluice::proxy

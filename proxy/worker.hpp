@@ -45,6 +45,9 @@ struct WorkerSettings {
   std::string local_cluster;  // key of this cluster (access log src_cluster)
   AccessLog* access_log = nullptr;  // null: off
   std::optional<config::MeshTls> mesh_tls;  // mTLS towards remote gateways without their own tls
+  // Upgraded connections open (or reserved by an upgrade request in flight), all workers together:
+  // limits.max_tunnels bounds it.
+  std::shared_ptr<std::atomic<std::int64_t>> tunnels = std::make_shared<std::atomic<std::int64_t>>(0);
 };
 
 class Worker {

@@ -133,6 +133,7 @@ void build_service(const config::Service& svc, const std::string& local, Placer&
   out.outlier = svc.outlier_detection;
   out.health_check = svc.health_check;
   out.retry = svc.retry;
+  out.tunnel = svc.tunnel;
   out.slow_start_window = to_ticks(std::chrono::duration_cast<Clock::duration>(svc.slow_start_window));
   bool existed = false;
   out.state = registry.acquire_service(out.id, &existed);
