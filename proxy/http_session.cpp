@@ -100,7 +100,7 @@ void HttpSession::on_drain() {
 
 void HttpSession::abort() {
   aborted_ = true;
-  if (tunnel_) tunnel_->close("proxy");
+  if (tunnel_) tunnel_->go_away();
   close_after_ = true;
   boost::system::error_code ignored;
   stream_.transport().socket().close(ignored);

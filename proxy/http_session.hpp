@@ -24,6 +24,7 @@
 namespace sluice::proxy {
 
 class Worker;
+class Tunnel;
 struct ListenerInfo;
 struct RequestLog;
 
@@ -39,7 +40,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_drain();
 
   // Stop: close the connection now, and the upstream connection of the request in flight if any (that
-  // request is cut; its endpoint is not blamed). Worker thread.
+  // request is cut; its endpoint is not blamed). A WebSocket tunnel gets close frames 1001 Going Away
+  // first where the proxy can frame them (proxy/tunnel.hpp). Worker thread.
   void abort();
 
  private:
@@ -105,7 +107,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
   bool close_after_ = false;
   std::string_view upgrade_;          // the current request's Upgrade token when it asks for one, else empty
-  class Tunnel* tunnel_ = nullptr;    // the tunnel this connection became, for abort()
+  Tunnel* tunnel_ = nullptr;          // the tunnel this connection became, for abort()
   bool aborted_ = false;
   UpstreamConnection* upstream_ = nullptr;  // the request in flight's upstream connection, for abort()
   std::list<HttpSession*>::iterator registration_;

@@ -197,7 +197,7 @@ net::awaitable<HttpSession::Next> HttpSession::run_tunnel(Attempt& a, const rout
   stats.tunnels_active.inc();
   const auto& limits = picked.service->tunnel;
   Tunnel tunnel(stream_, buffer_, a.up->stream, a.up->buffer, TunnelLimits{limits.idle_timeout, limits.max_lifetime},
-                stats);
+                stats, beast::iequals(upgrade_, "websocket"));
   tunnel_ = &tunnel;
   const TunnelResult r = co_await tunnel.run();
   tunnel_ = nullptr;

@@ -37,16 +37,36 @@ struct TunnelResult {
   std::chrono::steady_clock::duration duration{};
 };
 
+// Where one direction's byte stream is in WebSocket framing (RFC 6455 5.2): between frames, or inside one
+// with payload bytes still to pass. The proxy only relays bytes; this lets it tell when a close frame of
+// its own could go in without cutting a frame.
+class WebSocketFrames {
+ public:
+  void pass(const unsigned char* data, std::size_t size);
+  bool between_frames() const { return remaining_ == 0 && have_ == 0; }
+
+ private:
+  std::uint64_t remaining_ = 0;  // payload bytes of the current frame still to come
+  unsigned char header_[14] = {};
+  std::size_t have_ = 0;         // header bytes seen so far
+};
+
 class Tunnel {
  public:
   // `client_early` and `upstream_early` hold bytes each side sent past its HTTP head; they go first.
+  // `websocket`: the Upgrade token was "websocket", so the proxy may frame a close of its own.
   Tunnel(Stream& client, beast::flat_buffer& client_early, Stream& upstream, beast::flat_buffer& upstream_early,
-         TunnelLimits limits, WorkerStats& stats);
+         TunnelLimits limits, WorkerStats& stats, bool websocket);
 
   // Runs until both directions ended (or the idle timeout, the lifetime, or close() ended them).
   net::awaitable<TunnelResult> run();
 
-  // Ends the tunnel from outside (the proxy stops): closes both sockets. Worker thread.
+  // Ends the tunnel from outside (the proxy stops): a WebSocket tunnel between frames on both sides and
+  // over plain TCP first gets a close frame 1001 Going Away each way (written at once: a few bytes into
+  // an idle socket); then both sockets close. Worker thread.
+  void go_away();
+
+  // Closes both sockets. Worker thread.
   void close(std::string_view why);
 
  private:
@@ -66,6 +86,9 @@ class Tunnel {
   std::chrono::steady_clock::time_point last_activity_ = started_;
   TunnelResult result_;
   bool closed_ = false;
+  bool websocket_ = false;
+  WebSocketFrames frames_up_, frames_down_;  // what each direction has passed on
+  bool writing_up_ = false, writing_down_ = false;  // a write is in flight (a frame may be half out)
 };
 
 }  // namespace sluice::proxy

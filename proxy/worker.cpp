@@ -141,10 +141,18 @@ void Worker::drain() {
 void Worker::stop() {
   if (!own_ioc_) return stop_external();
   if (!thread_.joinable()) return;
-  net::post(ioc_, [this] {
+  // Connections still open at this point (the drain deadline passed) are cut on the worker's thread,
+  // where a tunnel can still say goodbye (WebSocket 1001); then the loop stops.
+  auto cut = std::make_shared<std::promise<void>>();
+  auto done = cut->get_future();
+  net::post(ioc_, [this, cut] {
     sweep_timer_.cancel();
+    std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
+    for (auto* s : sessions) s->abort();
     pool_.close_all();
+    cut->set_value();
   });
+  done.wait_for(std::chrono::seconds(1));  // a loop stuck elsewhere must not hold the stop up
   ioc_.stop();
   thread_.join();
   pool_.close_all();

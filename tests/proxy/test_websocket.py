@@ -226,10 +226,11 @@ def test_sigterm_keeps_tunnels_until_the_drain_deadline(echo_factory, sluice_fac
                 socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 10)
-            return time.monotonic() - started
+            return time.monotonic() - started, ws.close_code
 
-    lasted = run(drained())
+    lasted, code = run(drained())
     assert lasted >= 1.5, f"the tunnel was cut {lasted:.2f} s into a 2 s drain"
+    assert code == 1001, "at the drain deadline the proxy closes a WebSocket tunnel with 1001 Going Away"
     assert s.proc.wait(timeout=10) == 0
 
 
