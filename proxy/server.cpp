@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "proxy/drained.hpp"
 #include "proxy/logger.hpp"
 
 namespace sluice::proxy {
@@ -71,6 +72,7 @@ std::vector<std::string> Server::check_tls_reload() {
 }
 
 void Server::start() {
+  log_mark_drained_status();
   for (auto& w : workers_) w->start();
   log::info("sluice serving on " + std::to_string(cfg_.listeners.size()) + " listener(s) with " +
             std::to_string(workers_.size()) + " worker(s)");
