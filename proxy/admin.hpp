@@ -4,6 +4,7 @@
 // go where it goes).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,8 +50,8 @@ class Admin {
   void start();
   void close();
 
-  // Called on drain: /ready answers 503 from now on.
-  void set_draining() { draining_ = true; }
+  // Called on drain: /ready answers 503 from now on. Any thread.
+  void set_draining() { draining_.store(true, std::memory_order_relaxed); }
 
  private:
   net::awaitable<void> accept_loop();
@@ -60,7 +61,9 @@ class Admin {
   AdminSources sources_;
   std::unique_ptr<routing::Picker> picker_;  // the admin's own balancer, for /explain's "next" pick
   tcp::acceptor acceptor_;
-  bool draining_ = false;
+  // Written by drain() on any thread, read by the control thread when /ready is asked. Relaxed: it
+  // publishes no other data, and a /ready answered a moment before the store is as right as one after.
+  std::atomic<bool> draining_{false};
 };
 
 // Renders every metric in Prometheus text format (version 0.0.4).

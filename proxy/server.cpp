@@ -79,7 +79,7 @@ void Server::start() {
 }
 
 void Server::drain() {
-  draining_ = true;
+  draining_.store(true, std::memory_order_relaxed);
   for (auto& w : workers_) w->drain();
 }
 

@@ -2,6 +2,7 @@
 // fed by a routing::Table that the control thread publishes into.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,7 +40,8 @@ class Server {
   std::vector<std::string> check_tls_reload();
 
   const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
-  bool draining() const { return draining_; }
+  // Whether drain() was called. Any thread.
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
  private:
   config::Config cfg_;
@@ -48,7 +50,10 @@ class Server {
   WorkerSettings settings_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::shared_ptr<ServerTls>> listener_tls_;
-  bool draining_ = false;
+  // Set by drain() on any thread, read by the control thread (a proxy that waits for its sources' sync
+  // starts no worker once draining). Relaxed: it publishes no other data; the workers learn of the drain
+  // through their own flag and the close posted to their io_context (Worker::drain).
+  std::atomic<bool> draining_{false};
 };
 
 // Sums one counter over all workers.
