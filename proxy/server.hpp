@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ class Server {
   void drain();
   // Requests in flight on all workers. Any thread.
   std::int64_t busy() const;
+  // Waits until busy() is 0 or `deadline` has passed; true when it is 0. Woken by the workers as their last
+  // request ends (IdleSignal), not by polling. Any thread but a worker's.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
   // Stops the workers (in-flight requests are cut). Any thread but a worker's.
   void stop();
 
@@ -48,6 +52,7 @@ class Server {
   const routing::Table& table_;
   AccessLog access_log_;
   WorkerSettings settings_;
+  IdleSignal idle_;  // the workers' request gauges point at it: declared before them, so it outlives them
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::shared_ptr<ServerTls>> listener_tls_;
   // Set by drain() on any thread, read by the control thread (a proxy that waits for its sources' sync
