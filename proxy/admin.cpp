@@ -145,6 +145,11 @@ std::string Admin::listen(const config::Admin& cfg) {
   return {};
 }
 
+tcp::endpoint Admin::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
 void Admin::start() { net::co_spawn(control_, accept_loop(), net::detached); }
 
 void Admin::close() {

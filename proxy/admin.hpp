@@ -47,6 +47,8 @@ class Admin {
 
   // Binds the admin listener. Returns an error text, empty on success. Control thread.
   std::string listen(const config::Admin& cfg);
+  // The address listen() bound (with port 0 in `cfg`, the port the system chose). Control thread.
+  tcp::endpoint local_endpoint() const;
   void start();
   void close();
 
