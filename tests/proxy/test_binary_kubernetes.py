@@ -10,6 +10,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from integ_harness import LOCAL_CLUSTER, REPO, Sluice, free_port, wait_until
 
 sys.path.insert(0, str(REPO / "tests" / "k8s"))
@@ -67,6 +69,7 @@ def test_sighup_with_kubernetes_reloads_the_config_and_keeps_discovery(procs, ba
         assert sluice.terminate() == 0
 
 
+@pytest.mark.slow  # waits out the 10 s sync deadline on purpose
 def test_workers_wait_for_the_first_sync(procs, backend_factory, tmp_path):
     """An API server that accepts but never answers: /ready says so, and the first request is served only
     when the wait for the first sync gives up (10 s), from the config's own routes."""
