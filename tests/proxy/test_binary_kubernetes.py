@@ -77,7 +77,14 @@ def test_workers_wait_for_the_first_sync(procs, backend_factory, tmp_path):
     hole.bind(("127.0.0.1", 0))
     hole.listen(16)
     held = []
-    threading.Thread(target=lambda: [held.append(hole.accept()) for _ in range(50)], daemon=True).start()
+
+    def hold():
+        try:
+            for _ in range(50):
+                held.append(hole.accept())
+        except OSError:
+            pass  # closed at the end of the test
+    threading.Thread(target=hold, daemon=True).start()
     kubeconfig = tmp_path / "hole.kubeconfig"
     kubeconfig.write_text(f"""apiVersion: v1
 kind: Config
