@@ -1,4 +1,5 @@
-// Options of the Kubernetes discovery source (filled by main from config::Kubernetes and the listeners).
+// Options of the Kubernetes discovery source (filled by embed/sources.cpp from config::Kubernetes and the
+// listeners, through kube_options_from).
 #pragma once
 
 #include <chrono>
@@ -9,7 +10,7 @@
 
 namespace sluice::discovery {
 
-// Log levels handed to the log callback (main maps them onto its logger).
+// Log levels handed to the log callback (embed/sources.cpp maps them onto the proxy's logger).
 enum LogLevel : int { log_debug = 0, log_info = 1, log_warn = 2, log_error = 3 };
 
 using Log = std::function<void(int level, std::string_view message)>;

@@ -31,8 +31,9 @@ struct Status {
   std::uint64_t publishes = 0;      // Models handed to the sink
   std::uint64_t malformed_objects = 0;
   std::uint64_t services = 0;       // services in the last published translation
-  // First event of the last burst -> the sink returned, minus the coalescing window. The sink of main
-  // builds and publishes the snapshot, so this is "event received -> routable".
+  // First event of the last burst -> the sink returned, minus the coalescing window. The sink of a proxy
+  // (embed/sources.cpp, through RoutingInputs) builds and publishes the snapshot, so this is "event
+  // received -> routable".
   std::chrono::microseconds last_publish_latency{0};
   std::vector<ResourceStatus> resources;
 };

@@ -31,11 +31,6 @@
 namespace sluice {
 namespace {
 
-// How often wait_drained() looks at the requests in flight.
-constexpr auto kDrainPoll = std::chrono::milliseconds(20);
-// How often held workers look whether the built-in sources have synced (ProxyOptions::source_sync_wait).
-constexpr auto kSyncPoll = std::chrono::milliseconds(5);
-
 // /explain without listener=: the sidecar's outbound listener, else the first.
 std::string default_listener(const config::Config& cfg) {
   std::string name;
@@ -87,6 +82,7 @@ struct Proxy::Impl {
   std::vector<ControlSource*> control_sources;  // the started built-in ones, on the control thread
   net::steady_timer start_timer{control};
   std::chrono::steady_clock::time_point start_deadline;
+  bool holding_workers = false;  // the workers wait for the built-in sources' sync (start_when_synced)
   bool started = false;
   bool stopped = false;
   std::mutex lifecycle_mutex;  // start/stop from different threads
@@ -126,16 +122,26 @@ struct Proxy::Impl {
   }
 
   // The workers accept once the built-in sources have synced or the deadline passed (and not after a
-  // drain). Control thread.
+  // drain): at once when they have, else when the deadline's timer fires or a built-in source's
+  // publication finds them all synced (sync_progress), whichever comes first. Control thread.
   void start_when_synced() {
-    if (all_synced() || std::chrono::steady_clock::now() >= start_deadline) {
-      if (!server->draining()) server->start();
-      return;
-    }
-    start_timer.expires_after(kSyncPoll);
+    if (all_synced()) return start_held_workers();
+    start_timer.expires_at(start_deadline);
     start_timer.async_wait([this](boost::system::error_code ec) {
-      if (!ec) start_when_synced();
+      if (!ec) start_held_workers();
     });
+  }
+
+  // After a built-in source published (its first full sync publishes). Control thread.
+  void sync_progress() {
+    if (holding_workers && all_synced()) start_held_workers();
+  }
+
+  void start_held_workers() {
+    if (!holding_workers) return;
+    holding_workers = false;
+    start_timer.cancel();
+    if (!server->draining()) server->start();
   }
 };
 
@@ -255,7 +261,13 @@ std::vector<std::string> Proxy::start() {
   // Sources start before the workers accept, so that a source that cannot start leaves nothing running.
   for (std::size_t i = 0; errors.empty() && i < m.sources.size(); ++i) {
     Source* source = m.sources[i].get();
-    auto error = source->start([&m, input = i + 1](routing::Model model) { return m.inputs.publish(input, std::move(model)); });
+    const bool on_control = dynamic_cast<ControlSource*>(source) != nullptr;
+    auto error = source->start([&m, input = i + 1, on_control](routing::Model model) {
+      auto problems = m.inputs.publish(input, std::move(model));
+      // A built-in source publishes on the control thread, and its first full sync publishes.
+      if (on_control) m.sync_progress();
+      return problems;
+    });
     if (!error.empty()) {
       // The built-in sources name themselves ("kubernetes: ..."), as the binary has always logged them.
       errors.push_back(dynamic_cast<ControlSource*>(source) ? std::move(error) : "source: " + error);
@@ -277,6 +289,7 @@ std::vector<std::string> Proxy::start() {
   } else {
     // Connections meanwhile wait in the listen backlog.
     m.start_deadline = std::chrono::steady_clock::now() + m.options.source_sync_wait;
+    m.holding_workers = true;  // before the control thread runs: its own from then on
     net::post(m.control, [&m] { m.start_when_synced(); });
   }
   m.health_checker->start();
@@ -338,12 +351,7 @@ void Proxy::drain() {
 }
 
 bool Proxy::wait_drained(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (impl_->server->busy() != 0) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kDrainPoll);
-  }
-  return true;
+  return impl_->server->wait_idle(std::chrono::steady_clock::now() + timeout);
 }
 
 void Proxy::stop() {

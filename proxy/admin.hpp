@@ -4,6 +4,7 @@
 // go where it goes).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,11 +47,13 @@ class Admin {
 
   // Binds the admin listener. Returns an error text, empty on success. Control thread.
   std::string listen(const config::Admin& cfg);
+  // The address listen() bound (with port 0 in `cfg`, the port the system chose). Control thread.
+  tcp::endpoint local_endpoint() const;
   void start();
   void close();
 
-  // Called on drain: /ready answers 503 from now on.
-  void set_draining() { draining_ = true; }
+  // Called on drain: /ready answers 503 from now on. Any thread.
+  void set_draining() { draining_.store(true, std::memory_order_relaxed); }
 
  private:
   net::awaitable<void> accept_loop();
@@ -60,7 +63,9 @@ class Admin {
   AdminSources sources_;
   std::unique_ptr<routing::Picker> picker_;  // the admin's own balancer, for /explain's "next" pick
   tcp::acceptor acceptor_;
-  bool draining_ = false;
+  // Written by drain() on any thread, read by the control thread when /ready is asked. Relaxed: it
+  // publishes no other data, and a /ready answered a moment before the store is as right as one after.
+  std::atomic<bool> draining_{false};
 };
 
 // Renders every metric in Prometheus text format (version 0.0.4).

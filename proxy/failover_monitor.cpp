@@ -32,9 +32,9 @@ void FailoverMonitor::stop() {
   timer_.cancel();
 }
 
-void FailoverMonitor::scan() {
+void FailoverMonitor::scan(routing::Clock::time_point at) {
   const auto snapshot = table_.load();
-  const auto now = routing::to_ticks(routing::Clock::now());
+  const auto now = routing::to_ticks(at);
   for (const auto& svc : snapshot->services) {
     for (const auto& cluster : svc.clusters) {
       std::size_t healthy = 0;

@@ -15,6 +15,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "net/net.hpp"
+#include "routing/clock.hpp"
 
 namespace sluice::routing {
 class Table;
@@ -34,8 +35,9 @@ class FailoverMonitor {
   // The last event of `service_id` as JSON, or null. Control thread.
   nlohmann::json last_event(const std::string& service_id) const;
 
-  // One scan (exposed for tests and for an immediate check after a publish). Control thread.
-  void scan();
+  // One scan of the current snapshot at `now`: what start() repeats every 200 ms, and what
+  // tests/proxy/failover_monitor_test.cpp calls with its own clock. Control thread.
+  void scan(routing::Clock::time_point now = routing::Clock::now());
 
  private:
   struct Event {

@@ -7,6 +7,8 @@
 // of a request body is read before the upstream is chosen for good, so a bad
 // chunked body is refused before anything is forwarded, and a request whose
 // body fits in that piece can still be retried on another endpoint.
+#include <cassert>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
@@ -304,9 +306,20 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
   // asynchronous write that completes at once still costs a trip round the event loop. That write joins the
   // worker's batch when there is one to gather (other requests in flight); a lone request goes at once, as
   // waiting for the batch would only add a turn of the loop to its latency.
+  //
+  // Synchronous writes (this write_some and the batch's) on a socket that also sees asynchronous operations
+  // are safe because no asynchronous operation is in flight on it at this moment: a session's coroutine is
+  // the only user of its streams and takes one step at a time. The downstream socket is read only in
+  // read_head() and read_body_piece(), whose reads have completed before this runs (no read is kept pending
+  // while a response is relayed), and written only here and by send_error()/send_continue(), awaited in
+  // turn. An upstream connection belongs to this attempt alone (the pool holds idle ones, with nothing
+  // pending), and its response is read only after the request is sent. on_drain() and abort() start no
+  // operation: they close the socket, on this same thread, between steps. Both sockets are non-blocking
+  // (set when the session and the upstream connection are made), so the write never blocks the worker.
   std::size_t written = 0;
   if (!stream.is_tls()) {
     boost::system::error_code ec;
+    assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
     if (batchable && worker_.stats().active_requests.get() > 1) {
       std::tie(ec, written) = co_await worker_.write_batch().async_write_some(stream.transport().socket(),
                                                                                piece.buffers(), use_nothrow);

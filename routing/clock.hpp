@@ -18,7 +18,6 @@ inline constexpr Ticks kNever = std::numeric_limits<Ticks>::min();
 
 inline Ticks to_ticks(Clock::time_point t) { return t.time_since_epoch().count(); }
 inline Ticks to_ticks(Clock::duration d) { return d.count(); }
-inline Clock::time_point from_ticks(Ticks t) { return Clock::time_point(Clock::duration(t)); }
 
 // 64-bit FNV-1a: stable across runs and builds (endpoint tokens in sticky cookies rely on that).
 inline std::uint64_t hash64(std::string_view s) {

@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   config::ClusterIdentity local;
   int status_ms = 0;
   bool compact = false;  // --compact: print only counts and the status (benchmarks with 1k services)
-  bool routable = false; // --routable: the sink builds and publishes a routing snapshot, as main does
+  bool routable = false; // --routable: the sink builds and publishes a routing snapshot, as a proxy does (embed/inputs.cpp)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
   routing::Publisher publisher(table, registry);
   discovery::KubernetesSource source(ioc, options, local, [&](routing::Model m) {
     if (routable) {
-      // Discovery already coalesced the burst: build and publish right away, as main does.
+      // Discovery already coalesced the burst: build and publish right away, as a proxy does (embed/inputs.cpp).
       publisher.submit(m);
       publisher.flush();
       // After rebuild() returns, the source knows how long event -> routable took.

@@ -17,6 +17,10 @@ from integ_harness import BUILD_DIR, REPO, clean_env, free_port
 REQUESTS = 12
 SLOW_MS = 150
 
+# The install test: meson install and a compile against the installed headers take their time (not in
+# the fast tier, tests/run_all.py --fast).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):

@@ -3,9 +3,8 @@ stops receiving traffic and comes back; killing the local tier moves traffic to 
 failed request, logged once as a failover event and visible in /explain and /stats."""
 import json
 import subprocess
-import time
 
-from integ_harness import BACKEND, LOCAL_CLUSTER, clean_env, curl, free_port, make_config
+from integ_harness import BACKEND, LOCAL_CLUSTER, clean_env, curl, free_port, make_config, wait_until
 
 REMOTE = "default/default/default/cluster-9"
 
@@ -19,15 +18,6 @@ def get(s, path="/"):
 def admin(port, path):
     r = curl("-s", f"http://127.0.0.1:{port}{path}")
     return r.stdout.decode()
-
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def test_endpoint_failing_health_checks_is_not_picked(backend_factory, sluice_factory):
@@ -144,7 +134,8 @@ def test_endpoint_answering_503_is_ejected_and_returns_when_it_recovers(backend_
     ep, svc = stats_endpoint(admin_port, b.address)
     assert ep["ejected"] and ep["ejection_reason"] == "gateway_error" and not ep["dead"], ep
     # Its HTTP probes get 503 and keep it out; once it answers again, it comes back.
-    time.sleep(1.0)
+    wait_until(lambda: stats_endpoint(admin_port, b.address)[0].get("probe_failures", 0) >= 1, 10,
+               "a probe of the ejected endpoint to fail")
     assert stats_endpoint(admin_port, b.address)[0]["ejected"]
     assert curl("-s", f"http://{b.address}/admin/status/0").returncode == 0
     assert wait_until(lambda: not stats_endpoint(admin_port, b.address)[0]["ejected"], 10)
