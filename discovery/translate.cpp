@@ -78,18 +78,6 @@ std::string mcs_cluster_key(const std::string& source, const config::ClusterIden
   return local.region + "/" + local.zone + "/" + local.group + "/" + source;
 }
 
-config::LbType lb_type_of(const std::string& s) {
-  if (s == "ActiveActive") return config::LbType::active_active;
-  if (s == "FailOver") return config::LbType::fail_over;
-  return config::LbType::locality;
-}
-
-config::LoadBalancer load_balancer_of(const std::string& s) {
-  if (s == "HashingLoadBalancer") return config::LoadBalancer::hashing;
-  if (s == "LeastWorkLoadBalancer") return config::LoadBalancer::least_work;
-  return config::LoadBalancer::round_robin;
-}
-
 void add_local(const ObjectStore& store, const TranslateOptions& options,
                std::map<std::string, config::Service>& out) {
   std::map<std::string, std::vector<const KEndpointSlice*>> slices_by_service;
@@ -205,7 +193,7 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
   for (const auto& [k, gtp] : store.traffic_policies()) {
     auto it = services.find(k);
     if (it == services.end()) continue;
-    it->second.policy.lb_type = lb_type_of(gtp.lb_type);
+    it->second.policy.lb_type = gtp.lb_type;
     for (const auto& t : gtp.targets) it->second.policy.targets.push_back({t.cluster_key, t.weight});
   }
 
@@ -214,7 +202,7 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
   for (const auto& [k, exp] : store.service_exports()) {
     auto it = services.find(k);
     if (it == services.end()) continue;  // nothing local to export
-    if (!exp.load_balancer.empty()) it->second.load_balancer = load_balancer_of(exp.load_balancer);
+    if (exp.load_balancer) it->second.load_balancer = *exp.load_balancer;
     it->second.session_sticky.enabled = exp.session_sticky;
     for (const auto& rule : exp.rules) {
       for (const auto& listener : options.gateway_listeners) {
@@ -222,7 +210,7 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
         r.listener = listener;
         r.hosts = {"*"};
         r.path = rule.path;
-        r.path_match = rule.exact ? config::PathMatch::exact : config::PathMatch::prefix;
+        r.path_match = rule.path_match;
         r.service = it->second.id();
         if (exp.rewrite_from) {
           r.rewrite_from = *exp.rewrite_from;
