@@ -20,6 +20,8 @@
 #include <map>
 #include <set>
 
+#include "routing/matcher.hpp"
+
 namespace sluice::discovery {
 namespace {
 
@@ -223,11 +225,9 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
       }
     }
   }
-  // Most specific first, whatever order routing matches in: longer paths, then exact before prefix.
-  std::stable_sort(gateway_routes.begin(), gateway_routes.end(), [](const auto& a, const auto& b) {
-    if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
-    return a.path_match == config::PathMatch::exact && b.path_match != config::PathMatch::exact;
-  });
+  // Listed most specific first, in routing's own precedence (routing ranks them again when matching).
+  std::stable_sort(gateway_routes.begin(), gateway_routes.end(),
+                   [](const config::Route& a, const config::Route& b) { return routing::ranks_before(a, b); });
 
   if (!options.sidecar_listeners.empty()) {
     std::map<std::string, std::vector<std::string>> hosts;
