@@ -94,8 +94,8 @@ class KubernetesAdapter final : public Source, public ControlSource {
 
   bool synced() const override { return !kube_ || kube_->status().has_synced_once; }
 
-  void render_metrics(std::string& out) const override {
-    if (kube_) out += discovery::render_prometheus(kube_->status());
+  void render_metrics(prometheus::Writer& out) const override {
+    if (kube_) discovery::render_prometheus(kube_->status(), out);
   }
 
   void add_status(nlohmann::json& status) const override {
