@@ -1,27 +1,23 @@
 #include "routing/plugins.hpp"
 
 #include <array>
-#include <map>
-#include <mutex>
 #include <utility>
 
 #include "config/text.hpp"
 #include "routing/balancers.hpp"
+#include "routing/named_registry.hpp"
 
 namespace sluice::routing {
 namespace {
 
-// Registrations are rare (program start) and lookups happen when a snapshot is built, never on a pick:
-// one mutex is enough.
-struct Plugins {
-  std::mutex mutex;
-  std::map<std::string, std::shared_ptr<const LbPlugin>, std::less<>> load_balancers;
-  std::map<std::string, std::shared_ptr<const MultiClusterPolicy>, std::less<>> multi_cluster;
-};
+NamedRegistry<std::shared_ptr<const LbPlugin>>& load_balancers() {
+  static NamedRegistry<std::shared_ptr<const LbPlugin>> registry;
+  return registry;
+}
 
-Plugins& plugins() {
-  static Plugins p;
-  return p;
+NamedRegistry<std::shared_ptr<const MultiClusterPolicy>>& multi_cluster_policies() {
+  static NamedRegistry<std::shared_ptr<const MultiClusterPolicy>> registry;
+  return registry;
 }
 
 // ErieCanal's Locality (and no policy at all): the local cluster only.
@@ -130,45 +126,24 @@ std::shared_ptr<const LbPlugin> builtin_lb_plugin(config::LoadBalancer kind) {
 }  // namespace
 
 bool register_load_balancer(const std::string& name, LoadBalancingFactory factory) {
-  if (name.empty() || !factory) return false;
-  auto plugin = std::make_shared<LbPlugin>(LbPlugin{name, std::move(factory)});
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  p.load_balancers[name] = std::move(plugin);
-  return true;
+  if (!factory) return false;
+  return load_balancers().add(name, std::make_shared<LbPlugin>(LbPlugin{name, std::move(factory)}));
 }
 
 bool register_multi_cluster_policy(const std::string& name, std::shared_ptr<const MultiClusterPolicy> policy) {
-  if (name.empty() || !policy) return false;
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  p.multi_cluster[name] = std::move(policy);
-  return true;
+  return multi_cluster_policies().add(name, std::move(policy));
 }
 
-bool unregister_load_balancer(const std::string& name) {
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  return p.load_balancers.erase(name) > 0;
-}
+bool unregister_load_balancer(const std::string& name) { return load_balancers().remove(name); }
 
-bool unregister_multi_cluster_policy(const std::string& name) {
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  return p.multi_cluster.erase(name) > 0;
-}
+bool unregister_multi_cluster_policy(const std::string& name) { return multi_cluster_policies().remove(name); }
 
 std::shared_ptr<const LbPlugin> find_load_balancer(std::string_view name) {
+  if (auto registered = load_balancers().find(name)) return registered;
   const std::optional<config::LoadBalancer> kind = builtin_load_balancer(name);
-  {
-    Plugins& p = plugins();
-    std::lock_guard lock(p.mutex);
-    if (auto it = p.load_balancers.find(name); it != p.load_balancers.end()) return it->second;
-    if (!kind) return nullptr;
-    // ErieCanal's spelling of a built-in that a program replaced under the canonical name.
-    const auto canonical = config::to_string(*kind);
-    if (auto it = p.load_balancers.find(canonical); it != p.load_balancers.end()) return it->second;
-  }
+  if (!kind) return nullptr;
+  // ErieCanal's spelling of a built-in that a program replaced under the canonical name.
+  if (auto replaced = load_balancers().find(config::to_string(*kind))) return replaced;
   return builtin_lb_plugin(*kind);
 }
 
@@ -184,11 +159,7 @@ std::optional<config::LoadBalancer> builtin_load_balancer(std::string_view name)
 }
 
 std::shared_ptr<const MultiClusterPolicy> find_multi_cluster_policy(std::string_view name) {
-  {
-    Plugins& p = plugins();
-    std::lock_guard lock(p.mutex);
-    if (auto it = p.multi_cluster.find(name); it != p.multi_cluster.end()) return it->second;
-  }
+  if (auto registered = multi_cluster_policies().find(name)) return registered;
   for (const auto& [n, policy] : builtin_policies()) {
     if (n == name) return policy;
   }
