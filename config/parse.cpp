@@ -19,35 +19,6 @@ namespace {
 
 using namespace bounds;
 
-const auto role_names = {EnumName<Role>{"standalone", Role::standalone},
-                         EnumName<Role>{"sidecar", Role::sidecar},
-                         EnumName<Role>{"gateway", Role::gateway}};
-
-// ErieCanal's ServiceExport spells them "RoundRobinLoadBalancer" and so on.
-const auto load_balancer_names = {
-    EnumName<LoadBalancer>{"RoundRobin", LoadBalancer::round_robin},
-    EnumName<LoadBalancer>{"RoundRobinLoadBalancer", LoadBalancer::round_robin},
-    EnumName<LoadBalancer>{"Random", LoadBalancer::random},
-    EnumName<LoadBalancer>{"LeastWork", LoadBalancer::least_work},
-    EnumName<LoadBalancer>{"LeastWorkLoadBalancer", LoadBalancer::least_work},
-    EnumName<LoadBalancer>{"Hashing", LoadBalancer::hashing},
-    EnumName<LoadBalancer>{"HashingLoadBalancer", LoadBalancer::hashing}};
-
-const auto hash_on_names = {EnumName<HashOn>{"client_address", HashOn::client_address},
-                            EnumName<HashOn>{"header", HashOn::header},
-                            EnumName<HashOn>{"cookie", HashOn::cookie}};
-
-// ErieCanal GlobalTrafficPolicy lbType.
-const auto lb_type_names = {EnumName<LbType>{"Locality", LbType::locality},
-                            EnumName<LbType>{"ActiveActive", LbType::active_active},
-                            EnumName<LbType>{"FailOver", LbType::fail_over}};
-
-// ServiceExport pathType is "Exact" | "Prefix".
-const auto path_match_names = {EnumName<PathMatch>{"prefix", PathMatch::prefix},
-                               EnumName<PathMatch>{"exact", PathMatch::exact},
-                               EnumName<PathMatch>{"Prefix", PathMatch::prefix},
-                               EnumName<PathMatch>{"Exact", PathMatch::exact}};
-
 // --- top-level sections ------------------------------------------------------
 
 void parse_identity_object(ObjectReader& r, ClusterIdentity& c) {

@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+namespace sluice::prometheus {
+class Writer;
+}
+
 namespace sluice::discovery {
 
 struct ResourceStatus {
@@ -38,8 +42,8 @@ struct Status {
   std::vector<ResourceStatus> resources;
 };
 
-// Prometheus text exposition lines (sluice_discovery_*), each metric with # HELP and # TYPE, per
-// resource labelled resource="...",namespace="...". Any thread (pure function).
-std::string render_prometheus(const Status& status);
+// Writes the sluice_discovery_* families to `out`, the per-resource ones labelled
+// resource="...",namespace="...". Any thread that owns `out` (reads only `status`).
+void render_prometheus(const Status& status, prometheus::Writer& out);
 
 }  // namespace sluice::discovery

@@ -17,6 +17,7 @@
 #include "config/validate.hpp"
 #include "embed/control_source.hpp"
 #include "embed/inputs.hpp"
+#include "prometheus/writer.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/failover_monitor.hpp"
 #include "proxy/health_checker.hpp"
@@ -40,15 +41,14 @@ std::string default_listener(const config::Config& cfg) {
   return name;
 }
 
-void render_health_metrics(const proxy::HealthChecker& checker, std::string& out) {
-  out += "# HELP sluice_health_checks_total Active health-check probes sent.\n# TYPE sluice_health_checks_total counter\n";
-  out += "sluice_health_checks_total " + std::to_string(checker.probes()) + "\n";
-  out += "# HELP sluice_health_check_failures_total Active health-check probes that failed.\n";
-  out += "# TYPE sluice_health_check_failures_total counter\n";
-  out += "sluice_health_check_failures_total " + std::to_string(checker.probe_failures()) + "\n";
-  out += "# HELP sluice_ejection_probes_total Probes of ejected endpoints (connects or requests).\n";
-  out += "# TYPE sluice_ejection_probes_total counter\n";
-  out += "sluice_ejection_probes_total " + std::to_string(checker.ejection_probes()) + "\n";
+void render_health_metrics(const proxy::HealthChecker& checker, prometheus::Writer& out) {
+  using prometheus::Type;
+  out.family("sluice_health_checks_total", Type::counter, "Active health-check probes sent.");
+  out.sample(checker.probes());
+  out.family("sluice_health_check_failures_total", Type::counter, "Active health-check probes that failed.");
+  out.sample(checker.probe_failures());
+  out.family("sluice_ejection_probes_total", Type::counter, "Probes of ejected endpoints (connects or requests).");
+  out.sample(checker.ejection_probes());
 }
 
 }  // namespace
@@ -103,7 +103,7 @@ struct Proxy::Impl {
     a.table = &table;
     a.default_listener = default_listener(cfg);
     a.last_failover = [f = failover.get()](const std::string& id) { return f->last_event(id); };
-    a.extra_metrics = [this](std::string& out) {
+    a.extra_metrics = [this](prometheus::Writer& out) {
       failover->render_metrics(out);
       render_health_metrics(*health_checker, out);
       for (const ControlSource* c : control_sources) c->render_metrics(out);

@@ -22,6 +22,10 @@ class Table;
 class Picker;
 }
 
+namespace sluice::prometheus {
+class Writer;
+}
+
 namespace sluice::proxy {
 
 class Server;
@@ -32,8 +36,9 @@ struct AdminSources {
   std::string default_listener;  // /explain without listener=: the sidecar's outbound listener, else the first
   // Ready once the first full discovery sync is done (static config: at once). Control thread.
   std::function<bool()> synced = [] { return true; };
-  // Extra Prometheus lines (discovery's watch metrics). Control thread.
-  std::function<void(std::string&)> extra_metrics;
+  // Extra metric families (failover events, health checks, discovery's watch metrics), written to the
+  // same writer as the proxy's own. Control thread.
+  std::function<void(prometheus::Writer&)> extra_metrics;
   // Extra JSON for /routes and /explain (discovery status: stale, last sync). Control thread.
   std::function<void(nlohmann::json&)> extra_status;
   // The last failover event of a service, or null. Control thread.
@@ -68,7 +73,7 @@ class Admin {
   std::atomic<bool> draining_{false};
 };
 
-// Renders every metric in Prometheus text format (version 0.0.4).
+// Renders every metric in Prometheus text format (version 0.0.4), each family's # HELP and # TYPE once.
 std::string render_metrics(const AdminSources& sources);
 
 }  // namespace sluice::proxy

@@ -21,6 +21,10 @@ namespace sluice::routing {
 class Table;
 }
 
+namespace sluice::prometheus {
+class Writer;
+}
+
 namespace sluice::proxy {
 
 class FailoverMonitor {
@@ -30,8 +34,9 @@ class FailoverMonitor {
   void start();
   void stop();
 
-  // Prometheus lines: sluice_failover_events_total{service,cluster,to} and sluice_cluster_state. Control thread.
-  void render_metrics(std::string& out) const;
+  // Writes sluice_failover_events_total{service,cluster,to}, sluice_failover_tier_moves_total{service,to_tier}
+  // and sluice_cluster_healthy{service,cluster}. Control thread.
+  void render_metrics(prometheus::Writer& out) const;
   // The last event of `service_id` as JSON, or null. Control thread.
   nlohmann::json last_event(const std::string& service_id) const;
 
