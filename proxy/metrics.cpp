@@ -28,7 +28,7 @@ void worker_counter_by(prometheus::Writer& out, const Server& server, std::strin
                        std::initializer_list<std::string_view> values, F&& pick) {
   out.family(name, type, help);
   for (auto value : values) {
-    out.sample({{std::string(label), std::string(value)}},
+    out.sample({{label, value}},
                sum_workers(server, [&](const WorkerStats& w) { return pick(w, value); }));
   }
 }

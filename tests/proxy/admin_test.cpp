@@ -3,6 +3,8 @@
 // unknown paths and methods.
 #include <catch2/catch.hpp>
 
+#include "prometheus/writer.hpp"
+
 #include <atomic>
 #include <optional>
 #include <sstream>
@@ -111,7 +113,10 @@ TEST_CASE("admin: Prometheus text of the routing table, labels escaped", "[proxy
 
   proxy::AdminSources src;
   src.table = &r.table;
-  src.extra_metrics = [](std::string& out) { out += "extra_metric 42\n"; };
+  src.extra_metrics = [](prometheus::Writer& out) {
+    out.family("extra_metric", prometheus::Type::gauge, "A metric of the embedding program's.");
+    out.sample(42);
+  };
   const auto text = proxy::render_metrics(src);
 
   CHECK(text.find("# TYPE sluice_upstream_requests_total counter\n") != std::string::npos);

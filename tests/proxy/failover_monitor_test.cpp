@@ -3,6 +3,8 @@
 // A routing Table and EndpointRegistry as in tests/routing/fixtures.hpp, a fake clock, no thread.
 #include <catch2/catch.hpp>
 
+#include "prometheus/writer.hpp"
+
 #include <optional>
 #include <sstream>
 #include <string>
@@ -47,7 +49,8 @@ struct MonitorHarness {
 
   std::string metrics() const {
     std::string out;
-    monitor.render_metrics(out);
+    prometheus::Writer writer(out);
+    monitor.render_metrics(writer);
     return out;
   }
 
