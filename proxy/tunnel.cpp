@@ -52,6 +52,9 @@ net::awaitable<TunnelResult> Tunnel::run() {
   // From here on only the tunnel's own clocks apply, not the request's.
   client_.transport().expires_never();
   upstream_.transport().expires_never();
+  boost::system::error_code ignored;
+  client_.transport().socket().non_blocking(true, ignored);  // the plain-TCP reads after a readiness wait
+  upstream_.transport().socket().non_blocking(true, ignored);
   co_await ((pump(client_, client_early_, upstream_, true) && pump(upstream_, upstream_early_, client_, false)) ||
             watch());
   result_.duration = std::chrono::steady_clock::now() - started_;
@@ -112,10 +115,26 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
     bytes += n;
     counter.add(n);
   }
-  auto buffer = std::make_unique<char[]>(kBuffer);
+  // The HTTP head's read buffer is not needed any more: an idle tunnel should hold as little as it can.
+  early.shrink_to_fit();
+  // Over plain TCP the relay buffer is taken only once the socket has something to read, so a tunnel
+  // that never carries a byte holds none (a thousand idle WebSockets cost their sockets and little else).
+  std::unique_ptr<char[]> buffer;
   for (;;) {
-    auto [rec, n] = co_await from.visit(
-        [&](auto& s) { return s.async_read_some(net::buffer(buffer.get(), kBuffer), use_nothrow); });
+    boost::system::error_code rec;
+    std::size_t n = 0;
+    if (!from.is_tls()) {
+      std::tie(rec) = co_await from.transport().socket().async_wait(tcp::socket::wait_read, use_nothrow);
+      if (!rec) {
+        if (!buffer) buffer = std::make_unique<char[]>(kBuffer);
+        n = from.transport().socket().read_some(net::buffer(buffer.get(), kBuffer), rec);
+        if (rec == net::error::would_block || rec == net::error::try_again) continue;
+      }
+    } else {
+      if (!buffer) buffer = std::make_unique<char[]>(kBuffer);
+      std::tie(rec, n) = co_await from.visit(
+          [&](auto& s) { return s.async_read_some(net::buffer(buffer.get(), kBuffer), use_nothrow); });
+    }
     if (rec) {
       if (closed_) co_return;
       note_end(side);
