@@ -17,6 +17,13 @@ from integ_harness import BUILD_DIR, REPO, clean_env, free_port
 REQUESTS = 12
 SLOW_MS = 150
 
+PUBLIC_HEADERS = sorted([
+    "sluice/sluice.hpp", "sluice/asio.hpp",
+    "routing/model.hpp", "routing/plugins.hpp", "routing/endpoint_state.hpp", "routing/clock.hpp",
+    "routing/rng.hpp",
+    "config/config.hpp",
+])
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
@@ -41,8 +48,10 @@ def installed(tmp_path_factory):
     libdir = pathlib.Path(next(f[2:] for f in flags if f.startswith("-L")))
     assert (libdir / "libsluice.a").is_file() and list(libdir.glob("libsluice.so*"))
     incdir = pathlib.Path(next(f[2:] for f in flags if f.startswith("-I")))
-    for h in ("sluice/sluice.hpp", "routing/plugins.hpp", "routing/model.hpp", "config/config.hpp"):
-        assert (incdir / h).is_file(), h
+    # The public surface and only it: the facade, the plugin interfaces and what they need, the model,
+    # the config structs. No snapshot, registry or allocator internals.
+    installed = sorted(str(h.relative_to(incdir)) for h in incdir.rglob("*") if h.is_file())
+    assert installed == PUBLIC_HEADERS, installed
     # Internals stay private: no Asio/Beast in the installed headers, but for the one optional header
     # that takes a program's io_context.
     assert (incdir / "sluice" / "asio.hpp").is_file()
