@@ -1,4 +1,5 @@
-// Options of the Kubernetes discovery source (filled by main from config::Kubernetes and the listeners).
+// Options of the Kubernetes discovery source (filled by kube_options_from() from config::Kubernetes and
+// the listeners).
 #pragma once
 
 #include <chrono>
@@ -8,11 +9,6 @@
 #include <vector>
 
 namespace sluice::discovery {
-
-// Log levels handed to the log callback (main maps them onto its logger).
-enum LogLevel : int { log_debug = 0, log_info = 1, log_warn = 2, log_error = 3 };
-
-using Log = std::function<void(int level, std::string_view message)>;
 
 // Reads an environment variable; empty when unset. A seam so tests need not touch the real environment.
 using EnvLookup = std::function<std::string(const char* name)>;
@@ -31,7 +27,6 @@ struct KubeOptions {
   std::vector<std::string> sidecar_listeners;
   std::vector<std::string> gateway_listeners;
 
-  Log log;                                // may be empty: no logging
   EnvLookup env;                          // empty: std::getenv
   std::string in_cluster_dir = default_in_cluster_dir;
 

@@ -14,8 +14,8 @@
 #include "discovery/kubernetes_source.hpp"
 #include "discovery/status.hpp"
 #include "embed/control_source.hpp"
+#include "log/logger.hpp"
 #include "net/net.hpp"
-#include "proxy/logger.hpp"
 #include "sluice/sluice.hpp"
 
 namespace sluice {
@@ -44,16 +44,8 @@ class KubernetesAdapter final : public Source, public ControlSource {
   void attach(net::io_context& control) override { control_ = &control; }
 
   std::string start(std::function<std::vector<std::string>(routing::Model)> publish) override {
-    auto options = discovery::kube_options_from(cfg_);
-    options.log = [](int level, std::string_view message) {
-      const auto l = level >= discovery::log_error  ? log::Level::error
-                     : level >= discovery::log_warn ? log::Level::warn
-                     : level >= discovery::log_info ? log::Level::info
-                                                    : log::Level::debug;
-      if (log::enabled(l)) log::write(l, std::string("kubernetes: ").append(message));
-    };
     kube_ = std::make_unique<discovery::KubernetesSource>(
-        control_ ? *control_ : own_ioc_, std::move(options), cfg_.cluster,
+        control_ ? *control_ : own_ioc_, discovery::kube_options_from(cfg_), cfg_.cluster,
         [publish = std::move(publish)](routing::Model model) {
           for (const auto& problem : publish(std::move(model))) log::warn("kubernetes: " + problem);
         });

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 #include "routing/health.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"

@@ -9,10 +9,10 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/url/parse.hpp>
 
+#include "log/logger.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/head_scanner.hpp"
-#include "proxy/logger.hpp"
 #include "proxy/worker.hpp"
 
 namespace sluice::proxy {

@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 
 namespace sluice::proxy {
 

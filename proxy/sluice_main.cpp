@@ -12,7 +12,7 @@
 #include <string>
 
 #include "config/parse.hpp"
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 #include "sluice/sluice.hpp"
 
 namespace {

@@ -22,6 +22,7 @@ PUBLIC_HEADERS = sorted([
     "routing/model.hpp", "routing/plugins.hpp", "routing/endpoint_state.hpp", "routing/clock.hpp",
     "routing/rng.hpp",
     "config/config.hpp",
+    "log/logger.hpp",
 ])
 
 
@@ -49,7 +50,7 @@ def installed(tmp_path_factory):
     assert (libdir / "libsluice.a").is_file() and list(libdir.glob("libsluice.so*"))
     incdir = pathlib.Path(next(f[2:] for f in flags if f.startswith("-I")))
     # The public surface and only it: the facade, the plugin interfaces and what they need, the model,
-    # the config structs. No snapshot, registry or allocator internals.
+    # the config structs and the logger. No snapshot, registry or allocator internals.
     installed = sorted(str(h.relative_to(incdir)) for h in incdir.rglob("*") if h.is_file())
     assert installed == PUBLIC_HEADERS, installed
     # Internals stay private: no Asio/Beast in the installed headers, but for the one optional header
