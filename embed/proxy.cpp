@@ -235,7 +235,7 @@ std::vector<std::string> Proxy::start() {
   m.failover = std::make_unique<proxy::FailoverMonitor>(m.control, m.table);
   // The built-in sources run on the control thread; the first of them carries the config's routing.
   for (std::size_t i = 0; i < m.sources.size(); ++i) {
-    if (auto* c = dynamic_cast<ControlSource*>(m.sources[i].get())) {
+    if (ControlSource* c = SourceAccess::control_side(*m.sources[i])) {
       c->attach(m.control);
       m.control_sources.push_back(c);
       const bool owner = m.base_owner_input == 0;
@@ -258,7 +258,7 @@ std::vector<std::string> Proxy::start() {
     auto error = source->start([&m, input = i + 1](routing::Model model) { return m.inputs.publish(input, std::move(model)); });
     if (!error.empty()) {
       // The built-in sources name themselves ("kubernetes: ..."), as the binary has always logged them.
-      errors.push_back(dynamic_cast<ControlSource*>(source) ? std::move(error) : "source: " + error);
+      errors.push_back(SourceAccess::control_side(*source) ? std::move(error) : "source: " + error);
     } else {
       m.started_sources.push_back(source);
     }
@@ -312,7 +312,7 @@ std::vector<std::string> Proxy::reload(const config::Config& next) {
   // with the new base on its thread; until its first publication the config's model is published as it
   // is (RoutingInputs ignores it afterwards).
   if (m.base_owner_input != 0) {
-    auto* owner = dynamic_cast<ControlSource*>(m.sources[m.base_owner_input - 1].get());
+    ControlSource* owner = SourceAccess::control_side(*m.sources[m.base_owner_input - 1]);
     if (m.control_thread.joinable()) net::post(m.control, [owner, base = model] { owner->set_base(base); });
   }
   m.inputs.publish(0, std::move(model), true);
@@ -354,7 +354,7 @@ void Proxy::stop() {
   // The program's sources from this thread; the built-in ones belong to the control thread.
   std::vector<Source*> on_control;
   for (Source* s : m.started_sources) {
-    if (dynamic_cast<ControlSource*>(s) && m.control_thread.joinable()) {
+    if (SourceAccess::control_side(*s) && m.control_thread.joinable()) {
       on_control.push_back(s);
     } else {
       s->stop();

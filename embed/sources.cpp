@@ -41,6 +41,8 @@ class KubernetesAdapter final : public Source, public ControlSource {
   explicit KubernetesAdapter(const config::Config& cfg) : cfg_(cfg), base_(routing::static_model(cfg)) {}
   ~KubernetesAdapter() override { stop(); }
 
+  ControlSource* control_side() override { return this; }
+
   void attach(net::io_context& control) override { control_ = &control; }
 
   std::string start(std::function<std::vector<std::string>(routing::Model)> publish) override {

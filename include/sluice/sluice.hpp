@@ -41,6 +41,8 @@ struct Stats {
   std::uint64_t routing_updates = 0;            // routing snapshots published (the config's is the first)
 };
 
+class ControlSource;  // libsluice's own (embed/control_source.hpp)
+
 // A discovery source: started with the proxy, it publishes whole routing models, each replacing the
 // source's previous one. The proxy routes by the union of the latest model of every source and of the
 // config's own (or Proxy::publish's) model: routes are concatenated (the config's first), and a service
@@ -53,6 +55,15 @@ class Source {
   virtual std::string start(std::function<std::vector<std::string>(routing::Model)> publish) = 0;
   // Stops feeding; after it returns the source calls `publish` no more.
   virtual void stop() = 0;
+
+ private:
+  friend struct SourceAccess;  // the Proxy
+  // Where the proxy runs the source. Null (this default, for a program's sources): on threads of the
+  // source's own; start() and stop() are called from the threads that call Proxy::start() and stop().
+  // The built-in sources ("kubernetes") return their side that runs on the proxy's control thread: it
+  // holds the workers until the first sync, merges the config's routing under its own and reports to
+  // the admin endpoint (a private interface of libsluice).
+  virtual ControlSource* control_side() { return nullptr; }
 };
 
 // Makes a discovery source for a proxy built from `config` (the source reads its own settings there, as
