@@ -1,6 +1,7 @@
 // The discovery-source registry of the embedding API, and the built-in "kubernetes" source: the
 // discovery module's KubernetesSource on the proxy's control thread (or, started outside a Proxy, on a
 // control thread of its own).
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "discovery/kubernetes_source.hpp"
 #include "discovery/status.hpp"
 #include "embed/control_source.hpp"
+#include "embed/sources.hpp"
 #include "log/logger.hpp"
 #include "net/net.hpp"
 #include "sluice/sluice.hpp"
@@ -130,6 +132,18 @@ bool unregister_source(const std::string& name) {
   Sources& s = sources();
   std::lock_guard lock(s.mutex);
   return s.factories.erase(name) > 0;
+}
+
+std::vector<std::string> source_names() {
+  std::vector<std::string> names{std::string(kKubernetes)};
+  {
+    Sources& s = sources();
+    std::lock_guard lock(s.mutex);
+    for (const auto& [name, factory] : s.factories) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
 }
 
 SourceFactory find_source(std::string_view name) {

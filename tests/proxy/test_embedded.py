@@ -62,6 +62,22 @@ def installed(tmp_path_factory):
     return flags, libdir
 
 
+def test_binary_builds_against_installed_library(installed, tmp_path):
+    """The sluice binary is a user of the public API only: its source builds against the installed
+    headers and library, and the result checks configs as the in-tree binary does."""
+    flags, libdir = installed
+    gxx = shutil.which("g++") or shutil.which("c++")
+    out = tmp_path / "sluice"
+    r = subprocess.run([gxx, "-O1", str(REPO / "cli" / "main.cpp"), *flags, f"-Wl,-rpath,{libdir}", "-o", str(out)],
+                       capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    r = subprocess.run([str(out), "--version"], capture_output=True, text=True, timeout=30, env=clean_env())
+    assert r.returncode == 0 and r.stdout.startswith("sluice ") and r.stdout.split()[1][0].isdigit(), r.stdout
+    r = subprocess.run([str(out), "--check", "-c", str(REPO / "examples" / "sluice.json")], capture_output=True,
+                       text=True, timeout=30, env=clean_env())
+    assert (r.returncode, r.stdout) == (0, "config OK\n"), r.stderr
+
+
 @pytest.fixture(scope="module")
 def example(installed, tmp_path_factory):
     flags, libdir = installed
