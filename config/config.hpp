@@ -152,6 +152,13 @@ struct RetryPolicy {
   std::uint32_t max_pending_per_endpoint = 1024;  // circuit limit
 };
 
+// Upgraded connections (WebSocket, any HTTP/1.1 Upgrade) once the endpoint answered 101: a two-way byte
+// tunnel that the request timeouts no longer govern.
+struct Tunnel {
+  milliseconds idle_timeout{3600000};  // no byte either way for this long closes it (HAProxy timeout tunnel 1 h)
+  milliseconds max_lifetime{0};        // > 0: closed after this long whatever the traffic (drain old endpoints)
+};
+
 struct Service {
   std::string name;
   std::string name_space = "default";  // JSON "namespace"
@@ -167,6 +174,7 @@ struct Service {
   OutlierDetection outlier_detection;
   HealthCheck health_check;
   RetryPolicy retry;
+  Tunnel tunnel;
   milliseconds slow_start_window{10000};
 
   std::string id() const { return name + "." + name_space; }
@@ -189,6 +197,7 @@ struct Limits {
   std::uint32_t max_request_header_bytes = 60 * 1024;  // Envoy max_request_headers_kb 60
   std::uint32_t max_request_headers = 100;             // Envoy max_headers_count 100
   std::uint32_t max_response_header_bytes = 60 * 1024;
+  std::uint32_t max_tunnels = 10000;  // upgraded connections open at once, all workers; beyond it 503
 };
 
 struct Timeouts {

@@ -15,16 +15,18 @@
 
 #include <chrono>
 #include <cstdint>
-#include <initializer_list>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "config/errors.hpp"
+#include "config/text.hpp"
 
 namespace sluice::config {
 
@@ -32,13 +34,6 @@ using json = nlohmann::json;
 
 enum class Need { optional, required };
 inline constexpr Need required = Need::required;
-
-// A JSON spelling of an enumerator; several spellings may map to one value.
-template <class E>
-struct EnumName {
-  std::string_view name;
-  E value;
-};
 
 // Parses JSON TEXT. On malformed text adds the parser's message (with line
 // and column) at the document path and returns nullopt. A key repeated within
@@ -64,9 +59,10 @@ bool read_duration(const json& value, std::string_view path, Errors& errors,
 void add_enum_error(std::string_view path, Errors& errors, const std::vector<std::string_view>& names,
                     std::string_view got);
 
+// NAMES: one of config/text.hpp's tables.
 template <class E>
 bool read_enum(const json& value, std::string_view path, Errors& errors,
-               std::initializer_list<EnumName<E>> names, E& out) {
+               std::type_identity_t<std::span<const EnumName<E>>> names, E& out) {
   std::string text;
   if (!read_string(value, path, errors, text)) return false;
   std::vector<std::string_view> spellings;
@@ -127,7 +123,7 @@ class ObjectReader {
   }
 
   template <class E>
-  void enumeration(std::string_view key, E& out, std::initializer_list<EnumName<E>> names) {
+  void enumeration(std::string_view key, E& out, std::type_identity_t<std::span<const EnumName<E>>> names) {
     if (const json* j = take(key)) read_enum(*j, path_of(key), errors_, names, out);
   }
 

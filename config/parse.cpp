@@ -19,35 +19,6 @@ namespace {
 
 using namespace bounds;
 
-const auto role_names = {EnumName<Role>{"standalone", Role::standalone},
-                         EnumName<Role>{"sidecar", Role::sidecar},
-                         EnumName<Role>{"gateway", Role::gateway}};
-
-// ErieCanal's ServiceExport spells them "RoundRobinLoadBalancer" and so on.
-const auto load_balancer_names = {
-    EnumName<LoadBalancer>{"RoundRobin", LoadBalancer::round_robin},
-    EnumName<LoadBalancer>{"RoundRobinLoadBalancer", LoadBalancer::round_robin},
-    EnumName<LoadBalancer>{"Random", LoadBalancer::random},
-    EnumName<LoadBalancer>{"LeastWork", LoadBalancer::least_work},
-    EnumName<LoadBalancer>{"LeastWorkLoadBalancer", LoadBalancer::least_work},
-    EnumName<LoadBalancer>{"Hashing", LoadBalancer::hashing},
-    EnumName<LoadBalancer>{"HashingLoadBalancer", LoadBalancer::hashing}};
-
-const auto hash_on_names = {EnumName<HashOn>{"client_address", HashOn::client_address},
-                            EnumName<HashOn>{"header", HashOn::header},
-                            EnumName<HashOn>{"cookie", HashOn::cookie}};
-
-// ErieCanal GlobalTrafficPolicy lbType.
-const auto lb_type_names = {EnumName<LbType>{"Locality", LbType::locality},
-                            EnumName<LbType>{"ActiveActive", LbType::active_active},
-                            EnumName<LbType>{"FailOver", LbType::fail_over}};
-
-// ServiceExport pathType is "Exact" | "Prefix".
-const auto path_match_names = {EnumName<PathMatch>{"prefix", PathMatch::prefix},
-                               EnumName<PathMatch>{"exact", PathMatch::exact},
-                               EnumName<PathMatch>{"Prefix", PathMatch::prefix},
-                               EnumName<PathMatch>{"Exact", PathMatch::exact}};
-
 // --- top-level sections ------------------------------------------------------
 
 void parse_identity_object(ObjectReader& r, ClusterIdentity& c) {
@@ -78,6 +49,7 @@ void parse_limits(ObjectReader& r, Limits& l) {
   r.integer("max_request_header_bytes", l.max_request_header_bytes, min_header_bytes, max_header_bytes);
   r.integer("max_request_headers", l.max_request_headers, 1, max_header_count);
   r.integer("max_response_header_bytes", l.max_response_header_bytes, min_header_bytes, max_header_bytes);
+  r.integer("max_tunnels", l.max_tunnels, 0, max_count);
 }
 
 void parse_timeouts(ObjectReader& r, Timeouts& t) {
@@ -250,6 +222,11 @@ void parse_health_check(ObjectReader& r, HealthCheck& h) {
   r.number("jitter", h.jitter, 0, 1);
 }
 
+void parse_tunnel(ObjectReader& r, Tunnel& t) {
+  r.duration("idle_timeout", t.idle_timeout);
+  r.duration("max_lifetime", t.max_lifetime);
+}
+
 void parse_retry(ObjectReader& r, RetryPolicy& p) {
   r.integer("max_retries", p.max_retries, 0, bounds::max_retries);
   r.number("budget_percent", p.budget_percent, 0, max_percent);
@@ -283,6 +260,7 @@ void parse_service(ObjectReader& r, Service& s) {
   r.object("outlier_detection", s.outlier_detection, parse_outlier);
   r.object("health_check", s.health_check, parse_health_check);
   r.object("retry", s.retry, parse_retry);
+  r.object("tunnel", s.tunnel, parse_tunnel);
   r.duration("slow_start_window", s.slow_start_window);
 }
 

@@ -5,50 +5,24 @@
 
 namespace sluice::config {
 
-std::string_view to_string(Role role) {
-  switch (role) {
-    case Role::standalone: return "standalone";
-    case Role::sidecar: return "sidecar";
-    case Role::gateway: return "gateway";
+namespace {
+
+// The first spelling of `value` in `names`; the table's first one if the value had none.
+template <class E, std::size_t N>
+constexpr std::string_view canonical(const std::array<EnumName<E>, N>& names, E value) {
+  for (const auto& n : names) {
+    if (n.value == value) return n.name;
   }
-  return "standalone";
+  return names.front().name;
 }
 
-std::string_view to_string(LoadBalancer lb) {
-  switch (lb) {
-    case LoadBalancer::round_robin: return "RoundRobin";
-    case LoadBalancer::random: return "Random";
-    case LoadBalancer::least_work: return "LeastWork";
-    case LoadBalancer::hashing: return "Hashing";
-  }
-  return "RoundRobin";
-}
+}  // namespace
 
-std::string_view to_string(HashOn on) {
-  switch (on) {
-    case HashOn::client_address: return "client_address";
-    case HashOn::header: return "header";
-    case HashOn::cookie: return "cookie";
-  }
-  return "client_address";
-}
-
-std::string_view to_string(LbType type) {
-  switch (type) {
-    case LbType::locality: return "Locality";
-    case LbType::active_active: return "ActiveActive";
-    case LbType::fail_over: return "FailOver";
-  }
-  return "Locality";
-}
-
-std::string_view to_string(PathMatch match) {
-  switch (match) {
-    case PathMatch::prefix: return "prefix";
-    case PathMatch::exact: return "exact";
-  }
-  return "prefix";
-}
+std::string_view to_string(Role role) { return canonical(role_names, role); }
+std::string_view to_string(LoadBalancer lb) { return canonical(load_balancer_names, lb); }
+std::string_view to_string(HashOn on) { return canonical(hash_on_names, on); }
+std::string_view to_string(LbType type) { return canonical(lb_type_names, type); }
+std::string_view to_string(PathMatch match) { return canonical(path_match_names, match); }
 
 std::string format_duration(std::chrono::milliseconds d) {
   auto ms = d.count();

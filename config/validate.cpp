@@ -278,6 +278,8 @@ class Checker {
     if (!(r.budget_percent >= 0 && r.budget_percent <= bounds::max_percent)) add(at + ".retry.budget_percent", "expected 0..100");
     range(at + ".retry.max_pending_per_endpoint", r.max_pending_per_endpoint, 1, bounds::max_count);
     not_negative(at + ".slow_start_window", s.slow_start_window);
+    positive(at + ".tunnel.idle_timeout", s.tunnel.idle_timeout);
+    not_negative(at + ".tunnel.max_lifetime", s.tunnel.max_lifetime);
   }
 
   void check_policy(const std::string& at, const TrafficPolicy& p) {

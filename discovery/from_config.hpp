@@ -1,4 +1,5 @@
-// Wiring helpers for main: the Kubernetes source's options and static base from the configuration.
+// Wiring helpers for the built-in "kubernetes" source (embed/sources.cpp): the Kubernetes source's options
+// and static base from the configuration.
 #pragma once
 
 #include "config/config.hpp"

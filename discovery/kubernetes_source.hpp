@@ -31,9 +31,10 @@ class KubernetesSource {
   void set_base(routing::Model base);
 
   // Loads the credentials (options' lookup order), builds the TLS context and starts one list+watch
-  // per resource (and namespace). Returns "" or a startup error naming the file/field (main prints it
-  // and exits 1). The first Model is published once every resource has listed once (or is absent), or
-  // after options.initial_sync_timeout, flagged stale. Control thread.
+  // per resource (and namespace). Returns "" or a startup error naming the file/field (through
+  // embed/sources.cpp, the proxy's start() returns it; the binary prints it and exits 1). The first Model
+  // is published once every resource has listed once (or is absent), or after
+  // options.initial_sync_timeout, flagged stale. Control thread.
   std::string start();
 
   // Stops every watch and pending rebuild; nothing is published afterwards. Control thread.

@@ -30,6 +30,7 @@ routing::Model merge_model(const routing::Model& base, Translation k8s, bool sta
     s.outlier_detection = t.outlier_detection;
     s.health_check = t.health_check;
     s.retry = t.retry;
+    s.tunnel = t.tunnel;
     s.slow_start_window = t.slow_start_window;
     static_by_id.erase(it);
     model.services.push_back(std::move(s));

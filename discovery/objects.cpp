@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/text.hpp"
+
 namespace sluice::discovery {
 namespace {
 
@@ -211,10 +213,12 @@ std::optional<KServiceExport> parse_service_export(const json& object, std::stri
       s.rewrite_to = string_at(*rw, "to", "spec.pathRewrite.to", false);
     }
     s.session_sticky = bool_at(spec, "sessionSticky", "spec.sessionSticky", false);
-    s.load_balancer = string_at(spec, "loadBalancer", "spec.loadBalancer", false);
-    if (!s.load_balancer.empty() && s.load_balancer != "RoundRobinLoadBalancer" &&
-        s.load_balancer != "HashingLoadBalancer" && s.load_balancer != "LeastWorkLoadBalancer")
-      malformed("spec.loadBalancer", "unknown load balancer '" + s.load_balancer + "'");
+    // ErieCanal's spellings only (config/text.hpp).
+    const std::string lb = string_at(spec, "loadBalancer", "spec.loadBalancer", false);
+    if (!lb.empty()) {
+      s.load_balancer = config::parse_enum(config::load_balancer_names, lb, true);
+      if (!s.load_balancer) malformed("spec.loadBalancer", "unknown load balancer '" + lb + "'");
+    }
     const json& rules = array_at(spec, "rules", "spec.rules");
     if (rules.empty()) malformed("spec.rules", "expected at least one rule");
     for (std::size_t i = 0; i < rules.size(); ++i) {
@@ -224,9 +228,12 @@ std::optional<KServiceExport> parse_service_export(const json& object, std::stri
       r.path = string_at(rules[i], "path", f + ".path", false);
       if (r.path.empty()) r.path = "/";
       if (r.path.front() != '/') malformed(f + ".path", "expected a path starting with /");
-      std::string type = string_at(rules[i], "pathType", f + ".pathType", false);
-      if (type == "Exact") r.exact = true;
-      else if (!type.empty() && type != "Prefix") malformed(f + ".pathType", "expected Prefix or Exact, got '" + type + "'");
+      const std::string type = string_at(rules[i], "pathType", f + ".pathType", false);
+      if (!type.empty()) {
+        const auto match = config::parse_enum(config::path_match_names, type, true);
+        if (!match) malformed(f + ".pathType", "expected Prefix or Exact, got '" + type + "'");
+        r.path_match = *match;
+      }
       s.rules.push_back(std::move(r));
     }
     return s;
@@ -238,10 +245,12 @@ std::optional<KTrafficPolicy> parse_traffic_policy(const json& object, std::stri
     KTrafficPolicy p;
     p.meta = meta_of(object);
     const json& spec = object_at(object, "spec", "spec");
-    std::string lb = string_at(spec, "lbType", "spec.lbType", false);
-    if (!lb.empty()) p.lb_type = lb;
-    if (p.lb_type != "Locality" && p.lb_type != "ActiveActive" && p.lb_type != "FailOver")
-      malformed("spec.lbType", "expected Locality, ActiveActive or FailOver, got '" + p.lb_type + "'");
+    const std::string lb = string_at(spec, "lbType", "spec.lbType", false);
+    if (!lb.empty()) {
+      const auto type = config::parse_enum(config::lb_type_names, lb, true);
+      if (!type) malformed("spec.lbType", "expected Locality, ActiveActive or FailOver, got '" + lb + "'");
+      p.lb_type = *type;
+    }
     const json& targets = array_at(spec, "targets", "spec.targets");
     for (std::size_t i = 0; i < targets.size(); ++i) {
       std::string f = at("spec.targets", i);

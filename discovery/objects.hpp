@@ -9,6 +9,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "config/config.hpp"
+
 namespace sluice::discovery {
 
 // Which resource an object came from.
@@ -81,7 +83,7 @@ struct KServiceImport {  // flomesh.io and (without endpoints) multicluster.x-k8
 struct ExportRule {
   std::uint16_t port_number = 0;
   std::string path = "/";
-  bool exact = false;  // pathType Exact; default Prefix
+  config::PathMatch path_match = config::PathMatch::prefix;  // pathType Prefix (the default) | Exact
 };
 
 struct KServiceExport {
@@ -89,7 +91,8 @@ struct KServiceExport {
   std::optional<std::string> rewrite_from;  // pathRewrite.from with a leading '^' removed
   std::string rewrite_to;
   bool session_sticky = false;
-  std::string load_balancer;  // RoundRobinLoadBalancer | HashingLoadBalancer | LeastWorkLoadBalancer | ""
+  // loadBalancer: RoundRobinLoadBalancer | HashingLoadBalancer | LeastWorkLoadBalancer; nullopt: not set
+  std::optional<config::LoadBalancer> load_balancer;
   std::vector<ExportRule> rules;
 };
 
@@ -100,7 +103,7 @@ struct PolicyTargetRef {
 
 struct KTrafficPolicy {
   ObjectMeta meta;
-  std::string lb_type = "Locality";  // Locality | ActiveActive | FailOver
+  config::LbType lb_type = config::LbType::locality;  // lbType: Locality (the default) | ActiveActive | FailOver
   std::vector<PolicyTargetRef> targets;
 };
 

@@ -1,5 +1,5 @@
-// Options of the Kubernetes discovery source (filled by kube_options_from() from config::Kubernetes and
-// the listeners).
+// Options of the Kubernetes discovery source (filled by embed/sources.cpp from config::Kubernetes and the
+// listeners, through kube_options_from).
 #pragma once
 
 #include <chrono>

@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+namespace sluice::prometheus {
+class Writer;
+}
+
 namespace sluice::discovery {
 
 struct ResourceStatus {
@@ -31,14 +35,15 @@ struct Status {
   std::uint64_t publishes = 0;      // Models handed to the sink
   std::uint64_t malformed_objects = 0;
   std::uint64_t services = 0;       // services in the last published translation
-  // First event of the last burst -> the sink returned, minus the coalescing window. The sink of main
-  // builds and publishes the snapshot, so this is "event received -> routable".
+  // First event of the last burst -> the sink returned, minus the coalescing window. The sink of a proxy
+  // (embed/sources.cpp, through RoutingInputs) builds and publishes the snapshot, so this is "event
+  // received -> routable".
   std::chrono::microseconds last_publish_latency{0};
   std::vector<ResourceStatus> resources;
 };
 
-// Prometheus text exposition lines (sluice_discovery_*), each metric with # HELP and # TYPE, per
-// resource labelled resource="...",namespace="...". Any thread (pure function).
-std::string render_prometheus(const Status& status);
+// Writes the sluice_discovery_* families to `out`, the per-resource ones labelled
+// resource="...",namespace="...". Any thread that owns `out` (reads only `status`).
+void render_prometheus(const Status& status, prometheus::Writer& out);
 
 }  // namespace sluice::discovery

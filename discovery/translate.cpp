@@ -20,6 +20,8 @@
 #include <map>
 #include <set>
 
+#include "routing/matcher.hpp"
+
 namespace sluice::discovery {
 namespace {
 
@@ -76,18 +78,6 @@ config::Service& service_for(std::map<std::string, config::Service>& out, const 
 std::string mcs_cluster_key(const std::string& source, const config::ClusterIdentity& local) {
   if (source.find('/') != std::string::npos) return source;
   return local.region + "/" + local.zone + "/" + local.group + "/" + source;
-}
-
-config::LbType lb_type_of(const std::string& s) {
-  if (s == "ActiveActive") return config::LbType::active_active;
-  if (s == "FailOver") return config::LbType::fail_over;
-  return config::LbType::locality;
-}
-
-config::LoadBalancer load_balancer_of(const std::string& s) {
-  if (s == "HashingLoadBalancer") return config::LoadBalancer::hashing;
-  if (s == "LeastWorkLoadBalancer") return config::LoadBalancer::least_work;
-  return config::LoadBalancer::round_robin;
 }
 
 void add_local(const ObjectStore& store, const TranslateOptions& options,
@@ -205,7 +195,7 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
   for (const auto& [k, gtp] : store.traffic_policies()) {
     auto it = services.find(k);
     if (it == services.end()) continue;
-    it->second.policy.lb_type = lb_type_of(gtp.lb_type);
+    it->second.policy.lb_type = gtp.lb_type;
     for (const auto& t : gtp.targets) it->second.policy.targets.push_back({t.cluster_key, t.weight});
   }
 
@@ -214,7 +204,7 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
   for (const auto& [k, exp] : store.service_exports()) {
     auto it = services.find(k);
     if (it == services.end()) continue;  // nothing local to export
-    if (!exp.load_balancer.empty()) it->second.load_balancer = load_balancer_of(exp.load_balancer);
+    if (exp.load_balancer) it->second.load_balancer = *exp.load_balancer;
     it->second.session_sticky.enabled = exp.session_sticky;
     for (const auto& rule : exp.rules) {
       for (const auto& listener : options.gateway_listeners) {
@@ -222,7 +212,7 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
         r.listener = listener;
         r.hosts = {"*"};
         r.path = rule.path;
-        r.path_match = rule.exact ? config::PathMatch::exact : config::PathMatch::prefix;
+        r.path_match = rule.path_match;
         r.service = it->second.id();
         if (exp.rewrite_from) {
           r.rewrite_from = *exp.rewrite_from;
@@ -235,11 +225,9 @@ Translation translate(const ObjectStore& store, const TranslateOptions& options)
       }
     }
   }
-  // Most specific first, whatever order routing matches in: longer paths, then exact before prefix.
-  std::stable_sort(gateway_routes.begin(), gateway_routes.end(), [](const auto& a, const auto& b) {
-    if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
-    return a.path_match == config::PathMatch::exact && b.path_match != config::PathMatch::exact;
-  });
+  // Listed most specific first, in routing's own precedence (routing ranks them again when matching).
+  std::stable_sort(gateway_routes.begin(), gateway_routes.end(),
+                   [](const config::Route& a, const config::Route& b) { return routing::ranks_before(a, b); });
 
   if (!options.sidecar_listeners.empty()) {
     std::map<std::string, std::vector<std::string>> hosts;

@@ -13,6 +13,7 @@
 #include "sluice/sluice.hpp"
 
 namespace boost::asio { class io_context; }
+namespace sluice::prometheus { class Writer; }
 
 namespace sluice {
 
@@ -29,8 +30,8 @@ class ControlSource {
   virtual void set_base(routing::Model base) = 0;
   // Whether the first full sync is done (true when not running: nothing to wait for). Control thread.
   virtual bool synced() const = 0;
-  // Appends Prometheus text lines. Control thread.
-  virtual void render_metrics(std::string& out) const = 0;
+  // Writes the source's metric families. Control thread.
+  virtual void render_metrics(prometheus::Writer& out) const = 0;
   // Adds the source's status to /routes and /explain answers. Control thread.
   virtual void add_status(nlohmann::json& status) const = 0;
 };

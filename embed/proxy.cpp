@@ -19,6 +19,7 @@
 #include "embed/inputs.hpp"
 #include "embed/sources.hpp"
 #include "log/logger.hpp"
+#include "prometheus/writer.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/failover_monitor.hpp"
 #include "proxy/health_checker.hpp"
@@ -31,11 +32,6 @@
 
 namespace sluice {
 namespace {
-
-// How often wait_drained() looks at the requests in flight.
-constexpr auto kDrainPoll = std::chrono::milliseconds(20);
-// How often held workers look whether the built-in sources have synced (ProxyOptions::source_sync_wait).
-constexpr auto kSyncPoll = std::chrono::milliseconds(5);
 
 // A discovery source the config names: where it is named ("sources[1]", or "kubernetes.enabled") and
 // its name.
@@ -65,15 +61,14 @@ std::string default_listener(const config::Config& cfg) {
   return name;
 }
 
-void render_health_metrics(const proxy::HealthChecker& checker, std::string& out) {
-  out += "# HELP sluice_health_checks_total Active health-check probes sent.\n# TYPE sluice_health_checks_total counter\n";
-  out += "sluice_health_checks_total " + std::to_string(checker.probes()) + "\n";
-  out += "# HELP sluice_health_check_failures_total Active health-check probes that failed.\n";
-  out += "# TYPE sluice_health_check_failures_total counter\n";
-  out += "sluice_health_check_failures_total " + std::to_string(checker.probe_failures()) + "\n";
-  out += "# HELP sluice_ejection_probes_total Probes of ejected endpoints (connects or requests).\n";
-  out += "# TYPE sluice_ejection_probes_total counter\n";
-  out += "sluice_ejection_probes_total " + std::to_string(checker.ejection_probes()) + "\n";
+void render_health_metrics(const proxy::HealthChecker& checker, prometheus::Writer& out) {
+  using prometheus::Type;
+  out.family("sluice_health_checks_total", Type::counter, "Active health-check probes sent.");
+  out.sample(checker.probes());
+  out.family("sluice_health_check_failures_total", Type::counter, "Active health-check probes that failed.");
+  out.sample(checker.probe_failures());
+  out.family("sluice_ejection_probes_total", Type::counter, "Probes of ejected endpoints (connects or requests).");
+  out.sample(checker.ejection_probes());
 }
 
 }  // namespace
@@ -107,6 +102,7 @@ struct Proxy::Impl {
   std::vector<ControlSource*> control_sources;  // the started built-in ones, on the control thread
   net::steady_timer start_timer{control};
   std::chrono::steady_clock::time_point start_deadline;
+  bool holding_workers = false;  // the workers wait for the built-in sources' sync (start_when_synced)
   bool started = false;
   bool stopped = false;
   std::mutex lifecycle_mutex;  // start/stop from different threads
@@ -127,7 +123,7 @@ struct Proxy::Impl {
     a.table = &table;
     a.default_listener = default_listener(cfg);
     a.last_failover = [f = failover.get()](const std::string& id) { return f->last_event(id); };
-    a.extra_metrics = [this](std::string& out) {
+    a.extra_metrics = [this](prometheus::Writer& out) {
       failover->render_metrics(out);
       render_health_metrics(*health_checker, out);
       for (const ControlSource* c : control_sources) c->render_metrics(out);
@@ -146,16 +142,26 @@ struct Proxy::Impl {
   }
 
   // The workers accept once the built-in sources have synced or the deadline passed (and not after a
-  // drain). Control thread.
+  // drain): at once when they have, else when the deadline's timer fires or a built-in source's
+  // publication finds them all synced (sync_progress), whichever comes first. Control thread.
   void start_when_synced() {
-    if (all_synced() || std::chrono::steady_clock::now() >= start_deadline) {
-      if (!server->draining()) server->start();
-      return;
-    }
-    start_timer.expires_after(kSyncPoll);
+    if (all_synced()) return start_held_workers();
+    start_timer.expires_at(start_deadline);
     start_timer.async_wait([this](boost::system::error_code ec) {
-      if (!ec) start_when_synced();
+      if (!ec) start_held_workers();
     });
+  }
+
+  // After a built-in source published (its first full sync publishes). Control thread.
+  void sync_progress() {
+    if (holding_workers && all_synced()) start_held_workers();
+  }
+
+  void start_held_workers() {
+    if (!holding_workers) return;
+    holding_workers = false;
+    start_timer.cancel();
+    if (!server->draining()) server->start();
   }
 };
 
@@ -283,7 +289,13 @@ std::vector<std::string> Proxy::start() {
   // Sources start before the workers accept, so that a source that cannot start leaves nothing running.
   for (std::size_t i = 0; errors.empty() && i < m.sources.size(); ++i) {
     Source* source = m.sources[i].get();
-    auto error = source->start([&m, input = i + 1](routing::Model model) { return m.inputs.publish(input, std::move(model)); });
+    const bool on_control = SourceAccess::control_side(*source) != nullptr;
+    auto error = source->start([&m, input = i + 1, on_control](routing::Model model) {
+      auto problems = m.inputs.publish(input, std::move(model));
+      // A built-in source publishes on the control thread, and its first full sync publishes.
+      if (on_control) m.sync_progress();
+      return problems;
+    });
     if (!error.empty()) {
       // The built-in sources name themselves ("kubernetes: ..."), as the binary has always logged them.
       errors.push_back(SourceAccess::control_side(*source) ? std::move(error) : "source: " + error);
@@ -305,6 +317,7 @@ std::vector<std::string> Proxy::start() {
   } else {
     // Connections meanwhile wait in the listen backlog.
     m.start_deadline = std::chrono::steady_clock::now() + m.options.source_sync_wait;
+    m.holding_workers = true;  // before the control thread runs: its own from then on
     net::post(m.control, [&m] { m.start_when_synced(); });
   }
   m.health_checker->start();
@@ -366,12 +379,7 @@ void Proxy::drain() {
 }
 
 bool Proxy::wait_drained(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (impl_->server->busy() != 0) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(kDrainPoll);
-  }
-  return true;
+  return impl_->server->wait_idle(std::chrono::steady_clock::now() + timeout);
 }
 
 void Proxy::stop() {

@@ -2,8 +2,6 @@
 // discovery module's KubernetesSource on the proxy's control thread (or, started outside a Proxy, on a
 // control thread of its own).
 #include <algorithm>
-#include <map>
-#include <mutex>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -18,6 +16,7 @@
 #include "embed/sources.hpp"
 #include "log/logger.hpp"
 #include "net/net.hpp"
+#include "routing/named_registry.hpp"
 #include "sluice/sluice.hpp"
 
 namespace sluice {
@@ -90,8 +89,8 @@ class KubernetesAdapter final : public Source, public ControlSource {
 
   bool synced() const override { return !kube_ || kube_->status().has_synced_once; }
 
-  void render_metrics(std::string& out) const override {
-    if (kube_) out += discovery::render_prometheus(kube_->status());
+  void render_metrics(prometheus::Writer& out) const override {
+    if (kube_) discovery::render_prometheus(kube_->status(), out);
   }
 
   void add_status(nlohmann::json& status) const override {
@@ -107,51 +106,29 @@ class KubernetesAdapter final : public Source, public ControlSource {
   std::thread thread_;
 };
 
-// Registrations are rare and looked up when a proxy is built: one mutex.
-struct Sources {
-  std::mutex mutex;
-  std::map<std::string, SourceFactory, std::less<>> factories;
-};
-
-Sources& sources() {
-  static Sources s;
-  return s;
+routing::NamedRegistry<SourceFactory>& sources() {
+  static routing::NamedRegistry<SourceFactory> registry;
+  return registry;
 }
 
 }  // namespace
 
 bool register_source(const std::string& name, SourceFactory factory) {
-  if (name.empty() || !factory) return false;
-  Sources& s = sources();
-  std::lock_guard lock(s.mutex);
-  s.factories[name] = std::move(factory);
-  return true;
+  return sources().add(name, std::move(factory));
 }
 
-bool unregister_source(const std::string& name) {
-  Sources& s = sources();
-  std::lock_guard lock(s.mutex);
-  return s.factories.erase(name) > 0;
-}
+bool unregister_source(const std::string& name) { return sources().remove(name); }
 
 std::vector<std::string> source_names() {
-  std::vector<std::string> names{std::string(kKubernetes)};
-  {
-    Sources& s = sources();
-    std::lock_guard lock(s.mutex);
-    for (const auto& [name, factory] : s.factories) names.push_back(name);
-  }
+  auto names = sources().names();
+  names.emplace_back(kKubernetes);
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
 
 SourceFactory find_source(std::string_view name) {
-  {
-    Sources& s = sources();
-    std::lock_guard lock(s.mutex);
-    if (auto it = s.factories.find(name); it != s.factories.end()) return it->second;
-  }
+  if (auto registered = sources().find(name)) return registered;
   if (name == kKubernetes) {
     return [](const config::Config& cfg) -> std::unique_ptr<Source> { return std::make_unique<KubernetesAdapter>(cfg); };
   }

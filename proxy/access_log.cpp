@@ -49,6 +49,7 @@ void AccessLog::write(const RequestLog& e) const {
       {"attempts", e.attempts},
   };
   if (!e.error.empty()) line["error"] = e.error;
+  if (!e.tunnel_closed_by.empty()) line["tunnel_closed_by"] = e.tunnel_closed_by;
   auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text.push_back('\n');
   [[maybe_unused]] auto n = ::write(fd_, text.data(), text.size());

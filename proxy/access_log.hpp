@@ -26,6 +26,9 @@ struct RequestLog {
   std::uint64_t bytes_received = 0;  // request body
   std::uint64_t bytes_sent = 0;      // response body
   std::string error;                  // proxy-side cause, when the proxy answered
+  // An upgraded connection (101): bytes_received/bytes_sent count the tunnel's bytes each way, and this
+  // says who ended it ("client", "upstream", "idle", "lifetime", "proxy"); empty for plain requests.
+  std::string_view tunnel_closed_by;
 };
 
 class AccessLog {

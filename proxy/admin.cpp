@@ -145,6 +145,11 @@ std::string Admin::listen(const config::Admin& cfg) {
   return {};
 }
 
+tcp::endpoint Admin::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
 void Admin::start() { net::co_spawn(control_, accept_loop(), net::detached); }
 
 void Admin::close() {
@@ -175,7 +180,7 @@ net::awaitable<void> Admin::serve(tcp::socket socket) {
     if (ec) break;
     const auto& req = parser.get();
     Reply reply = req.method() == http::verb::get || req.method() == http::verb::head
-                      ? route(sources_, *picker_, draining_, req.target())
+                      ? route(sources_, *picker_, draining_.load(std::memory_order_relaxed), req.target())
                       : Reply{http::status::method_not_allowed, "text/plain; charset=utf-8", "GET only\n"};
     http::response<http::string_body> res{reply.status, req.version()};
     res.set(http::field::server, "sluice-admin");

@@ -4,6 +4,7 @@
 // go where it goes).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,10 @@ class Table;
 class Picker;
 }
 
+namespace sluice::prometheus {
+class Writer;
+}
+
 namespace sluice::proxy {
 
 class Server;
@@ -31,8 +36,9 @@ struct AdminSources {
   std::string default_listener;  // /explain without listener=: the sidecar's outbound listener, else the first
   // Ready once the first full discovery sync is done (static config: at once). Control thread.
   std::function<bool()> synced = [] { return true; };
-  // Extra Prometheus lines (discovery's watch metrics). Control thread.
-  std::function<void(std::string&)> extra_metrics;
+  // Extra metric families (failover events, health checks, discovery's watch metrics), written to the
+  // same writer as the proxy's own. Control thread.
+  std::function<void(prometheus::Writer&)> extra_metrics;
   // Extra JSON for /routes and /explain (discovery status: stale, last sync). Control thread.
   std::function<void(nlohmann::json&)> extra_status;
   // The last failover event of a service, or null. Control thread.
@@ -46,11 +52,13 @@ class Admin {
 
   // Binds the admin listener. Returns an error text, empty on success. Control thread.
   std::string listen(const config::Admin& cfg);
+  // The address listen() bound (with port 0 in `cfg`, the port the system chose). Control thread.
+  tcp::endpoint local_endpoint() const;
   void start();
   void close();
 
-  // Called on drain: /ready answers 503 from now on.
-  void set_draining() { draining_ = true; }
+  // Called on drain: /ready answers 503 from now on. Any thread.
+  void set_draining() { draining_.store(true, std::memory_order_relaxed); }
 
  private:
   net::awaitable<void> accept_loop();
@@ -60,10 +68,12 @@ class Admin {
   AdminSources sources_;
   std::unique_ptr<routing::Picker> picker_;  // the admin's own balancer, for /explain's "next" pick
   tcp::acceptor acceptor_;
-  bool draining_ = false;
+  // Written by drain() on any thread, read by the control thread when /ready is asked. Relaxed: it
+  // publishes no other data, and a /ready answered a moment before the store is as right as one after.
+  std::atomic<bool> draining_{false};
 };
 
-// Renders every metric in Prometheus text format (version 0.0.4).
+// Renders every metric in Prometheus text format (version 0.0.4), each family's # HELP and # TYPE once.
 std::string render_metrics(const AdminSources& sources);
 
 }  // namespace sluice::proxy

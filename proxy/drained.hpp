@@ -3,63 +3,54 @@
 //
 // Why: after a readiness event, Asio tries every new read on that socket with a recv() before waiting, and
 // only an EOF stops that (Asio 1.26: a short read is not taken as "exhausted"). A proxy reads a request,
-// forwards it, and reads again when nothing can be there yet, so every proxied request paid one recv()
-// returning EAGAIN on each side: 3.7 recvmsg per request instead of 2 (perf stat, c64). The public ways to
-// wait without trying (async_wait, or a read queued behind one) cost an epoll_ctl each instead.
+// forwards it, and reads again when nothing can be there yet, so every proxied request would pay one recv()
+// returning EAGAIN on each side. The public ways to wait without trying (async_wait, or a read queued
+// behind one) cost an epoll_ctl each instead. What it saved when measured: README.md, "Benchmarks".
 //
-// The flag is private to the reactor (epoll_reactor::descriptor_state::try_speculative_). It is reached
-// through the explicit-instantiation rule (access is not checked in the template arguments of an explicit
-// instantiation), only for the Boost version this was read against and on the epoll reactor; elsewhere
-// mark_drained() does nothing and reads try first, as Asio does by default.
+// The trick reaches into Asio's private reactor state, which is why all of it lives in drained.cpp: it is
+// compiled in only for the Boost version it was read against (kMarkDrainedBoost), on the epoll reactor,
+// and with the build option `mark_drained` on (meson_options.txt). Elsewhere mark_drained() does nothing
+// and reads try recv() first, as Asio does by default; mark_drained_status() says which, and the proxy logs
+// it once at startup. tests/proxy/drained_test.cpp fails when the build's Boost is the targeted one, the
+// option is on, and the trick is nonetheless inactive.
 #pragma once
 
-#include <boost/version.hpp>
+#include <string>
 
 #include "net/net.hpp"
 
-#if BOOST_VERSION / 100 == 1081 && defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
-#define SLUICE_HAS_MARK_DRAINED 1
-#include <boost/asio/detail/epoll_reactor.hpp>
-#else
-#define SLUICE_HAS_MARK_DRAINED 0
-#endif
-
 namespace sluice::proxy {
 
-#if SLUICE_HAS_MARK_DRAINED
-namespace drained_detail {
+// BOOST_VERSION / 100 of the Asio whose epoll_reactor::descriptor_state this was written against (1.81).
+inline constexpr int kMarkDrainedBoost = 1081;
 
-using reactor = boost::asio::detail::epoll_reactor;
-using state = reactor::descriptor_state;
-using flags_member = bool (state::*)[reactor::max_ops];
-
-// The socket's per-descriptor reactor state sits in basic_socket's protected impl_.
-struct socket_access : tcp::socket {
-  static reactor::per_descriptor_data state_of(tcp::socket& s) {
-    return (s.*&socket_access::impl_).get_implementation().reactor_data_;
-  }
+enum class DrainedTrick {
+  active,          // compiled in, and a probe socket showed it clearing the reactor's flag
+  disabled,        // the build option mark_drained is off
+  other_boost,     // the build's Boost is not kMarkDrainedBoost: the private layout is unknown
+  other_reactor,   // not Asio's epoll reactor (io_uring by default, or not Linux)
+  broken,          // compiled in, but the probe did not see the flag it expects: the layout moved
 };
 
-flags_member speculative_flags();
-template <flags_member M>
-struct speculative_access {
-  friend flags_member speculative_flags() { return M; }
-};
-template struct speculative_access<&state::try_speculative_>;
+// Whether mark_drained() is meant to work in this build: the option is on and Boost is the targeted one.
+// (The reactor is not part of it: on Linux with this Boost, a build that is not on epoll is a surprise.)
+bool mark_drained_expected();
 
-}  // namespace drained_detail
-#endif
+// Whether mark_drained() works here. Checked once per process, on a probe socket of a private io_context
+// (no network): the reactor must have registered it as speculative, and mark_drained() must clear that.
+// Any thread.
+DrainedTrick mark_drained_status();
+std::string to_string(DrainedTrick status);
+
+// Logs mark_drained_status() once per process: info when it is as expected, warn when it was expected and
+// is not. Any thread.
+void log_mark_drained_status();
 
 // Call on the io_context's thread in the very handler whose read came back short (fewer bytes than
 // asked), or before the peer has been asked anything; never after a co_await. A readiness event processed
 // in between would be forgotten: bytes that arrived meanwhile would wait, unread, for the peer's next ones.
 // An event that comes later only costs the recv() this saves. Plain TCP sockets; a closed one is skipped.
-inline void mark_drained([[maybe_unused]] tcp::socket& socket) {
-#if SLUICE_HAS_MARK_DRAINED
-  if (auto* state = drained_detail::socket_access::state_of(socket)) {
-    (state->*drained_detail::speculative_flags())[drained_detail::reactor::read_op] = false;
-  }
-#endif
-}
+// Does nothing unless mark_drained_status() is `active`.
+void mark_drained(tcp::socket& socket);
 
 }  // namespace sluice::proxy

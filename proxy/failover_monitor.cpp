@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "log/logger.hpp"
+#include "prometheus/writer.hpp"
 #include "routing/health.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"
@@ -32,9 +33,9 @@ void FailoverMonitor::stop() {
   timer_.cancel();
 }
 
-void FailoverMonitor::scan() {
+void FailoverMonitor::scan(routing::Clock::time_point at) {
   const auto snapshot = table_.load();
-  const auto now = routing::to_ticks(routing::Clock::now());
+  const auto now = routing::to_ticks(at);
   for (const auto& svc : snapshot->services) {
     for (const auto& cluster : svc.clusters) {
       std::size_t healthy = 0;
@@ -124,25 +125,26 @@ void FailoverMonitor::report_outlier_changes(const std::string& service_id, cons
   log::warn("outlier detection: service " + service_id + ": " + text);
 }
 
-void FailoverMonitor::render_metrics(std::string& out) const {
-  out += "# HELP sluice_failover_events_total Cluster state changes and tier moves, by service.\n";
-  out += "# TYPE sluice_failover_events_total counter\n";
+void FailoverMonitor::render_metrics(prometheus::Writer& out) const {
+  using prometheus::Type;
+  out.family("sluice_failover_events_total", Type::counter, "Cluster state changes and tier moves, by service.");
   for (const auto& [key, n] : events_) {
     const auto& [svc, cluster, to] = key;
-    out += "sluice_failover_events_total{service=\"" + svc + "\",cluster=\"" + cluster + "\",to=\"" + to + "\"} " +
-           std::to_string(n) + "\n";
+    out.sample({{"service", svc}, {"cluster", cluster}, {"to", to}}, n);
   }
-  out += "# HELP sluice_failover_tier_moves_total Moves of most of a service's traffic to another tier.\n";
-  out += "# TYPE sluice_failover_tier_moves_total counter\n";
+  out.family("sluice_failover_tier_moves_total", Type::counter,
+             "Moves of most of a service's traffic to another tier.");
   for (const auto& [key, n] : tier_moves_) {
-    out += "sluice_failover_tier_moves_total{service=\"" + key.first + "\",to_tier=\"" + std::to_string(key.second) +
-           "\"} " + std::to_string(n) + "\n";
+    out.sample({{"service", key.first}, {"to_tier", std::to_string(key.second)}}, n);
   }
-  out += "# HELP sluice_cluster_healthy 1 when the cluster's endpoints of the service are healthy, 0.5 degraded, 0 down.\n";
-  out += "# TYPE sluice_cluster_healthy gauge\n";
+  out.family("sluice_cluster_healthy", Type::gauge,
+             "1 when the cluster's endpoints of the service are healthy, 0.5 degraded, 0 down.");
   for (const auto& [key, state] : cluster_state_) {
-    const char* v = state == "healthy" ? "1" : state == "degraded" ? "0.5" : "0";
-    out += "sluice_cluster_healthy{service=\"" + key.first + "\",cluster=\"" + key.second + "\"} " + v + "\n";
+    using routing::ClusterHealth;
+    const double v = state == routing::to_string(ClusterHealth::healthy)    ? 1
+                     : state == routing::to_string(ClusterHealth::degraded) ? 0.5
+                                                                             : 0;
+    out.sample({{"service", key.first}, {"cluster", key.second}}, v);
   }
 }
 

@@ -15,9 +15,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "net/net.hpp"
+#include "routing/clock.hpp"
 
 namespace sluice::routing {
 class Table;
+}
+
+namespace sluice::prometheus {
+class Writer;
 }
 
 namespace sluice::proxy {
@@ -29,13 +34,15 @@ class FailoverMonitor {
   void start();
   void stop();
 
-  // Prometheus lines: sluice_failover_events_total{service,cluster,to} and sluice_cluster_state. Control thread.
-  void render_metrics(std::string& out) const;
+  // Writes sluice_failover_events_total{service,cluster,to}, sluice_failover_tier_moves_total{service,to_tier}
+  // and sluice_cluster_healthy{service,cluster}. Control thread.
+  void render_metrics(prometheus::Writer& out) const;
   // The last event of `service_id` as JSON, or null. Control thread.
   nlohmann::json last_event(const std::string& service_id) const;
 
-  // One scan (exposed for tests and for an immediate check after a publish). Control thread.
-  void scan();
+  // One scan of the current snapshot at `now`: what start() repeats every 200 ms, and what
+  // tests/proxy/failover_monitor_test.cpp calls with its own clock. Control thread.
+  void scan(routing::Clock::time_point now = routing::Clock::now());
 
  private:
   struct Event {

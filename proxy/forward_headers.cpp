@@ -91,6 +91,10 @@ void write_request_head(const http::fields& in, const RequestHeadParts& parts, s
   append_field(out, "Host", parts.host);
   append_end_to_end(in, out);
   if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (!parts.upgrade.empty()) {
+    out.append("Connection: Upgrade\r\n");
+    append_field(out, "Upgrade", parts.upgrade);
+  }
   append_list_field(out, "X-Forwarded-For", incoming_list(in, "x-forwarded-for"), parts.client_ip);
   append_field(out, "X-Forwarded-Proto", parts.tls ? "https" : "http");
   append_list_field(out, "Via", incoming_list(in, "via"), kVia);
@@ -113,9 +117,16 @@ void write_response_head(const http::fields& in, const ResponseHeadParts& parts,
   append_end_to_end(in, out);
   if (!parts.set_cookie.empty()) append_field(out, "Set-Cookie", parts.set_cookie);
   if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
-  // HTTP/1.1 is persistent unless told otherwise, HTTP/1.0 the other way round (RFC 9112 9.3).
-  if (parts.version == 10 && parts.keep_alive) out.append("Connection: keep-alive\r\n");
-  if (parts.version != 10 && !parts.keep_alive) out.append("Connection: close\r\n");
+  if (!parts.upgrade.empty()) {
+    // The connection becomes the upgraded protocol's: neither keep-alive nor close applies.
+    out.append("Connection: Upgrade\r\n");
+    append_field(out, "Upgrade", parts.upgrade);
+  } else if (parts.version == 10 && parts.keep_alive) {
+    // HTTP/1.1 is persistent unless told otherwise, HTTP/1.0 the other way round (RFC 9112 9.3).
+    out.append("Connection: keep-alive\r\n");
+  } else if (parts.version != 10 && !parts.keep_alive) {
+    out.append("Connection: close\r\n");
+  }
   append_list_field(out, "Via", incoming_list(in, "via"), kVia);
   out.append(kCrlf);
 }

@@ -30,9 +30,11 @@ struct RequestHeadParts {
   std::string_view client_ip;  // appended to X-Forwarded-For
   bool tls = false;            // this hop's scheme for X-Forwarded-Proto
   bool chunked = false;        // the body goes as chunks (it came chunked)
+  std::string_view upgrade;    // non-empty: an upgrade request (Connection: Upgrade, Upgrade: this)
 };
 
-// Replaces `out` with the upstream request head (HTTP/1.1, keep-alive), ending in the blank line.
+// Replaces `out` with the upstream request head (HTTP/1.1, keep-alive), ending in the blank line. The
+// Upgrade and Connection fields, hop-by-hop otherwise, are passed on for an upgrade.
 void write_request_head(const boost::beast::http::fields& in, const RequestHeadParts& parts, std::string& out);
 
 // What a response head going downstream carries besides the upstream's end-to-end fields.
@@ -43,6 +45,7 @@ struct ResponseHeadParts {
   std::string_view set_cookie;    // non-empty: a Set-Cookie field to add (session stickiness)
   bool chunked = false;           // the body goes as chunks (its length is unknown)
   bool keep_alive = true;         // the connection stays open after this response
+  std::string_view upgrade;       // non-empty: a 101 switching to this protocol (Connection: Upgrade)
 };
 
 // Replaces `out` with the downstream response head, ending in the blank line. Via gets "1.1 sluice".

@@ -22,7 +22,6 @@ class HeadScanner {
   HeadScan scan(std::string_view buffered);
 
   std::size_t head_size() const { return head_size_; }
-  void reset() { pos_ = line_start_ = lines_ = head_size_ = 0; }
 
  private:
   std::size_t max_bytes_;

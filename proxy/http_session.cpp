@@ -6,19 +6,60 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/range/iterator_range_core.hpp>
 #include <boost/url/parse.hpp>
 
 #include "log/logger.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/head_scanner.hpp"
+#include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 
 namespace sluice::proxy {
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+
+// The Upgrade token of an HTTP/1.1 request whose Connection names "upgrade", else empty (RFC 9110 7.8).
+std::string_view upgrade_token(const http::request<http::buffer_body>& req) {
+  if (req.version() != 11) return {};
+  auto upgrade = req.find(http::field::upgrade);
+  if (upgrade == req.end() || upgrade->value().empty()) return {};
+  for (const auto& connection : boost::make_iterator_range(req.equal_range(http::field::connection))) {
+    for (auto token : http::token_list{connection.value()}) {
+      if (beast::iequals(token, "upgrade")) return upgrade->value();
+    }
+  }
+  return {};
+}
+
+// One of the proxy's tunnel slots (limits.max_tunnels, all workers), held while its request may become a
+// tunnel.
+class TunnelSlot {
+ public:
+  explicit TunnelSlot(std::atomic<std::int64_t>* count) : count_(count) {}
+  ~TunnelSlot() {
+    if (held_) count_->fetch_sub(1, std::memory_order_relaxed);
+  }
+  TunnelSlot(const TunnelSlot&) = delete;
+  TunnelSlot& operator=(const TunnelSlot&) = delete;
+
+  bool take(std::int64_t max) {
+    if (count_->fetch_add(1, std::memory_order_relaxed) >= max) {
+      count_->fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    held_ = true;
+    return true;
+  }
+
+ private:
+  std::atomic<std::int64_t>* count_;
+  bool held_ = false;
+};
 
 std::string_view describe(HeadScan s) {
   switch (s) {
@@ -59,6 +100,7 @@ void HttpSession::on_drain() {
 
 void HttpSession::abort() {
   aborted_ = true;
+  if (tunnel_) tunnel_->go_away();
   close_after_ = true;
   boost::system::error_code ignored;
   stream_.transport().socket().close(ignored);
@@ -216,6 +258,21 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     stats.bad_requests.add();
     co_return co_await send_error(http::status::bad_request, "request target must be origin-form", Next::close,
                                   log);
+  }
+
+  // An upgrade (WebSocket or any other token) is routed and failed over like any request; it holds one of
+  // the proxy's tunnel slots from here until its tunnel ends, or until the answer is not a 101.
+  upgrade_ = upgrade_token(req);
+  TunnelSlot slot(upgrade_.empty() ? nullptr : worker_.settings().tunnels.get());
+  if (!upgrade_.empty()) {
+    if (worker_.draining() || close_after_ ||
+        !slot.take(worker_.settings().limits.max_tunnels)) {
+      stats.upgrades_refused.add();
+      co_return co_await send_error(http::status::service_unavailable,
+                                    worker_.draining() ? "draining: no new upgraded connections"
+                                                       : "too many upgraded connections (limits.max_tunnels)",
+                                    Next::close, log);
+    }
   }
 
   routing::AttemptState attempt;

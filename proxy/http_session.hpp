@@ -24,6 +24,7 @@
 namespace sluice::proxy {
 
 class Worker;
+class Tunnel;
 struct ListenerInfo;
 struct RequestLog;
 
@@ -39,7 +40,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_drain();
 
   // Stop: close the connection now, and the upstream connection of the request in flight if any (that
-  // request is cut; its endpoint is not blamed). Worker thread.
+  // request is cut; its endpoint is not blamed). A WebSocket tunnel gets close frames 1001 Going Away
+  // first where the proxy can frame them (proxy/tunnel.hpp). Worker thread.
   void abort();
 
  private:
@@ -77,6 +79,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   net::awaitable<void> try_endpoint(const routing::PickResult& picked, std::size_t first_piece, Attempt& a);
   net::awaitable<void> read_response_head(const routing::PickResult& picked, bool reused, Attempt& a);
   net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
+  // After a 101 to an upgrade request: the 101 goes to the client, then the connection is a tunnel
+  // (proxy/tunnel.hpp) until either side ends it. The session ends with it.
+  net::awaitable<Next> run_tunnel(Attempt& a, const routing::PickResult& picked, RequestLog& log);
   net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
                                                               std::string& error);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
@@ -101,6 +106,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
   bool close_after_ = false;
+  std::string_view upgrade_;          // the current request's Upgrade token when it asks for one, else empty
+  Tunnel* tunnel_ = nullptr;          // the tunnel this connection became, for abort()
   bool aborted_ = false;
   UpstreamConnection* upstream_ = nullptr;  // the request in flight's upstream connection, for abort()
   std::list<HttpSession*>::iterator registration_;

@@ -7,6 +7,8 @@
 // of a request body is read before the upstream is chosen for good, so a bad
 // chunked body is refused before anything is forwarded, and a request whose
 // body fits in that piece can still be retried on another endpoint.
+#include <cassert>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
@@ -20,6 +22,7 @@
 #include "proxy/forward_headers.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/reported_pick.hpp"
+#include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
 
@@ -83,6 +86,16 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
       co_return co_await send_error(http::status::bad_request, "malformed or incomplete request body",
                                     Next::close, log);
     }
+    if (a.status == 101) {
+      picked.report(upgrade_.empty() ? routing::Outcome::reset : routing::Outcome::success);
+      if (upgrade_.empty()) {
+        // Switching protocols without being asked: nothing after this head can be read as HTTP.
+        co_return co_await send_error(http::status::bad_gateway, "upstream " + log.upstream +
+                                      " switched protocols without an upgrade request", Next::close, log);
+      }
+      co_return co_await run_tunnel(a, *picked, log);
+    }
+    if (!upgrade_.empty() && a.outcome == routing::Outcome::success) worker_.stats().upgrades_declined.add();
     if (a.outcome != routing::Outcome::success) {
       picked.report(a.outcome);
       const bool replayable = body_in_hand && !a.body_streamed;
@@ -168,6 +181,38 @@ net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& 
   }
   worker_.picker().responding(picked);
   a.outcome = routing::outcome_of_status(a.status);
+}
+
+net::awaitable<HttpSession::Next> HttpSession::run_tunnel(Attempt& a, const routing::PickResult& picked,
+                                                          RequestLog& log) {
+  auto& stats = worker_.stats();
+  const auto& res = a.response->get();
+  auto protocol = res.find(http::field::upgrade);
+  write_response_head(res,
+                      ResponseHeadParts{11, 101, res.reason(), picked.set_cookie, false, true,
+                                        protocol == res.end() ? std::string_view(upgrade_)
+                                                              : std::string_view(protocol->value())},
+                      head_);
+  if (!co_await write_framed(stream_, head_, 0, false, true, worker_.settings().timeouts.idle)) co_return Next::close;
+  stats.responses_by_class[1].add();
+  stats.upgrades_switched.add();
+  stats.tunnels_active.inc();
+  const auto& limits = picked.service->tunnel;
+  Tunnel tunnel(stream_, buffer_, a.up->stream, a.up->buffer, TunnelLimits{limits.idle_timeout, limits.max_lifetime},
+                stats, beast::iequals(upgrade_, "websocket"));
+  tunnel_ = &tunnel;
+  const TunnelResult r = co_await tunnel.run();
+  tunnel_ = nullptr;
+  stats.tunnels_active.dec();
+  stats.tunnels_closed.add();
+  stats.tunnel_seconds.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(r.duration).count()));
+  log.status = 101;
+  log.bytes_received = r.bytes_up;
+  log.bytes_sent = r.bytes_down;
+  log.tunnel_closed_by = r.closed_by;
+  if (auto* access = worker_.settings().access_log) access->write(log);
+  log::debug("tunnel " + log.authority + log.path + " to " + log.upstream + " closed by " + std::string(r.closed_by));
+  co_return Next::close;
 }
 
 // The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.
@@ -261,9 +306,20 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
   // asynchronous write that completes at once still costs a trip round the event loop. That write joins the
   // worker's batch when there is one to gather (other requests in flight); a lone request goes at once, as
   // waiting for the batch would only add a turn of the loop to its latency.
+  //
+  // Synchronous writes (this write_some and the batch's) on a socket that also sees asynchronous operations
+  // are safe because no asynchronous operation is in flight on it at this moment: a session's coroutine is
+  // the only user of its streams and takes one step at a time. The downstream socket is read only in
+  // read_head() and read_body_piece(), whose reads have completed before this runs (no read is kept pending
+  // while a response is relayed), and written only here and by send_error()/send_continue(), awaited in
+  // turn. An upstream connection belongs to this attempt alone (the pool holds idle ones, with nothing
+  // pending), and its response is read only after the request is sent. on_drain() and abort() start no
+  // operation: they close the socket, on this same thread, between steps. Both sockets are non-blocking
+  // (set when the session and the upstream connection are made), so the write never blocks the worker.
   std::size_t written = 0;
   if (!stream.is_tls()) {
     boost::system::error_code ec;
+    assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
     if (batchable && worker_.stats().active_requests.get() > 1) {
       std::tie(ec, written) = co_await worker_.write_batch().async_write_some(stream.transport().socket(),
                                                                                piece.buffers(), use_nothrow);
@@ -288,7 +344,7 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
   const bool chunked = req.chunked();
   write_request_head(req,
                      RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
-                                      stream_.is_tls(), chunked},
+                                      stream_.is_tls(), chunked, upgrade_},
                      head_);
   const auto response_timeout = worker_.settings().timeouts.response;
   // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the

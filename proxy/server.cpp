@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "log/logger.hpp"
+#include "proxy/drained.hpp"
 
 namespace sluice::proxy {
 
@@ -15,11 +16,13 @@ Server::Server(const config::Config& cfg, const routing::Table& table, net::io_c
   settings_.mesh_tls = cfg_.mesh_tls;
   if (external) {
     workers_.push_back(std::make_unique<Worker>(0, settings_, table_, external));
-    return;
+  } else {
+    unsigned n = cfg_.workers;
+    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, settings_, table_));
   }
-  unsigned n = cfg_.workers;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, settings_, table_));
+  // Before any worker runs: each tells idle_ when its last request in flight ends (wait_idle).
+  for (auto& w : workers_) w->stats().active_requests.idle = &idle_;
 }
 
 Server::~Server() { stop(); }
@@ -71,13 +74,14 @@ std::vector<std::string> Server::check_tls_reload() {
 }
 
 void Server::start() {
+  log_mark_drained_status();
   for (auto& w : workers_) w->start();
   log::info("sluice serving on " + std::to_string(cfg_.listeners.size()) + " listener(s) with " +
             std::to_string(workers_.size()) + " worker(s)");
 }
 
 void Server::drain() {
-  draining_ = true;
+  draining_.store(true, std::memory_order_relaxed);
   for (auto& w : workers_) w->drain();
 }
 
@@ -85,6 +89,10 @@ std::int64_t Server::busy() const {
   std::int64_t n = 0;
   for (const auto& w : workers_) n += w->busy();
   return n;
+}
+
+bool Server::wait_idle(std::chrono::steady_clock::time_point deadline) {
+  return idle_.wait_until(deadline, [this] { return busy() == 0; });
 }
 
 void Server::stop() {

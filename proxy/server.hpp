@@ -2,6 +2,8 @@
 // fed by a routing::Table that the control thread publishes into.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +34,9 @@ class Server {
   void drain();
   // Requests in flight on all workers. Any thread.
   std::int64_t busy() const;
+  // Waits until busy() is 0 or `deadline` has passed; true when it is 0. Woken by the workers as their last
+  // request ends (IdleSignal), not by polling. Any thread but a worker's.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
   // Stops the workers (in-flight requests are cut). Any thread but a worker's.
   void stop();
 
@@ -39,16 +44,21 @@ class Server {
   std::vector<std::string> check_tls_reload();
 
   const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
-  bool draining() const { return draining_; }
+  // Whether drain() was called. Any thread.
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
  private:
   config::Config cfg_;
   const routing::Table& table_;
   AccessLog access_log_;
   WorkerSettings settings_;
+  IdleSignal idle_;  // the workers' request gauges point at it: declared before them, so it outlives them
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::shared_ptr<ServerTls>> listener_tls_;
-  bool draining_ = false;
+  // Set by drain() on any thread, read by the control thread (a proxy that waits for its sources' sync
+  // starts no worker once draining). Relaxed: it publishes no other data; the workers learn of the drain
+  // through their own flag and the close posted to their io_context (Worker::drain).
+  std::atomic<bool> draining_{false};
 };
 
 // Sums one counter over all workers.

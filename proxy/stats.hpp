@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "proxy/idle_signal.hpp"
+
 namespace sluice::proxy {
 
 struct Counter {
@@ -23,10 +25,24 @@ struct Gauge {
   std::int64_t get() const { return value.load(std::memory_order_relaxed); }
 };
 
+// Requests in flight: a Gauge that notifies `idle` (when set, before the worker starts) each time it falls
+// to zero, so that a drain waits for the last request without polling. Costs a compare per request end.
+struct RequestGauge {
+  std::atomic<std::int64_t> value{0};
+  IdleSignal* idle = nullptr;
+  void inc() { value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void dec() {
+    const auto now = value.load(std::memory_order_relaxed) - 1;
+    value.store(now, std::memory_order_relaxed);
+    if (now == 0 && idle) idle->notify();
+  }
+  std::int64_t get() const { return value.load(std::memory_order_relaxed); }
+};
+
 struct WorkerStats {
   Counter downstream_connections;
   Gauge downstream_active_connections;
-  Gauge active_requests;
+  RequestGauge active_requests;
   Counter requests;
   std::array<Counter, 6> responses_by_class;  // index 1..5 = 1xx..5xx
   Counter bad_requests;        // 400/431 answered by the proxy itself
@@ -40,6 +56,15 @@ struct WorkerStats {
   Counter retries;
   Counter bytes_received;      // request body bytes from clients
   Counter bytes_sent;          // response body bytes to clients
+  // Upgrades (WebSocket and any Upgrade token): by how they went, and the tunnels they became.
+  Counter upgrades_switched;   // the endpoint answered 101: a tunnel
+  Counter upgrades_declined;   // the endpoint answered something else: relayed, the connection stays HTTP
+  Counter upgrades_refused;    // by the proxy: tunnel limit, draining
+  Gauge tunnels_active;
+  Counter tunnel_bytes_up;     // client -> endpoint
+  Counter tunnel_bytes_down;   // endpoint -> client
+  Counter tunnels_closed;
+  Counter tunnel_seconds;      // total duration of closed tunnels, whole seconds (with tunnels_closed: mean)
 };
 
 }  // namespace sluice::proxy

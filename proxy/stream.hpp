@@ -41,7 +41,8 @@ class Stream {
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), v_); }
 
   // The next read waits for readiness without trying recv() first (proxy/drained.hpp, whose rule applies:
-  // right after a short read, or before the peer was asked anything). TLS reads are left as they are.
+  // right after a short read, or before the peer was asked anything). TLS reads are left as they are. A
+  // no-op where the trick is inactive (drained.hpp).
   void mark_drained() {
     if (!is_tls()) proxy::mark_drained(std::get<0>(v_).socket());
   }

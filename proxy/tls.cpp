@@ -26,18 +26,23 @@ bool step(std::string& error, std::string_view what, const std::string& file, F&
   return false;
 }
 
+// TLS 1.2 and later only, both ways.
+constexpr auto kProtocols = ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1;
+
+// Loads the certificate chain and its private key (PEM), the server's or the client's.
+bool load_identity(ssl::context& ctx, const std::string& cert_file, const std::string& key_file, std::string& error) {
+  return step(error, "tls.cert_file", cert_file, [&](auto& ec) { ctx.use_certificate_chain_file(cert_file, ec); }) &&
+         step(error, "tls.key_file", key_file,
+              [&](auto& ec) { ctx.use_private_key_file(key_file, ssl::context::pem, ec); });
+}
+
 }  // namespace
 
 std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, std::string& error) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-  if (!step(error, "tls.cert_file", cfg.cert_file,
-            [&](auto& ec) { ctx->use_certificate_chain_file(cfg.cert_file, ec); }) ||
-      !step(error, "tls.key_file", cfg.key_file,
-            [&](auto& ec) { ctx->use_private_key_file(cfg.key_file, ssl::context::pem, ec); })) {
-    return nullptr;
-  }
+  ctx->set_options(kProtocols | ssl::context::single_dh_use);
+  if (!load_identity(*ctx, cfg.cert_file, cfg.key_file, error)) return nullptr;
   if (!cfg.client_ca_file.empty()) {
     if (!step(error, "tls.client_ca_file", cfg.client_ca_file,
               [&](auto& ec) { ctx->load_verify_file(cfg.client_ca_file, ec); })) {
@@ -50,22 +55,14 @@ std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, 
 
 std::shared_ptr<ssl::context> make_client_context(const config::TlsClient& cfg, std::string& error) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  ctx->set_options(kProtocols);
   if (cfg.ca_file.empty()) {
     ctx->set_default_verify_paths();
   } else if (!step(error, "tls.ca_file", cfg.ca_file, [&](auto& ec) { ctx->load_verify_file(cfg.ca_file, ec); })) {
     return nullptr;
   }
   ctx->set_verify_mode(ssl::verify_peer);
-  if (!cfg.cert_file.empty()) {
-    if (!step(error, "tls.cert_file", cfg.cert_file,
-              [&](auto& ec) { ctx->use_certificate_chain_file(cfg.cert_file, ec); }) ||
-        !step(error, "tls.key_file", cfg.key_file,
-              [&](auto& ec) { ctx->use_private_key_file(cfg.key_file, ssl::context::pem, ec); })) {
-      return nullptr;
-    }
-  }
+  if (!cfg.cert_file.empty() && !load_identity(*ctx, cfg.cert_file, cfg.key_file, error)) return nullptr;
   return ctx;
 }
 

@@ -17,8 +17,6 @@ namespace sluice::proxy {
 namespace {
 
 constexpr auto kSweepInterval = std::chrono::seconds(1);
-// How often stop() on an external io_context looks whether the last connection has ended.
-constexpr auto kQuietPoll = std::chrono::milliseconds(5);
 
 }  // namespace
 
@@ -69,7 +67,10 @@ void Worker::start() {
   net::post(ioc_, [this] {
     for (auto& a : acceptors_) {
       ++accepting_;
-      net::co_spawn(ioc_, accept_loop(*a), [this](std::exception_ptr) { --accepting_; });
+      net::co_spawn(ioc_, accept_loop(*a), [this](std::exception_ptr) {
+        --accepting_;
+        check_quiet_soon();
+      });
     }
     arm_sweep();
   });
@@ -99,7 +100,7 @@ void Worker::arm_sweep() {
   sweep_pending_ = true;
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     sweep_pending_ = false;
-    if (ec || stopped_) return;
+    if (ec || stopped_) return check_quiet_soon();
     pool_.sweep(std::chrono::steady_clock::now());
     prune_pool();
     arm_sweep();
@@ -141,10 +142,18 @@ void Worker::drain() {
 void Worker::stop() {
   if (!own_ioc_) return stop_external();
   if (!thread_.joinable()) return;
-  net::post(ioc_, [this] {
+  // Connections still open at this point (the drain deadline passed) are cut on the worker's thread,
+  // where a tunnel can still say goodbye (WebSocket 1001); then the loop stops.
+  auto cut = std::make_shared<std::promise<void>>();
+  auto done = cut->get_future();
+  net::post(ioc_, [this, cut] {
     sweep_timer_.cancel();
+    std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
+    for (auto* s : sessions) s->abort();
     pool_.close_all();
+    cut->set_value();
   });
+  done.wait_for(std::chrono::seconds(1));  // a loop stuck elsewhere must not hold the stop up
   ioc_.stop();
   thread_.join();
   pool_.close_all();
@@ -174,11 +183,34 @@ void Worker::stop_external() {
 }
 
 void Worker::await_quiet(std::function<void()> done) {
-  if (accepting_ == 0 && !sweep_pending_ && sessions_.empty()) return done();
-  quiet_timer_.expires_after(kQuietPoll);
-  quiet_timer_.async_wait([this, done = std::move(done)](boost::system::error_code) mutable {
-    await_quiet(std::move(done));
+  quiet_done_ = std::move(done);
+  check_quiet();
+}
+
+void Worker::unregister_session(std::list<HttpSession*>::iterator it) {
+  sessions_.erase(it);
+  check_quiet_soon();
+}
+
+// Called where an accept loop, the sweep or a connection has just ended. Not done() there and then: the
+// caller (a session's destructor, a completion handler) still touches the worker after this returns, and
+// done() lets stop_external()'s thread destroy it. One check posted at a time, so none is left pending
+// (pointing at a destroyed worker) once done() has run.
+void Worker::check_quiet_soon() {
+  if (!quiet_done_ || quiet_check_posted_) return;
+  quiet_check_posted_ = true;
+  net::post(ioc_, [this] {
+    quiet_check_posted_ = false;
+    check_quiet();
   });
+}
+
+void Worker::check_quiet() {
+  if (!quiet_done_ || accepting_ != 0 || sweep_pending_ || !sessions_.empty()) return;
+  // Moved out first: done() may let the worker be destroyed, quiet_done_ with it.
+  auto done = std::move(quiet_done_);
+  quiet_done_ = nullptr;
+  done();
 }
 
 }  // namespace sluice::proxy

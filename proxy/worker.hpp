@@ -45,6 +45,9 @@ struct WorkerSettings {
   std::string local_cluster;  // key of this cluster (access log src_cluster)
   AccessLog* access_log = nullptr;  // null: off
   std::optional<config::MeshTls> mesh_tls;  // mTLS towards remote gateways without their own tls
+  // Upgraded connections open (or reserved by an upgrade request in flight), all workers together:
+  // limits.max_tunnels bounds it.
+  std::shared_ptr<std::atomic<std::int64_t>> tunnels = std::make_shared<std::atomic<std::int64_t>>(0);
 };
 
 class Worker {
@@ -87,7 +90,7 @@ class Worker {
 
   // Sessions register so that drain() can close idle keep-alive connections.
   std::list<HttpSession*>::iterator register_session(HttpSession* s) { return sessions_.insert(sessions_.end(), s); }
-  void unregister_session(std::list<HttpSession*>::iterator it) { sessions_.erase(it); }
+  void unregister_session(std::list<HttpSession*>::iterator it);
 
  private:
   struct Acceptor {
@@ -100,8 +103,11 @@ class Worker {
   void prune_pool();
   void stop_external();
   void close_acceptors();
-  // Calls `done` once no accept loop, sweep or connection is left. Worker thread.
+  // Calls `done` once no accept loop, sweep or connection is left: at once, or when the last of them ends
+  // (each end checks, no polling). Worker thread.
   void await_quiet(std::function<void()> done);
+  void check_quiet_soon();
+  void check_quiet();
 
   // Declaration order matters: pending coroutines (sessions) are destroyed with ioc_ and touch stats_ and
   // sessions_ on the way out, so those outlive it; sockets (pool_, acceptors_) must die before it.
@@ -109,6 +115,10 @@ class Worker {
   const WorkerSettings& settings_;
   WorkerStats stats_;
   std::list<HttpSession*> sessions_;
+  // await_quiet's `done` until it is called, and whether a check is posted (worker thread). Before ioc_ too:
+  // a session destroyed with it looks at them on its way out (unregister_session).
+  std::function<void()> quiet_done_;
+  bool quiet_check_posted_ = false;
   std::atomic<bool> draining_{false};
   routing::Picker picker_;
   std::unique_ptr<net::io_context> own_ioc_;  // null: external
@@ -119,7 +129,6 @@ class Worker {
   ClientTlsCache client_tls_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc_};
-  net::steady_timer quiet_timer_{ioc_};  // stop() on an external io_context polls with it
   std::uint64_t pooled_generation_ = 0;  // snapshot generation the pool was last pruned against
   // Worker thread only: accept loops still running, a sweep wait pending (for stop on an external one).
   unsigned accepting_ = 0;

@@ -3,8 +3,19 @@
 //
 // Why: every send to a backend wakes its thread. Sent one at a time, as each client request is read, a
 // single-threaded backend is woken (and on a busy machine it preempts the proxy) about once per request;
-// sent together, it wakes once and finds them all ready. On the 2-core c64 benchmark the backends' context
-// switches per request went from about 0.6 to 0.1-0.4, and the proxy's own CPU per request dropped by 1-2 us.
+// sent together, it wakes once and finds them all ready. What it saved when measured: README.md,
+// "Benchmarks".
+//
+// What it relies on, each checked by tests/proxy/write_batch_test.cpp:
+// - Asio's queueing order: a handler posted from a handler runs after every handler already queued, and
+//   the completions of one epoll_wait are all queued before the first of them runs. So the flush posted by
+//   the first write of a batch of ready connections runs after the others' requests have joined it.
+//   Were that order to change, every write would still go out and complete, only without the batching.
+// - Raw pointers held across that post: the socket and the buffers stay where the caller keeps them until
+//   the handler runs. The proxy's caller is a coroutine that co_awaits the write: its frame holds both,
+//   and the completion handler owns the frame, so neither can go before the handler is called or
+//   destroyed (destroying a batch with writes pending destroys their handlers unrun; the pointers are not
+//   touched then). A socket closed meanwhile is still there, and its write fails with its error.
 //
 // Only the worker's thread touches a batch; it takes no lock.
 #pragma once
@@ -32,8 +43,9 @@ class WriteBatch {
   // Writes what the socket takes of `buffers` with one non-blocking write_some, after the handlers already
   // queued on the io_context have run, then completes with (error, bytes written). The count may be short
   // and the error would_block: the caller writes the rest itself. `socket` must be a plain TCP socket in
-  // non-blocking mode; it and `buffers` must outlive the operation (they live in the awaiting coroutine).
-  // A socket closed meanwhile completes with its error. Worker thread only.
+  // non-blocking mode with no other operation in flight; it and `buffers` must stay where they are until
+  // the handler is called or destroyed (as a co_awaiting coroutine's locals do: see above). A socket closed
+  // meanwhile completes with its error. Worker thread only.
   template <class Token>
   auto async_write_some(tcp::socket& socket, const Buffers& buffers, Token&& token) {
     return net::async_initiate<Token, void(boost::system::error_code, std::size_t)>(

@@ -134,6 +134,7 @@ void build_service(const config::Service& svc, const std::string& local, Placer&
   out.outlier = svc.outlier_detection;
   out.health_check = svc.health_check;
   out.retry = svc.retry;
+  out.tunnel = svc.tunnel;
   out.slow_start_window = to_ticks(std::chrono::duration_cast<Clock::duration>(svc.slow_start_window));
   bool existed = false;
   out.state = registry.acquire_service(out.id, &existed);
@@ -231,17 +232,13 @@ void reserve_storage(const Model& model, SnapshotStorage& storage) {
   storage.clusters.reserve(clusters);
 }
 
-// Ranks routes for matching within a host: longest path first, exact before prefix at equal length, else
-// config order. rank[route] = its position in that order.
+// Ranks routes for matching within a host (ranks_before, matcher.hpp), else config order. rank[route] =
+// its position in that order.
 std::vector<std::uint32_t> route_ranks(std::span<const RouteEntry> routes) {
   std::vector<std::uint32_t> order(routes.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    const RouteEntry& ra = routes[a];
-    const RouteEntry& rb = routes[b];
-    if (ra.path.size() != rb.path.size()) return ra.path.size() > rb.path.size();
-    return ra.path_match == config::PathMatch::exact && rb.path_match != config::PathMatch::exact;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return ranks_before(routes[a], routes[b]); });
   std::vector<std::uint32_t> rank(routes.size());
   for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
   return rank;

@@ -17,6 +17,5 @@ inline constexpr Ticks kNever = std::numeric_limits<Ticks>::min();
 
 inline Ticks to_ticks(Clock::time_point t) { return t.time_since_epoch().count(); }
 inline Ticks to_ticks(Clock::duration d) { return d.count(); }
-inline Clock::time_point from_ticks(Ticks t) { return Clock::time_point(Clock::duration(t)); }
 
 }  // namespace sluice::routing

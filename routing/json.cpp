@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/text.hpp"
 #include "routing/health.hpp"
 #include "routing/matcher.hpp"
 #include "routing/picker.hpp"
@@ -13,25 +14,6 @@ namespace sluice::routing {
 namespace {
 
 using nlohmann::json;
-
-const char* lb_name(config::LoadBalancer lb) {
-  switch (lb) {
-    case config::LoadBalancer::round_robin: return "RoundRobin";
-    case config::LoadBalancer::random: return "Random";
-    case config::LoadBalancer::least_work: return "LeastWork";
-    case config::LoadBalancer::hashing: return "Hashing";
-  }
-  return "unknown";
-}
-
-const char* lb_type_name(config::LbType t) {
-  switch (t) {
-    case config::LbType::locality: return "Locality";
-    case config::LbType::active_active: return "ActiveActive";
-    case config::LbType::fail_over: return "FailOver";
-  }
-  return "unknown";
-}
 
 const char* check_name(HealthCheckState s) {
   switch (s) {
@@ -124,10 +106,10 @@ json service_json(const ServiceEntry& svc, Ticks now) {
   }
   const ServiceState& st = *svc.state;
   return {{"id", svc.id},
-          {"policy", svc.multi_cluster_plugin.empty() ? std::string(lb_type_name(svc.policy.lb_type))
+          {"policy", svc.multi_cluster_plugin.empty() ? std::string(config::to_string(svc.policy.lb_type))
                                                       : "plugin:" + svc.multi_cluster_plugin},
           {"load_balancer", svc.lb_plugin && !svc.lb_plugin->builtin ? "plugin:" + svc.lb_plugin->name
-                                                                      : std::string(lb_name(svc.load_balancer))},
+                                                                      : std::string(config::to_string(svc.load_balancer))},
           {"session_sticky", svc.session_sticky.enabled},
           {"tiers", std::move(tiers)},
           {"unused_clusters", svc.unused_clusters},
@@ -148,7 +130,7 @@ json route_json(const RouteEntry& r) {
   json j = {{"index", r.index},
             {"hosts", r.hosts},
             {"path", r.path},
-            {"match", r.path_match == config::PathMatch::exact ? "exact" : "prefix"},
+            {"match", config::to_string(r.path_match)},
             {"service", r.service_id}};
   if (!r.listener.empty()) j["listener"] = r.listener;
   if (!r.host_rewrite.empty()) j["host_rewrite"] = r.host_rewrite;

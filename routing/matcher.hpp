@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "config/config.hpp"
+
 namespace sluice::routing {
 
 struct Snapshot;
@@ -28,6 +30,16 @@ struct ServicePrefetch {
 // `also`: loaded (prefetched) for the host's first route's service, when there is one.
 const RouteEntry* match_route(const Snapshot& snap, std::string_view listener, std::string_view host,
                               std::string_view target, const ServicePrefetch& also = {});
+
+// Route precedence, the one rule for every list of routes: whether route `a` is tried before route `b`
+// when both could match: the longer path first, exact before prefix at equal length. When neither is
+// before the other, the earlier in the list wins (callers sort stably). `Route`: config::Route or
+// RouteEntry (anything with `path` and `path_match`). Any thread.
+template <class Route>
+bool ranks_before(const Route& a, const Route& b) {
+  if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
+  return a.path_match == config::PathMatch::exact && b.path_match != config::PathMatch::exact;
+}
 
 // Whether `path` (no query) matches the route path `route_path` under the given rule.
 bool path_matches(std::string_view route_path, bool exact, std::string_view path);

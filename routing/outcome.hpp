@@ -33,8 +33,10 @@ inline Outcome outcome_of_status(unsigned status) {
 
 const char* to_string(Outcome o);
 
-// What a failed attempt allows (routing/retry.hpp): none, a retry after a local-origin failure (no budget),
-// or a retry after a response the application gave (within max_retries and the retry budget).
-enum class RetryKind { none, local, budgeted };
+// What a failed attempt allows (routing/retry.hpp): none; a retry after a local-origin failure (no
+// budget); a retry after a response the application gave (within max_retries and the retry budget);
+// the same after a failure of an endpoint that outlier detection has taken out (within max_retries,
+// holding no budget: the failure is that endpoint's, and the retry goes to endpoints in rotation).
+enum class RetryKind { none, local, budgeted, ejected_endpoint };
 
 }  // namespace sluice::routing

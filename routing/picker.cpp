@@ -189,9 +189,10 @@ void Picker::finish(const PickResult& picked, Outcome outcome, Clock::time_point
 }
 
 bool Picker::may_retry(const PickResult& picked, Outcome outcome, std::string_view method, bool replayable,
-                       AttemptState& attempt) const {
+                       AttemptState& attempt, Clock::time_point now) const {
   if (picked.status != PickStatus::ok || !picked.service) return false;
-  return retry_allowed(*picked.service, outcome, method, replayable, attempt);
+  if (!picked.endpoint) return false;
+  return retry_allowed(*picked.service, *picked.endpoint, outcome, method, replayable, attempt, to_ticks(now));
 }
 
 void Picker::responding(const PickResult& picked, Clock::time_point now) const {

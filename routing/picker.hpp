@@ -112,8 +112,9 @@ class Picker {
   // without the budget; after gateway_error or timeout (idempotent, replayable) within max_retries and
   // the retry budget. On yes the grant is recorded in `attempt` for the next pick(). Before or after
   // finish() of the failed attempt.
+  // A failure of an endpoint outlier detection has taken out (by `now`) holds no budget.
   bool may_retry(const PickResult& picked, Outcome outcome, std::string_view method, bool replayable,
-                 AttemptState& attempt) const;
+                 AttemptState& attempt, Clock::time_point now = Clock::now()) const;
 
   // The endpoint of `picked` sent a response head: a sign of life (stall detection). Worker thread.
   void responding(const PickResult& picked, Clock::time_point now = Clock::now()) const;

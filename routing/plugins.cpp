@@ -1,26 +1,23 @@
 #include "routing/plugins.hpp"
 
 #include <array>
-#include <map>
-#include <mutex>
 #include <utility>
 
+#include "config/text.hpp"
 #include "routing/balancers.hpp"
+#include "routing/named_registry.hpp"
 
 namespace sluice::routing {
 namespace {
 
-// Registrations are rare (program start) and lookups happen when a snapshot is built, never on a pick:
-// one mutex is enough.
-struct Plugins {
-  std::mutex mutex;
-  std::map<std::string, std::shared_ptr<const LbPlugin>, std::less<>> load_balancers;
-  std::map<std::string, std::shared_ptr<const MultiClusterPolicy>, std::less<>> multi_cluster;
-};
+NamedRegistry<std::shared_ptr<const LbPlugin>>& load_balancers() {
+  static NamedRegistry<std::shared_ptr<const LbPlugin>> registry;
+  return registry;
+}
 
-Plugins& plugins() {
-  static Plugins p;
-  return p;
+NamedRegistry<std::shared_ptr<const MultiClusterPolicy>>& multi_cluster_policies() {
+  static NamedRegistry<std::shared_ptr<const MultiClusterPolicy>> registry;
+  return registry;
 }
 
 // ErieCanal's Locality (and no policy at all): the local cluster only.
@@ -99,26 +96,27 @@ class FailOverPolicy final : public MultiClusterPolicy {
 
 using BuiltinPolicy = std::pair<std::string_view, std::shared_ptr<const MultiClusterPolicy>>;
 
-// Names as the config spells lb_type (config/text.hpp), in LbType order.
+// Named as the config spells lb_type (config::to_string), in LbType order.
 const std::array<BuiltinPolicy, 3>& builtin_policies() {
+  using config::LbType;
   static const std::array<BuiltinPolicy, 3> builtins{
-      BuiltinPolicy{"Locality", std::make_shared<LocalityPolicy>()},
-      BuiltinPolicy{"ActiveActive", std::make_shared<ActiveActivePolicy>()},
-      BuiltinPolicy{"FailOver", std::make_shared<FailOverPolicy>()}};
+      BuiltinPolicy{config::to_string(LbType::locality), std::make_shared<LocalityPolicy>()},
+      BuiltinPolicy{config::to_string(LbType::active_active), std::make_shared<ActiveActivePolicy>()},
+      BuiltinPolicy{config::to_string(LbType::fail_over), std::make_shared<FailOverPolicy>()}};
   return builtins;
 }
 
-// The built-in load balancers' canonical names, in config::LoadBalancer order.
-constexpr std::array<std::string_view, 4> kBuiltinLbNames{"RoundRobin", "Random", "LeastWork", "Hashing"};
-
-// The built-in load balancers as registry entries: every worker and service shares the one instance.
+// The built-in load balancers as registry entries under their canonical names (config::to_string):
+// every worker and service shares the one instance.
 std::shared_ptr<const LbPlugin> builtin_lb_plugin(config::LoadBalancer kind) {
+  constexpr std::size_t kBuiltins = 4;  // config::LoadBalancer's values
   static const auto plugins = [] {
-    std::array<std::shared_ptr<const LbPlugin>, kBuiltinLbNames.size()> out;
+    std::array<std::shared_ptr<const LbPlugin>, kBuiltins> out;
     for (std::size_t i = 0; i < out.size(); ++i) {
-      auto policy = builtin_policy(static_cast<config::LoadBalancer>(i));
+      const auto lb = static_cast<config::LoadBalancer>(i);
+      auto policy = builtin_policy(lb);
       out[i] = std::make_shared<LbPlugin>(
-          LbPlugin{std::string(kBuiltinLbNames[i]), [policy](std::string_view) { return policy; }, true});
+          LbPlugin{std::string(config::to_string(lb)), [policy](std::string_view) { return policy; }, true});
     }
     return out;
   }();
@@ -128,45 +126,24 @@ std::shared_ptr<const LbPlugin> builtin_lb_plugin(config::LoadBalancer kind) {
 }  // namespace
 
 bool register_load_balancer(const std::string& name, LoadBalancingFactory factory) {
-  if (name.empty() || !factory) return false;
-  auto plugin = std::make_shared<LbPlugin>(LbPlugin{name, std::move(factory)});
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  p.load_balancers[name] = std::move(plugin);
-  return true;
+  if (!factory) return false;
+  return load_balancers().add(name, std::make_shared<LbPlugin>(LbPlugin{name, std::move(factory)}));
 }
 
 bool register_multi_cluster_policy(const std::string& name, std::shared_ptr<const MultiClusterPolicy> policy) {
-  if (name.empty() || !policy) return false;
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  p.multi_cluster[name] = std::move(policy);
-  return true;
+  return multi_cluster_policies().add(name, std::move(policy));
 }
 
-bool unregister_load_balancer(const std::string& name) {
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  return p.load_balancers.erase(name) > 0;
-}
+bool unregister_load_balancer(const std::string& name) { return load_balancers().remove(name); }
 
-bool unregister_multi_cluster_policy(const std::string& name) {
-  Plugins& p = plugins();
-  std::lock_guard lock(p.mutex);
-  return p.multi_cluster.erase(name) > 0;
-}
+bool unregister_multi_cluster_policy(const std::string& name) { return multi_cluster_policies().remove(name); }
 
 std::shared_ptr<const LbPlugin> find_load_balancer(std::string_view name) {
+  if (auto registered = load_balancers().find(name)) return registered;
   const std::optional<config::LoadBalancer> kind = builtin_load_balancer(name);
-  {
-    Plugins& p = plugins();
-    std::lock_guard lock(p.mutex);
-    if (auto it = p.load_balancers.find(name); it != p.load_balancers.end()) return it->second;
-    if (!kind) return nullptr;
-    // ErieCanal's spelling of a built-in that a program replaced under the canonical name.
-    const auto canonical = kBuiltinLbNames.at(static_cast<std::size_t>(*kind));
-    if (auto it = p.load_balancers.find(canonical); it != p.load_balancers.end()) return it->second;
-  }
+  if (!kind) return nullptr;
+  // ErieCanal's spelling of a built-in that a program replaced under the canonical name.
+  if (auto replaced = load_balancers().find(config::to_string(*kind))) return replaced;
   return builtin_lb_plugin(*kind);
 }
 
@@ -174,32 +151,15 @@ std::shared_ptr<const LbPlugin> resolve_load_balancer(const config::Service& ser
   if (!service.load_balancer_plugin.empty()) {
     if (auto found = find_load_balancer(service.load_balancer_plugin)) return found;
   }
-  return find_load_balancer(kBuiltinLbNames.at(static_cast<std::size_t>(service.load_balancer)));
+  return find_load_balancer(config::to_string(service.load_balancer));
 }
 
 std::optional<config::LoadBalancer> builtin_load_balancer(std::string_view name) {
-  using config::LoadBalancer;
-  static constexpr std::array<std::pair<std::string_view, LoadBalancer>, 7> names{{
-      {"RoundRobin", LoadBalancer::round_robin},
-      {"RoundRobinLoadBalancer", LoadBalancer::round_robin},
-      {"Random", LoadBalancer::random},
-      {"LeastWork", LoadBalancer::least_work},
-      {"LeastWorkLoadBalancer", LoadBalancer::least_work},
-      {"Hashing", LoadBalancer::hashing},
-      {"HashingLoadBalancer", LoadBalancer::hashing},
-  }};
-  for (const auto& [n, lb] : names) {
-    if (n == name) return lb;
-  }
-  return std::nullopt;
+  return config::parse_enum(config::load_balancer_names, name);
 }
 
 std::shared_ptr<const MultiClusterPolicy> find_multi_cluster_policy(std::string_view name) {
-  {
-    Plugins& p = plugins();
-    std::lock_guard lock(p.mutex);
-    if (auto it = p.multi_cluster.find(name); it != p.multi_cluster.end()) return it->second;
-  }
+  if (auto registered = multi_cluster_policies().find(name)) return registered;
   for (const auto& [n, policy] : builtin_policies()) {
     if (n == name) return policy;
   }

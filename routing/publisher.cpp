@@ -5,13 +5,10 @@
 
 namespace sluice::routing {
 
-bool Publisher::submit(Model model, Clock::time_point now) {
+void Publisher::submit(Model model) {
   std::lock_guard lock(mutex_);
   ++submitted_;
-  const bool first = !pending_;
-  if (first) pending_since_ = now;
   pending_ = std::move(model);
-  return first;
 }
 
 bool Publisher::flush(Clock::time_point now) {
@@ -26,17 +23,6 @@ bool Publisher::flush(Clock::time_point now) {
   std::lock_guard lock(mutex_);
   ++published_;
   return true;
-}
-
-bool Publisher::pending() const {
-  std::lock_guard lock(mutex_);
-  return pending_.has_value();
-}
-
-std::optional<Clock::time_point> Publisher::pending_since() const {
-  std::lock_guard lock(mutex_);
-  if (!pending_) return std::nullopt;
-  return pending_since_;
 }
 
 std::uint64_t Publisher::submitted() const {

@@ -1,8 +1,8 @@
-// Publisher: coalesces bursts of model updates into one rebuild and publication.
+// Publisher: builds a snapshot from the newest model submitted and publishes it.
 //
-// Discovery calls submit() for every change (any thread); the newest model replaces any pending one.
-// The control thread calls flush() once the burst has settled (after the coalesce delay, e.g. the
-// config's kubernetes.coalesce, 50 ms), which builds one snapshot from the newest model and publishes it.
+// submit() stores a model (any thread); the newest replaces one not yet flushed. flush() builds one
+// snapshot from the newest model and publishes it. A proxy's routing inputs (embed/inputs.cpp) submit and
+// flush at once: discovery has already coalesced its bursts (kubernetes.coalesce, 50 ms).
 #pragma once
 
 #include <cstdint>
@@ -20,17 +20,11 @@ class Publisher {
   // `table` and `registry` must outlive the publisher.
   Publisher(Table& table, EndpointRegistry& registry) : table_(table), registry_(registry) {}
 
-  // Stores `model` as the next one to publish. Returns true when nothing was pending before (the caller
-  // should arrange a flush after its coalesce delay); false when it merely replaced a pending model.
-  // Any thread.
-  bool submit(Model model, Clock::time_point now = Clock::now());
+  // Stores `model` as the next one to publish, replacing one not flushed yet. Any thread.
+  void submit(Model model);
 
   // Builds and publishes the pending model, if any. Returns whether it published. Control thread.
   bool flush(Clock::time_point now = Clock::now());
-
-  // Whether a model is pending, and since when (the first submit of the burst).
-  bool pending() const;
-  std::optional<Clock::time_point> pending_since() const;
 
   std::uint64_t submitted() const;  // models submitted so far
   std::uint64_t published() const;  // snapshots published so far
@@ -40,7 +34,6 @@ class Publisher {
   EndpointRegistry& registry_;
   mutable std::mutex mutex_;  // control side only: workers never touch the publisher
   std::optional<Model> pending_;
-  Clock::time_point pending_since_{};
   std::uint64_t submitted_ = 0;
   std::uint64_t published_ = 0;
   std::mutex build_mutex_;  // one build at a time

@@ -34,8 +34,8 @@ std::int64_t retry_budget(const ServiceEntry& svc) {
   return std::max<std::int64_t>(svc.retry.min_retry_concurrency, share);
 }
 
-bool retry_allowed(const ServiceEntry& svc, Outcome outcome, std::string_view method, bool replayable,
-                   AttemptState& attempt) {
+bool retry_allowed(const ServiceEntry& svc, const EndpointEntry& failed, Outcome outcome, std::string_view method,
+                   bool replayable, AttemptState& attempt, Ticks now) {
   switch (retry_kind(outcome, method, replayable, svc.retry)) {
     case RetryKind::none: return false;
     case RetryKind::local: {
@@ -48,8 +48,14 @@ bool retry_allowed(const ServiceEntry& svc, Outcome outcome, std::string_view me
       attempt.next = RetryKind::local;
       return true;
     }
+    case RetryKind::ejected_endpoint:
     case RetryKind::budgeted:
       if (attempt.budgeted_retries >= svc.retry.max_retries) return false;
+      if (failed.state->ejected_until.load(std::memory_order_relaxed) > now) {
+        ++attempt.budgeted_retries;
+        attempt.next = RetryKind::ejected_endpoint;
+        return true;
+      }
       if (svc.state->active_retries.load(std::memory_order_relaxed) >= retry_budget(svc)) {
         svc.state->budget_exhausted.fetch_add(1, std::memory_order_relaxed);
         return false;

@@ -74,6 +74,7 @@ struct alignas(64) ServiceEntry {
   config::TrafficPolicy policy;
   config::OutlierDetection outlier;
   config::HealthCheck health_check;
+  config::Tunnel tunnel;
   Ticks slow_start_window = 0;
 
   std::vector<std::string> unused_clusters;  // clusters with endpoints that the policy leaves out (explain)

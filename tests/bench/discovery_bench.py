@@ -2,7 +2,8 @@
 
 Starts the API stand-in (tests/k8s), loads N Services with EndpointSlices through its control port,
 runs tests/discovery/discovery_probe --routable (the sink builds and publishes a routing snapshot, as
-main does) with coalescing off, then changes one EndpointSlice at a time and records:
+a proxy's does: embed/sources.cpp, embed/inputs.cpp) with coalescing off, then changes one EndpointSlice
+at a time and records:
 - in-process latency: first event of the burst -> snapshot published (the probe's "latency" lines);
 - end-to-end latency: control-port write returned -> model line printed (includes the stand-in and HTTPS).
 Then RSS of the probe holding --mem-services services with --mem-endpoints endpoints in all.

@@ -22,7 +22,7 @@ const char* const everything = R"({
   "cluster": {"region": "eu", "zone": "eu-1a", "group": "g1", "name": "cluster-2"},
   "workers": 4,
   "log_level": "debug",
-  "limits": {"max_request_header_bytes": 8192, "max_request_headers": 50, "max_response_header_bytes": 16384},
+  "limits": {"max_request_header_bytes": 8192, "max_request_headers": 50, "max_response_header_bytes": 16384, "max_tunnels": 7},
   "timeouts": {"request_header": "5s", "idle": "2m", "connect": "250ms", "response": "1h", "drain": "0"},
   "upstream": {"max_idle_per_endpoint": 8, "idle_timeout": "30s"},
   "admin": {"enabled": false, "address": "::1", "port": 19901},
@@ -48,6 +48,7 @@ const char* const everything = R"({
     "outlier_detection": {"enabled": false, "consecutive_local_origin_failures": 2, "consecutive_gateway_failures": 4, "consecutive_failures": 3, "probe_interval": "100ms", "max_probe_interval": "3s", "base_ejection_time": "10s", "max_ejection_time": "1m", "max_ejection_percent": 50},
     "health_check": {"enabled": true, "path": "/healthz", "interval": "2s", "timeout": "500ms", "healthy_threshold": 1, "unhealthy_threshold": 2, "jitter": 0},
     "retry": {"max_retries": 5, "budget_percent": 50, "min_retry_concurrency": 0, "retry_on_5xx": false, "retry_on_timeout": false, "max_pending_per_endpoint": 10},
+    "tunnel": {"idle_timeout": "5m", "max_lifetime": "1h"},
     "slow_start_window": "0"
   }],
   "mesh_tls": {"ca_file": "/dev/null", "cert_file": "/dev/null", "key_file": "/dev/null"},
@@ -65,6 +66,7 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(c.limits.max_request_header_bytes == 8192);
   CHECK(c.limits.max_request_headers == 50);
   CHECK(c.limits.max_response_header_bytes == 16384);
+  CHECK(c.limits.max_tunnels == 7);
   CHECK(c.timeouts.request_header == 5s);
   CHECK(c.timeouts.idle == 2min);
   CHECK(c.timeouts.connect == 250ms);
@@ -155,6 +157,8 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(s.retry.min_retry_concurrency == 0);
   CHECK_FALSE(s.retry.retry_on_5xx);
   CHECK_FALSE(s.retry.retry_on_timeout);
+  CHECK(s.tunnel.idle_timeout == 5min);
+  CHECK(s.tunnel.max_lifetime == 1h);
   CHECK(s.retry.max_pending_per_endpoint == 10);
   CHECK(s.slow_start_window == 0ms);
 

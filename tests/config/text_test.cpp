@@ -70,6 +70,31 @@ TEST_CASE("enum spellings are the canonical JSON ones", "[config]") {
   CHECK(to_string(PathMatch::exact) == "exact");
 }
 
+TEST_CASE("one table per enum: every spelling parses back, the first of a value is its name", "[config]") {
+  for (const auto& n : load_balancer_names) {
+    INFO(n.name);
+    CHECK(parse_enum(load_balancer_names, n.name) == n.value);
+    CHECK(parse_enum(load_balancer_names, to_string(n.value)) == n.value);
+  }
+  CHECK(parse_enum(load_balancer_names, "RoundRobinLoadBalancer") == LoadBalancer::round_robin);
+  CHECK(parse_enum(load_balancer_names, "LeastWorkLoadBalancer") == LoadBalancer::least_work);
+  CHECK(parse_enum(load_balancer_names, "HashingLoadBalancer") == LoadBalancer::hashing);
+  CHECK_FALSE(parse_enum(load_balancer_names, "roundrobin"));
+  CHECK(parse_enum(path_match_names, "Exact") == PathMatch::exact);
+  CHECK(parse_enum(lb_type_names, "FailOver") == LbType::fail_over);
+  CHECK(parse_enum(role_names, "gateway") == Role::gateway);
+  CHECK(parse_enum(hash_on_names, "cookie") == HashOn::cookie);
+}
+
+TEST_CASE("ErieCanal's resources accept only ErieCanal's spellings", "[config]") {
+  CHECK(parse_enum(load_balancer_names, "HashingLoadBalancer", true) == LoadBalancer::hashing);
+  CHECK_FALSE(parse_enum(load_balancer_names, "Hashing", true));
+  CHECK_FALSE(parse_enum(load_balancer_names, "Random", true));  // ErieCanal has no Random
+  CHECK(parse_enum(path_match_names, "Prefix", true) == PathMatch::prefix);
+  CHECK_FALSE(parse_enum(path_match_names, "prefix", true));
+  CHECK(parse_enum(lb_type_names, "ActiveActive", true) == LbType::active_active);
+}
+
 TEST_CASE("Errors keeps one message per path and nothing below a reported path", "[config]") {
   Errors e;
   e.add("services[0]", "expected an object, got 5");

@@ -15,6 +15,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "config/text.hpp"
 #include "discovery/kubernetes_source.hpp"
 #include "routing/publisher.hpp"
 #include "routing/registry.hpp"
@@ -28,25 +29,6 @@ namespace {
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-const char* lb_type(config::LbType t) {
-  switch (t) {
-    case config::LbType::locality: return "Locality";
-    case config::LbType::active_active: return "ActiveActive";
-    case config::LbType::fail_over: return "FailOver";
-  }
-  return "?";
-}
-
-const char* balancer(config::LoadBalancer b) {
-  switch (b) {
-    case config::LoadBalancer::round_robin: return "round_robin";
-    case config::LoadBalancer::random: return "random";
-    case config::LoadBalancer::least_work: return "least_work";
-    case config::LoadBalancer::hashing: return "hashing";
-  }
-  return "?";
 }
 
 json status_json(const discovery::Status& s) {
@@ -78,8 +60,8 @@ json model_json(const routing::Model& m) {
       targets.push_back(tj);
     }
     services.push_back({{"id", s.id()}, {"ports", s.ports}, {"clusters", clusters},
-                        {"lb_type", lb_type(s.policy.lb_type)}, {"targets", targets},
-                        {"load_balancer", balancer(s.load_balancer)}, {"sticky", s.session_sticky.enabled}});
+                        {"lb_type", config::to_string(s.policy.lb_type)}, {"targets", targets},
+                        {"load_balancer", config::to_string(s.load_balancer)}, {"sticky", s.session_sticky.enabled}});
   }
   json routes = json::array();
   for (const auto& r : m.routes)
@@ -103,7 +85,7 @@ int main(int argc, char** argv) {
   config::ClusterIdentity local;
   int status_ms = 0;
   bool compact = false;  // --compact: print only counts and the status (benchmarks with 1k services)
-  bool routable = false; // --routable: the sink builds and publishes a routing snapshot, as main does
+  bool routable = false; // --routable: the sink builds and publishes a routing snapshot, as a proxy does (embed/inputs.cpp)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -141,7 +123,7 @@ int main(int argc, char** argv) {
   routing::Publisher publisher(table, registry);
   discovery::KubernetesSource source(ioc, options, local, [&](routing::Model m) {
     if (routable) {
-      // Discovery already coalesced the burst: build and publish right away, as main does.
+      // Discovery already coalesced the burst: build and publish right away, as a proxy does (embed/inputs.cpp).
       publisher.submit(m);
       publisher.flush();
       // After rebuild() returns, the source knows how long event -> routable took.

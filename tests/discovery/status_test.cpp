@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "discovery/from_config.hpp"
 #include "discovery/status.hpp"
+#include "prometheus/writer.hpp"
 
 using namespace sluice;
 using namespace sluice::discovery;
@@ -19,7 +20,10 @@ TEST_CASE("status renders as Prometheus text with per-resource labels", "[discov
   r.watch_restarts = 3;
   r.relists = 1;
   s.resources.push_back(r);
-  std::string text = render_prometheus(s);
+  s.last_publish_latency = std::chrono::microseconds(5300);
+  std::string text;
+  prometheus::Writer writer(text);
+  render_prometheus(s, writer);
   CHECK(text.find("sluice_discovery_synced 1\n") != std::string::npos);
   CHECK(text.find("sluice_discovery_stale 1\n") != std::string::npos);
   CHECK(text.find("sluice_discovery_publishes_total 7\n") != std::string::npos);
@@ -27,6 +31,20 @@ TEST_CASE("status renders as Prometheus text with per-resource labels", "[discov
   CHECK(text.find("sluice_discovery_watch_restarts_total{resource=\"serviceimports.flomesh.io\",namespace=\"httpbin\"} 3\n") !=
         std::string::npos);
   CHECK(text.find("sluice_discovery_relists_total{resource=\"serviceimports.flomesh.io\",namespace=\"httpbin\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("sluice_discovery_last_publish_latency_seconds 0.0053\n") != std::string::npos);
+}
+
+TEST_CASE("status label values from Kubernetes are escaped", "[discovery]") {
+  Status s;
+  ResourceStatus r;
+  r.resource = "services";
+  r.name_space = "we\"ird\\ns\n";
+  s.resources.push_back(r);
+  std::string text;
+  prometheus::Writer writer(text);
+  render_prometheus(s, writer);
+  CHECK(text.find("sluice_discovery_objects{resource=\"services\",namespace=\"we\\\"ird\\\\ns\\n\"} 0\n") !=
         std::string::npos);
 }
 

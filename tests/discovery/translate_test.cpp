@@ -282,6 +282,15 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
   CHECK(store.apply(Kind::traffic_policy, EventType::added, bad_lb).find("spec.lbType") != std::string::npos);
   json wrong_type = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}}, {"ports", "all"}, {"endpoints", json::array()}};
   CHECK(store.apply(Kind::endpoint_slice, EventType::added, wrong_type).find("ports: expected an array") != std::string::npos);
+  // ServiceExport takes ErieCanal's spellings only (config/text.hpp's table): not the config's own.
+  json config_spelling = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
+                          {"spec", {{"loadBalancer", "Random"}, {"rules", {{{"portNumber", 80}}}}}}};
+  CHECK(store.apply(Kind::service_export, EventType::added, config_spelling).find("spec.loadBalancer: unknown load balancer 'Random'") !=
+        std::string::npos);
+  config_spelling["spec"]["loadBalancer"] = "LeastWorkLoadBalancer";
+  config_spelling["spec"]["rules"][0]["pathType"] = "exact";
+  CHECK(store.apply(Kind::service_export, EventType::added, config_spelling).find("spec.rules[0].pathType") !=
+        std::string::npos);
   json no_rules = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}}, {"spec", json::object()}};
   CHECK(store.apply(Kind::service_export, EventType::added, no_rules).find("spec.rules") != std::string::npos);
 

@@ -6,7 +6,8 @@ from integ_harness import (BACKEND, BUILD_DIR, SLUICE, Backend, BlackHole, Proce
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: moves 100 MiB bodies")
+    config.addinivalue_line("markers", "slow: takes its time by nature (100 MiB bodies, an install, a deadline of "
+                                       "seconds); left out of the fast tier (tests/run_all.py --fast)")
 
 
 @pytest.fixture(scope="session", autouse=True)

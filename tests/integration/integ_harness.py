@@ -7,6 +7,7 @@ every wait is bounded, so a broken proxy fails a test instead of hanging the run
 import json
 import os
 import pathlib
+import select
 import signal
 import socket
 import struct
@@ -53,6 +54,53 @@ def can_connect(host, port, timeout=0.2):
             return True
     except OSError:
         return False
+
+
+def wait_until(predicate, timeout=10.0, what="condition", interval=0.02):
+    """Polls `predicate` until it returns something true, which is returned; raises AssertionError naming
+    `what` when `timeout` seconds pass first. The bounded wait every test uses instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def admin_metric(port, series):
+    """The value of the sample `series` (its name, and its labels as rendered) on the admin endpoint's
+    /stats at `port`, or None when absent or the admin does not answer."""
+    try:
+        status, body = raw_exchange("127.0.0.1", port,
+                                    b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    for line in body.decode(errors="replace").splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
+def json_lines(text):
+    """The JSON objects of the lines of `text` that start with "{" (access log lines among others)."""
+    return [json.loads(line) for line in (raw.strip() for raw in text.splitlines()) if line.startswith("{")]
+
+
+def wait_json_lines(read, n, timeout=10.0):
+    """json_lines(read()) once it holds at least `n` objects, or whatever it holds after `timeout` seconds
+    (for the caller's assertion to show)."""
+    def enough():
+        lines = json_lines(read())
+        return lines if len(lines) >= n else None
+    try:
+        return wait_until(enough, timeout, f"{n} JSON line(s)", interval=0.05)
+    except AssertionError:
+        return json_lines(read())
 
 
 def clean_env():
@@ -396,7 +444,7 @@ class RawServer:
                     with self._lock:
                         self.heads.append(data.split(b"\r\n\r\n")[0])
                     conn.sendall(self.response)
-                    time.sleep(0.2)
+                    time.sleep(0.2)  # on purpose: the answer is read before the close, not raced by it
                     break
                 if self.mode in ("short", "short_chunked") and b"\r\n\r\n" in data:
                     with self._lock:
@@ -405,7 +453,7 @@ class RawServer:
                         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
                     else:
                         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
-                    time.sleep(0.2)
+                    time.sleep(0.2)  # on purpose: the part sent is relayed before the cut, not raced by it
                     break
                 if self.mode == "reset" and b"\r\n\r\n" in data:
                     with self._lock:
@@ -473,7 +521,9 @@ class BlackHole:
             except BlockingIOError:
                 pass
             self.fillers.append(c)
-        time.sleep(0.1)
+        # The queue is full once one filler's handshake is done (a backlog of 0 holds one connection):
+        # from then on the listener drops SYNs.
+        wait_until(lambda: select.select([], self.fillers, [], 0)[1], 5, "a connection to fill the accept queue")
 
     def close(self):
         for c in self.fillers:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from integ_harness import HttpReader, clean_env, connect
+from integ_harness import HttpReader, clean_env, connect, wait_until
 
 
 def timeouts(drain):
@@ -17,6 +17,12 @@ def start_slow_request(sluice, ms):
     cmd = ["curl", "-sS", "--noproxy", "*", "--max-time", "20", "-o", "-", "-w", " %{http_code}",
            sluice.url(f"/delay/{ms}")]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+
+
+def wait_in_flight(backend):
+    """Until sluice has a request in flight to `backend`: it has connected there (a request is counted in
+    flight from the moment its head is read, before the upstream is chosen)."""
+    wait_until(lambda: backend.connections_seen() >= 1, 10, "the request to reach the backend")
 
 
 def refused(port):
@@ -37,14 +43,11 @@ def test_sigterm_drains_in_flight_request(backend_factory, sluice_factory, procs
     a = backend_factory("alpha")
     sluice = sluice_factory([a.address], timeouts=timeouts("5s"), args=("--workers", workers))
     slow = procs.add(start_slow_request(sluice, 1500))
-    time.sleep(0.4)
+    wait_in_flight(a)
     sent = time.monotonic()
     sluice.proc.send_signal(signal.SIGTERM)
     # New connections are refused soon after the signal, while the slow request is still running.
-    deadline = time.monotonic() + 1.0
-    while not refused(sluice.port):
-        assert time.monotonic() < deadline, "still accepting new connections after SIGTERM"
-        time.sleep(0.05)
+    wait_until(lambda: refused(sluice.port), 1.0, "new connections to be refused after SIGTERM", interval=0.05)
     # Every worker's acceptor is closed, not just one (the kernel spreads connects over them).
     for _ in range(6):
         assert refused(sluice.port), "a worker still accepts after SIGTERM"
@@ -61,7 +64,7 @@ def test_sigint_drains_too(backend_factory, sluice_factory, procs):
     a = backend_factory("alpha")
     sluice = sluice_factory([a.address], timeouts=timeouts("5s"))
     slow = procs.add(start_slow_request(sluice, 1000))
-    time.sleep(0.4)
+    wait_in_flight(a)
     sluice.proc.send_signal(signal.SIGINT)
     out, err = slow.communicate(timeout=10)
     assert out == b"alpha\n 200", err
@@ -72,7 +75,7 @@ def test_drain_timeout_cuts_long_request(backend_factory, sluice_factory, procs)
     a = backend_factory("alpha")
     sluice = sluice_factory([a.address], timeouts=timeouts("1s"))
     slow = procs.add(start_slow_request(sluice, 8000))
-    time.sleep(0.4)
+    wait_in_flight(a)
     sent = time.monotonic()
     sluice.proc.send_signal(signal.SIGTERM)
     assert sluice.proc.wait(timeout=5) == 0
@@ -103,7 +106,7 @@ def test_keepalive_request_in_flight_gets_connection_close(backend_factory, slui
     with connect(sluice.port) as s:
         reader = HttpReader(s)
         s.sendall(b"GET /delay/1000 HTTP/1.1\r\nHost: app\r\n\r\n")
-        time.sleep(0.4)
+        wait_in_flight(a)
         sluice.proc.send_signal(signal.SIGTERM)
         status, headers, body = reader.read_response()
         assert status == 200 and body == b"alpha\n"

@@ -79,7 +79,7 @@ def test_pool_survives_upstream_idle_close(backend_factory, sluice_factory):
     for _ in range(3):
         r = curl("-o", "-", "-w", " %{http_code}", sluice.url("/conn"))
         assert r.returncode == 0 and r.stdout.endswith(b" 200"), (r.stdout, r.stderr)
-        time.sleep(0.6)
+        time.sleep(0.6)  # on purpose: past the backend's 300 ms idle timeout, which closes the pooled one
     assert a.connections_seen() == 3
 
 
@@ -107,7 +107,7 @@ def test_pool_idle_timeout(backend_factory, sluice_factory):
     first = int(curl("-o", "-", sluice.url("/conn")).stdout)
     second = int(curl("-o", "-", sluice.url("/conn")).stdout)
     assert first == second  # reused while fresh
-    time.sleep(2.0)  # past the idle timeout and a sweep (every second)
+    time.sleep(2.0)  # on purpose: past the idle timeout and a sweep (every second)
     third = int(curl("-o", "-", sluice.url("/conn")).stdout)
     assert third != second
 

@@ -4,7 +4,7 @@ import socket
 import subprocess
 import time
 
-from integ_harness import LOCAL_CLUSTER, HttpReader, clean_env, connect, curl_status, make_config
+from integ_harness import LOCAL_CLUSTER, HttpReader, clean_env, connect, curl_status, make_config, wait_until
 
 MIB = 1024 * 1024
 
@@ -68,7 +68,9 @@ def test_bad_chunk_mid_stream_400(backend_factory, sluice_factory):
     sluice = sluice_factory([a.address])
     with connect(sluice.port) as s:
         s.sendall(b"POST /sink HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        time.sleep(0.3)  # sluice has forwarded the head and the first chunk by now
+        # Once sluice has connected upstream it holds the first chunk (read before the endpoint is
+        # chosen) and sends it with the head before it reads any more: the bad chunk comes mid-stream.
+        wait_until(lambda: a.connections_seen() >= 1, 10, "sluice to connect to the backend")
         s.sendall(b"zz\r\nworld\r\n0\r\n\r\n")
         reader = HttpReader(s)
         status, _, body = reader.read_response()
@@ -90,7 +92,7 @@ def test_slow_reader_backpressure_keeps_rss_flat(backend_factory, sluice_factory
         assert status == 200
         reader.read_exact(MIB)
         peak = baseline
-        for _ in range(15):
+        for _ in range(15):  # watched for 1.5 s on purpose: the growth would take time to show
             time.sleep(0.1)
             peak = max(peak, sluice.rss_kib())
     assert peak - baseline < 60 * 1024, f"RSS grew by {peak - baseline} KiB while the client did not read"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from integ_harness import HttpReader, clean_env, connect, curl, curl_status
+from integ_harness import HttpReader, admin_metric, clean_env, connect, curl, curl_status, free_port, wait_until
 
 
 def get(conn, method, path):
@@ -42,7 +42,9 @@ def test_timed_out_upstream_connection_not_reused(backend_factory, sluice_factor
     assert status == 200
     status, _ = curl_status(sluice.url("/delay/1500"))  # on the pooled connection: 504 after 1 s
     assert status == 504
-    time.sleep(1.0)  # the late answer arrives on that connection if it was kept
+    # Waiting on purpose: the late answer (due 1.5 s after the request) arrives on that connection if it
+    # was kept, and only then could it leak into the next request.
+    time.sleep(1.0)
     status, body = curl_status(sluice.url("/conn"))
     assert status == 200
     assert body.strip().isdigit(), f"a stale response leaked into the next request: {body!r}"
@@ -160,7 +162,8 @@ def test_hop_by_hop_removed_from_response(sluice_factory, raw_server_factory):
 
 def test_client_abort_mid_download_does_not_poison_pool(backend_factory, sluice_factory):
     a = backend_factory("alpha")
-    sluice = sluice_factory([a.address])
+    admin_port = free_port()
+    sluice = sluice_factory([a.address], admin={"enabled": True, "address": "127.0.0.1", "port": admin_port})
     status, first = curl_status(sluice.url("/conn"))
     assert status == 200
     with connect(sluice.port) as s:  # takes the pooled connection, then leaves mid-body
@@ -168,7 +171,10 @@ def test_client_abort_mid_download_does_not_poison_pool(backend_factory, sluice_
         reader = HttpReader(s)
         reader.read_head()
         reader.read_exact(100000)
-    time.sleep(0.3)
+    # Once no request is in flight, the aborted one is over: its upstream connection closed or pooled,
+    # whichever sluice decided.
+    wait_until(lambda: admin_metric(admin_port, "sluice_requests_active") == 0, 10,
+               "the aborted download to end")
     for _ in range(3):
         status, body = curl_status(sluice.url("/conn"))
         assert status == 200

@@ -10,7 +10,9 @@ import time
 import urllib.error
 import urllib.request
 
-from integ_harness import LOCAL_CLUSTER, REPO, Sluice, free_port
+import pytest
+
+from integ_harness import LOCAL_CLUSTER, REPO, Sluice, free_port, wait_until
 
 sys.path.insert(0, str(REPO / "tests" / "k8s"))
 from standin import StandIn  # noqa: E402
@@ -27,13 +29,6 @@ def get(port, host, path="/", timeout=5):
         return e.code, e.read().decode().strip()
     except OSError as e:
         return 0, str(e)
-
-
-def wait_for(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def config(port, admin, static_port, static_host, kubeconfig):
@@ -54,14 +49,14 @@ def test_sighup_with_kubernetes_reloads_the_config_and_keeps_discovery(procs, ba
         api.kubectl("create", "-f", "-", input=StandIn.fixture_text("web-service.yaml.in", port=web.port))
         port, admin = free_port(), free_port()
         sluice = Sluice(procs, tmp_path, config(port, admin, static.port, "static", api.kubeconfig))
-        wait_for(lambda: get(admin, "x", "/ready")[0] == 200, 15, "never ready")
+        wait_until(lambda: get(admin, "x", "/ready")[0] == 200, 15, "never ready")
         assert get(port, "web.apps") == (200, "k8s-web")
         assert get(port, "static") == (200, "static")
 
         # The config's route moves to another host; the discovered service stays.
         sluice.config_path.write_text(json.dumps(config(port, admin, static.port, "static2", api.kubeconfig)))
         sluice.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: get(port, "static2")[0] == 200, 10, "the reloaded route never served")
+        wait_until(lambda: get(port, "static2")[0] == 200, 10, "the reloaded route never served")
         assert get(port, "static")[0] == 404
         assert get(port, "web.apps") == (200, "k8s-web")
         routes = json.loads(get(admin, "x", "/routes")[1])
@@ -69,11 +64,12 @@ def test_sighup_with_kubernetes_reloads_the_config_and_keeps_discovery(procs, ba
 
         # Discovery still follows the API server after the reload.
         api.kubectl("delete", "endpointslice", "web-1", "-n", "apps")
-        wait_for(lambda: get(port, "web.apps")[0] != 200, 10, "deleted endpoints kept serving")
+        wait_until(lambda: get(port, "web.apps")[0] != 200, 10, "deleted endpoints kept serving")
         assert get(port, "static2") == (200, "static")
         assert sluice.terminate() == 0
 
 
+@pytest.mark.slow  # waits out the 10 s sync deadline on purpose
 def test_workers_wait_for_the_first_sync(procs, backend_factory, tmp_path):
     """An API server that accepts but never answers: /ready says so, and the first request is served only
     when the wait for the first sync gives up (10 s), from the config's own routes."""
@@ -81,7 +77,14 @@ def test_workers_wait_for_the_first_sync(procs, backend_factory, tmp_path):
     hole.bind(("127.0.0.1", 0))
     hole.listen(16)
     held = []
-    threading.Thread(target=lambda: [held.append(hole.accept()) for _ in range(50)], daemon=True).start()
+
+    def hold():
+        try:
+            for _ in range(50):
+                held.append(hole.accept())
+        except OSError:
+            pass  # closed at the end of the test
+    threading.Thread(target=hold, daemon=True).start()
     kubeconfig = tmp_path / "hole.kubeconfig"
     kubeconfig.write_text(f"""apiVersion: v1
 kind: Config
@@ -94,8 +97,11 @@ current-context: x
     port, admin = free_port(), free_port()
     started = time.monotonic()
     Sluice(procs, tmp_path, config(port, admin, static.port, "static", str(kubeconfig)))
-    time.sleep(1)
-    status, body = get(admin, "x", "/ready")
+
+    def ready_answer():
+        status, body = get(admin, "x", "/ready")
+        return (status, body) if status != 0 else None  # 0: the admin is not listening yet
+    status, body = wait_until(ready_answer, 5, "the admin endpoint to answer")
     assert status == 503 and "sync" in body, (status, body)
     assert get(port, "static", timeout=20) == (200, "static")
     assert time.monotonic() - started >= 9, "served before the first sync or its deadline"

@@ -25,6 +25,10 @@ PUBLIC_HEADERS = sorted([
     "log/logger.hpp",
 ])
 
+# The install test: meson install and a compile against the installed headers take their time (not in
+# the fast tier, tests/run_all.py --fast).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):

@@ -3,9 +3,8 @@ stops receiving traffic and comes back; killing the local tier moves traffic to 
 failed request, logged once as a failover event and visible in /explain and /stats."""
 import json
 import subprocess
-import time
 
-from integ_harness import BACKEND, LOCAL_CLUSTER, clean_env, curl, free_port, make_config
+from integ_harness import BACKEND, LOCAL_CLUSTER, clean_env, curl, free_port, make_config, wait_until
 
 REMOTE = "default/default/default/cluster-9"
 
@@ -19,15 +18,6 @@ def get(s, path="/"):
 def admin(port, path):
     r = curl("-s", f"http://127.0.0.1:{port}{path}")
     return r.stdout.decode()
-
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def test_endpoint_failing_health_checks_is_not_picked(backend_factory, sluice_factory):
@@ -97,19 +87,24 @@ def stats_endpoint(admin_port, address):
     raise AssertionError(f"no endpoint {address} in {snap}")
 
 
-def test_killed_endpoint_is_ejected_at_once_and_back_by_probe(procs, backend_factory, sluice_factory):
-    # Default outlier detection: one refused connect takes the endpoint out (no request fails: it is
-    # retried), and it is back in rotation soon after it listens again, by probe, not after 30 s.
-    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+def two_pods_at_defaults(sluice_factory, a, b):
+    """sluice in front of backends a and b with outlier detection at its defaults, admin on: (sluice, port)."""
     admin_port = free_port()
 
     def cfg(port):
         c = make_config(port, [a.address, b.address])
-        del c["services"][0]["outlier_detection"]  # the defaults
+        del c["services"][0]["outlier_detection"]  # make_config turns it off; these tests want the defaults
         c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
         return c
 
-    s = sluice_factory(make_cfg=cfg)
+    return sluice_factory(make_cfg=cfg), admin_port
+
+
+def test_killed_endpoint_is_ejected_at_once_and_back_by_probe(procs, backend_factory, sluice_factory):
+    # Default outlier detection: one refused connect takes the endpoint out (no request fails: it is
+    # retried), and it is back in rotation soon after it listens again, by probe, not after 30 s.
+    a, b = backend_factory("pod-a"), backend_factory("pod-b")
+    s, admin_port = two_pods_at_defaults(sluice_factory, a, b)
     assert {get(s)[1] for _ in range(4)} == {"pod-a", "pod-b"}
     b.proc.kill()
     b.proc.wait()
@@ -131,15 +126,7 @@ def test_killed_endpoint_is_ejected_at_once_and_back_by_probe(procs, backend_fac
 
 def test_endpoint_answering_503_is_ejected_and_returns_when_it_recovers(backend_factory, sluice_factory):
     a, b = backend_factory("pod-a"), backend_factory("pod-b")
-    admin_port = free_port()
-
-    def cfg(port):
-        c = make_config(port, [a.address, b.address])
-        del c["services"][0]["outlier_detection"]  # the defaults
-        c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin_port}
-        return c
-
-    s = sluice_factory(make_cfg=cfg)
+    s, admin_port = two_pods_at_defaults(sluice_factory, a, b)
     assert curl("-s", f"http://{b.address}/admin/status/503").returncode == 0
     # Clients see no 503: each is retried on pod-a, and three in a row take pod-b out.
     results = [get(s) for _ in range(20)]
@@ -147,7 +134,8 @@ def test_endpoint_answering_503_is_ejected_and_returns_when_it_recovers(backend_
     ep, svc = stats_endpoint(admin_port, b.address)
     assert ep["ejected"] and ep["ejection_reason"] == "gateway_error" and not ep["dead"], ep
     # Its HTTP probes get 503 and keep it out; once it answers again, it comes back.
-    time.sleep(1.0)
+    wait_until(lambda: stats_endpoint(admin_port, b.address)[0].get("probe_failures", 0) >= 1, 10,
+               "a probe of the ejected endpoint to fail")
     assert stats_endpoint(admin_port, b.address)[0]["ejected"]
     assert curl("-s", f"http://{b.address}/admin/status/0").returncode == 0
     assert wait_until(lambda: not stats_endpoint(admin_port, b.address)[0]["ejected"], 10)

@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 
-from integ_harness import REPO, SLUICE, Backend, ProcessGroup, Sluice, curl_status, free_port
+from integ_harness import REPO, SLUICE, Backend, ProcessGroup, Sluice, curl_status, free_port, wait_until
 
 sys.path.insert(0, str(REPO / "tests" / "k8s"))
 from standin import StandIn  # noqa: E402
@@ -393,9 +393,10 @@ def test_sidecar_and_gateway_configs_carry_the_seed_request(group, tmp_path):
         assert curl_status(url, *resolve)[0] == 503
         # Seed step 2: the ActiveActive policy -> cluster-1's pod through its gateway.
         api2.kubectl("create", "-f", "-", input=GTP_ACTIVE_ACTIVE)
-        deadline = time.monotonic() + 5
-        while (got := curl_status(url, *resolve))[0] != 201 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        def routed():
+            got = curl_status(url, *resolve)
+            return got if got[0] == 201 else None
+        got = wait_until(routed, 5, "the ActiveActive policy to route to cluster-1")
         assert got == (201, b"status 201 from httpbin-cluster-1\n"), sidecar.stdout()
         # The 127.0.0.1:15001 listener (iptables redirection's target) routes the same way.
         outbound = listener(sc_cfg, "outbound")

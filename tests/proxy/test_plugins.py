@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from integ_harness import BUILD_DIR, REPO, SLUICE, clean_env, free_port
+from integ_harness import BUILD_DIR, REPO, SLUICE, clean_env, free_port, wait_until
 
 HOST = BUILD_DIR / "tests" / "embed" / "plugin_host"
 LOCAL = "default/default/default/local"
@@ -241,10 +241,7 @@ def test_kubernetes_and_own_source_together(host_factory, backend_factory):
         host = host_factory(make_cfg, "threads")
         assert host.read_line() == "ready"
 
-        deadline = time.monotonic() + 10
-        while host.get("web.apps")[0] != 200:
-            assert time.monotonic() < deadline, "the Kubernetes service never became routable"
-            time.sleep(0.05)
+        wait_until(lambda: host.get("web.apps")[0] == 200, 10, "the Kubernetes service to become routable")
         assert host.served("web.apps", 3) == ["k8s-web"] * 3
         assert host.get("fed")[0] == 503
         assert host.send(f"add fed.default {LOCAL} {fed.port}") == "published 0"
@@ -253,10 +250,7 @@ def test_kubernetes_and_own_source_together(host_factory, backend_factory):
 
         # A Kubernetes change still arrives after the program's source published.
         api.kubectl("delete", "endpointslice", "web-1", "-n", "apps")
-        deadline = time.monotonic() + 10
-        while host.get("web.apps")[0] == 200:
-            assert time.monotonic() < deadline, "the deleted endpoints kept serving"
-            time.sleep(0.05)
+        wait_until(lambda: host.get("web.apps")[0] != 200, 10, "the deleted endpoints to stop serving")
         assert host.served("fed", 2) == ["fed"] * 2
         assert host.finish() == host.requests
 
@@ -280,7 +274,8 @@ def test_stop_on_the_programs_io_context_cuts_the_request_in_flight(host_factory
             result["error"] = e
     t = threading.Thread(target=slow_get)
     t.start()
-    time.sleep(0.3)  # the request is in flight, the backend sleeping
+    # The request is in flight, the backend sleeping, once the proxy has connected there.
+    wait_until(lambda: slow.connections_seen() >= 1, 10, "the request to reach the backend")
     started = time.monotonic()
     assert host.finish() == 1
     assert time.monotonic() - started < 2.0  # did not wait for the 3 s response

@@ -51,6 +51,23 @@ TEST_CASE("path prefix matching is element-wise", "[routing]") {
   CHECK(strip_port("::1") == "::1");
 }
 
+TEST_CASE("route precedence: longer path first, exact before prefix at equal length", "[routing]") {
+  const auto r = [](std::string path, config::PathMatch match) {
+    config::Route route;
+    route.path = std::move(path);
+    route.path_match = match;
+    return route;
+  };
+  using config::PathMatch;
+  CHECK(ranks_before(r("/api/v2", PathMatch::prefix), r("/api", PathMatch::exact)));
+  CHECK_FALSE(ranks_before(r("/api", PathMatch::exact), r("/api/v2", PathMatch::prefix)));
+  CHECK(ranks_before(r("/api", PathMatch::exact), r("/api", PathMatch::prefix)));
+  CHECK_FALSE(ranks_before(r("/api", PathMatch::prefix), r("/api", PathMatch::exact)));
+  // Neither before the other: list order decides.
+  CHECK_FALSE(ranks_before(r("/a", PathMatch::prefix), r("/b", PathMatch::prefix)));
+  CHECK_FALSE(ranks_before(r("/b", PathMatch::prefix), r("/a", PathMatch::prefix)));
+}
+
 TEST_CASE("routes match host case-insensitively, with and without port, longest path first", "[routing]") {
   Harness h(routes_model());
   CHECK(routed(h, "httpbin.httpbin", "/") == "a.default/");

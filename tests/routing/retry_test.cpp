@@ -11,6 +11,23 @@ using namespace sluice;
 using namespace sluice::routing;
 using namespace sluice::routing::test;
 
+namespace {
+
+// Picks `n` requests as budgeted retries (as if their first attempt had got a 503) and leaves them in
+// flight: each holds the retry budget until finished.
+std::vector<PickResult> hold_budgeted_retries(Harness& h, const RequestView& req, int n) {
+  std::vector<PickResult> open;
+  for (int i = 0; i < n; ++i) {
+    AttemptState b;
+    b.attempt = 1;
+    b.next = RetryKind::budgeted;
+    open.push_back(h.picker.pick(req, b, h.clock.now));
+  }
+  return open;
+}
+
+}  // namespace
+
 TEST_CASE("retry kinds by outcome and method", "[routing]") {
   const config::RetryPolicy p;
   CHECK(retry_kind(Outcome::connect_failure, "POST", false, p) == RetryKind::local);
@@ -46,21 +63,21 @@ TEST_CASE("budgeted retries up to max_retries on different endpoints, then falls
   std::set<std::string> seen;
   auto r = h.picker.pick(req, a, h.clock.now);
   seen.insert(r.address);
-  CHECK(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a));
+  CHECK(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a, h.clock.now));
   h.picker.finish(r, Outcome::gateway_error, h.clock.now);
   r = h.picker.pick(req, a, h.clock.now);
   CHECK(r.retry);
   seen.insert(r.address);
-  CHECK(h.picker.may_retry(r, Outcome::timeout, "GET", true, a));
+  CHECK(h.picker.may_retry(r, Outcome::timeout, "GET", true, a, h.clock.now));
   h.picker.finish(r, Outcome::timeout, h.clock.now);
   r = h.picker.pick(req, a, h.clock.now);
   seen.insert(r.address);
   CHECK(seen.size() == 3);
-  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a));  // 2 retries done
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a, h.clock.now));  // 2 retries done
   // Every endpoint had its attempt: a connect failure now leaves nothing live to try; a stale pooled
   // connection proves nothing about its endpoint and is retried.
-  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a));
-  CHECK(h.picker.may_retry(r, Outcome::reset_reused, "GET", true, a));
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a, h.clock.now));
+  CHECK(h.picker.may_retry(r, Outcome::reset_reused, "GET", true, a, h.clock.now));
   h.picker.finish(r, Outcome::reset_reused, h.clock.now);
   // HAProxy: with every endpoint tried, a further pick reuses one rather than failing.
   r = h.picker.pick(req, a, h.clock.now);
@@ -75,21 +92,15 @@ TEST_CASE("local-origin retries: no budget, each endpoint once, and the dead are
   const auto& svc = h.table.load()->services[0];
   auto req = h.request("svc");
   // Hold many budgeted retries in flight: the budget is spent.
-  std::vector<PickResult> open;
-  for (int i = 0; i < 5; ++i) {
-    AttemptState b;
-    b.attempt = 1;
-    b.next = RetryKind::budgeted;
-    open.push_back(h.picker.pick(req, b, h.clock.now));
-  }
+  std::vector<PickResult> open = hold_budgeted_retries(h, req, 5);
   AttemptState a;
   std::set<std::string> tried;
   auto r = h.picker.pick(req, a, h.clock.now);
-  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a));  // budget
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a, h.clock.now));  // budget
   CHECK(svc.state->budget_exhausted.load() == 1);
   for (int i = 0; i < 3; ++i) {
     tried.insert(r.address);
-    REQUIRE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a));
+    REQUIRE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a, h.clock.now));
     h.picker.finish(r, Outcome::connect_failure, h.clock.now);
     r = h.picker.pick(req, a, h.clock.now);
     REQUIRE(r.status == PickStatus::ok);
@@ -98,7 +109,7 @@ TEST_CASE("local-origin retries: no budget, each endpoint once, and the dead are
   tried.insert(r.address);
   CHECK(tried.size() == 4);
   // The fourth refuses too: every endpoint had its attempt and each was taken out at its first failure.
-  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a));
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::connect_failure, "GET", true, a, h.clock.now));
   h.picker.finish(r, Outcome::connect_failure, h.clock.now);
   CHECK(ejected_count(svc, to_ticks(h.clock.now)) == 4);
   for (auto& o : open) h.picker.finish(o, Outcome::success, h.clock.now);
@@ -112,12 +123,12 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
   auto req = h.request("svc");
   std::vector<PickResult> open;
   auto hold = [&](int n, bool retry) {
+    if (retry) {
+      for (auto& r : hold_budgeted_retries(h, req, n)) open.push_back(std::move(r));
+      return;
+    }
     for (int i = 0; i < n; ++i) {
       AttemptState a;
-      if (retry) {  // as if a first attempt had failed with a 503
-        a.attempt = 1;
-        a.next = RetryKind::budgeted;
-      }
       open.push_back(h.picker.pick(req, a, h.clock.now));
     }
   };
@@ -126,11 +137,11 @@ TEST_CASE("retry budget: 20% of active requests, at least 3", "[routing]") {
   hold(3, true);  // 8 active, 3 retries in flight
   AttemptState fresh;
   auto probe = h.picker.pick(req, fresh, h.clock.now);  // 9 active
-  CHECK_FALSE(h.picker.may_retry(probe, Outcome::gateway_error, "GET", true, fresh));
+  CHECK_FALSE(h.picker.may_retry(probe, Outcome::gateway_error, "GET", true, fresh, h.clock.now));
   CHECK(svc.state->budget_exhausted.load() == 1);
   hold(20, false);  // 29 active -> 20% = 5
   CHECK(retry_budget(svc) == 5);
-  CHECK(h.picker.may_retry(probe, Outcome::gateway_error, "GET", true, fresh));
+  CHECK(h.picker.may_retry(probe, Outcome::gateway_error, "GET", true, fresh, h.clock.now));
   h.picker.finish(probe, Outcome::success, h.clock.now);
   for (auto& r : open) h.picker.finish(r, Outcome::success, h.clock.now);
   CHECK(svc.active_requests() == 0);
@@ -191,4 +202,30 @@ TEST_CASE("pending-request limit: overloaded when every endpoint is full", "[rou
   CHECK(again.address == open[0].address);
   h.picker.finish(again, Outcome::success, h.clock.now);
   for (std::size_t i = 1; i < open.size(); ++i) h.picker.finish(open[i], Outcome::success, h.clock.now);
+}
+
+TEST_CASE("a retry after the failed endpoint was ejected holds no budget", "[routing]") {
+  Harness h(model_of({service("svc", {cluster(kLocal, endpoints(4))})}));
+  const auto& svc = h.table.load()->services[0];
+  auto req = h.request("svc");
+  // The budget is spent: 3 budgeted retries in flight (the minimum), few requests active.
+  std::vector<PickResult> open = hold_budgeted_retries(h, req, 3);
+  // A 503 from an endpoint in rotation: refused by the budget.
+  AttemptState a;
+  auto r = h.picker.pick(req, a, h.clock.now);
+  h.picker.finish(r, Outcome::gateway_error, h.clock.now);
+  CHECK_FALSE(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, a, h.clock.now));
+  // Its third 503 in a row ejects it: that failure is the endpoint's, and its retry holds no budget.
+  for (int i = 0; i < 2; ++i) record_outcome(svc, *r.endpoint, Outcome::gateway_error, to_ticks(h.clock.now));
+  REQUIRE(r.endpoint->state->ejected_until.load() > to_ticks(h.clock.now));
+  AttemptState c;
+  CHECK(h.picker.may_retry(r, Outcome::gateway_error, "GET", true, c, h.clock.now));
+  CHECK(c.next == RetryKind::ejected_endpoint);
+  auto next = h.picker.pick(req, c, h.clock.now);
+  CHECK(next.status == PickStatus::ok);
+  CHECK_FALSE(next.retry);  // holds no budget
+  CHECK(next.endpoint != r.endpoint);
+  h.picker.finish(next, Outcome::success, h.clock.now);
+  for (auto& o : open) h.picker.finish(o, Outcome::success, h.clock.now);
+  CHECK(svc.state->active_retries.load() == 0);
 }

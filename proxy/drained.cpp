@@ -1,0 +1,127 @@
+// mark_drained (drained.hpp): the one file that touches Asio's private reactor state.
+//
+// The flag is epoll_reactor::descriptor_state::try_speculative_, private to the reactor. It is reached
+// through the explicit-instantiation rule (access is not checked in the template arguments of an explicit
+// instantiation), only for the Boost version this was read against and on the epoll reactor.
+#include "proxy/drained.hpp"
+
+#include <mutex>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/version.hpp>
+
+#include "log/logger.hpp"
+
+#ifndef SLUICE_MARK_DRAINED
+#define SLUICE_MARK_DRAINED 1  // meson passes the build option; other builds get the default
+#endif
+
+// kMarkDrainedBoost for the preprocessor.
+#define SLUICE_MARK_DRAINED_BOOST 1081
+
+#if SLUICE_MARK_DRAINED && BOOST_VERSION / 100 == SLUICE_MARK_DRAINED_BOOST && defined(BOOST_ASIO_HAS_EPOLL) && \
+    !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#define SLUICE_HAS_MARK_DRAINED 1
+#include <boost/asio/detail/epoll_reactor.hpp>
+#else
+#define SLUICE_HAS_MARK_DRAINED 0
+#endif
+
+namespace sluice::proxy {
+
+static_assert(kMarkDrainedBoost == SLUICE_MARK_DRAINED_BOOST);
+
+#if SLUICE_HAS_MARK_DRAINED
+namespace {
+
+using reactor = boost::asio::detail::epoll_reactor;
+using state = reactor::descriptor_state;
+using flags_member = bool (state::*)[reactor::max_ops];
+
+// The socket's per-descriptor reactor state sits in basic_socket's protected impl_.
+struct socket_access : tcp::socket {
+  static reactor::per_descriptor_data state_of(tcp::socket& s) {
+    return (s.*&socket_access::impl_).get_implementation().reactor_data_;
+  }
+};
+
+flags_member speculative_flags();
+template <flags_member M>
+struct speculative_access {
+  friend flags_member speculative_flags() { return M; }
+};
+template struct speculative_access<&state::try_speculative_>;
+
+// The read flag of `socket`'s reactor state, or null when the socket is closed.
+bool* read_flag(tcp::socket& socket) {
+  auto* st = socket_access::state_of(socket);
+  return st ? &(st->*speculative_flags())[reactor::read_op] : nullptr;
+}
+
+// A socket just opened is registered with every operation speculative (epoll_reactor::register_descriptor);
+// mark_drained must clear the read one and leave it cleared.
+DrainedTrick probe() {
+  net::io_context ioc{1};
+  tcp::socket socket(ioc);
+  boost::system::error_code ec;
+  socket.open(tcp::v4(), ec);
+  if (ec) return DrainedTrick::broken;
+  bool* flag = read_flag(socket);
+  if (!flag || !*flag) return DrainedTrick::broken;
+  *flag = false;
+  return *read_flag(socket) ? DrainedTrick::broken : DrainedTrick::active;
+}
+
+}  // namespace
+#endif
+
+bool mark_drained_expected() { return SLUICE_MARK_DRAINED && BOOST_VERSION / 100 == kMarkDrainedBoost; }
+
+DrainedTrick mark_drained_status() {
+#if SLUICE_HAS_MARK_DRAINED
+  static const DrainedTrick status = probe();
+  return status;
+#elif !SLUICE_MARK_DRAINED
+  return DrainedTrick::disabled;
+#elif BOOST_VERSION / 100 != SLUICE_MARK_DRAINED_BOOST
+  return DrainedTrick::other_boost;
+#else
+  return DrainedTrick::other_reactor;
+#endif
+}
+
+std::string to_string(DrainedTrick status) {
+  switch (status) {
+    case DrainedTrick::active: return "active";
+    case DrainedTrick::disabled: return "off (build option mark_drained=false)";
+    case DrainedTrick::other_boost:
+      return "inactive: built with Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
+             std::to_string(BOOST_VERSION / 100 % 1000) + ", written for " +
+             std::to_string(kMarkDrainedBoost / 1000) + "." + std::to_string(kMarkDrainedBoost % 1000);
+    case DrainedTrick::other_reactor: return "inactive: Asio does not use its epoll reactor here";
+    case DrainedTrick::broken: return "inactive: the reactor's state is not what it was written against";
+  }
+  return "?";
+}
+
+void log_mark_drained_status() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const auto status = mark_drained_status();
+    const auto text = "mark_drained (skip the recv() before waiting after a short read): " + to_string(status);
+    if (mark_drained_expected() && status != DrainedTrick::active) {
+      log::warn(text);
+    } else {
+      log::info(text);
+    }
+  });
+}
+
+void mark_drained([[maybe_unused]] tcp::socket& socket) {
+#if SLUICE_HAS_MARK_DRAINED
+  if (mark_drained_status() != DrainedTrick::active) return;
+  if (bool* flag = read_flag(socket)) *flag = false;
+#endif
+}
+
+}  // namespace sluice::proxy

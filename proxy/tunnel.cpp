@@ -1,0 +1,167 @@
+#include "proxy/tunnel.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_range.hpp>
+
+#include "proxy/stats.hpp"
+
+namespace sluice::proxy {
+
+using namespace net::experimental::awaitable_operators;
+
+void WebSocketFrames::pass(const unsigned char* data, std::size_t size) {
+  while (size > 0) {
+    if (remaining_ > 0) {
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, size));
+      remaining_ -= take;
+      data += take;
+      size -= take;
+      continue;
+    }
+    header_[have_++] = *data++;
+    --size;
+    if (have_ < 2) continue;
+    const unsigned len7 = header_[1] & 0x7f;
+    const std::size_t extended = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    const std::size_t mask = (header_[1] & 0x80) ? 4 : 0;
+    if (have_ < 2 + extended + mask) continue;
+    std::uint64_t length = len7;
+    if (extended != 0) {
+      length = 0;
+      for (std::size_t i = 0; i < extended; ++i) length = (length << 8) | header_[2 + i];
+    }
+    remaining_ = length;
+    have_ = 0;
+  }
+}
+
+Tunnel::Tunnel(Stream& client, beast::flat_buffer& client_early, Stream& upstream, beast::flat_buffer& upstream_early,
+               TunnelLimits limits, WorkerStats& stats, bool websocket)
+    : client_(client),
+      client_early_(client_early),
+      upstream_(upstream),
+      upstream_early_(upstream_early),
+      limits_(limits),
+      stats_(stats),
+      websocket_(websocket) {}
+
+net::awaitable<TunnelResult> Tunnel::run() {
+  // From here on only the tunnel's own clocks apply, not the request's.
+  client_.transport().expires_never();
+  upstream_.transport().expires_never();
+  co_await ((pump(client_, client_early_, upstream_, true) && pump(upstream_, upstream_early_, client_, false)) ||
+            watch());
+  result_.duration = std::chrono::steady_clock::now() - started_;
+  if (result_.closed_by.empty()) result_.closed_by = "proxy";
+  co_return result_;
+}
+
+void Tunnel::go_away() {
+  const bool framable = websocket_ && !closed_ && !client_.is_tls() && !upstream_.is_tls() && !writing_up_ &&
+                        !writing_down_ && frames_up_.between_frames() && frames_down_.between_frames();
+  if (framable) {
+    // Close frames with status 1001 (RFC 6455 5.5.1, 7.4.1): unmasked to the client, masked to the server.
+    static constexpr unsigned char kToClient[] = {0x88, 0x02, 0x03, 0xE9};
+    const unsigned char key[4] = {0x5a, 0x17, 0xc3, 0x2e};
+    const unsigned char to_server[] = {0x88, 0x82, key[0], key[1], key[2], key[3],
+                                       static_cast<unsigned char>(0x03 ^ key[0]), static_cast<unsigned char>(0xE9 ^ key[1])};
+    boost::system::error_code ignored;
+    client_.transport().socket().write_some(net::buffer(kToClient), ignored);
+    upstream_.transport().socket().write_some(net::buffer(to_server), ignored);
+  }
+  close("proxy");
+}
+
+void Tunnel::close(std::string_view why) {
+  note_end(why);
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  client_.transport().socket().close(ignored);
+  upstream_.transport().socket().close(ignored);
+}
+
+void Tunnel::note_end(std::string_view who) {
+  if (result_.closed_by.empty()) result_.closed_by = who;
+}
+
+net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Stream& to, bool up) {
+  auto& bytes = up ? result_.bytes_up : result_.bytes_down;
+  auto& counter = up ? stats_.tunnel_bytes_up : stats_.tunnel_bytes_down;
+  const std::string_view side = up ? "client" : "upstream";
+  // What the sender put behind its head goes first.
+  auto& frames = up ? frames_up_ : frames_down_;
+  auto& writing = up ? writing_up_ : writing_down_;
+  if (early.size() != 0) {
+    writing = true;
+    auto [ec, n] = co_await to.visit([&](auto& s) { return net::async_write(s, early.data(), use_nothrow); });
+    writing = false;
+    if (ec) {
+      close(up ? "upstream" : "client");
+      co_return;
+    }
+    if (websocket_) {
+      for (auto b : beast::buffers_range_ref(early.data())) {
+        frames.pass(static_cast<const unsigned char*>(b.data()), b.size());
+      }
+    }
+    early.consume(n);
+    bytes += n;
+    counter.add(n);
+  }
+  auto buffer = std::make_unique<char[]>(kBuffer);
+  for (;;) {
+    auto [rec, n] = co_await from.visit(
+        [&](auto& s) { return s.async_read_some(net::buffer(buffer.get(), kBuffer), use_nothrow); });
+    if (rec) {
+      if (closed_) co_return;
+      note_end(side);
+      if (rec == net::error::eof && !to.is_tls() && !from.is_tls()) {
+        // A half close: the other side may still answer (a WebSocket close handshake does).
+        boost::system::error_code ignored;
+        to.transport().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        co_return;
+      }
+      close(side);
+      co_return;
+    }
+    last_activity_ = std::chrono::steady_clock::now();
+    writing = true;
+    auto [wec, written] = co_await to.visit(
+        [&](auto& s) { return net::async_write(s, net::buffer(buffer.get(), n), use_nothrow); });
+    writing = false;
+    if (websocket_ && !wec) frames.pass(reinterpret_cast<const unsigned char*>(buffer.get()), n);
+    if (wec) {
+      if (!closed_) close(up ? "upstream" : "client");
+      co_return;
+    }
+    bytes += n;
+    counter.add(n);
+  }
+}
+
+// The idle timeout and the lifetime: wakes when the next of them could be due.
+net::awaitable<void> Tunnel::watch() {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_activity_ >= limits_.idle_timeout) {
+      close("idle");
+      co_return;
+    }
+    if (limits_.max_lifetime.count() > 0 && now - started_ >= limits_.max_lifetime) {
+      close("lifetime");
+      co_return;
+    }
+    auto next = last_activity_ + limits_.idle_timeout;
+    if (limits_.max_lifetime.count() > 0) next = std::min(next, started_ + limits_.max_lifetime);
+    timer.expires_at(next);
+    auto [ec] = co_await timer.async_wait(use_nothrow);
+    if (ec) co_return;  // the pumps ended first
+  }
+}
+
+}  // namespace sluice::proxy
