@@ -5,11 +5,13 @@
 
 #include <cstdint>
 
+#include "config/config.hpp"
+
 namespace sluice::config::bounds {
 
 inline constexpr std::int64_t min_port = 1;
 inline constexpr std::int64_t max_port = 65535;
-inline constexpr std::int64_t max_workers = 1024;
+inline constexpr std::int64_t max_workers = Config::max_workers;
 // Weights stay small enough that a sum over ~4000 endpoints fits 32 bits.
 inline constexpr std::int64_t min_weight = 1;
 inline constexpr std::int64_t max_weight = 1'000'000;

@@ -244,8 +244,10 @@ struct MeshTls {
 };
 
 struct Config {
+  static constexpr std::uint32_t max_workers = 1024;
+
   ClusterIdentity cluster;
-  std::uint32_t workers = 0;   // 0: one per core
+  std::uint32_t workers = 0;   // 0: one per core; at most max_workers
   std::string log_level = "info";
   Limits limits;
   Timeouts timeouts;

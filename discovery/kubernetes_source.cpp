@@ -10,6 +10,7 @@
 #include "discovery/merge.hpp"
 #include "discovery/resource_watch.hpp"
 #include "discovery/translate.hpp"
+#include "log/logger.hpp"
 
 namespace sluice::discovery {
 
@@ -44,7 +45,7 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
   void on_state_changed() override {
     if (!synced_once_ && all_synced()) {
       synced_once_ = true;
-      log(log_info, "kubernetes: initial sync complete");
+      log::info("kubernetes: initial sync complete");
       // Readiness (status().has_synced_once) turns true now, so the full picture must be routable now,
       // not a coalescing window later: a proxy reported ready would otherwise answer "no route" for
       // what it is about to serve.
@@ -56,14 +57,10 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
     if (any_stale() != published_stale_) mark_dirty();
   }
 
-  void log(int level, const std::string& message) override {
-    if (options_.log) options_.log(level, message);
-  }
-
  private:
   void malformed(const std::string& error) {
     ++malformed_;
-    log(log_warn, "kubernetes: malformed " + error);
+    log::warn("kubernetes: malformed " + error);
   }
 
   bool all_synced() const {
@@ -158,15 +155,15 @@ std::string KubernetesSource::Impl::start() {
       watches_.push_back(std::make_shared<ResourceWatch>(ioc_.get_executor(), info, ns, credentials, tls, options_,
                                                          std::weak_ptr<WatchSink>(shared_from_this())));
   started_ = true;
-  log(log_info, "kubernetes: watching " + std::string(options_.namespaces.empty() ? "all namespaces" : "namespaces") +
-                    " via " + origin_);
+  log::info("kubernetes: watching " + std::string(options_.namespaces.empty() ? "all namespaces" : "namespaces") +
+            " via " + origin_);
   for (auto& w : watches_) w->start();
   initial_timer_.expires_after(options_.initial_sync_timeout);
   initial_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     auto self = weak.lock();
     if (!self || ec || self->synced_once_) return;
     self->initial_timeout_passed_ = true;
-    self->log(log_warn, "kubernetes: initial sync incomplete; publishing what is known, flagged stale");
+    log::warn("kubernetes: initial sync incomplete; publishing what is known, flagged stale");
     self->mark_dirty();
   });
   return {};

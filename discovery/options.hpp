@@ -10,11 +10,6 @@
 
 namespace sluice::discovery {
 
-// Log levels handed to the log callback (embed/sources.cpp maps them onto the proxy's logger).
-enum LogLevel : int { log_debug = 0, log_info = 1, log_warn = 2, log_error = 3 };
-
-using Log = std::function<void(int level, std::string_view message)>;
-
 // Reads an environment variable; empty when unset. A seam so tests need not touch the real environment.
 using EnvLookup = std::function<std::string(const char* name)>;
 
@@ -32,7 +27,6 @@ struct KubeOptions {
   std::vector<std::string> sidecar_listeners;
   std::vector<std::string> gateway_listeners;
 
-  Log log;                                // may be empty: no logging
   EnvLookup env;                          // empty: std::getenv
   std::string in_cluster_dir = default_in_cluster_dir;
 

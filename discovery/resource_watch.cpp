@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "discovery/line_splitter.hpp"
+#include "log/logger.hpp"
 
 namespace sluice::discovery {
 namespace {
@@ -101,9 +102,10 @@ void ResourceWatch::set_stale(bool stale) {
 void ResourceWatch::fail(const std::string& error) {
   ++status_.failures;
   status_.last_error = error;
-  if (auto sink = sink_.lock())
-    sink->log(log_warn, "kubernetes: " + info_.display + (name_space_.empty() ? "" : " in " + name_space_) + ": " +
-                            error);
+  // Only while the source lives: a watch ending after stop() has nothing to say.
+  if (!sink_.expired()) {
+    log::warn("kubernetes: " + info_.display + (name_space_.empty() ? "" : " in " + name_space_) + ": " + error);
+  }
   set_stale(true);
 }
 
@@ -177,8 +179,8 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::list() {
         status_.absent = true;
         if (auto sink = sink_.lock()) {
           if (!absent_warned_)
-            sink->log(log_warn, "kubernetes: " + info_.display + " is not served (CRD not installed?); retrying every " +
-                                    std::to_string(options_.absent_retry.count()) + " s");
+            log::warn("kubernetes: " + info_.display + " is not served (CRD not installed?); retrying every " +
+                      std::to_string(options_.absent_retry.count()) + " s");
           sink->on_state_changed();
         }
         absent_warned_ = true;
@@ -211,7 +213,7 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::list() {
   resource_version_ = rv;
   if (status_.absent) {
     status_.absent = false;
-    if (auto sink = sink_.lock()) sink->log(log_info, "kubernetes: " + info_.display + " is served now");
+    if (!sink_.expired()) log::info("kubernetes: " + info_.display + " is served now");
   }
   if (listed_once_) ++status_.relists;
   listed_once_ = true;

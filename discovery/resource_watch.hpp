@@ -36,7 +36,6 @@ class WatchSink {
   virtual void on_event(Kind kind, EventType type, const nlohmann::json& object) = 0;
   // The watch's status changed (synced, stale, connected): the source may need to republish.
   virtual void on_state_changed() = 0;
-  virtual void log(int level, const std::string& message) = 0;
 };
 
 // Lifetime: owned by shared_ptr; its coroutine keeps it alive until stop() has taken effect. The sink is

@@ -1,6 +1,8 @@
 // What a built-in discovery source adds to sluice::Source inside a Proxy (private to libsluice): it runs
 // on the proxy's control thread, merges the config's static routing under its own, holds the workers
-// until its first sync, and reports to the admin endpoint. The "kubernetes" source is one.
+// until its first sync, and reports to the admin endpoint. The "kubernetes" source is one. A Source says
+// it is one by returning this side from Source::control_side(), which the Proxy reads through
+// SourceAccess.
 #pragma once
 
 #include <string>
@@ -8,6 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "routing/model.hpp"
+#include "sluice/sluice.hpp"
 
 namespace boost::asio { class io_context; }
 namespace sluice::prometheus { class Writer; }
@@ -31,6 +34,12 @@ class ControlSource {
   virtual void render_metrics(prometheus::Writer& out) const = 0;
   // Adds the source's status to /routes and /explain answers. Control thread.
   virtual void add_status(nlohmann::json& status) const = 0;
+};
+
+// The Proxy's way to Source::control_side() (private in the public header: programs have no use for it).
+struct SourceAccess {
+  // The source's control-thread side; null for a program's own source.
+  static ControlSource* control_side(Source& source) { return source.control_side(); }
 };
 
 }  // namespace sluice

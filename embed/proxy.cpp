@@ -17,11 +17,12 @@
 #include "config/validate.hpp"
 #include "embed/control_source.hpp"
 #include "embed/inputs.hpp"
+#include "embed/sources.hpp"
+#include "log/logger.hpp"
 #include "prometheus/writer.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/failover_monitor.hpp"
 #include "proxy/health_checker.hpp"
-#include "proxy/logger.hpp"
 #include "proxy/server.hpp"
 #include "routing/publisher.hpp"
 #include "routing/registry.hpp"
@@ -31,6 +32,25 @@
 
 namespace sluice {
 namespace {
+
+// A discovery source the config names: where it is named ("sources[1]", or "kubernetes.enabled") and
+// its name.
+struct NamedSource {
+  std::string at;
+  std::string name;
+};
+
+// The config's sources by name, in order; "kubernetes": {"enabled": true} names the built-in one too
+// (first, unless "sources" lists it).
+std::vector<NamedSource> named_sources(const config::Config& cfg) {
+  std::vector<NamedSource> named;
+  const auto listed = std::find(cfg.sources.begin(), cfg.sources.end(), "kubernetes");
+  if (cfg.kubernetes.enabled && listed == cfg.sources.end()) named.push_back({"kubernetes.enabled", "kubernetes"});
+  for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
+    named.push_back({"sources[" + std::to_string(i) + "]", cfg.sources[i]});
+  }
+  return named;
+}
 
 // /explain without listener=: the sidecar's outbound listener, else the first.
 std::string default_listener(const config::Config& cfg) {
@@ -149,14 +169,35 @@ Proxy::Proxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Proxy::~Proxy() { stop(); }
 
+std::optional<config::Config> load_config(const std::string& path, std::vector<std::string>& errors) {
+  auto parsed = config::load_config_file(path);
+  for (auto& e : parsed.errors) errors.push_back(path + ": " + e);
+  return std::move(parsed.config);
+}
+
+std::vector<std::string> check_config(const config::Config& cfg, const ProxyOptions& options) {
+  auto errors = config::validate_config(cfg);
+  if (!options.fall_back_on_missing_plugins) {
+    for (auto& e : routing::missing_plugins(cfg.services)) errors.push_back(std::move(e));
+  }
+  log::Level level;
+  if (!log::parse_level(cfg.log_level, level)) errors.push_back("log_level: expected trace|debug|info|warn|error");
+  for (const auto& [at, name] : named_sources(cfg)) {
+    if (find_source(name)) continue;
+    std::string known;
+    for (const auto& n : source_names()) known += (known.empty() ? "\"" : ", \"") + n + "\"";
+    errors.push_back(at + ": no discovery source \"" + name + "\" registered (registered: " + known + ")");
+  }
+  return errors;
+}
+
+std::string_view version() { return SLUICE_VERSION; }
+
 std::unique_ptr<Proxy> Proxy::from_file(const std::string& path, std::vector<std::string>& errors,
                                         const ProxyOptions& options) {
-  auto parsed = config::load_config_file(path);
-  if (!parsed.errors.empty()) {
-    for (auto& e : parsed.errors) errors.push_back(path + ": " + e);
-    return nullptr;
-  }
-  return from_config(std::move(*parsed.config), errors, options);
+  auto cfg = load_config(path, errors);
+  if (!cfg) return nullptr;
+  return from_config(std::move(*cfg), errors, options);
 }
 
 std::unique_ptr<Proxy> Proxy::from_json(std::string_view text, std::vector<std::string>& errors,
@@ -171,36 +212,23 @@ std::unique_ptr<Proxy> Proxy::from_json(std::string_view text, std::vector<std::
 
 std::unique_ptr<Proxy> Proxy::from_config(config::Config cfg, std::vector<std::string>& errors,
                                           const ProxyOptions& options) {
-  const std::size_t before = errors.size();
-  for (auto& e : config::validate_config(cfg)) errors.push_back(std::move(e));
-  if (!options.fall_back_on_missing_plugins) {
-    for (auto& e : routing::missing_plugins(cfg.services)) errors.push_back(std::move(e));
-  }
-  log::Level level;
-  if (!log::parse_level(cfg.log_level, level)) errors.push_back("log_level: expected trace|debug|info|warn|error");
-  // The config's sources by name; "kubernetes": {"enabled": true} names the built-in one too.
-  std::vector<std::string> names = cfg.sources;
-  if (cfg.kubernetes.enabled && std::find(names.begin(), names.end(), "kubernetes") == names.end()) {
-    names.insert(names.begin(), "kubernetes");
+  if (auto problems = check_config(cfg, options); !problems.empty()) {
+    errors.insert(errors.end(), problems.begin(), problems.end());
+    return nullptr;
   }
   std::vector<std::unique_ptr<Source>> made;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    const auto listed = std::find(cfg.sources.begin(), cfg.sources.end(), names[i]);
-    const std::string at = listed == cfg.sources.end()
-                               ? std::string("kubernetes.enabled")
-                               : "sources[" + std::to_string(listed - cfg.sources.begin()) + "]";
-    auto factory = find_source(names[i]);
-    if (!factory) {
-      errors.push_back(at + ": no discovery source registered as \"" + names[i] + "\"");
-      continue;
-    }
-    if (auto source = factory(cfg)) {
+  bool made_all = true;
+  for (const auto& [at, name] : named_sources(cfg)) {
+    if (auto source = find_source(name)(cfg)) {
       made.push_back(std::move(source));
     } else {
-      errors.push_back(at + ": the factory of \"" + names[i] + "\" made no source");
+      errors.push_back(at + ": the factory of \"" + name + "\" made no source");
+      made_all = false;
     }
   }
-  if (errors.size() != before) return nullptr;
+  if (!made_all) return nullptr;
+  log::Level level = log::Level::info;
+  log::parse_level(cfg.log_level, level);  // check_config has checked it
   log::set_level(level);
   auto impl = std::make_unique<Impl>(std::move(cfg), options);
   impl->plugin_errors(impl->cfg.services);  // with fall_back_on_missing_plugins: the warnings
@@ -241,7 +269,7 @@ std::vector<std::string> Proxy::start() {
   m.failover = std::make_unique<proxy::FailoverMonitor>(m.control, m.table);
   // The built-in sources run on the control thread; the first of them carries the config's routing.
   for (std::size_t i = 0; i < m.sources.size(); ++i) {
-    if (auto* c = dynamic_cast<ControlSource*>(m.sources[i].get())) {
+    if (ControlSource* c = SourceAccess::control_side(*m.sources[i])) {
       c->attach(m.control);
       m.control_sources.push_back(c);
       const bool owner = m.base_owner_input == 0;
@@ -261,7 +289,7 @@ std::vector<std::string> Proxy::start() {
   // Sources start before the workers accept, so that a source that cannot start leaves nothing running.
   for (std::size_t i = 0; errors.empty() && i < m.sources.size(); ++i) {
     Source* source = m.sources[i].get();
-    const bool on_control = dynamic_cast<ControlSource*>(source) != nullptr;
+    const bool on_control = SourceAccess::control_side(*source) != nullptr;
     auto error = source->start([&m, input = i + 1, on_control](routing::Model model) {
       auto problems = m.inputs.publish(input, std::move(model));
       // A built-in source publishes on the control thread, and its first full sync publishes.
@@ -270,7 +298,7 @@ std::vector<std::string> Proxy::start() {
     });
     if (!error.empty()) {
       // The built-in sources name themselves ("kubernetes: ..."), as the binary has always logged them.
-      errors.push_back(dynamic_cast<ControlSource*>(source) ? std::move(error) : "source: " + error);
+      errors.push_back(SourceAccess::control_side(*source) ? std::move(error) : "source: " + error);
     } else {
       m.started_sources.push_back(source);
     }
@@ -325,7 +353,7 @@ std::vector<std::string> Proxy::reload(const config::Config& next) {
   // with the new base on its thread; until its first publication the config's model is published as it
   // is (RoutingInputs ignores it afterwards).
   if (m.base_owner_input != 0) {
-    auto* owner = dynamic_cast<ControlSource*>(m.sources[m.base_owner_input - 1].get());
+    ControlSource* owner = SourceAccess::control_side(*m.sources[m.base_owner_input - 1]);
     if (m.control_thread.joinable()) net::post(m.control, [owner, base = model] { owner->set_base(base); });
   }
   m.inputs.publish(0, std::move(model), true);
@@ -362,7 +390,7 @@ void Proxy::stop() {
   // The program's sources from this thread; the built-in ones belong to the control thread.
   std::vector<Source*> on_control;
   for (Source* s : m.started_sources) {
-    if (dynamic_cast<ControlSource*>(s) && m.control_thread.joinable()) {
+    if (SourceAccess::control_side(*s) && m.control_thread.joinable()) {
       on_control.push_back(s);
     } else {
       s->stop();

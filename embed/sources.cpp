@@ -1,6 +1,7 @@
 // The discovery-source registry of the embedding API, and the built-in "kubernetes" source: the
 // discovery module's KubernetesSource on the proxy's control thread (or, started outside a Proxy, on a
 // control thread of its own).
+#include <algorithm>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,8 +13,9 @@
 #include "discovery/kubernetes_source.hpp"
 #include "discovery/status.hpp"
 #include "embed/control_source.hpp"
+#include "embed/sources.hpp"
+#include "log/logger.hpp"
 #include "net/net.hpp"
-#include "proxy/logger.hpp"
 #include "routing/named_registry.hpp"
 #include "sluice/sluice.hpp"
 
@@ -40,19 +42,13 @@ class KubernetesAdapter final : public Source, public ControlSource {
   explicit KubernetesAdapter(const config::Config& cfg) : cfg_(cfg), base_(routing::static_model(cfg)) {}
   ~KubernetesAdapter() override { stop(); }
 
+  ControlSource* control_side() override { return this; }
+
   void attach(net::io_context& control) override { control_ = &control; }
 
   std::string start(std::function<std::vector<std::string>(routing::Model)> publish) override {
-    auto options = discovery::kube_options_from(cfg_);
-    options.log = [](int level, std::string_view message) {
-      const auto l = level >= discovery::log_error  ? log::Level::error
-                     : level >= discovery::log_warn ? log::Level::warn
-                     : level >= discovery::log_info ? log::Level::info
-                                                    : log::Level::debug;
-      if (log::enabled(l)) log::write(l, std::string("kubernetes: ").append(message));
-    };
     kube_ = std::make_unique<discovery::KubernetesSource>(
-        control_ ? *control_ : own_ioc_, std::move(options), cfg_.cluster,
+        control_ ? *control_ : own_ioc_, discovery::kube_options_from(cfg_), cfg_.cluster,
         [publish = std::move(publish)](routing::Model model) {
           for (const auto& problem : publish(std::move(model))) log::warn("kubernetes: " + problem);
         });
@@ -122,6 +118,14 @@ bool register_source(const std::string& name, SourceFactory factory) {
 }
 
 bool unregister_source(const std::string& name) { return sources().remove(name); }
+
+std::vector<std::string> source_names() {
+  auto names = sources().names();
+  names.emplace_back(kKubernetes);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
 
 SourceFactory find_source(std::string_view name) {
   if (auto registered = sources().find(name)) return registered;

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build proxy/sluice tests/backend/sluice-testbackend >/dev/null
+ninja -C build cli/sluice tests/backend/sluice-testbackend >/dev/null
 
 tmp=$(mktemp -d)
 pids=()
@@ -20,7 +20,7 @@ sed -e "s/127.0.0.1:9001/127.0.0.1:$p1/; s/127.0.0.1:9002/127.0.0.1:$p2/" \
     -e "s/\"port\": 8080/\"port\": $proxy_port/; s/\"port\": 9901/\"port\": $admin_port/" \
     -e 's/"access_log": { "enabled": true/"access_log": { "enabled": false/' \
     examples/sluice.json > "$tmp/sluice.json"
-build/proxy/sluice --config "$tmp/sluice.json" --workers 1 & pids+=($!)
+build/cli/sluice --config "$tmp/sluice.json" --workers 1 & pids+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$proxy_port/" && break; sleep 0.1; done
 
 echo "--- 6 requests to http://httpbin.httpbin:8080/ through sluice on 127.0.0.1:$proxy_port"

@@ -9,7 +9,7 @@
 #include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 #include "proxy/server.hpp"
 #include "proxy/stream.hpp"
 #include "routing/json.hpp"

@@ -10,7 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/version.hpp>
 
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 
 #ifndef SLUICE_MARK_DRAINED
 #define SLUICE_MARK_DRAINED 1  // meson passes the build option; other builds get the default

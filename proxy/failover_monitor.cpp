@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "log/logger.hpp"
 #include "prometheus/writer.hpp"
-#include "proxy/logger.hpp"
 #include "routing/health.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"

@@ -9,7 +9,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 #include "proxy/stream.hpp"
 #include "routing/health.hpp"
 #include "routing/registry.hpp"

@@ -11,10 +11,10 @@
 #include <boost/range/iterator_range_core.hpp>
 #include <boost/url/parse.hpp>
 
+#include "log/logger.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/head_scanner.hpp"
-#include "proxy/logger.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 

@@ -16,11 +16,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include "log/logger.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/forward_headers.hpp"
 #include "proxy/http_session.hpp"
-#include "proxy/logger.hpp"
 #include "proxy/reported_pick.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"

@@ -2,8 +2,8 @@
 
 #include <thread>
 
+#include "log/logger.hpp"
 #include "proxy/drained.hpp"
-#include "proxy/logger.hpp"
 
 namespace sluice::proxy {
 

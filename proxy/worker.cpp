@@ -9,8 +9,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
+#include "log/logger.hpp"
 #include "proxy/http_session.hpp"
-#include "proxy/logger.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::proxy {

@@ -1,4 +1,6 @@
 // build_snapshot: Model -> immutable Snapshot. Control thread, off the request path.
+#include "routing/builder.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -6,10 +8,9 @@
 #include <map>
 #include <span>
 
+#include "routing/hash.hpp"
 #include "routing/matcher.hpp"
-#include "routing/model.hpp"
 #include "routing/plugins.hpp"
-#include "routing/registry.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "routing/clock.hpp"
+#include "routing/hash.hpp"
 
 namespace sluice::routing {
 namespace {

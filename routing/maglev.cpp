@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "routing/balancers.hpp"
+#include "routing/hash.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {

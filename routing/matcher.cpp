@@ -1,5 +1,6 @@
 #include "routing/matcher.hpp"
 
+#include "routing/hash.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {

@@ -1,18 +1,14 @@
 // The input routing builds a snapshot from: the static config or a discovery
-// source produce a Model; build_snapshot() turns it into an immutable Snapshot.
+// source produce a Model; build_snapshot() (builder.hpp) turns it into an immutable Snapshot.
+// Public header (installed with libsluice): what a discovery source publishes.
 #pragma once
 
-#include <chrono>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
-#include "routing/registry.hpp"
 
 namespace sluice::routing {
-
-struct Snapshot;
 
 struct Model {
   config::ClusterIdentity local;          // whose endpoints count as local
@@ -31,10 +27,5 @@ inline Model static_model(const config::Config& cfg) {
   model.source = "static";
   return model;
 }
-
-// Builds a snapshot. Per-endpoint state (active requests, failures, ejection) is taken from `registry`,
-// keyed by endpoint identity (service, cluster, address, port), so it survives rebuilds. Control thread.
-std::shared_ptr<Snapshot> build_snapshot(const Model& model, EndpointRegistry& registry,
-                                         std::chrono::steady_clock::time_point now);
 
 }  // namespace sluice::routing

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace sluice::routing {
 
@@ -36,6 +37,15 @@ class NamedRegistry {
     std::lock_guard lock(mutex_);
     const auto it = entries_.find(name);
     return it == entries_.end() ? T{} : it->second;
+  }
+
+  // The registered names, sorted.
+  std::vector<std::string> names() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    out.reserve(entries_.size());
+    for (const auto& entry : entries_) out.push_back(entry.first);
+    return out;
   }
 
  private:

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "routing/balancer_state.hpp"
+#include "routing/hash.hpp"
 #include "routing/health.hpp"
 #include "routing/matcher.hpp"
 #include "routing/plugins.hpp"

@@ -16,6 +16,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "routing/clock.hpp"
+#include "routing/hash.hpp"
 #include "routing/outcome.hpp"
 #include "routing/table.hpp"
 

@@ -1,5 +1,6 @@
 #include "routing/publisher.hpp"
 
+#include "routing/builder.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::routing {

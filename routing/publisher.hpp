@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "routing/model.hpp"
+#include "routing/registry.hpp"
 #include "routing/table.hpp"
 
 namespace sluice::routing {

@@ -1,5 +1,7 @@
 #include "routing/registry.hpp"
 
+#include "routing/hash.hpp"
+
 namespace sluice::routing {
 
 void EndpointRegistry::begin_build() {

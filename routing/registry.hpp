@@ -18,6 +18,7 @@
 
 #include "routing/clock.hpp"
 #include "routing/endpoint_state.hpp"
+#include "routing/hash.hpp"
 #include "routing/huge_pages.hpp"
 
 namespace sluice::routing {

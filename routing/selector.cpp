@@ -1,6 +1,7 @@
 #include "routing/selector.hpp"
 
 #include "routing/balancers.hpp"
+#include "routing/hash.hpp"
 #include "routing/health.hpp"
 #include "routing/plugins.hpp"
 #include "routing/rng.hpp"

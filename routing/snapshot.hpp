@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "routing/clock.hpp"
 #include "routing/endpoint_state.hpp"
+#include "routing/hash.hpp"
 #include "routing/host_index.hpp"
 #include "routing/huge_pages.hpp"
 

@@ -22,7 +22,7 @@ root=$(cd "$here/../.." && pwd)
 cd "$root"
 PY=/usr/bin/python3
 build=${SLUICE_BUILD_DIR:-build}
-sluice_bin=$build/proxy/sluice
+sluice_bin=$build/cli/sluice
 backend_bin=$build/tests/backend/sluice-testbackend
 log_level=${SEED_LOG_LEVEL:-info}
 
@@ -32,8 +32,8 @@ die() { echo "seed: $*" >&2; exit 2; }
 if [ ! -x "$sluice_bin" ] || [ ! -x "$backend_bin" ] || [ -z "${SLUICE_BUILD_DIR:-}" ]; then
   bash tests/install-deps.sh || die "installing the build dependencies failed"
   [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null || die "meson setup $build failed"
-  ninja -C "$build" -j2 proxy/sluice tests/backend/sluice-testbackend >/dev/null ||
-    die "building sluice failed (ninja -C $build proxy/sluice tests/backend/sluice-testbackend)"
+  ninja -C "$build" -j2 cli/sluice tests/backend/sluice-testbackend >/dev/null ||
+    die "building sluice failed (ninja -C $build cli/sluice tests/backend/sluice-testbackend)"
 fi
 command -v kubectl >/dev/null || die "kubectl is needed (the clusters are loaded with it)"
 command -v curl >/dev/null || die "curl is needed"

@@ -10,13 +10,15 @@
 //   proxy->drain(); proxy->wait_drained(5s); proxy->stop();
 //
 // Public header: standard library, config/config.hpp, routing/model.hpp and routing/plugins.hpp only
-// (no Asio or Beast). Link with `pkg-config --cflags --libs sluice`.
+// (no Asio or Beast). log/logger.hpp, installed alongside, writes log lines in the proxy's format. Link
+// with `pkg-config --cflags --libs sluice`.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +43,8 @@ struct Stats {
   std::uint64_t routing_updates = 0;            // routing snapshots published (the config's is the first)
 };
 
+class ControlSource;  // libsluice's own (embed/control_source.hpp)
+
 // A discovery source: started with the proxy, it publishes whole routing models, each replacing the
 // source's previous one. The proxy routes by the union of the latest model of every source and of the
 // config's own (or Proxy::publish's) model: routes are concatenated (the config's first), and a service
@@ -53,6 +57,15 @@ class Source {
   virtual std::string start(std::function<std::vector<std::string>(routing::Model)> publish) = 0;
   // Stops feeding; after it returns the source calls `publish` no more.
   virtual void stop() = 0;
+
+ private:
+  friend struct SourceAccess;  // the Proxy
+  // Where the proxy runs the source. Null (this default, for a program's sources): on threads of the
+  // source's own; start() and stop() are called from the threads that call Proxy::start() and stop().
+  // The built-in sources ("kubernetes") return their side that runs on the proxy's control thread: it
+  // holds the workers until the first sync, merges the config's routing under its own and reports to
+  // the admin endpoint (a private interface of libsluice).
+  virtual ControlSource* control_side() { return nullptr; }
 };
 
 // Makes a discovery source for a proxy built from `config` (the source reads its own settings there, as
@@ -82,11 +95,26 @@ struct ProxyOptions {
   bool fall_back_on_missing_plugins = false;
 };
 
+// Reads and parses a config file (config/README.md). Returns nullopt and appends every problem to
+// `errors`, each naming the file and the JSON path ("sluice.json: listeners[1].port: expected 1..65535,
+// got 70000"), when it is unreadable or invalid. Any thread.
+std::optional<config::Config> load_config(const std::string& path, std::vector<std::string>& errors);
+
+// Every problem Proxy::from_config would refuse `config` for (each naming its JSON path): validation,
+// plugins nobody registered (unless options fall back on them), discovery sources nobody registered.
+// Makes nothing and logs nothing. Empty: from_config builds it (unless a source's factory makes no
+// source). Any thread.
+std::vector<std::string> check_config(const config::Config& config, const ProxyOptions& options = {});
+
+// The library's version ("0.1.0"), the meson project's.
+std::string_view version();
+
 class Proxy {
  public:
   // Builds a proxy from a JSON config (config/README.md): a file, JSON text, or the structs (validated
-  // here too). Returns null and fills `errors` when the config is invalid or names a plugin or source
-  // nobody registered (register them first). Makes the config's sources; nothing is bound or started yet.
+  // here too: check_config). Returns null and fills `errors` when the config is invalid or names a plugin
+  // or source nobody registered (register them first). Makes the config's sources and sets the logger's
+  // level (log/logger.hpp) to the config's log_level; nothing is bound or started yet.
   static std::unique_ptr<Proxy> from_file(const std::string& path, std::vector<std::string>& errors,
                                           const ProxyOptions& options = {});
   static std::unique_ptr<Proxy> from_json(std::string_view text, std::vector<std::string>& errors,

@@ -328,7 +328,7 @@ def parse_args():
         args.build_dir, "tests", "backend", "sluice-testbackend")
     args.sluice = os.environ.get("SLUICE_BIN")
     if not args.sluice:
-        for candidate in ("sluice", os.path.join("proxy", "sluice")):
+        for candidate in ("sluice", os.path.join("cli", "sluice")):
             path = os.path.join(args.build_dir, candidate)
             if os.access(path, os.X_OK) and os.path.isfile(path):
                 args.sluice = path

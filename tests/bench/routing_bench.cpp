@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "routing/model.hpp"
+#include "routing/builder.hpp"
 #include "routing/picker.hpp"
 #include "routing/snapshot.hpp"
 #include "routing/table.hpp"

@@ -65,7 +65,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 case "$mode" in
   proxy)
     need_tools wrk:wrk nginx:nginx-light haproxy:haproxy
-    build sluice-testbackend proxy/sluice:executable
+    build sluice-testbackend cli/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
@@ -73,7 +73,7 @@ case "$mode" in
     need_tools nginx:nginx-light haproxy:haproxy
     # SLUICE_BIN and BACKEND_BIN both set: measure those binaries, build nothing.
     if [ -z "${SLUICE_BIN:-}" ] || [ -z "${BACKEND_BIN:-}" ]; then
-      build sluice-testbackend proxy/sluice:executable
+      build sluice-testbackend cli/sluice:executable
     fi
     cd "$root"
     exec /usr/bin/python3 "$root/tests/chaos/chaos.py" bench --build-dir "$BUILD_DIR" "$@"

@@ -31,7 +31,7 @@ def binaries(build_dir=None):
     """(sluice, backend) paths in the build dir; SLUICE_BIN / BACKEND_BIN override them. The default
     is `build` (not the integration tests' newest build* dir): CI passes SLUICE_BUILD_DIR anyway."""
     build_dir = pathlib.Path(build_dir) if build_dir else find_build_dir()
-    sluice = os.environ.get("SLUICE_BIN") or str(build_dir / "proxy" / "sluice")
+    sluice = os.environ.get("SLUICE_BIN") or str(build_dir / "cli" / "sluice")
     backend = os.environ.get("BACKEND_BIN") or str(build_dir / "tests" / "backend" / "sluice-testbackend")
     return sluice, backend
 

@@ -42,7 +42,7 @@ def _binaries():
     missing = [p for p in (SLUICE, BACKEND) if not pathlib.Path(p).is_file()]
     if missing:
         pytest.fail(f"not built: {', '.join(missing)} (set SLUICE_BUILD_DIR, or "
-                    f"ninja -C build proxy/sluice tests/backend/sluice-testbackend)")
+                    f"ninja -C build cli/sluice tests/backend/sluice-testbackend)")
 
 
 def explain(report):

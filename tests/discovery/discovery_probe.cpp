@@ -114,10 +114,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  options.log = [](int level, std::string_view msg) {
-    static const char* names[] = {"debug", "info", "warn", "error"};
-    std::fprintf(stderr, "[%s] %.*s\n", names[level & 3], static_cast<int>(msg.size()), msg.data());
-  };
+  // Discovery logs through log/logger.hpp: info and above to stderr, which tests/discovery/probe.py reads.
 
   boost::asio::io_context ioc;
   discovery::KubernetesSource* source_ptr = nullptr;

@@ -14,7 +14,7 @@ def pytest_configure(config):
 def _binaries():
     if not SLUICE.is_file() or not BACKEND.is_file():
         pytest.fail(f"build {SLUICE} and {BACKEND} first (build dir {BUILD_DIR}; set SLUICE_BUILD_DIR), e.g. "
-                    f"ninja -C {BUILD_DIR} proxy/sluice tests/backend/sluice-testbackend")
+                    f"ninja -C {BUILD_DIR} cli/sluice tests/backend/sluice-testbackend")
 
 
 @pytest.fixture

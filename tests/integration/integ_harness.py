@@ -26,18 +26,18 @@ def find_build_dir():
     if env:
         return pathlib.Path(env).resolve()
     default = REPO / "build"
-    if (default / "proxy" / "sluice").is_file():
+    if (default / "cli" / "sluice").is_file():
         return default
     candidates = [d for d in REPO.glob("build*")
-                  if (d / "proxy" / "sluice").is_file()
+                  if (d / "cli" / "sluice").is_file()
                   and (d / "tests" / "backend" / "sluice-testbackend").is_file()]
     if not candidates:
         return default
-    return max(candidates, key=lambda d: (d / "proxy" / "sluice").stat().st_mtime)
+    return max(candidates, key=lambda d: (d / "cli" / "sluice").stat().st_mtime)
 
 
 BUILD_DIR = find_build_dir()
-SLUICE = BUILD_DIR / "proxy" / "sluice"
+SLUICE = BUILD_DIR / "cli" / "sluice"
 BACKEND = BUILD_DIR / "tests" / "backend" / "sluice-testbackend"
 
 

@@ -187,7 +187,8 @@ def test_unregistered_source_is_refused(host_factory):
     host = host_factory(lambda port: config(port, [], [], sources=["line-feed", "nowhere"],
                                             kubernetes={"enabled": True}), "threads")
     assert host.proc.wait(timeout=10) == 1
-    assert 'sources[1]: no discovery source registered as "nowhere"' in host.proc.stderr.read().decode()
+    err = host.proc.stderr.read().decode()
+    assert 'sources[1]: no discovery source "nowhere" registered (registered: "kubernetes", "line-feed")' in err, err
 
 
 def test_duplicate_source_is_refused(host_factory):
@@ -205,7 +206,7 @@ def test_sluice_binary_knows_only_the_kubernetes_source(tmp_path):
     path.write_text(json.dumps(config(free_port(), [], [], sources=["kubernetes", "line-feed"])))
     r = subprocess.run([str(SLUICE), "--check", "-c", str(path)], capture_output=True, timeout=30, env=clean_env())
     assert r.returncode == 1
-    assert 'sources[1]: no discovery source "line-feed"' in r.stderr.decode()
+    assert 'sources[1]: no discovery source "line-feed" registered (registered: "kubernetes")' in r.stderr.decode()
 
 
 def test_builtin_kubernetes_source_is_selectable(host_factory, tmp_path):

@@ -1,10 +1,12 @@
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
+#include <string>
 
 namespace sluice::log {
 namespace {

@@ -1,5 +1,6 @@
-// A small leveled logger: one line per message to stderr, written with one
-// write(2) so lines from different threads never interleave.
+// Sluice's one logger, for every layer: one line per message to stderr ("<UTC time> <level> <message>"),
+// written with one write(2) so lines from different threads never interleave. Public header (installed
+// with libsluice): an embedding program may log through it too. Standard library only.
 #pragma once
 
 #include <string>

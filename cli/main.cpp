@@ -1,5 +1,7 @@
-// The sluice binary: flags, config checks, signals and file watching around a sluice::Proxy (embed/),
-// which wires the routing table, workers, admin endpoint, health checks, failover events and discovery.
+// The sluice binary: flags, signals and file watching around a sluice::Proxy (embed/), which checks the
+// config and wires the routing table, workers, admin endpoint, health checks, failover events and
+// discovery. It includes public headers only (as installed with libsluice; tests/proxy/test_embedded.py
+// builds it against the installed tree).
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,15 +13,12 @@
 #include <optional>
 #include <string>
 
-#include "config/parse.hpp"
-#include "proxy/logger.hpp"
+#include "log/logger.hpp"
 #include "sluice/sluice.hpp"
 
 namespace {
 
 using namespace sluice;
-
-constexpr std::string_view kVersion = "sluice 0.1.0";
 
 constexpr std::string_view kUsage = R"(Usage: sluice --config FILE [options]
 
@@ -60,7 +59,7 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& flags) {
       return 0;
     }
     if (arg == "-v" || arg == "--version") {
-      std::cout << kVersion << "\n";
+      std::cout << "sluice " << sluice::version() << "\n";
       return 0;
     }
     if (arg == "--check") {
@@ -74,10 +73,10 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& flags) {
       if (!v) return 2;
       try {
         const auto n = std::stoul(*v);
-        if (n < 1 || n > 1024) throw std::out_of_range("workers");
+        if (n < 1 || n > config::Config::max_workers) throw std::out_of_range("workers");
         flags.workers = static_cast<unsigned>(n);
       } catch (const std::exception&) {
-        std::cerr << "sluice: --workers: expected 1..1024, got \"" << *v << "\"\n";
+        std::cerr << "sluice: --workers: expected 1.." << config::Config::max_workers << ", got \"" << *v << "\"\n";
         return 2;
       }
     } else if (arg == "-l" || arg == "--log-level") {
@@ -92,6 +91,10 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& flags) {
   if (flags.config_path.empty()) {
     std::cerr << "sluice: --config FILE is required\n" << kUsage;
     return 2;
+  }
+  if (log::Level level; flags.log_level && !log::parse_level(*flags.log_level, level)) {
+    std::cerr << "sluice: log level: expected trace|debug|info|warn|error, got \"" << *flags.log_level << "\"\n";
+    return flags.check ? 1 : 2;
   }
   return std::nullopt;
 }
@@ -109,21 +112,21 @@ constexpr auto kWatchInterval = std::chrono::seconds(2);
 
 // SIGHUP: re-read the config file and publish its routing. Listener, admin and worker changes need a restart.
 void reload(const std::string& path, sluice::Proxy& proxy) {
-  auto parsed = config::load_config_file(path);
-  auto errors = parsed.errors;
-  if (errors.empty()) {
-    if (parsed.config->listeners.size() != proxy.config().listeners.size()) {
+  std::vector<std::string> errors;  // each "PATH: json.path: problem"
+  auto cfg = sluice::load_config(path, errors);
+  if (cfg) {
+    if (cfg->listeners.size() != proxy.config().listeners.size()) {
       log::warn("reload: listener changes take effect on restart only");
     }
-    errors = proxy.reload(*parsed.config);
+    for (const auto& e : proxy.reload(*cfg)) errors.push_back(path + ": " + e);
   }
   if (!errors.empty()) {
-    for (const auto& e : errors) log::error("reload: " + path + ": " + e);
+    for (const auto& e : errors) log::error("reload: " + e);
     log::error("reload refused: keeping the running configuration");
     return;
   }
-  log::info("reload: " + std::to_string(parsed.config->services.size()) + " service(s), " +
-            std::to_string(parsed.config->routes.size()) + " route(s) from " + path);
+  log::info("reload: " + std::to_string(cfg->services.size()) + " service(s), " +
+            std::to_string(cfg->routes.size()) + " route(s) from " + path);
 }
 
 // Signals are taken by the main thread with sigtimedwait. They are blocked before the proxy starts a
@@ -153,34 +156,20 @@ int main(int argc, char** argv) {
   Flags flags;
   if (auto code = parse_flags(argc, argv, flags)) return *code;
 
-  auto parsed = config::load_config_file(flags.config_path);
-  if (!parsed.errors.empty()) {
-    for (const auto& e : parsed.errors) std::cerr << flags.config_path << ": " << e << "\n";
-    if (flags.check) std::cout << parsed.errors.size() << " error(s)\n";
-    return 1;
+  // The binary registers no plugins: a service naming one is served with the built-in policy. It
+  // registers no discovery sources either: the config may name the built-in "kubernetes" only.
+  sluice::ProxyOptions options;
+  options.fall_back_on_missing_plugins = true;
+  std::vector<std::string> errors;  // each "PATH: json.path: problem"
+  auto cfg = sluice::load_config(flags.config_path, errors);
+  if (cfg) {
+    if (flags.workers) cfg->workers = *flags.workers;
+    if (flags.log_level) cfg->log_level = *flags.log_level;
+    for (const auto& e : sluice::check_config(*cfg, options)) errors.push_back(flags.config_path + ": " + e);
   }
-  auto cfg = std::move(*parsed.config);
-  if (flags.workers) cfg.workers = *flags.workers;
-  if (flags.log_level) cfg.log_level = *flags.log_level;
-  log::Level level;
-  if (!log::parse_level(cfg.log_level, level)) {
-    std::cerr << "sluice: log level: expected trace|debug|info|warn|error, got \"" << cfg.log_level << "\"\n";
-    return flags.check ? 1 : 2;
-  }
-  // Named discovery sources: the binary has the built-in "kubernetes" only; any other is registered by a
-  // program that embeds libsluice (sluice::register_source).
-  std::size_t unknown_sources = 0;
-  for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
-    if (cfg.sources[i] == "kubernetes") {
-      cfg.kubernetes.enabled = true;
-      continue;
-    }
-    std::cerr << flags.config_path << ": sources[" << i << "]: no discovery source \"" << cfg.sources[i]
-              << "\" in the sluice binary (only \"kubernetes\"; others are registered by a program embedding libsluice)\n";
-    ++unknown_sources;
-  }
-  if (unknown_sources != 0) {
-    if (flags.check) std::cout << unknown_sources << " error(s)\n";
+  if (!errors.empty()) {
+    for (const auto& e : errors) std::cerr << e << "\n";
+    if (flags.check) std::cout << errors.size() << " error(s)\n";
     return 1;
   }
   if (flags.check) {
@@ -188,11 +177,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   const sigset_t signals = block_signals();
-  // The binary registers no plugins: a service naming one is served with the built-in policy.
-  sluice::ProxyOptions options;
-  options.fall_back_on_missing_plugins = true;
-  std::vector<std::string> errors;
-  auto proxy = sluice::Proxy::from_config(std::move(cfg), errors, options);
+  auto proxy = sluice::Proxy::from_config(std::move(*cfg), errors, options);
   if (!proxy) {
     for (const auto& e : errors) std::cerr << flags.config_path << ": " << e << "\n";
     return 1;
