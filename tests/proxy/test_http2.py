@@ -11,7 +11,7 @@ import time
 
 import hpack
 import pytest
-from hyperframe.frame import (DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame, SettingsFrame,
+from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame, SettingsFrame,
                               WindowUpdateFrame)
 
 from integ_harness import clean_env, curl, free_port, make_config
@@ -260,8 +260,29 @@ def test_rapid_reset_flood_gets_goaway(sluice_factory, backend_factory):
         c.send(burst)
     except (BrokenPipeError, ConnectionResetError):
         pass
+    start = time.monotonic()
     goaway = [f for f in c.frames(timeout=10) if isinstance(f, GoAwayFrame)]
     assert goaway, "a rapid-reset flood must end with GOAWAY"
+    assert time.monotonic() - start < 5, "and the connection closed"
+    # Other connections are unaffected.
+    assert h2curl(s.url("/"))[:2] == (200, "2")
+
+
+def test_continuation_flood_gets_goaway(sluice_factory, backend_factory):
+    b = backend_factory("h2c")
+    s = sluice_factory([b.address])
+    c = RawH2(s.port)
+    first = HeadersFrame(1)
+    first.data = c.enc.encode(request_fields(s.port))
+    flood = first.serialize()
+    for i in range(20):
+        more = ContinuationFrame(1)
+        more.data = c.enc.encode([(f"x-a{i}", "b")])
+        flood += more.serialize()
+    c.send(flood)
+    frames = list(c.frames(timeout=10))
+    assert any(isinstance(f, GoAwayFrame) for f in frames)
+    assert not any(isinstance(f, HeadersFrame) for f in frames)
 
 
 def test_drain_sends_goaway_and_lets_streams_finish(backend_factory, sluice_factory):
