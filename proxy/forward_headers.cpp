@@ -85,6 +85,12 @@ void append_end_to_end(const http::fields& in, std::string& out) {
   }
 }
 
+bool is_end_to_end(const http::fields& in, const http::fields::value_type& field) {
+  const std::string_view name = field.name_string();
+  if (is_dropped(field.name(), name)) return false;
+  return in.find(http::field::connection) == in.end() || !named_by_connection(in, name);
+}
+
 void write_request_head(const http::fields& in, const RequestHeadParts& parts, std::string& out) {
   out.clear();
   out.append(parts.method).append(" ").append(parts.target).append(" HTTP/1.1\r\n");

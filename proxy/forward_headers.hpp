@@ -22,6 +22,10 @@ namespace sluice::proxy {
 // X-Forwarded-For, X-Forwarded-Proto and Via (their incoming values lead the lists those heads write).
 void append_end_to_end(const boost::beast::http::fields& in, std::string& out);
 
+// Whether append_end_to_end passes `field` of `in` on (the same rule, for callers that write fields in another
+// form, e.g. HTTP/2 header lists).
+bool is_end_to_end(const boost::beast::http::fields& in, const boost::beast::http::fields::value_type& field);
+
 // What a request head going upstream carries besides the incoming end-to-end fields.
 struct RequestHeadParts {
   std::string_view method;

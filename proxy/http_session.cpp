@@ -15,6 +15,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/head_scanner.hpp"
+#include "proxy/http2_session.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 
@@ -22,6 +23,8 @@ namespace sluice::proxy {
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+// RFC 9113 3.4: what a client with prior knowledge of HTTP/2 sends first.
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // The Upgrade token of an HTTP/1.1 request whose Connection names "upgrade", else empty (RFC 9110 7.8).
 std::string_view upgrade_token(const http::request<http::buffer_body>& req) {
@@ -91,6 +94,7 @@ HttpSession::~HttpSession() {
 
 void HttpSession::on_drain() {
   close_after_ = true;
+  if (h2_) return h2_->drain();
   if (state_ == State::idle) {
     // Waiting for the next request: nothing is lost by closing now.
     boost::system::error_code ignored;
@@ -101,6 +105,7 @@ void HttpSession::on_drain() {
 void HttpSession::abort() {
   aborted_ = true;
   if (tunnel_) tunnel_->go_away();
+  if (h2_) h2_->abort();
   close_after_ = true;
   boost::system::error_code ignored;
   stream_.transport().socket().close(ignored);
@@ -116,9 +121,16 @@ net::awaitable<void> HttpSession::run() {
       log::debug("tls handshake from " + client_ip_ + " failed: " + ec.message());
       co_return;
     }
+    if (alpn_is_h2(tls->native_handle())) {
+      co_await run_http2();
+      co_return co_await close();
+    }
   }
   for (;;) {
-    if (!co_await read_head()) break;
+    if (!co_await read_head()) {
+      if (h2_preface_) co_await run_http2();
+      break;
+    }
     state_ = State::busy;
     const auto next = co_await handle_request();
     if (next == Next::close || close_after_) break;
@@ -140,7 +152,14 @@ net::awaitable<bool> HttpSession::read_head() {
   }
   for (;;) {
     const auto view = std::string_view(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-    const auto scan = scanner.scan(view);
+    // h2c with prior knowledge: the preface opens the connection instead of a request head.
+    if (first_request_ && view.size() >= kH2Preface.size() && view.starts_with(kH2Preface)) {
+      h2_preface_ = true;
+      co_return false;
+    }
+    const bool maybe_preface = first_request_ && !view.empty() && view.size() < kH2Preface.size() &&
+                               kH2Preface.starts_with(view);
+    const auto scan = maybe_preface ? HeadScan::need_more : scanner.scan(view);
     if (scan == HeadScan::complete) break;
     if (scan != HeadScan::need_more) {
       RequestLog log;
@@ -351,6 +370,14 @@ net::awaitable<void> HttpSession::close() {
   }
   stream_.transport().socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.transport().close();
+}
+
+net::awaitable<void> HttpSession::run_http2() {
+  state_ = State::busy;  // drain goes through the HTTP/2 session (GOAWAY), not a close
+  h2_ = std::make_shared<Http2Session>(worker_, listener_, stream_, buffer_, client_ip_);
+  if (close_after_ || worker_.draining()) h2_->drain();
+  co_await h2_->run();
+  h2_.reset();
 }
 
 routing::RequestView HttpSession::request_view(const std::string& authority) const {

@@ -72,6 +72,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   net::awaitable<void> send_continue();
   net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log);
   net::awaitable<void> close();
+  // The connection speaks HTTP/2 (preface seen, or ALPN h2): an Http2Session serves it to the end.
+  net::awaitable<void> run_http2();
 
   routing::RequestView request_view(const std::string& authority) const;
 
@@ -111,6 +113,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool aborted_ = false;
   UpstreamConnection* upstream_ = nullptr;  // the request in flight's upstream connection, for abort()
   std::list<HttpSession*>::iterator registration_;
+  bool h2_preface_ = false;                  // read_head saw the HTTP/2 connection preface
+  std::shared_ptr<class Http2Session> h2_;  // set while the connection speaks HTTP/2
 };
 
 }  // namespace sluice::proxy

@@ -23,13 +23,12 @@
 #include "proxy/http_session.hpp"
 #include "proxy/reported_pick.hpp"
 #include "proxy/tunnel.hpp"
+#include "proxy/upstream_connect.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::proxy {
 namespace {
-
-std::string endpoint_text(const routing::PickResult& p) { return p.address + ":" + std::to_string(p.port); }
 
 bool expects_continue(const http::request<http::buffer_body>& req) {
   auto it = req.find(http::field::expect);
@@ -152,35 +151,13 @@ net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked
   co_await read_response_head(picked, reused, a);
 }
 
-// Reads the response head, skipping interim 1xx responses (we answered 100-continue ourselves), under
-// the response timeout.
+// Reads the response head (proxy/upstream_connect.hpp).
 net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& picked, bool reused, Attempt& a) {
-  const auto& req = parser_->get();
-  UpstreamConnection& up = *a.up;
-  for (;;) {
-    a.response.emplace();
-    a.response->header_limit(worker_.settings().limits.max_response_header_bytes);
-    a.response->body_limit(boost::none);
-    if (req.method() == http::verb::head) a.response->skip(true);
-    up.stream.transport().expires_after(worker_.settings().timeouts.response);
-    auto [ec, n] = co_await up.stream.visit(
-        [&](auto& s) { return http::async_read_header(s, up.buffer, *a.response, use_nothrow); });
-    if (ec) {
-      a.response.reset();
-      if (ec == beast::error::timeout) {
-        a.outcome = routing::Outcome::timeout;
-        a.failure = "upstream response timeout from " + endpoint_text(picked);
-      } else {
-        a.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
-        a.failure = "upstream " + endpoint_text(picked) + " closed before responding: " + ec.message();
-      }
-      co_return;
-    }
-    a.status = a.response->get().result_int();
-    if (a.status < 100 || a.status >= 200 || a.status == 101) break;
-  }
-  worker_.picker().responding(picked);
-  a.outcome = routing::outcome_of_status(a.status);
+  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
+                                                parser_->get().method() == http::verb::head, picked, reused);
+  a.outcome = r.outcome;
+  a.status = r.status;
+  if (!r.failure.empty()) a.failure = std::move(r.failure);
 }
 
 net::awaitable<HttpSession::Next> HttpSession::run_tunnel(Attempt& a, const routing::PickResult& picked,
@@ -229,73 +206,7 @@ net::awaitable<HttpSession::Next> HttpSession::answer_failure(const Attempt& a, 
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
                                                                           std::string& error) {
-  auto& stats = worker_.stats();
-  // TLS towards this endpoint: its cluster's own settings, else mesh mTLS for another cluster's gateway.
-  const auto& cluster = picked.service->clusters[picked.endpoint->cluster];
-  std::optional<config::TlsClient> tls_cfg = cluster.tls;
-  if (!tls_cfg && picked.remote && worker_.settings().mesh_tls) {
-    const auto& mesh = *worker_.settings().mesh_tls;
-    tls_cfg = config::TlsClient{mesh.ca_file, mesh.cert_file, mesh.key_file, ""};
-  }
-  std::string key = endpoint_text(picked);
-  if (tls_cfg) key += "|tls";
-  if (auto conn = worker_.pool().take(key)) {
-    stats.upstream_reuses.add();
-    co_return conn;
-  }
-  stats.upstream_connects.add();
-  std::shared_ptr<ssl::context> tls_ctx;
-  if (tls_cfg) {
-    tls_ctx = worker_.client_tls().get(*tls_cfg, error);
-    if (!tls_ctx) {
-      stats.upstream_connect_failures.add();
-      error = "upstream tls for " + key + ": " + error;
-      co_return nullptr;
-    }
-  }
-  boost::system::error_code ec;
-  std::vector<tcp::endpoint> targets;
-  const auto address = net::ip::make_address(picked.address, ec);
-  const bool is_ip = !ec;
-  if (is_ip) {
-    targets.emplace_back(address, picked.port);
-  } else {
-    tcp::resolver resolver(worker_.ioc());
-    auto [rec, results] = co_await resolver.async_resolve(picked.address, std::to_string(picked.port), use_nothrow);
-    if (rec) {
-      stats.upstream_connect_failures.add();
-      error = "cannot resolve upstream " + key + ": " + rec.message();
-      co_return nullptr;
-    }
-    for (const auto& r : results) targets.push_back(r.endpoint());
-  }
-  auto conn = std::make_unique<UpstreamConnection>(
-      tls_ctx ? Stream(tcp::socket(worker_.ioc()), tls_ctx) : Stream(tcp::socket(worker_.ioc())), key);
-  conn->stream.transport().expires_after(worker_.settings().timeouts.connect);
-  auto [cec, connected] = co_await conn->stream.transport().async_connect(targets, use_nothrow);
-  if (cec) {
-    stats.upstream_connect_failures.add();
-    error = "upstream connect to " + key + " failed: " +
-            (cec == beast::error::timeout ? std::string("timeout") : cec.message());
-    co_return nullptr;
-  }
-  conn->stream.transport().socket().set_option(tcp::no_delay(true), ec);
-  conn->stream.transport().socket().non_blocking(true, ec);  // for write_framed's synchronous first try
-  if (auto* tls = conn->stream.tls()) {
-    const std::string server_name = tls_cfg->server_name.empty() ? picked.address : tls_cfg->server_name;
-    if (net::ip::make_address(server_name, ec), ec) {
-      SSL_set_tlsext_host_name(tls->native_handle(), server_name.c_str());  // SNI takes names, not IPs
-    }
-    tls->set_verify_callback(ssl::host_name_verification(server_name));
-    conn->stream.transport().expires_after(worker_.settings().timeouts.connect);
-    auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
-    if (hec) {
-      stats.upstream_connect_failures.add();
-      error = "upstream tls handshake with " + key + " failed: " + hec.message();
-      co_return nullptr;
-    }
-  }
-  co_return conn;
+  co_return co_await connect_upstream(worker_, picked, error);
 }
 
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,

@@ -55,6 +55,12 @@ void render_tunnels(prometheus::Writer& out, const Server& s) {
   worker_counter(out, s, "sluice_tunnel_duration_seconds_total", Type::counter,
                  "Total duration of the tunnels ended (divide by sluice_tunnels_closed_total for the mean).",
                  [](const WorkerStats& w) { return w.tunnel_seconds.get(); });
+  worker_counter(out, s, "sluice_http2_connections_total", "counter",
+                 "Downstream connections that spoke HTTP/2 (h2c prior knowledge or h2 by ALPN).",
+                 [](const WorkerStats& w) { return w.h2_connections.get(); });
+  worker_counter(out, s, "sluice_http2_streams_total", "counter",
+                 "HTTP/2 request streams (also counted in sluice_requests_total).",
+                 [](const WorkerStats& w) { return w.h2_streams.get(); });
 }
 
 void render_proxy(prometheus::Writer& out, const Server& s) {

@@ -64,7 +64,10 @@ struct WorkerStats {
   Counter tunnel_bytes_up;     // client -> endpoint
   Counter tunnel_bytes_down;   // endpoint -> client
   Counter tunnels_closed;
-  Counter tunnel_seconds;      // total duration of closed tunnels, whole seconds (with tunnels_closed: mean)
+  Counter tunnel_seconds;
+  // HTTP/2 downstream (its streams also count in requests, active_requests and the responses above).
+  Counter h2_connections;      // connections that spoke HTTP/2 (h2c prior knowledge or ALPN h2)
+  Counter h2_streams;          // request streams on them      // total duration of closed tunnels, whole seconds (with tunnels_closed: mean)
 };
 
 }  // namespace sluice::proxy

@@ -37,7 +37,27 @@ bool load_identity(ssl::context& ctx, const std::string& cert_file, const std::s
               [&](auto& ec) { ctx.use_private_key_file(key_file, ssl::context::pem, ec); });
 }
 
+// ALPN (RFC 7301): h2 when the client offers it, else http/1.1; a client offering neither gets no ALPN
+// answer and speaks HTTP/1.1 as before.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
+                void*) {
+  static constexpr unsigned char kOurs[] = "\x02h2\x08http/1.1";
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kOurs, sizeof kOurs - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
 }  // namespace
+
+bool alpn_is_h2(SSL* ssl) {
+  const unsigned char* proto = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl, &proto, &len);
+  return len == 2 && proto[0] == 'h' && proto[1] == '2';
+}
 
 std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, std::string& error) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
@@ -50,6 +70,7 @@ std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, 
     }
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   }
+  SSL_CTX_set_alpn_select_cb(ctx->native_handle(), &select_alpn, nullptr);
   return ctx;
 }
 

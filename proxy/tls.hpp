@@ -20,7 +20,11 @@ namespace sluice::proxy {
 
 // Builds a server context from PEM files; `client_ca_file` non-empty requires and verifies client certs.
 // Null and `error` set when a file cannot be used.
+// Server contexts advertise ALPN "h2" and "http/1.1" (h2 preferred); see alpn_is_h2.
 std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, std::string& error);
+
+// Whether the handshake done on `ssl` chose "h2" by ALPN.
+bool alpn_is_h2(SSL* ssl);
 
 // Builds a client context: verify the peer against `ca_file`, present `cert_file`/`key_file` when set.
 std::shared_ptr<ssl::context> make_client_context(const config::TlsClient& cfg, std::string& error);

@@ -2,7 +2,8 @@
 # Installs the Debian packages Sluice builds, tests and benchmarks with. Idempotent; needs root (or sudo).
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config libboost1.81-dev libssl-dev nlohmann-json3-dev catch2
-          libyaml-cpp-dev libbenchmark-dev python3 python3-pytest python3-websockets curl openssl procps)
+          libyaml-cpp-dev libbenchmark-dev python3 python3-pytest python3-websockets curl openssl procps
+          libnghttp2-dev nghttp2-client python3-h2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,42 @@
+// Header translation between a downstream HTTP/2 stream and the HTTP/1.1 messages the proxy exchanges with
+// endpoints (RFC 9113 8.2-8.3): pseudo-headers <-> request line and Host, cookie crumbs joined, hop-by-hop
+// fields dropped, names lowercased on the way back. Pure functions, any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/beast/http/fields.hpp>
+
+namespace sluice::proxy {
+
+// One HTTP/2 header field as received or to send (name lowercase).
+struct H2Field {
+  std::string name;
+  std::string value;
+};
+
+// A request's pseudo-headers (empty when absent).
+struct H2RequestLine {
+  std::string method;
+  std::string scheme;
+  std::string authority;
+  std::string path;
+};
+
+// The HTTP/1.1 fields of a request that came as HTTP/2: every regular field in order, the `cookie` crumbs
+// joined into one field with "; " (RFC 9113 8.2.3), `host` dropped when :authority is present (which wins,
+// RFC 9113 8.3.1), and Host set to the authority (or the host field when :authority is absent).
+// Returns the authority the request is routed by (empty when it has neither).
+std::string h2_request_fields(const H2RequestLine& line, const std::vector<H2Field>& fields,
+                              boost::beast::http::fields& out);
+
+// The HTTP/2 header list of a response the endpoint sent as HTTP/1.1: ":status", then the end-to-end fields
+// (forward_headers.hpp's rule: hop-by-hop fields and the ones Connection names dropped) with lowercase
+// names, `set_cookie` when not empty, and Via with "1.1 sluice" appended.
+std::vector<H2Field> h2_response_fields(const boost::beast::http::fields& in, unsigned status,
+                                        std::string_view set_cookie);
+
+}  // namespace sluice::proxy

@@ -1,0 +1,265 @@
+// The connection side of an HTTP/2 session: nghttp2 set-up, the read loop, the writer, drain and shutdown.
+// The request streams are in http2_stream.cpp.
+#include "proxy/http2_session.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/write.hpp>
+
+#include "proxy/http2_stream.hpp"
+#include "log/logger.hpp"
+#include "proxy/worker.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kWriteChunk = 64 * 1024;  // frames gathered into one write
+// Flood limits (nghttp2's defaults, set explicitly so they are ours): RST_STREAM rate (CVE-2023-44487
+// "rapid reset": 1000 burst, 33/s refill), CONTINUATION frames per header block, queued SETTINGS/PING acks,
+// SETTINGS entries. Beyond them nghttp2 sends GOAWAY and the connection is closed.
+constexpr std::uint64_t kResetBurst = 1000;
+constexpr std::uint64_t kResetRate = 33;
+constexpr std::size_t kMaxContinuations = 8;
+constexpr std::size_t kMaxOutboundAck = 1000;
+constexpr std::size_t kMaxSettings = 32;
+
+Http2Session* of(void* p) { return static_cast<Http2Session*>(p); }
+
+}  // namespace
+
+Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> listener, Stream& stream,
+                           beast::flat_buffer& already_read, std::string client_ip)
+    : worker_(worker),
+      listener_(std::move(listener)),
+      stream_(stream),
+      buffer_(already_read),
+      client_ip_(std::move(client_ip)),
+      quiet_(worker.ioc()) {
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Http2Session::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, &Http2Session::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Http2Session::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Http2Session::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Http2Session::on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
+  nghttp2_option_set_max_continuations(opt, kMaxContinuations);
+  nghttp2_option_set_max_outbound_ack(opt, kMaxOutboundAck);
+  nghttp2_option_set_max_settings(opt, kMaxSettings);
+  nghttp2_session_server_new2(&session_, cb, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<std::uint32_t>(worker_.settings().limits.max_request_header_bytes)},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  worker_.stats().h2_connections.add();
+}
+
+Http2Session::~Http2Session() { nghttp2_session_del(session_); }
+
+net::awaitable<void> Http2Session::run() {
+  auto self = shared_from_this();
+  const auto idle = worker_.settings().timeouts.idle;
+  bool ok = buffer_.size() == 0 ||
+            feed(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+  buffer_.consume(buffer_.size());
+  bool clean = ok;  // the peer broke no rule (a read error or EOF is not one)
+  while (ok && !closed_) {
+    kick();
+    // Nothing more to read (GOAWAY exchanged and no stream left): the writer ends the connection.
+    if (!nghttp2_session_want_read(session_)) break;
+    // Idle: no stream open. With streams open, they have their own deadlines upstream.
+    if (streams_.empty()) {
+      stream_.transport().expires_after(idle);
+    } else {
+      stream_.transport().expires_after(std::chrono::hours(1));
+    }
+    auto [ec, n] = co_await stream_.visit(
+        [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    if (ec) break;
+    buffer_.commit(n);
+    ok = clean = feed(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    buffer_.consume(buffer_.size());
+  }
+  // Let what is queued (a GOAWAY, the last frames) go out, for a bounded time, then end everything.
+  kick();
+  const auto deadline = std::chrono::steady_clock::now() + (clean ? idle : std::chrono::seconds(1));
+  while (writing_ && !closed_ && std::chrono::steady_clock::now() < deadline) {
+    quiet_.expires_at(deadline);
+    co_await quiet_.async_wait(use_nothrow);
+  }
+  shut();
+  while (live_ > 0) {
+    quiet_.expires_after(std::chrono::seconds(1));
+    co_await quiet_.async_wait(use_nothrow);
+  }
+}
+
+bool Http2Session::feed(const char* data, std::size_t size) {
+  const auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), size);
+  if (rv < 0) {
+    log::debug("http2 from " + client_ip_ + ": " + nghttp2_strerror(static_cast<int>(rv)));
+    if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    kick();
+    return false;
+  }
+  for (auto& [id, n] : unclaimed_) nghttp2_session_consume(session_, id, n);
+  unclaimed_.clear();
+  auto ready = std::move(ready_);
+  ready_.clear();
+  for (auto& s : ready) {
+    ++live_;
+    net::co_spawn(worker_.ioc(), handle_stream(std::move(s)), net::detached);
+  }
+  return true;
+}
+
+void Http2Session::kick() {
+  if (writing_ || closed_) return;
+  if (!nghttp2_session_want_write(session_)) {
+    if (!nghttp2_session_want_read(session_)) shut();
+    return;
+  }
+  writing_ = true;
+  ++live_;
+  net::co_spawn(worker_.ioc(), write_loop(), net::detached);
+}
+
+net::awaitable<void> Http2Session::write_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    out_.clear();
+    while (out_.size() < kWriteChunk) {
+      const std::uint8_t* data = nullptr;
+      const auto n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        log::debug("http2 to " + client_ip_ + ": " + nghttp2_strerror(static_cast<int>(n)));
+        closed_ = true;
+        break;
+      }
+      if (n == 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (out_.empty() || closed_) break;
+    stream_.transport().expires_after(worker_.settings().timeouts.idle);
+    auto [ec, n] = co_await stream_.visit(
+        [&](auto& s) { return net::async_write(s, net::buffer(out_), use_nothrow); });
+    if (ec) {
+      closed_ = true;
+      break;
+    }
+  }
+  writing_ = false;
+  --live_;
+  if (closed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) {
+    shut();
+  }
+  quiet_.cancel();
+}
+
+void Http2Session::drain() {
+  if (draining_ || closed_) return;
+  draining_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  kick();
+}
+
+void Http2Session::abort() { shut(); }
+
+void Http2Session::shut() {
+  const bool was_closed = closed_;
+  closed_ = true;
+  boost::system::error_code ignored;
+  if (!was_closed) stream_.transport().socket().close(ignored);
+  for (auto& [id, s] : streams_) {
+    if (s->upstream) s->upstream->stream.transport().socket().close(ignored);
+    s->notify();
+  }
+  quiet_.cancel();
+}
+
+// --- nghttp2 callbacks: they record, and never call into the session.
+
+int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto* self = of(p);
+  self->streams_[frame->hd.stream_id] = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  return 0;
+}
+
+int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                            std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                            void* p) {
+  auto* self = of(p);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end()) return 0;
+  auto& s = *it->second;
+  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  const auto& limits = self->worker_.settings().limits;
+  // The HTTP/1.1 limits, counted as the HTTP/1.1 head would be ("name: value\r\n").
+  s.header_bytes += namelen + valuelen + 4;
+  if (s.header_bytes > limits.max_request_header_bytes ||
+      (!n.empty() && n[0] != ':' && s.fields.size() >= limits.max_request_headers)) {
+    s.too_large = true;
+    return 0;
+  }
+  if (n == ":method") s.line.method = v;
+  else if (n == ":path") s.line.path = v;
+  else if (n == ":authority") s.line.authority = v;
+  else if (n == ":scheme") s.line.scheme = v;
+  else if (!n.empty() && n[0] != ':') s.fields.push_back({std::string(n), std::string(v)});
+  return 0;
+}
+
+int Http2Session::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+  auto* self = of(p);
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end()) return 0;
+  auto& s = it->second;
+  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->end_stream = true;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    self->ready_.push_back(s);
+  }
+  s->notify();
+  return 0;
+}
+
+int Http2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data,
+                                std::size_t len, void* p) {
+  auto* self = of(p);
+  auto it = self->streams_.find(id);
+  if (it == self->streams_.end() || it->second->finished) {
+    self->unclaimed_.emplace_back(id, len);
+    return 0;
+  }
+  it->second->body_in.append(reinterpret_cast<const char*>(data), len);
+  it->second->notify();
+  return 0;
+}
+
+int Http2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t error, void* p) {
+  auto* self = of(p);
+  auto it = self->streams_.find(id);
+  if (it == self->streams_.end()) return 0;
+  it->second->closed = true;
+  it->second->close_error = error;
+  it->second->notify();
+  self->streams_.erase(it);
+  return 0;
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,103 @@
+// One downstream HTTP/2 connection (h2c with prior knowledge, or h2 chosen by ALPN), owned by the
+// HttpSession that detected it. libnghttp2 frames and decodes (HPACK, flow control, stream states, flood
+// limits); this class drives it on the worker's io_context: a read loop feeds nghttp2_session_mem_recv, one
+// writer coroutine drains nghttp2_session_mem_send, and each request stream runs as its own coroutine that
+// routes, forwards and relays it exactly as an HTTP/1.1 request (proxy/upstream_connect.hpp), with the
+// endpoint spoken to over HTTP/1.1. Nothing calls into the nghttp2 session from inside its callbacks: they
+// only record what arrived; the coroutines act on it afterwards.
+//
+// Flow control follows consumption: automatic WINDOW_UPDATE is off and received body bytes are consumed
+// once written upstream; response bodies go through a deferred data provider fed one piece at a time, so a
+// stream holds at most its window of request body and kOutHigh of response body.
+//
+// Worker thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include <nghttp2/nghttp2.h>
+
+#include "proxy/h2_headers.hpp"
+#include "proxy/stream.hpp"
+
+namespace sluice::proxy {
+
+class Worker;
+struct ListenerInfo;
+struct RequestLog;
+
+class Http2Session : public std::enable_shared_from_this<Http2Session> {
+ public:
+  // Defaults (nghttp2's and Envoy's are close): streams per connection, windows.
+  static constexpr std::uint32_t kMaxConcurrentStreams = 1024;
+  static constexpr std::int32_t kStreamWindow = 256 * 1024;
+  static constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
+  static constexpr std::size_t kOutHigh = 64 * 1024;  // response bytes buffered per stream before reading more
+
+  // `stream` and `already_read` (bytes read past the detection, starting with the preface) belong to the
+  // owning HttpSession, which outlives run().
+  Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> listener, Stream& stream,
+               beast::flat_buffer& already_read, std::string client_ip);
+  ~Http2Session();
+  Http2Session(const Http2Session&) = delete;
+  Http2Session& operator=(const Http2Session&) = delete;
+
+  // Serves the connection until it ends; returns once every stream's coroutine has finished.
+  net::awaitable<void> run();
+  // Graceful drain: GOAWAY (no new streams), the open ones finish, then the connection closes.
+  void drain();
+  // Cuts the connection and every stream's upstream connection now.
+  void abort();
+
+ private:
+  struct H2Stream;
+
+  // nghttp2 callbacks: record only.
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
+                       const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t id, const std::uint8_t* data,
+                           std::size_t len, void* self);
+  static int on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t error, void* self);
+
+  bool feed(const char* data, std::size_t size);  // mem_recv + what it recorded; false: connection error
+  void kick();                                     // makes sure the writer runs
+  net::awaitable<void> write_loop();
+  void shut();                                     // the connection is over: wake and cut everything
+
+  // One request stream (http2_stream.cpp).
+  net::awaitable<void> handle_stream(std::shared_ptr<H2Stream> s);
+  net::awaitable<bool> wait(H2Stream& s, std::chrono::steady_clock::duration timeout);
+  void respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log);
+  void submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body);
+  void consume(H2Stream& s, std::size_t n);
+  void finish_stream(H2Stream& s);
+
+  Worker& worker_;
+  std::shared_ptr<const ListenerInfo> listener_;
+  Stream& stream_;
+  beast::flat_buffer& buffer_;
+  std::string client_ip_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;  // open streams nghttp2 knows
+  std::vector<std::shared_ptr<H2Stream>> ready_;                          // request heads complete, to start
+  std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;           // body bytes no stream will use
+  std::string out_;        // bytes being written
+  bool writing_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+  unsigned live_ = 0;      // stream coroutines and the writer still running
+  net::steady_timer quiet_;  // woken when live_ drops, for run()'s last wait
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,378 @@
+// The request streams of an HTTP/2 session: each one routed, forwarded over HTTP/1.1 and relayed back like
+// an HTTP/1.1 request (same Picker rules, retries, limits, errors, access log), in its own coroutine.
+#include <cstring>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "proxy/access_log.hpp"
+#include "proxy/buffered_parse.hpp"
+#include "proxy/forward_headers.hpp"
+#include "proxy/http2_stream.hpp"
+#include "log/logger.hpp"
+#include "proxy/reported_pick.hpp"
+#include "proxy/upstream_connect.hpp"
+#include "proxy/worker.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr std::size_t kRelayPiece = 32 * 1024;  // response bytes read from the endpoint at a time
+
+// Writes `head` (may be empty) and `body` upstream, as one chunk when `chunked` (with the last chunk when
+// `last`). Returns false when the write failed.
+net::awaitable<bool> write_piece(UpstreamConnection& up, std::string_view head, const std::string& body, bool chunked,
+                                 bool last, std::chrono::steady_clock::duration timeout) {
+  const FramedPiece piece(head, body.data(), body.size(), chunked, last);
+  up.stream.transport().expires_after(timeout);
+  auto [ec, n] = co_await up.stream.visit([&](auto& s) { return net::async_write(s, piece.buffers(), use_nothrow); });
+  co_return !ec;
+}
+
+}  // namespace
+
+ssize_t Http2Session::H2Stream::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                                          std::uint32_t* flags, nghttp2_data_source* source, void*) {
+  auto* s = static_cast<H2Stream*>(source->ptr);
+  const std::size_t n = std::min(length, s->body_out.size() - s->out_pos);
+  if (n == 0 && !s->out_eof) {
+    s->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  std::memcpy(buf, s->body_out.data() + s->out_pos, n);
+  s->out_pos += n;
+  if (s->out_pos == s->body_out.size()) {
+    s->body_out.clear();
+    s->out_pos = 0;
+    if (s->out_eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  }
+  s->notify();  // room for more
+  return static_cast<ssize_t>(n);
+}
+
+net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::duration timeout) {
+  if (s.woken || s.closed || closed_) {
+    s.woken = false;
+    co_return true;
+  }
+  s.wake.expires_after(timeout);
+  auto [ec] = co_await s.wake.async_wait(use_nothrow);
+  s.woken = false;
+  co_return ec == net::error::operation_aborted;
+}
+
+void Http2Session::consume(H2Stream& s, std::size_t n) {
+  if (n != 0 && !closed_) nghttp2_session_consume(session_, s.id, n);
+}
+
+void Http2Session::finish_stream(H2Stream& s) {
+  s.finished = true;
+  s.upstream = nullptr;
+  consume(s, s.body_in.size());
+  s.body_in.clear();
+}
+
+void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body) {
+  if (s.closed || closed_) return;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size());
+  for (const auto& f : fields) {
+    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.name.data())),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
+                   NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = &H2Stream::read_body;
+  nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), with_body ? &provider : nullptr);
+  kick();
+}
+
+void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log) {
+  log.status = status;
+  log.error = std::string(text);
+  log.bytes_received = 0;
+  worker_.stats().responses_by_class[status / 100].add();
+  if (auto* access = worker_.settings().access_log) access->write(log);
+  log::debug("h2 " + log.method + " " + log.path + " -> " + std::to_string(status) + " " + log.error);
+  s.body_out = std::string(text) + "\n";
+  s.out_pos = 0;
+  s.out_eof = true;
+  submit_response(s,
+                  {{":status", std::to_string(status)},
+                   {"server", "sluice"},
+                   {"content-type", "text/plain; charset=utf-8"},
+                   {"content-length", std::to_string(s.body_out.size())}},
+                  true);
+}
+
+net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
+  auto self = shared_from_this();
+  H2Stream& s = *sp;
+  auto& stats = worker_.stats();
+  auto& picker = worker_.picker();
+  const auto& settings = worker_.settings();
+  stats.requests.add();
+  stats.h2_streams.add();
+  stats.active_requests.inc();
+  struct Done {
+    Http2Session& h;
+    H2Stream& s;
+    ~Done() {
+      h.worker_.stats().active_requests.dec();
+      h.finish_stream(s);
+      --h.live_;
+      h.quiet_.cancel();
+    }
+  } done{*this, s};
+
+  RequestLog log;
+  log.method = s.line.method;
+  log.path = s.line.path;
+  log.client = client_ip_;
+  log.src_cluster = settings.local_cluster;
+  http::fields fields;
+  log.authority = h2_request_fields(s.line, s.fields, fields);
+  if (s.too_large) {
+    stats.bad_requests.add();
+    respond_error(s, 431, "request head too large", log);
+    co_return;
+  }
+  if (s.line.method == "CONNECT") {
+    stats.bad_requests.add();
+    respond_error(s, 501, "CONNECT is not supported", log);
+    co_return;
+  }
+  if (s.line.path.empty() || (s.line.path[0] != '/' && !(s.line.method == "OPTIONS" && s.line.path == "*"))) {
+    stats.bad_requests.add();
+    respond_error(s, 400, "request target must be origin-form", log);
+    co_return;
+  }
+  if (log.authority.empty()) {
+    stats.bad_requests.add();
+    respond_error(s, 400, "missing :authority and Host", log);
+    co_return;
+  }
+  const auto view = [&] {
+    routing::RequestView v;
+    v.listener = listener_->cfg.name;
+    v.host = log.authority;
+    v.target = s.line.path;
+    v.method = s.line.method;
+    v.client_address = client_ip_;
+    v.header = [&fields](std::string_view name) -> std::string_view {
+      auto it = fields.find(name);
+      return it == fields.end() ? std::string_view{} : std::string_view(it->value());
+    };
+    return v;
+  };
+
+  routing::AttemptState attempt;
+  auto first_pick = picker.pick(view(), attempt);
+  log.service = first_pick.service_id;
+  if (first_pick.status == routing::PickStatus::no_route) {
+    stats.no_route.add();
+    respond_error(s, 404, "no route: " + first_pick.reason, log);
+    co_return;
+  }
+  if (first_pick.status != routing::PickStatus::ok) {
+    stats.no_endpoint.add();
+    respond_error(s, 503, "no endpoint: " + first_pick.reason, log);
+    co_return;
+  }
+  ReportedPick picked(picker, std::move(first_pick));
+
+  // The first piece of the body (what has arrived, once something has), as on HTTP/1.1: a body that came
+  // whole with it is replayable and goes with its length.
+  while (!s.end_stream && s.body_in.empty() && !s.closed && !closed_) {
+    if (!co_await wait(s, settings.timeouts.idle)) break;
+  }
+  if (s.closed || closed_) co_return;  // reset by the client: the pick is reported as a local abort
+  if (!s.end_stream && s.body_in.empty()) {
+    stats.bad_requests.add();
+    respond_error(s, 408, "request body timeout", log);
+    co_return;
+  }
+  std::string first = std::move(s.body_in);
+  s.body_in.clear();
+  consume(s, first.size());
+  kick();
+  const bool body_in_hand = s.end_stream;
+  std::uint64_t body_bytes = first.size();
+  bool chunked = false;
+  if (fields.find(http::field::content_length) == fields.end()) {
+    if (!body_in_hand) {
+      chunked = true;
+    } else if (!first.empty()) {
+      fields.set(http::field::content_length, std::to_string(first.size()));
+    }
+  }
+  const bool head_request = s.line.method == "HEAD";
+  std::string head;
+
+  for (;;) {
+    log.attempts = attempt.attempt;
+    log.upstream = endpoint_text(*picked);
+    log.dst_cluster = picked->cluster;
+    log.tier = picked->tier;
+    routing::Outcome outcome = routing::Outcome::success;
+    unsigned status = 0;
+    std::string failure;
+    bool body_streamed = false;
+    std::optional<upstream_response_parser> response;
+    auto up = co_await connect_upstream(worker_, *picked, failure);
+    if (s.closed || closed_) co_return;
+    if (!up) {
+      outcome = routing::Outcome::connect_failure;
+    } else {
+      s.upstream = up.get();
+      const bool reused = up->requests > 0;
+      up->stream.mark_drained();
+      write_request_head(fields,
+                         RequestHeadParts{s.line.method, picked->upstream_target, picked->host_header, client_ip_,
+                                          stream_.is_tls(), chunked, {}},
+                         head);
+      bool ok = co_await write_piece(*up, head, first, chunked, body_in_hand, settings.timeouts.response);
+      bool last_sent = body_in_hand;
+      while (ok && !last_sent) {
+        if (s.body_in.empty() && !s.end_stream) {
+          if (s.closed || closed_ || !co_await wait(s, settings.timeouts.idle)) break;
+          continue;
+        }
+        std::string piece = std::move(s.body_in);
+        s.body_in.clear();
+        body_streamed = true;
+        last_sent = s.end_stream;
+        ok = co_await write_piece(*up, {}, piece, chunked, last_sent, settings.timeouts.response);
+        body_bytes += piece.size();
+        consume(s, piece.size());
+        kick();
+      }
+      if (ok && !last_sent) {
+        // The client reset the stream or went quiet mid-body: the half request dies with its connection.
+        s.upstream = nullptr;
+        picked.report(routing::Outcome::local_abort);
+        if (!s.closed && !closed_) {
+          nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
+          kick();
+        }
+        co_return;
+      }
+      if (!ok) {
+        outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
+        failure = "upstream " + up->pool_key + " failed while sending the request";
+      } else {
+        auto r = co_await read_upstream_response_head(worker_, *up, response, head_request, *picked, reused);
+        outcome = r.outcome;
+        status = r.status;
+        if (!r.failure.empty()) failure = std::move(r.failure);
+      }
+    }
+    if (s.closed || closed_) co_return;
+    log.bytes_received = body_bytes;
+    if (status == 101) {
+      picked.report(routing::Outcome::reset);
+      respond_error(s, 502, "upstream " + log.upstream + " switched protocols without an upgrade request", log);
+      co_return;
+    }
+    if (outcome != routing::Outcome::success) {
+      picked.report(outcome);
+      const bool replayable = body_in_hand && !body_streamed;
+      if (picker.may_retry(*picked, outcome, s.line.method, replayable, attempt)) {
+        auto next = picker.pick(view(), attempt);
+        if (next.status == routing::PickStatus::ok) {
+          stats.retries.add();
+          log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+                     routing::to_string(outcome) + ": " +
+                     (failure.empty() ? "status " + std::to_string(status) : failure));
+          s.upstream = nullptr;
+          picked.replace(std::move(next));
+          continue;
+        }
+      }
+      if (!response) {
+        if (outcome == routing::Outcome::timeout) {
+          stats.upstream_timeouts.add();
+          respond_error(s, 504, failure, log);
+        } else {
+          if (outcome != routing::Outcome::connect_failure) stats.upstream_resets.add();
+          respond_error(s, 502, failure, log);
+        }
+        co_return;
+      }
+    }
+
+    // Relay: HEADERS now, then DATA as the endpoint's body arrives, at most kOutHigh buffered.
+    auto& rp = *response;
+    const bool no_body = head_request || status == 204 || status == 304 || rp.is_done();
+    submit_response(s, h2_response_fields(rp.get(), status, picked->set_cookie), !no_body);
+    stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
+    log.status = status;
+    bool upstream_ok = true;
+    bool client_stalled = false;
+    if (no_body) {
+      s.out_eof = true;
+    } else {
+      std::vector<char> buf(kRelayPiece);
+      auto& body = rp.get().body();
+      for (;;) {
+        while (s.body_out.size() - s.out_pos >= kOutHigh && !s.closed && !closed_) {
+          if (!co_await wait(s, settings.timeouts.idle)) break;
+        }
+        if (s.closed || closed_) break;  // the client reset the stream or left
+        if (s.body_out.size() - s.out_pos >= kOutHigh) {
+          client_stalled = true;  // read nothing for timeouts.idle
+          break;
+        }
+        body.data = buf.data();
+        body.size = buf.size();
+        boost::system::error_code ec;
+        if (!parse_buffered(rp, up->buffer, ec)) {
+          up->stream.transport().expires_after(settings.timeouts.response);
+          std::tie(ec, std::ignore) =
+              co_await up->stream.visit([&](auto& st) { return http::async_read_some(st, up->buffer, rp, use_nothrow); });
+          if (ec == http::error::need_buffer) ec = {};
+        }
+        if (ec) {
+          log::debug("h2: upstream " + up->pool_key + " failed mid-response: " + ec.message());
+          upstream_ok = false;
+          break;
+        }
+        const std::size_t got = buf.size() - body.size;
+        s.body_out.append(buf.data(), got);
+        log.bytes_sent += got;
+        stats.bytes_sent.add(got);
+        if (rp.is_done()) s.out_eof = true;
+        if (s.deferred && !s.closed && !closed_) {
+          s.deferred = false;
+          nghttp2_session_resume_data(session_, s.id);
+        }
+        kick();
+        if (rp.is_done()) break;
+      }
+    }
+    s.upstream = nullptr;
+    if (!upstream_ok) {
+      picked.report(routing::Outcome::reset);
+      // The response is cut: the client must see it cut too.
+      if (!s.closed && !closed_) {
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+        kick();
+      }
+    } else {
+      picked.report(outcome);
+      if (client_stalled && !s.closed && !closed_) {
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
+        kick();
+      }
+      if (rp.is_done() && rp.get().keep_alive()) {
+        ++up->requests;
+        worker_.pool().give_back(std::move(up), std::chrono::steady_clock::now());
+      }
+    }
+    if (auto* access = settings.access_log) access->write(log);
+    co_return;
+  }
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,117 @@
+#include "proxy/upstream_connect.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "proxy/worker.hpp"
+#include "routing/snapshot.hpp"
+
+namespace sluice::proxy {
+
+std::string endpoint_text(const routing::PickResult& p) { return p.address + ":" + std::to_string(p.port); }
+
+net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
+                                                                     std::string& error) {
+  auto& stats = worker.stats();
+  // TLS towards this endpoint: its cluster's own settings, else mesh mTLS for another cluster's gateway.
+  const auto& cluster = picked.service->clusters[picked.endpoint->cluster];
+  std::optional<config::TlsClient> tls_cfg = cluster.tls;
+  if (!tls_cfg && picked.remote && worker.settings().mesh_tls) {
+    const auto& mesh = *worker.settings().mesh_tls;
+    tls_cfg = config::TlsClient{mesh.ca_file, mesh.cert_file, mesh.key_file, ""};
+  }
+  std::string key = endpoint_text(picked);
+  if (tls_cfg) key += "|tls";
+  if (auto conn = worker.pool().take(key)) {
+    stats.upstream_reuses.add();
+    co_return conn;
+  }
+  stats.upstream_connects.add();
+  std::shared_ptr<ssl::context> tls_ctx;
+  if (tls_cfg) {
+    tls_ctx = worker.client_tls().get(*tls_cfg, error);
+    if (!tls_ctx) {
+      stats.upstream_connect_failures.add();
+      error = "upstream tls for " + key + ": " + error;
+      co_return nullptr;
+    }
+  }
+  boost::system::error_code ec;
+  std::vector<tcp::endpoint> targets;
+  const auto address = net::ip::make_address(picked.address, ec);
+  const bool is_ip = !ec;
+  if (is_ip) {
+    targets.emplace_back(address, picked.port);
+  } else {
+    tcp::resolver resolver(worker.ioc());
+    auto [rec, results] = co_await resolver.async_resolve(picked.address, std::to_string(picked.port), use_nothrow);
+    if (rec) {
+      stats.upstream_connect_failures.add();
+      error = "cannot resolve upstream " + key + ": " + rec.message();
+      co_return nullptr;
+    }
+    for (const auto& r : results) targets.push_back(r.endpoint());
+  }
+  auto conn = std::make_unique<UpstreamConnection>(
+      tls_ctx ? Stream(tcp::socket(worker.ioc()), tls_ctx) : Stream(tcp::socket(worker.ioc())), key);
+  conn->stream.transport().expires_after(worker.settings().timeouts.connect);
+  auto [cec, connected] = co_await conn->stream.transport().async_connect(targets, use_nothrow);
+  if (cec) {
+    stats.upstream_connect_failures.add();
+    error = "upstream connect to " + key + " failed: " +
+            (cec == beast::error::timeout ? std::string("timeout") : cec.message());
+    co_return nullptr;
+  }
+  conn->stream.transport().socket().set_option(tcp::no_delay(true), ec);
+  conn->stream.transport().socket().non_blocking(true, ec);  // for write_framed's synchronous first try
+  if (auto* tls = conn->stream.tls()) {
+    const std::string server_name = tls_cfg->server_name.empty() ? picked.address : tls_cfg->server_name;
+    if (net::ip::make_address(server_name, ec), ec) {
+      SSL_set_tlsext_host_name(tls->native_handle(), server_name.c_str());  // SNI takes names, not IPs
+    }
+    tls->set_verify_callback(ssl::host_name_verification(server_name));
+    conn->stream.transport().expires_after(worker.settings().timeouts.connect);
+    auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    if (hec) {
+      stats.upstream_connect_failures.add();
+      error = "upstream tls handshake with " + key + " failed: " + hec.message();
+      co_return nullptr;
+    }
+  }
+  co_return conn;
+}
+
+net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, UpstreamConnection& up,
+                                                               std::optional<upstream_response_parser>& response,
+                                                               bool head_request, const routing::PickResult& picked,
+                                                               bool reused) {
+  ResponseHeadResult r;
+  for (;;) {
+    response.emplace();
+    response->header_limit(worker.settings().limits.max_response_header_bytes);
+    response->body_limit(boost::none);
+    if (head_request) response->skip(true);
+    up.stream.transport().expires_after(worker.settings().timeouts.response);
+    auto [ec, n] = co_await up.stream.visit(
+        [&](auto& s) { return http::async_read_header(s, up.buffer, *response, use_nothrow); });
+    if (ec) {
+      response.reset();
+      if (ec == beast::error::timeout) {
+        r.outcome = routing::Outcome::timeout;
+        r.failure = "upstream response timeout from " + endpoint_text(picked);
+      } else {
+        r.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
+        r.failure = "upstream " + endpoint_text(picked) + " closed before responding: " + ec.message();
+      }
+      co_return r;
+    }
+    r.status = response->get().result_int();
+    if (r.status < 100 || r.status >= 200 || r.status == 101) break;
+  }
+  worker.picker().responding(picked);
+  r.outcome = routing::outcome_of_status(r.status);
+  co_return r;
+}
+
+}  // namespace sluice::proxy
