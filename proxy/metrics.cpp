@@ -55,10 +55,14 @@ void render_tunnels(prometheus::Writer& out, const Server& s) {
   worker_counter(out, s, "sluice_tunnel_duration_seconds_total", Type::counter,
                  "Total duration of the tunnels ended (divide by sluice_tunnels_closed_total for the mean).",
                  [](const WorkerStats& w) { return w.tunnel_seconds.get(); });
-  worker_counter(out, s, "sluice_http2_connections_total", "counter",
+}
+
+// HTTP/2 downstream: connections and streams.
+void render_http2(prometheus::Writer& out, const Server& s) {
+  worker_counter(out, s, "sluice_http2_connections_total", Type::counter,
                  "Downstream connections that spoke HTTP/2 (h2c prior knowledge or h2 by ALPN).",
                  [](const WorkerStats& w) { return w.h2_connections.get(); });
-  worker_counter(out, s, "sluice_http2_streams_total", "counter",
+  worker_counter(out, s, "sluice_http2_streams_total", Type::counter,
                  "HTTP/2 request streams (also counted in sluice_requests_total).",
                  [](const WorkerStats& w) { return w.h2_streams.get(); });
 }
@@ -100,6 +104,7 @@ void render_proxy(prometheus::Writer& out, const Server& s) {
   worker_counter(out, s, "sluice_response_body_bytes_total", Type::counter, "Response body bytes sent.",
                  [](const WorkerStats& w) { return w.bytes_sent.get(); });
   render_tunnels(out, s);
+  render_http2(out, s);
 }
 
 // A family with a sample per service and cluster: the count of the cluster's endpoints' `count(state)`.
