@@ -2,7 +2,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
@@ -11,6 +10,7 @@
 
 #include "log/logger.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/upstream_connect.hpp"
 #include "routing/health.hpp"
 #include "routing/registry.hpp"
 #include "routing/snapshot.hpp"
@@ -107,10 +107,7 @@ HealthChecker::Probe HealthChecker::probe_for(const routing::ServiceEntry& svc, 
   Probe p;
   p.address = ep.address;
   p.port = ep.port;
-  p.tls = cluster.tls;
-  if (!p.tls && !cluster.local && mesh_tls_) {
-    p.tls = config::TlsClient{mesh_tls_->ca_file, mesh_tls_->cert_file, mesh_tls_->key_file, ""};
-  }
+  p.tls = upstream_tls(cluster, mesh_tls_);
   p.http = http;
   p.timeout = svc.health_check.timeout;
   // Without a configured check, any answer that is not a 5xx shows the endpoint serves again.
@@ -128,25 +125,12 @@ net::awaitable<HealthChecker::Verdict> HealthChecker::run(Probe probe) {
   }
   Stream stream = ctx ? Stream(tcp::socket(control_), ctx) : Stream(tcp::socket(control_));
   stream.transport().expires_after(probe.timeout);
-  boost::system::error_code ec;
   std::vector<tcp::endpoint> eps;
-  const auto ip = net::ip::make_address(probe.address, ec);
-  if (!ec) {
-    eps.emplace_back(ip, probe.port);
-  } else {
-    tcp::resolver resolver(control_);
-    auto [rec, results] = co_await resolver.async_resolve(probe.address, std::to_string(probe.port), use_nothrow);
-    for (const auto& r : results) eps.push_back(r.endpoint());
-    ec = rec;
-  }
+  auto ec = co_await resolve_upstream(control_, probe.address, probe.port, eps);
   if (!ec) std::tie(ec, std::ignore) = co_await stream.transport().async_connect(eps, use_nothrow);
   if (!ec && stream.tls()) {
-    auto* tls = stream.tls();
-    const std::string name = probe.tls->server_name.empty() ? probe.address : probe.tls->server_name;
-    boost::system::error_code not_ip;
-    if (net::ip::make_address(name, not_ip), not_ip) SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
-    tls->set_verify_callback(ssl::host_name_verification(name));
-    std::tie(ec) = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    prepare_client_tls(*stream.tls(), *probe.tls, probe.address);
+    std::tie(ec) = co_await stream.tls()->async_handshake(ssl::stream_base::client, use_nothrow);
   }
   if (ec) {
     v.why = ec == beast::error::timeout ? "connect timeout" : ec.message();

@@ -11,16 +11,41 @@ namespace sluice::proxy {
 
 std::string endpoint_text(const routing::PickResult& p) { return p.address + ":" + std::to_string(p.port); }
 
+std::optional<config::TlsClient> upstream_tls(const routing::ClusterEntry& cluster,
+                                              const std::optional<config::MeshTls>& mesh) {
+  if (cluster.tls) return cluster.tls;
+  if (!cluster.local && mesh) return config::TlsClient{mesh->ca_file, mesh->cert_file, mesh->key_file, ""};
+  return std::nullopt;
+}
+
+net::awaitable<boost::system::error_code> resolve_upstream(net::io_context& ioc, const std::string& host,
+                                                           std::uint16_t port, std::vector<tcp::endpoint>& out) {
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(host, ec);
+  if (!ec) {
+    out.emplace_back(address, port);
+    co_return ec;
+  }
+  tcp::resolver resolver(ioc);
+  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_nothrow);
+  for (const auto& r : results) out.push_back(r.endpoint());
+  co_return rec;
+}
+
+void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, const std::string& host) {
+  const std::string& name = cfg.server_name.empty() ? host : cfg.server_name;
+  boost::system::error_code not_ip;
+  if (net::ip::make_address(name, not_ip), not_ip) {
+    SSL_set_tlsext_host_name(tls.native_handle(), name.c_str());  // SNI takes names, not IPs
+  }
+  tls.set_verify_callback(ssl::host_name_verification(name));
+}
+
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
                                                                      std::string& error) {
   auto& stats = worker.stats();
-  // TLS towards this endpoint: its cluster's own settings, else mesh mTLS for another cluster's gateway.
-  const auto& cluster = picked.service->clusters[picked.endpoint->cluster];
-  std::optional<config::TlsClient> tls_cfg = cluster.tls;
-  if (!tls_cfg && picked.remote && worker.settings().mesh_tls) {
-    const auto& mesh = *worker.settings().mesh_tls;
-    tls_cfg = config::TlsClient{mesh.ca_file, mesh.cert_file, mesh.key_file, ""};
-  }
+  const std::optional<config::TlsClient> tls_cfg =
+      upstream_tls(picked.service->clusters[picked.endpoint->cluster], worker.settings().mesh_tls);
   std::string key = endpoint_text(picked);
   if (tls_cfg) key += "|tls";
   if (auto conn = worker.pool().take(key)) {
@@ -37,21 +62,11 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
       co_return nullptr;
     }
   }
-  boost::system::error_code ec;
   std::vector<tcp::endpoint> targets;
-  const auto address = net::ip::make_address(picked.address, ec);
-  const bool is_ip = !ec;
-  if (is_ip) {
-    targets.emplace_back(address, picked.port);
-  } else {
-    tcp::resolver resolver(worker.ioc());
-    auto [rec, results] = co_await resolver.async_resolve(picked.address, std::to_string(picked.port), use_nothrow);
-    if (rec) {
-      stats.upstream_connect_failures.add();
-      error = "cannot resolve upstream " + key + ": " + rec.message();
-      co_return nullptr;
-    }
-    for (const auto& r : results) targets.push_back(r.endpoint());
+  if (auto rec = co_await resolve_upstream(worker.ioc(), picked.address, picked.port, targets)) {
+    stats.upstream_connect_failures.add();
+    error = "cannot resolve upstream " + key + ": " + rec.message();
+    co_return nullptr;
   }
   auto conn = std::make_unique<UpstreamConnection>(
       tls_ctx ? Stream(tcp::socket(worker.ioc()), tls_ctx) : Stream(tcp::socket(worker.ioc())), key);
@@ -63,14 +78,11 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
             (cec == beast::error::timeout ? std::string("timeout") : cec.message());
     co_return nullptr;
   }
+  boost::system::error_code ec;
   conn->stream.transport().socket().set_option(tcp::no_delay(true), ec);
   conn->stream.transport().socket().non_blocking(true, ec);  // for write_framed's synchronous first try
   if (auto* tls = conn->stream.tls()) {
-    const std::string server_name = tls_cfg->server_name.empty() ? picked.address : tls_cfg->server_name;
-    if (net::ip::make_address(server_name, ec), ec) {
-      SSL_set_tlsext_host_name(tls->native_handle(), server_name.c_str());  // SNI takes names, not IPs
-    }
-    tls->set_verify_callback(ssl::host_name_verification(server_name));
+    prepare_client_tls(*tls, *tls_cfg, picked.address);
     conn->stream.transport().expires_after(worker.settings().timeouts.connect);
     auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
     if (hec) {

@@ -6,13 +6,19 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include "config/config.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "routing/picker.hpp"
+
+namespace sluice::routing {
+struct ClusterEntry;
+}
 
 namespace sluice::proxy {
 
@@ -22,6 +28,21 @@ using upstream_response_parser = http::response_parser<http::buffer_body>;
 
 // "address:port" of a pick.
 std::string endpoint_text(const routing::PickResult& p);
+
+// The TLS a connection to an endpoint of `cluster` uses: the cluster's own `tls`, else mesh mTLS towards
+// another cluster's gateway when the config switches it on; nullopt: plain TCP. Requests and the health
+// checker's probes decide alike.
+std::optional<config::TlsClient> upstream_tls(const routing::ClusterEntry& cluster,
+                                              const std::optional<config::MeshTls>& mesh);
+
+// The addresses to connect to for `host` (an IP literal as is, else resolved). On failure returns the
+// resolver's error and leaves `out` empty.
+net::awaitable<boost::system::error_code> resolve_upstream(net::io_context& ioc, const std::string& host,
+                                                           std::uint16_t port, std::vector<tcp::endpoint>& out);
+
+// Sets SNI (for names, not IP literals) and host-name verification on a client TLS stream about to
+// handshake with `host` under `cfg`.
+void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, const std::string& host);
 
 // A pooled keep-alive connection to the picked endpoint, else a new one (resolved, connected and, when the
 // cluster or mesh TLS says so, TLS-handshaken under timeouts.connect). Null on failure, with `error` saying

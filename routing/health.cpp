@@ -241,6 +241,14 @@ bool record_probe(const ServiceEntry& svc, const EndpointEntry& ep, bool passed,
   return false;
 }
 
+std::uint32_t ejected_count(const ServiceEntry& svc, Ticks now) {
+  std::uint32_t n = 0;
+  for (const auto& ep : svc.endpoints) {
+    if (ep.state->ejected_until.load(std::memory_order_relaxed) > now) ++n;
+  }
+  return n;
+}
+
 const char* to_string(EjectionReason r) {
   switch (r) {
     case EjectionReason::none: return "none";
@@ -263,18 +271,6 @@ const char* to_string(Outcome o) {
     case Outcome::local_abort: return "local_abort";
   }
   return "unknown";
-}
-
-}  // namespace sluice::routing
-
-namespace sluice::routing {
-
-std::uint32_t ejected_count(const ServiceEntry& svc, Ticks now) {
-  std::uint32_t n = 0;
-  for (const auto& ep : svc.endpoints) {
-    if (ep.state->ejected_until.load(std::memory_order_relaxed) > now) ++n;
-  }
-  return n;
 }
 
 }  // namespace sluice::routing
