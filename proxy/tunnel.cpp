@@ -119,14 +119,16 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
   early.shrink_to_fit();
   // Over plain TCP the relay buffer is taken only once the socket has something to read, so a tunnel
   // that never carries a byte holds none (a thousand idle WebSockets cost their sockets and little else).
+  // Only that first wait is a readiness wait: Asio re-arms epoll (an epoll_ctl) for each one, while a
+  // read tries the socket first and waits only when it is empty, the cheaper step for a busy tunnel.
   std::unique_ptr<char[]> buffer;
   for (;;) {
     boost::system::error_code rec;
     std::size_t n = 0;
-    if (!from.is_tls()) {
+    if (!from.is_tls() && !buffer) {
       std::tie(rec) = co_await from.transport().socket().async_wait(tcp::socket::wait_read, use_nothrow);
       if (!rec) {
-        if (!buffer) buffer = std::make_unique<char[]>(kBuffer);
+        buffer = std::make_unique<char[]>(kBuffer);
         n = from.transport().socket().read_some(net::buffer(buffer.get(), kBuffer), rec);
         if (rec == net::error::would_block || rec == net::error::try_again) continue;
       }
@@ -147,6 +149,10 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
       close(side);
       co_return;
     }
+    // No mark_drained() here (drained.hpp): the read above completed inside Asio's reactor before this
+    // step ran, and a readiness event in between (the peer's FIN right behind its last bytes, as at the
+    // end of a WebSocket close handshake) would be forgotten and the tunnel would hang. Each message pays
+    // one recv() returning EAGAIN instead.
     last_activity_ = std::chrono::steady_clock::now();
     writing = true;
     auto [wec, written] = co_await to.visit(

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Benchmark dispatcher: tests/bench/run.sh MODE
 #   proxy      wrk against the backend, sluice, nginx and HAProxy (proxy_bench.py)
+#   websocket  WebSocket message round trips through sluice, nginx and HAProxy (ws_bench.py)
 #   failover   the chaos suite's long form: failover at defaults, sluice vs nginx vs HAProxy
 #              (tests/chaos/chaos.py bench)
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
@@ -15,7 +16,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|failover|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|websocket|failover|routing|discovery" >&2
   exit 2
 }
 
@@ -68,6 +69,12 @@ case "$mode" in
     build sluice-testbackend cli/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  websocket)
+    need_tools nginx:nginx-light haproxy:haproxy
+    build tests/bench/sluice-wsbench cli/sluice:executable
+    cd "$root"
+    exec /usr/bin/python3 "$here/ws_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
   failover)
     need_tools nginx:nginx-light haproxy:haproxy
