@@ -296,3 +296,50 @@ def test_a_thousand_idle_tunnels_stay_open(echo_factory, sluice_factory):
 
     run(many())
     assert wait_until(lambda: stats(admin_port).get("sluice_tunnels_active", -1) == 0)
+
+
+def test_seed_topology_failover_moves_new_websockets_to_cluster_3(echo_factory, sluice_factory, tmp_path):
+    # The seed's topology with WebSockets: the client in cluster-2 (no local pod) reaches the echo pod of
+    # cluster-1 through its sidecar and cluster-1's gateway (mesh mTLS, export path /app); the policy is
+    # FailOver cluster-1 then cluster-3. When cluster-1 dies (its gateway and pod), the open tunnel ends
+    # and a new connection lands on cluster-3's pod, at default outlier settings.
+    from test_tls_admin import gateway_config, make_pki
+    c1, c3 = "default/default/default/cluster-1", "default/default/default/cluster-3"
+    pki = make_pki(tmp_path / "pki")
+    pod1, pod3 = echo_factory("pod-cluster-1"), echo_factory("pod-cluster-3")
+    gw1 = sluice_factory(make_cfg=lambda port: gateway_config(port, pod1.address, pki))
+    gw3 = sluice_factory(make_cfg=lambda port: gateway_config(port, pod3.address, pki))
+
+    def sidecar(port):
+        cfg = make_config(port, [])
+        cfg["cluster"] = "default/default/default/cluster-2"
+        cfg["mesh_tls"] = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "leaf.crt"),
+                           "key_file": str(pki / "leaf.key")}
+        cfg["listeners"][0]["role"] = "sidecar"
+        svc = cfg["services"][0]
+        svc.pop("outlier_detection", None)  # the defaults, as a user who configured nothing has them
+        svc["clusters"] = [{"cluster": c1, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gw1.port}"]},
+                           {"cluster": c3, "path_prefix": "/app", "endpoints": [f"127.0.0.1:{gw3.port}"]}]
+        svc["policy"] = {"lb_type": "FailOver", "targets": [{"cluster": c1}, {"cluster": c3}]}
+        return cfg
+
+    sc = sluice_factory(make_cfg=sidecar)
+
+    async def name_over_new_connection():
+        async with websockets.connect(f"ws://127.0.0.1:{sc.port}/chat", open_timeout=10) as ws:
+            await ws.send("name")
+            return await ws.recv()
+
+    async def before_and_after():
+        async with websockets.connect(f"ws://127.0.0.1:{sc.port}/chat") as ws:
+            await ws.send("name")
+            assert await ws.recv() == "pod-cluster-1", "FailOver keeps to the first target while it is up"
+            for proc in (gw1.proc, pod1.proc):  # cluster-1 goes away as a whole
+                proc.kill()
+                proc.wait()
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+        return [await name_over_new_connection() for _ in range(5)]
+
+    after = run(before_and_after())
+    assert after == ["pod-cluster-3"] * 5, after
