@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -102,23 +103,27 @@ def rss_kib(pid):
     return 0
 
 
-def probe(port, expected_bodies):
-    """Sends a few requests on one keep-alive connection; returns an error or None."""
+def probe(port, expected_bodies, path="/", tls=False):
+    """Sends a few requests on one keep-alive connection; returns an error or None. With a `path` other
+    than "/" every answer has the same body: only the status is checked."""
     seen = set()
-    conn = http.client.HTTPConnection(ADDRESS, port, timeout=5)
+    if tls:
+        conn = http.client.HTTPSConnection(ADDRESS, port, timeout=5, context=ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection(ADDRESS, port, timeout=5)
     try:
         for _ in range(6):
-            conn.request("GET", "/", headers={"Host": "bench.test"})
+            conn.request("GET", path, headers={"Host": "bench.test"})
             response = conn.getresponse()
             body = response.read()
             if response.status != 200:
                 return f"answered {response.status}: {body[:200]!r}"
-            seen.add(body)
+            seen.add(body if path == "/" else None)
     except (OSError, http.client.HTTPException) as e:
         return f"request failed: {e!r}"
     finally:
         conn.close()
-    if seen != expected_bodies:
+    if path == "/" and seen != expected_bodies:
         return f"answers {sorted(seen)} instead of {sorted(expected_bodies)}"
     return None
 
@@ -147,14 +152,28 @@ def parse_wrk(text):
 
 
 def cpu_seconds(pid):
-    """User and system CPU time of process `pid` (all its threads) so far, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU time of process `pid` (all its threads) and of its children (nginx's
+    workers when it runs a master) so far, in seconds."""
+    def own(p):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0, None
+        return int(fields[11]) + int(fields[12]), int(fields[1])
+
+    ticks = own(pid)[0]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            child_ticks, parent = own(entry)
+            if parent == pid:
+                ticks += child_ticks
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port, conns, duration, cpu):
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", f"http://{ADDRESS}:{port}/"]
+def run_wrk(port, conns, duration, cpu, path="/", tls=False):
+    scheme = "https" if tls else "http"
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", f"{scheme}://{ADDRESS}:{port}{path}"]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
@@ -205,9 +224,28 @@ class Bench:
                 self.backends.append((proc, int(f.read().split()[0])))
 
     def template_values(self, port):
-        return {"DIR": self.dir, "ADDRESS": ADDRESS, "PORT": port,
-                "BACKEND1": f"{ADDRESS}:{self.backends[0][1]}",
-                "BACKEND2": f"{ADDRESS}:{self.backends[1][1]}"}
+        values = {"DIR": self.dir, "ADDRESS": ADDRESS, "PORT": port,
+                  "BACKEND1": f"{ADDRESS}:{self.backends[0][1]}",
+                  "BACKEND2": f"{ADDRESS}:{self.backends[1][1]}",
+                  "WORKERS": self.args.workers, "NGINX_MASTER": "on" if self.args.workers > 1 else "off",
+                  "SLUICE_TLS": "", "NGINX_SSL": "", "HAPROXY_SSL": ""}
+        if self.args.tls:
+            # The same certificate, key and TLS 1.3 defaults for every proxy.
+            cert, key, both = self.certificate()
+            values["SLUICE_TLS"] = f', "tls": {{ "cert_file": "{cert}", "key_file": "{key}" }}'
+            values["NGINX_SSL"] = f" ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key}"
+            values["HAPROXY_SSL"] = f" ssl crt {both}"
+        return values
+
+    def certificate(self):
+        cert, key, both = (os.path.join(self.dir, n) for n in ("bench.crt", "bench.key", "bench.pem"))
+        if not os.path.exists(both):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=bench.test"],
+                           check=True, capture_output=True, timeout=30)
+            with open(both, "w") as f:
+                f.write(open(cert).read() + open(key).read())
+        return cert, key, both
 
     def launch(self, target):
         """Starts one target; returns (process or None, port)."""
@@ -225,7 +263,7 @@ class Bench:
                                    capture_output=True, text=True, timeout=30)
             if check.returncode != 0:
                 raise Fatal(f"config rejected by --check:\n{check.stdout}{check.stderr}")
-            argv = [self.args.sluice, "--config", config, "--workers", "1"]
+            argv = [self.args.sluice, "--config", config, "--workers", str(self.args.workers)]
         elif target == "nginx":
             config = fill_template("nginx.conf.in", os.path.join(self.dir, "nginx.conf"), values)
             argv = ["nginx", "-e", os.path.join(self.dir, "nginx-error.log"), "-p", self.dir, "-c", config]
@@ -251,16 +289,17 @@ class Bench:
                 time.sleep(0.2)  # let start-up settle before reading the idle RSS
                 self.idle_rss.setdefault(target, rss_kib(proc.pid))
             expected = {b"b1\n"} if target == "direct" else {b"b1\n", b"b2\n"}
-            error = probe(port, expected)
+            tls = self.args.tls and target != "direct"  # the backends speak plain HTTP
+            error = probe(port, expected, self.args.path, tls)
             if error:
                 raise Fatal(error)
             if self.args.duration >= 5:
-                run_wrk(port, max(self.args.conns), 1, self.load_cpu)  # warm-up, not recorded
+                run_wrk(port, max(self.args.conns), 1, self.load_cpu, self.args.path, tls)  # warm-up, not recorded
             for conns in self.args.conns:
                 # The proxy's CPU time per request: steadier than req/s on a shared machine, since time
                 # the proxy spends descheduled does not count.
                 before = cpu_seconds(proc.pid) if proc is not None else None
-                result = run_wrk(port, conns, self.args.duration, self.load_cpu)
+                result = run_wrk(port, conns, self.args.duration, self.load_cpu, self.args.path, tls)
                 if before is not None and result["requests"]:
                     result["cpu_us"] = (cpu_seconds(proc.pid) - before) * 1e6 / result["requests"]
                 if result["errors"]:
@@ -277,6 +316,41 @@ class Bench:
             print(f"{target}: FAILED: {e}", file=sys.stderr, flush=True)
         finally:
             self.finish(target, proc)
+
+    def count_allocations(self):
+        """allocs_per_request: sluice once more, with the counting shim preloaded (alloc_count.c), in a run
+        of its own so the measured runs above pay nothing for it. Keep-alive both sides, no body: the
+        steady state the issue's target is about. Returns None when the shim is not built."""
+        shim = os.path.abspath(os.path.join(self.args.build_dir, "tests", "bench", "liballoc_count.so"))
+        if not os.path.exists(shim) or "sluice" in self.args.missing:
+            return None
+        count_file = os.path.join(self.dir, "alloc-count")
+        port = free_port()
+        config = fill_template("sluice.json.in", os.path.join(self.dir, "sluice-allocs.json"), self.template_values(port))
+        env = dict(os.environ, LD_PRELOAD=shim, SLUICE_ALLOC_COUNT_FILE=count_file)
+        log = open(os.path.join(self.dir, "sluice-allocs.log"), "wb")
+        proc = subprocess.Popen([self.args.sluice, "--config", config, "--workers", "1"], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc.log_path = log.name
+        self.procs.procs.append(proc)
+
+        def total():
+            time.sleep(0.2)  # the shim writes its total every 50 ms
+            with open(count_file) as f:
+                return int(f.read())
+
+        try:
+            wait_listening(proc, port)
+            conns = max(self.args.conns)
+            run_wrk(port, conns, 1, self.load_cpu, self.args.path, self.args.tls)  # warm-up: pools, caches and buffers reach their size
+            before = total()
+            result = run_wrk(port, conns, 2, self.load_cpu, self.args.path, self.args.tls)
+            return (total() - before) / max(result["requests"], 1)
+        except (Fatal, OSError, ValueError) as e:
+            print(f"allocs_per_request: not measured: {e}", file=sys.stderr)
+            return None
+        finally:
+            self.procs.stop(proc)
 
     def report(self, targets):
         def fmt_us(value):
@@ -309,8 +383,13 @@ class Bench:
         if sluice and "cpu_us" in sluice and cpu_peers:
             # Requests per CPU-second relative to the thriftiest peer: the same question as the ratio below,
             # less at the mercy of whatever else the machine runs.
-            print(f"cpu_efficiency_vs_best_peer: {min(cpu_peers) / sluice['cpu_us']:.2f}")
+            efficiency = min(cpu_peers) / sluice['cpu_us']
+            if self.args.label:
+                print(f"{self.args.label}_cpu_efficiency_vs_best_peer: {efficiency:.2f}")
+            print(f"cpu_efficiency_vs_best_peer: {efficiency:.2f}")
         if sluice and peers:
+            if self.args.label:
+                print(f"{self.args.label}_ratio_vs_best_peer: {sluice['rps'] / max(peers):.2f}")
             print(f"ratio_vs_best_peer: {sluice['rps'] / max(peers):.2f}")
         else:
             why = "sluice not built" if "sluice" in self.args.missing else "missing measurements"
@@ -324,6 +403,10 @@ def parse_args():
     args.duration = int(os.environ.get("BENCH_DURATION", "10"))
     args.conns = [int(c) for c in os.environ.get("BENCH_CONNS", "1 64").split()]
     args.rounds = max(1, int(os.environ.get("BENCH_ROUNDS", "1")))
+    args.workers = max(1, int(os.environ.get("BENCH_WORKERS", "1")))
+    args.path = os.environ.get("BENCH_PATH", "/")
+    args.tls = os.environ.get("BENCH_TLS") == "1"
+    args.label = os.environ.get("BENCH_LABEL", "")
     args.backend = os.environ.get("BACKEND_BIN") or os.path.join(
         args.build_dir, "tests", "backend", "sluice-testbackend")
     args.sluice = os.environ.get("SLUICE_BIN")
@@ -368,7 +451,8 @@ def main():
     try:
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
-        print(f"# proxy benchmark: wrk -t1, {args.duration}s per run, conns {args.conns}, "
+        print(f"# proxy benchmark{' ' + args.label if args.label else ''}: workers {args.workers}, path {args.path}, "
+              f"{'https' if args.tls else 'http'} downstream, wrk -t1, {args.duration}s per run, conns {args.conns}, "
               f"rounds {args.rounds}, cpus {os.cpu_count()}, "
               f"pinning {'proxy=cpu0 load=cpu1' if bench.pin else 'off'}, load average {load}",
               flush=True)
@@ -378,7 +462,9 @@ def main():
                 if target not in args.missing:
                     print(f"# measuring {target}", file=sys.stderr, flush=True)
                     bench.measure(target)
+        allocs = bench.count_allocations()
         bench.report(targets)
+        print(f"allocs_per_request: {allocs:.2f}" if allocs is not None else "allocs_per_request: n/a (shim not built)")
     except Fatal as e:
         print(f"proxy_bench: {e}", file=sys.stderr)
         return 1

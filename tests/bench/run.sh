@@ -1,6 +1,9 @@
 #!/bin/sh
 # Benchmark dispatcher: tests/bench/run.sh MODE
-#   proxy      wrk against the backend, sluice, nginx and HAProxy (proxy_bench.py)
+#   proxy      wrk against the backend, sluice, nginx and HAProxy (proxy_bench.py), one worker each
+#   proxy-tls  the same with HTTPS downstream (one certificate for all, TLS 1.3 defaults)
+#   proxy-2w   the same with two workers / two threads each, at c64 and c256
+#   proxy-large  1 MiB responses (/bytes/1048576) at c16
 #   websocket  WebSocket message round trips through sluice, nginx and HAProxy (ws_bench.py)
 #   failover   the chaos suite's long form: failover at defaults, sluice vs nginx vs HAProxy
 #              (tests/chaos/chaos.py bench)
@@ -16,7 +19,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|websocket|failover|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|failover|routing|discovery" >&2
   exit 2
 }
 
@@ -64,9 +67,14 @@ export BUILD_DIR
 PATH="$PATH:/usr/sbin:/sbin"
 
 case "$mode" in
-  proxy)
-    need_tools wrk:wrk nginx:nginx-light haproxy:haproxy
-    build sluice-testbackend cli/sluice:executable
+  proxy|proxy-tls|proxy-2w|proxy-large)
+    case "$mode" in
+      proxy-tls) export BENCH_TLS=1 BENCH_LABEL=${BENCH_LABEL:-tls} ;;
+      proxy-2w) export BENCH_WORKERS=2 BENCH_CONNS=${BENCH_CONNS:-64 256} BENCH_LABEL=${BENCH_LABEL:-2w} ;;
+      proxy-large) export BENCH_PATH=/bytes/1048576 BENCH_CONNS=${BENCH_CONNS:-16} BENCH_LABEL=${BENCH_LABEL:-large} ;;
+    esac
+    need_tools wrk:wrk nginx:nginx-light haproxy:haproxy openssl:openssl
+    build sluice-testbackend cli/sluice:executable tests/bench/alloc_count
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
