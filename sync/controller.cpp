@@ -1,0 +1,410 @@
+#include "sync/controller.hpp"
+
+#include <ctime>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "log/logger.hpp"
+
+namespace sluice::sync {
+namespace {
+
+using nlohmann::json;
+using boost::system::error_code;
+
+constexpr std::size_t max_body = 16 * 1024 * 1024;
+// A write answered 409 is re-read and retried this many times within one pass; beyond, the key
+// waits for the next tick.
+constexpr int max_attempts = 5;
+constexpr auto tick_interval = std::chrono::seconds(1);
+
+std::string now_rfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  auto slash = key.find('/');
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+std::string imports_path(const std::string& ns) { return "/apis/flomesh.io/v1alpha1/namespaces/" + ns + "/serviceimports"; }
+std::string exports_path(const std::string& ns) { return "/apis/flomesh.io/v1alpha1/namespaces/" + ns + "/serviceexports"; }
+
+std::string describe_failure(unsigned status, const std::string& body, const error_code& ec,
+                             const discovery::ApiConnection& c) {
+  if (ec) return c.detail().empty() ? ec.message() : c.detail();
+  std::string out = "HTTP " + std::to_string(status);
+  json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) out += ": " + j["message"].get<std::string>();
+  return out;
+}
+
+}  // namespace
+
+Controller::Controller(boost::asio::io_context& ioc, Config config)
+    : ioc_(ioc), config_(std::move(config)), pass_timer_(ioc), tick_timer_(ioc) {}
+
+std::string Controller::start() {
+  started_at_ = Clock::now();
+  next_resync_ = started_at_ + config_.resync_interval;
+  std::weak_ptr<Controller> weak = shared_from_this();
+  for (const auto& mc : config_.members) {
+    auto m = std::make_shared<Member>(
+        ioc_.get_executor(), mc,
+        [weak](const std::string& key) {
+          if (auto self = weak.lock()) self->enqueue(key);
+        },
+        [weak] {
+          if (auto self = weak.lock()) self->on_member_state();
+        });
+    members_.push_back(m);
+  }
+  for (auto& m : members_)
+    if (std::string error = m->start(); !error.empty()) return error;
+  tick();
+  return {};
+}
+
+void Controller::stop() {
+  stopped_ = true;
+  pass_timer_.cancel();
+  tick_timer_.cancel();
+  for (auto& m : members_) m->stop();
+}
+
+bool Controller::all_synced() const {
+  for (const auto& m : members_)
+    if (!m->synced()) return false;
+  return true;
+}
+
+bool Controller::counts(const Member& m) const {
+  if (!m.synced()) return false;
+  if (m.reachable()) return true;
+  return Clock::now() - m.unreachable_since() < config_.member_ttl;
+}
+
+void Controller::enqueue(const std::string& key) {
+  if (key.empty()) return;
+  pending_.insert(key);
+  schedule_pass(config_.coalesce);
+}
+
+void Controller::enqueue_all() {
+  for (const auto& m : members_) {
+    for (const auto& [key, _] : m->exports()) pending_.insert(key);
+    for (const auto& [key, object] : m->imports())
+      if (is_managed(object)) pending_.insert(key);
+  }
+  ++stats_.resyncs;
+  schedule_pass(std::chrono::milliseconds(0));
+}
+
+void Controller::schedule_pass(std::chrono::milliseconds delay) {
+  if (pass_scheduled_ || pass_running_ || stopped_) return;
+  pass_scheduled_ = true;
+  pass_timer_.expires_after(delay);
+  pass_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    auto self = weak.lock();
+    if (!self || ec || self->stopped_) return;
+    self->pass_scheduled_ = false;
+    net::co_spawn(self->ioc_, [self]() { return self->run_pass(); }, net::detached);
+  });
+}
+
+void Controller::on_member_state() {
+  // A member (re)synced or became unreachable: the start gate or the GC gate may have opened.
+  if (!initial_resync_done_ && all_synced()) schedule_pass(std::chrono::milliseconds(0));
+  else if (initial_resync_done_) enqueue_all();
+}
+
+void Controller::tick() {
+  if (stopped_) return;
+  // TTL expiries: a member whose last-known exports stop counting (or count again) changes every key.
+  bool changed = false;
+  for (const auto& m : members_) {
+    const bool expired = m->synced() && !counts(*m);
+    bool& was = expired_[m->config().name];
+    if (expired != was) {
+      if (expired) log::warn("sync: member " + m->config().name + " unreachable beyond the TTL: its exports are dropped");
+      was = expired;
+      changed = true;
+    }
+  }
+  if (changed && initial_resync_done_) enqueue_all();
+  if (!retry_.empty()) {
+    for (const auto& key : retry_) pending_.insert(key);
+    retry_.clear();
+    schedule_pass(std::chrono::milliseconds(0));
+  }
+  if (!initial_resync_done_ && (all_synced() || Clock::now() - started_at_ >= config_.member_ttl))
+    schedule_pass(std::chrono::milliseconds(0));
+  if (initial_resync_done_ && Clock::now() >= next_resync_) {
+    next_resync_ = Clock::now() + config_.resync_interval;
+    net::co_spawn(ioc_, [self = shared_from_this()]() -> net::awaitable<void> {
+      co_await self->resolve_gateways();
+      self->enqueue_all();
+    }, net::detached);
+  }
+  tick_timer_.expires_after(tick_interval);
+  tick_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->tick();
+  });
+}
+
+net::awaitable<void> Controller::resolve_gateways() {
+  for (auto& m : members_) {
+    const std::string host = m->config().gateway_host;
+    error_code ec;
+    net::ip::make_address(host, ec);
+    if (!ec) continue;  // an IP literal
+    tcp::resolver resolver(ioc_);
+    auto results = co_await resolver.async_resolve(host, "", net::redirect_error(net::use_awaitable, ec));
+    if (ec || results.empty()) {
+      log::warn("sync: gateway " + host + " of member " + m->config().name + " does not resolve (" + ec.message() +
+                "); keeping " + (m->gateway().ip.empty() ? "no address" : m->gateway().ip));
+      continue;
+    }
+    std::string ip = results.begin()->endpoint().address().to_string();
+    if (ip != m->gateway().ip) {
+      log::info("sync: gateway " + host + " of member " + m->config().name + " is " + ip);
+      m->set_gateway_ip(ip);
+    }
+  }
+}
+
+net::awaitable<void> Controller::run_pass() {
+  auto self = shared_from_this();
+  if (pass_running_ || stopped_) co_return;
+  // Never act on partial lists: no pass until every member has listed once (or the TTL since start
+  // passed: an absent member then counts as one whose exports expired).
+  if (!initial_resync_done_) {
+    if (!all_synced() && Clock::now() - started_at_ < config_.member_ttl) co_return;
+    co_await resolve_gateways();
+    initial_resync_done_ = true;
+    log::info("sync: every member listed; full resync");
+    enqueue_all();
+    pass_scheduled_ = false;
+    pass_timer_.cancel();
+  }
+  pass_running_ = true;
+  ++stats_.passes;
+  while (!pending_.empty() && !stopped_) {
+    std::string key = *pending_.begin();
+    pending_.erase(pending_.begin());
+    co_await reconcile(key);
+  }
+  pass_running_ = false;
+}
+
+net::awaitable<void> Controller::reconcile(const std::string& key) {
+  ++stats_.reconciles;
+  const auto [ns, name] = split_key(key);
+  std::vector<ExportInput> inputs;
+  std::vector<Member*> exporters;
+  for (auto& m : members_) {
+    if (!counts(*m)) continue;
+    auto e = m->exports().find(key);
+    if (e == m->exports().end()) continue;
+    auto s = m->services().find(key);
+    inputs.push_back(export_input(m->key(), m->config().name, m->gateway(), e->second,
+                                  s == m->services().end() ? nullptr : &s->second));
+    exporters.push_back(m.get());
+  }
+  Resolution r = resolve(inputs);
+  // Deletes need the whole picture: every member listed and reachable now.
+  bool gc_allowed = true;
+  for (const auto& m : members_)
+    if (!m->reachable()) gc_allowed = false;
+  for (auto& m : members_) {
+    if (stopped_) co_return;
+    if (!m->reachable()) continue;  // its import is written when it is back (a full resync follows)
+    if (r.merged) {
+      co_await write_import(*m, key, import_object(*r.merged, ns, name, m->key()));
+    } else if (auto it = m->imports().find(key); it != m->imports().end() && is_managed(it->second)) {
+      if (gc_allowed) co_await delete_import(*m, key);
+      else ++stats_.gc_deferred;
+    }
+  }
+  for (std::size_t i = 0; i < exporters.size(); ++i) {
+    if (stopped_) co_return;
+    if (exporters[i]->reachable()) co_await write_export_status(*exporters[i], key, r.verdicts[i]);
+  }
+}
+
+net::awaitable<void> Controller::write_import(Member& m, const std::string& key, const json& desired) {
+  const auto [ns, name] = split_key(key);
+  auto& conn = m.writer();
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    auto it = m.imports().find(key);
+    error_code ec;
+    discovery::ApiResponse resp;
+    std::string verb;
+    if (it == m.imports().end()) {
+      verb = "create";
+      json body = desired;
+      body.erase("status");  // status is a subresource: written below
+      resp = co_await conn.request(http::verb::post, imports_path(ns), body.dump(), max_body, ec);
+    } else {
+      const json& existing = it->second;
+      if (!is_managed(existing)) {
+        ++stats_.ownership_conflicts;
+        if (reported_conflicts_.insert(m.config().name + " " + key).second)
+          log::warn("sync: ServiceImport " + key + " in " + m.config().name + " is not managed by sluice-sync (no " +
+                    managed_by_label + ": " + managed_by_value + " label); left untouched");
+        co_return;
+      }
+      reported_conflicts_.erase(m.config().name + " " + key);
+      const bool spec_same = existing.contains("spec") && existing["spec"] == desired["spec"];
+      if (import_matches(existing, desired)) co_return;  // nothing changed: nothing written
+      json body = existing;
+      body["spec"] = desired["spec"];
+      body["metadata"]["labels"][managed_by_label] = managed_by_value;
+      if (spec_same) {
+        verb = "update_status";
+        body["status"] = desired["status"];
+        resp = co_await conn.request(http::verb::put, imports_path(ns) + "/" + name + "/status", body.dump(),
+                                     max_body, ec);
+      } else {
+        verb = "update";
+        resp = co_await conn.request(http::verb::put, imports_path(ns) + "/" + name, body.dump(), max_body, ec);
+      }
+    }
+    if (!ec && (resp.status == 200 || resp.status == 201)) {
+      ++stats_.writes[verb];
+      json written = json::parse(resp.body, nullptr, false);
+      if (written.is_object()) m.remember_import(key, &written);
+      log::info("sync: " + verb + " ServiceImport " + key + " in " + m.config().name);
+      continue;  // the status (or the spec) may still differ: the loop compares again
+    }
+    if (!ec && resp.status == 409) {
+      // Someone wrote in between (or it exists already): read it again and decide anew.
+      ++stats_.write_conflicts;
+      error_code gec;
+      auto fresh = co_await conn.get(imports_path(ns) + "/" + name, max_body, gec);
+      json object = json::parse(fresh.body, nullptr, false);
+      if (!gec && fresh.status == 200 && object.is_object()) m.remember_import(key, &object);
+      else if (!gec && fresh.status == 404) m.remember_import(key, nullptr);
+      continue;
+    }
+    if (!ec && resp.status == 404 && verb != "create") {
+      m.remember_import(key, nullptr);  // deleted meanwhile: create it
+      continue;
+    }
+    ++stats_.write_failures;
+    log::warn("sync: " + verb + " ServiceImport " + key + " in " + m.config().name + ": " +
+              describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
+    retry_.insert(key);
+    co_return;
+  }
+}
+
+net::awaitable<void> Controller::delete_import(Member& m, const std::string& key) {
+  const auto [ns, name] = split_key(key);
+  auto& conn = m.writer();
+  auto it = m.imports().find(key);
+  if (it == m.imports().end()) co_return;
+  // The precondition makes the delete apply to the version we judged, not to one changed meanwhile.
+  json options = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"},
+                  {"preconditions", {{"resourceVersion", it->second["metadata"].value("resourceVersion", "")}}}};
+  error_code ec;
+  auto resp = co_await conn.request(http::verb::delete_, imports_path(ns) + "/" + name, options.dump(), max_body, ec);
+  if (!ec && (resp.status == 200 || resp.status == 202 || resp.status == 404)) {
+    if (resp.status != 404) ++stats_.writes["delete"];
+    m.remember_import(key, nullptr);
+    log::info("sync: delete ServiceImport " + key + " in " + m.config().name + " (no export left)");
+    co_return;
+  }
+  if (!ec && resp.status == 409) ++stats_.write_conflicts;
+  else ++stats_.write_failures;
+  log::warn("sync: delete ServiceImport " + key + " in " + m.config().name + ": " +
+            describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
+  retry_.insert(key);
+}
+
+net::awaitable<void> Controller::write_export_status(Member& m, const std::string& key, const ExportVerdict& verdict) {
+  const auto [ns, name] = split_key(key);
+  auto& conn = m.writer();
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    auto it = m.exports().find(key);
+    if (it == m.exports().end()) co_return;
+    const json& existing = it->second;
+    static const json none = json::array();
+    const json& current = existing.contains("status") && existing["status"].is_object() &&
+                                  existing["status"].contains("conditions")
+                              ? existing["status"]["conditions"]
+                              : none;
+    json desired = export_conditions(verdict, current, now_rfc3339());
+    if (!conditions_differ(current, desired)) co_return;
+    json body = existing;
+    if (!body.contains("status") || !body["status"].is_object()) body["status"] = json::object();
+    body["status"]["conditions"] = desired;
+    error_code ec;
+    auto resp = co_await conn.request(http::verb::put, exports_path(ns) + "/" + name + "/status", body.dump(),
+                                      max_body, ec);
+    if (!ec && resp.status == 200) {
+      ++stats_.writes["update_status"];
+      json written = json::parse(resp.body, nullptr, false);
+      if (written.is_object()) m.remember_export(key, written);
+      log::info("sync: status of ServiceExport " + key + " in " + m.config().name + ": " +
+                (verdict.valid ? verdict.conflict_reason : verdict.valid_reason));
+      co_return;
+    }
+    if (!ec && resp.status == 409) {
+      ++stats_.write_conflicts;
+      error_code gec;
+      auto fresh = co_await conn.get(exports_path(ns) + "/" + name, max_body, gec);
+      json object = json::parse(fresh.body, nullptr, false);
+      if (!gec && fresh.status == 200 && object.is_object()) m.remember_export(key, object);
+      else if (!gec && fresh.status == 404) co_return;  // the export is gone
+      continue;
+    }
+    if (!ec && resp.status == 404) co_return;
+    ++stats_.write_failures;
+    log::warn("sync: status of ServiceExport " + key + " in " + m.config().name + ": " +
+              describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
+    retry_.insert(key);
+    co_return;
+  }
+}
+
+std::string Controller::explain(const std::string& key) const {
+  const auto slash = key.find('/');
+  if (slash == std::string::npos) return json{{"error", "expected service=namespace/name"}}.dump(2);
+  const std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
+  std::vector<ExportInput> inputs;
+  json members = json::array();
+  for (const auto& m : members_) {
+    json entry = {{"member", m->config().name}, {"cluster_key", m->key()}, {"synced", m->synced()},
+                  {"reachable", m->reachable()}, {"exports_count", counts(*m)}};
+    auto e = m->exports().find(key);
+    entry["has_export"] = e != m->exports().end();
+    if (counts(*m) && e != m->exports().end()) {
+      auto s = m->services().find(key);
+      inputs.push_back(export_input(m->key(), m->config().name, m->gateway(), e->second,
+                                    s == m->services().end() ? nullptr : &s->second));
+    }
+    members.push_back(std::move(entry));
+  }
+  Resolution r = resolve(inputs);
+  json verdicts = json::array();
+  for (const auto& v : r.verdicts)
+    verdicts.push_back({{"cluster_key", v.cluster_key}, {"valid", v.valid}, {"valid_reason", v.valid_reason},
+                        {"valid_message", v.valid_message}, {"conflict", v.conflict},
+                        {"conflict_reason", v.conflict_reason}, {"conflict_message", v.conflict_message}});
+  json desired = json::object();
+  for (const auto& m : members_)
+    desired[m->config().name] = r.merged ? import_object(*r.merged, ns, name, m->key()) : json(nullptr);
+  return json{{"service", key}, {"members", members}, {"exports", verdicts}, {"desired", desired}}.dump(2);
+}
+
+}  // namespace sluice::sync

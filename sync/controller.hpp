@@ -1,0 +1,84 @@
+// The reconciler of `sluice sync`: every change queues its "namespace/name"; a pass recomputes the
+// desired ServiceImport of each queued key for every member from all members' caches (desired.hpp),
+// compares it with what each member holds and writes the difference; ServiceExports get their Valid
+// and Conflict conditions the same way. A full resync queues every key at start (once every member
+// has listed) and every resync_interval. Control thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "sync/config.hpp"
+#include "sync/member.hpp"
+
+namespace sluice::sync {
+
+struct Stats {
+  std::uint64_t reconciles = 0;       // keys reconciled
+  std::uint64_t passes = 0;           // reconcile passes (a burst of keys is one)
+  std::uint64_t resyncs = 0;          // full resyncs
+  std::map<std::string, std::uint64_t> writes;  // by verb: create, update, update_status, delete
+  std::uint64_t write_conflicts = 0;  // 409 answers (then re-read and retried)
+  std::uint64_t write_failures = 0;   // other failures (the key is retried later)
+  std::uint64_t ownership_conflicts = 0;  // imports sync would change but does not own
+  std::uint64_t gc_deferred = 0;      // deletes held back because a member was not synced/reachable
+};
+
+class Controller : public std::enable_shared_from_this<Controller> {
+ public:
+  Controller(boost::asio::io_context& ioc, Config config);
+
+  // Starts every member's watches. "" or the first startup error (credentials). Control thread.
+  std::string start();
+  void stop();
+
+  const Stats& stats() const { return stats_; }
+  const std::vector<std::shared_ptr<Member>>& members() const { return members_; }
+  // Every member has listed once since start.
+  bool all_synced() const;
+  // The first full resync has run: what sync writes reflects every member.
+  bool ready() const { return initial_resync_done_; }
+  // The desired import per member for `key` ("namespace/name") and why, as JSON text.
+  std::string explain(const std::string& key) const;
+
+ private:
+  // Whether a member's exports count now: synced, and reachable or unreachable for less than the TTL.
+  bool counts(const Member& m) const;
+  void enqueue(const std::string& key);
+  void enqueue_all();
+  void schedule_pass(std::chrono::milliseconds delay);
+  net::awaitable<void> run_pass();
+  net::awaitable<void> reconcile(const std::string& key);
+  net::awaitable<void> write_import(Member& m, const std::string& key, const nlohmann::json& desired);
+  net::awaitable<void> delete_import(Member& m, const std::string& key);
+  net::awaitable<void> write_export_status(Member& m, const std::string& key, const ExportVerdict& verdict);
+  net::awaitable<void> resolve_gateways();
+  void on_member_state();
+  void tick();
+
+  boost::asio::io_context& ioc_;
+  Config config_;
+  std::vector<std::shared_ptr<Member>> members_;
+  std::set<std::string> pending_;
+  std::set<std::string> retry_;        // keys whose writes failed: retried at the next tick
+  boost::asio::steady_timer pass_timer_;
+  boost::asio::steady_timer tick_timer_;
+  bool pass_scheduled_ = false;
+  bool pass_running_ = false;
+  bool initial_resync_done_ = false;
+  bool stopped_ = false;
+  Clock::time_point started_at_{};
+  Clock::time_point next_resync_{};
+  std::map<std::string, bool> expired_;  // member name -> its exports had expired at the last tick
+  std::set<std::string> reported_conflicts_;  // "member key" ownership conflicts logged once
+  Stats stats_;
+};
+
+}  // namespace sluice::sync
