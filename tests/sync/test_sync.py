@@ -1,0 +1,219 @@
+"""`sluice sync` end to end: the real binary against one Kubernetes API stand-in per member cluster
+(tests/k8s), writing the flomesh.io ServiceImports the data plane routes by (issue 16).
+
+Run: SLUICE_BUILD_DIR=$PWD/build /usr/bin/python3 -m pytest tests/sync -q
+"""
+import time
+
+import pytest
+
+from sync_harness import (MANAGED, Cluster, Sync, endpoint, key, service, service_export, wait_for)
+
+
+@pytest.fixture
+def clusters():
+    made = [Cluster(f"cluster-{i}") for i in (1, 2, 3)]
+    yield made
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def sync_proc():
+    started = []
+
+    def start(clusters, **kw):
+        s = Sync(clusters, **kw).start()
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        s.stop()
+
+
+def export(cluster, **kw):
+    cluster.create(service(**{k: v for k, v in kw.items() if k in ("ports", "cluster_ip")}))
+    cluster.create(service_export(**{k: v for k, v in kw.items() if k == "rules"}))
+
+
+def test_one_export_reaches_the_other_members_with_exact_targets(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    s = sync_proc(clusters)
+    for c in (c2, c3):
+        wait_for(lambda: c.endpoints() == [endpoint("cluster-1")], what=f"import in {c.name}")
+        imp = c.import_()
+        assert imp["metadata"]["labels"] == MANAGED
+        assert imp["spec"]["type"] == "ClusterSetIP"
+        assert [(p["name"], p["protocol"], p["port"]) for p in imp["spec"]["ports"]] == [("http", "TCP", 8080)]
+        assert imp["status"]["clusters"] == [{"cluster": "cluster-1", "addresses": ["http://127.0.0.11:18081/httpbin"]}]
+    # The exporter's own import leaves its own gateway out.
+    wait_for(lambda: c1.endpoints() == [], what="cluster-1's import without itself")
+    wait_for(lambda: c1.conditions().get("Conflict", {}).get("reason") == "NoConflicts", what="conditions")
+    conds = c1.conditions()
+    assert conds["Valid"]["status"] == "True"
+    assert conds["Conflict"]["status"] == "False"
+    assert s.stat("sluice_sync_writes_total", 'verb="create"') == 3
+
+
+def test_two_exporters_in_key_order_then_removed_one_by_one(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c3)        # the older export is cluster-3's: endpoints still go by cluster key
+    time.sleep(1.1)   # creationTimestamp has whole seconds
+    export(c1)
+    sync_proc(clusters)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="both in cluster-2")
+    wait_for(lambda: c1.endpoints() == [endpoint("cluster-3")], what="cluster-3 in cluster-1")
+    wait_for(lambda: c3.endpoints() == [endpoint("cluster-1")], what="cluster-1 in cluster-3")
+    assert [c["cluster"] for c in c2.import_()["status"]["clusters"]] == ["cluster-1", "cluster-3"]
+
+    c3.delete("ServiceExport")
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="cluster-1 left in cluster-2")
+    wait_for(lambda: c1.endpoints() == [], what="nothing left in cluster-1's import")
+    wait_for(lambda: c3.endpoints() == [endpoint("cluster-1")], what="cluster-3 still imports cluster-1")
+
+    c1.delete("ServiceExport")
+    for c in clusters:
+        wait_for(lambda: c.import_() is None, what=f"import deleted in {c.name}")
+
+
+def test_a_service_deleted_before_its_export(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    sync_proc(clusters)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="import")
+    c1.delete("Service")   # the export stays, its Service is gone: not a valid export any more
+    for c in clusters:
+        wait_for(lambda: c.import_() is None, what=f"import deleted in {c.name}")
+    wait_for(lambda: c1.conditions().get("Valid", {}).get("reason") == "NoService", what="Valid=False NoService")
+    assert c1.conditions()["Valid"]["status"] == "False"
+
+
+def test_port_conflict_oldest_wins_and_is_cleared_after_the_fix(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    time.sleep(1.1)
+    export(c3, ports=(("http", 9090),), rules=((9090, "/httpbin"),))
+    sync_proc(clusters)
+    wait_for(lambda: c3.conditions().get("Conflict", {}).get("status") == "True", what="conflict on cluster-3")
+    conflict = c3.conditions()["Conflict"]
+    assert conflict["reason"] == "PortConflict"
+    assert "cluster-1" in conflict["message"]
+    wait_for(lambda: c1.conditions().get("Conflict", {}).get("reason") == "NoConflicts", what="cluster-1 clean")
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="only the oldest in cluster-2")
+    assert c2.import_()["spec"]["ports"][0]["port"] == 8080
+
+    # The fix: cluster-3's Service and export move to 8080.
+    svc = c3.get("Service")
+    svc["spec"]["ports"] = [{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 8080}]
+    c3.put(svc)
+    exp = c3.get("ServiceExport")
+    exp["spec"]["rules"][0]["portNumber"] = 8080
+    c3.put(exp)
+    wait_for(lambda: c3.conditions().get("Conflict", {}).get("reason") == "NoConflicts", what="conflict cleared")
+    assert c3.conditions()["Conflict"]["status"] == "False"
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="both after the fix")
+
+
+def test_type_conflict_leaves_the_later_export_out(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    time.sleep(1.1)
+    export(c3, cluster_ip="None")
+    sync_proc(clusters)
+    wait_for(lambda: c3.conditions().get("Conflict", {}).get("reason") == "TypeConflict", what="type conflict")
+    assert "cluster-1" in c3.conditions()["Conflict"]["message"]
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="cluster-1 only")
+
+
+def test_an_unlabelled_import_is_left_untouched(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    hand = {"apiVersion": "flomesh.io/v1alpha1", "kind": "ServiceImport",
+            "metadata": {"name": "httpbin", "namespace": "httpbin"},
+            "spec": {"type": "ClusterSetIP", "ports": [{"name": "http", "protocol": "TCP", "port": 8080,
+                                                         "endpoints": [endpoint("cluster-3")]}]}}
+    written = c2.create(hand)
+    export(c1)
+    s = sync_proc(clusters)
+    wait_for(lambda: c3.endpoints() == [endpoint("cluster-1")], what="cluster-3 imports")
+    wait_for(lambda: (s.stat("sluice_sync_ownership_conflicts_total") or 0) >= 1, what="ownership conflict counted")
+    now = c2.import_()
+    assert now["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
+    assert now["spec"] == written["spec"]
+    assert "not managed by sluice-sync" in s.log()
+    # Not deleted either when nothing is exported any more.
+    c1.delete("ServiceExport")
+    wait_for(lambda: c3.import_() is None, what="managed import collected")
+    assert c2.import_()["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
+
+
+def test_an_export_deleted_while_sync_was_stopped_is_collected_after_restart(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    first = sync_proc(clusters)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="import")
+    wait_for(lambda: c3.endpoints() == [endpoint("cluster-1")], what="import")
+    assert first.stop() == 0
+    c1.delete("ServiceExport")
+    sync_proc(clusters)
+    for c in clusters:
+        wait_for(lambda: c.import_() is None, what=f"import collected in {c.name}")
+
+
+def test_no_write_when_nothing_changed(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    export(c3)
+    s = sync_proc(clusters, resync="300ms")
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="import")
+    wait_for(lambda: c3.conditions().get("Conflict") and c1.conditions().get("Conflict"), what="conditions")
+    time.sleep(0.5)
+    before = [c.writes() for c in clusters]
+    resyncs = s.stat("sluice_sync_resyncs_total")
+    wait_for(lambda: s.stat("sluice_sync_resyncs_total") >= resyncs + 3, what="three more resyncs")
+    assert [c.writes() for c in clusters] == before
+    assert s.stat("sluice_sync_write_conflicts_total") == 0
+
+
+@pytest.mark.slow
+def test_member_outage_keeps_its_endpoints_until_the_ttl(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    export(c3)
+    s = sync_proc(clusters, ttl="4s")
+    both = [endpoint("cluster-1"), endpoint("cluster-3")]
+    wait_for(lambda: c2.endpoints() == both, what="both in cluster-2")
+    deletes = c2.writes()["delete"]
+    c3.api.fault(refuse=True)
+    wait_for(lambda: s.stat("sluice_sync_member_reachable", 'member="cluster-3"') == 0, what="cluster-3 unreachable")
+    went = time.monotonic()
+    # Within the TTL the last-known endpoints stay (checked while it lasts; the wait below is the proof).
+    while time.monotonic() - went < 2.0:
+        assert c2.endpoints() == both
+        time.sleep(0.2)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], timeout=15, what="cluster-3 dropped after the TTL")
+    assert time.monotonic() - went >= 3.0
+    assert c2.writes()["delete"] == deletes
+    c3.api.fault(refuse=False)
+    wait_for(lambda: c2.endpoints() == both, timeout=40, what="cluster-3 back")
+
+
+def test_injected_errors_dropped_watches_and_410s_converge(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    s = sync_proc(clusters)
+    # Writes (paths under the namespace; lists and watches are cluster-wide) fail first.
+    c2.api.fault(status=500, count=2, match="namespaces/httpbin/serviceimports")
+    c3.api.fault(status=409, count=1, match="namespaces/httpbin/serviceimports")
+    export(c1)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], timeout=20, what="import despite 500s")
+    wait_for(lambda: c3.endpoints() == [endpoint("cluster-1")], timeout=20, what="import despite a 409")
+    assert s.stat("sluice_sync_write_failures_total") >= 1
+    assert s.stat("sluice_sync_write_conflicts_total") >= 1
+    for c in clusters:
+        c.api.fault(compact=True)
+        c.api.fault(watch_410=True)
+        c.api.fault(drop_watches=True)
+    export(c3)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], timeout=30,
+             what="converged after drops and 410s")
+    wait_for(lambda: c1.endpoints() == [endpoint("cluster-3")], timeout=30, what="cluster-1 imports cluster-3")
