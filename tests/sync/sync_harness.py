@@ -117,12 +117,13 @@ class Cluster:
 class Sync:
     """`sluice sync` over some clusters."""
 
-    def __init__(self, clusters, resync="30s", ttl="5m", extra=None):
+    def __init__(self, clusters, resync="30s", ttl="5m", extra=None, gateways=None):
         self.clusters = clusters
         self.dir = tempfile.mkdtemp(prefix="sluice-sync-")
         self.admin_port = free_port()
+        gateways = gateways or GATEWAYS
         cfg = {"members": [{"name": c.name, "kubeconfig": c.api.kubeconfig,
-                            "gateway": {"host": GATEWAYS[c.name][0], "port": GATEWAYS[c.name][1]}}
+                            "gateway": {"host": gateways[c.name][0], "port": gateways[c.name][1]}}
                            for c in clusters],
                "resync_interval": resync, "member_ttl": ttl, "coalesce": "20ms",
                "admin": {"address": "127.0.0.1", "port": self.admin_port}}
