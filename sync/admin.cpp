@@ -174,6 +174,9 @@ std::string render_stats(const Controller& c) {
   w.sample(reachable);
   w.family("sluice_sync_ready", prometheus::Type::gauge, "1 once the first full resync has run.");
   w.sample(c.ready());
+  w.family("sluice_sync_leader", prometheus::Type::gauge,
+           "1 while this replica writes (holds the Lease, or no leader election configured).");
+  w.sample(c.leading());
   return out;
 }
 

@@ -61,10 +61,39 @@ std::optional<Config> parse_config(std::string_view text, std::vector<std::strin
       if (a.clean()) cc.admin_port = port;
     });
     r.string("log_level", c.log_level);
+    if (const auto* le = r.take("leader_election")) {
+      ObjectReader l(*le, "leader_election", errors);
+      if (l.valid()) {
+        LeaderElection& e = c.leader_election.emplace();
+        l.string("kubeconfig", e.kubeconfig);
+        l.string("context", e.context);
+        l.string("namespace", e.name_space);
+        l.string("name", e.name);
+        l.string("identity", e.identity);
+        l.duration("lease_duration", e.lease_duration);
+        l.duration("renew_deadline", e.renew_deadline);
+        l.duration("retry_period", e.retry_period);
+        if (l.clean()) {
+          if (!valid_name(e.name_space)) l.error("namespace", "expected a Kubernetes name, got \"" + e.name_space + "\"");
+          if (!valid_name(e.name)) l.error("name", "expected a Kubernetes name, got \"" + e.name + "\"");
+          if (e.retry_period.count() <= 0) l.error("retry_period", "expected a positive duration");
+          // client-go's checks: the leader must give up (renew_deadline) before others may take over
+          // (lease_duration), and retry more often than its deadline.
+          else if (e.renew_deadline <= e.retry_period)
+            l.error("renew_deadline", "expected more than retry_period");
+          else if (e.lease_duration <= e.renew_deadline)
+            l.error("lease_duration", "expected more than renew_deadline");
+        }
+      }
+    }
     if (r.clean()) {
       if (c.members.empty()) r.error("members", "expected at least one member");
       if (c.resync_interval.count() <= 0) r.error("resync_interval", "expected a positive duration");
       if (c.member_ttl.count() <= 0) r.error("member_ttl", "expected a positive duration");
+      if (c.leader_election && c.leader_election->kubeconfig.empty() && !c.members.empty()) {
+        c.leader_election->kubeconfig = c.members.front().kubeconfig;
+        c.leader_election->context = c.members.front().context;
+      }
       std::set<std::string> names, keys;
       for (std::size_t i = 0; i < c.members.size(); ++i) {
         const auto path = config::index_path("members", i);

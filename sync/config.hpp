@@ -23,6 +23,19 @@ struct MemberConfig {
   std::string key() const { return region + "/" + zone + "/" + group + "/" + name; }
 };
 
+// Leader election (leader.hpp): a coordination.k8s.io/v1 Lease in a home cluster. Timings are
+// client-go's defaults (LeaseDuration 15 s, RenewDeadline 10 s, RetryPeriod 2 s).
+struct LeaderElection {
+  std::string kubeconfig;  // the home cluster; empty: the first member's kubeconfig and context
+  std::string context;
+  std::string name_space = "default";
+  std::string name = "sluice-sync";
+  std::string identity;    // empty: "<hostname>_<pid>"
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
+};
+
 struct Config {
   std::vector<MemberConfig> members;
   // Every key is recomputed and written this often, whatever the events said (and gateway names are
@@ -36,6 +49,7 @@ struct Config {
   std::optional<std::uint16_t> admin_port;  // the admin endpoint on 127.0.0.1 (/ready, /live, /stats)
   std::string admin_address = "127.0.0.1";
   std::string log_level = "info";
+  std::optional<LeaderElection> leader_election;  // absent: this process always writes
 };
 
 // Parses the JSON text of a sync config. Errors are "json.path: problem" (unknown keys, types, ranges,

@@ -70,12 +70,23 @@ std::string Controller::start() {
   }
   for (auto& m : members_)
     if (std::string error = m->start(); !error.empty()) return error;
+  if (config_.leader_election) {
+    elector_ = std::make_shared<LeaderElector>(ioc_, *config_.leader_election, [weak](bool leading) {
+      auto self = weak.lock();
+      if (!self || !leading) return;
+      // Taking over: what the previous leader left may be anything; recompute every key.
+      if (self->initial_resync_done_) self->enqueue_all();
+      else self->schedule_pass(std::chrono::milliseconds(0));
+    });
+    if (std::string error = elector_->start(); !error.empty()) return error;
+  }
   tick();
   return {};
 }
 
 void Controller::stop() {
   stopped_ = true;
+  if (elector_) elector_->stop();
   pass_timer_.cancel();
   tick_timer_.cancel();
   for (auto& m : members_) m->stop();
@@ -185,6 +196,8 @@ net::awaitable<void> Controller::resolve_gateways() {
 net::awaitable<void> Controller::run_pass() {
   auto self = shared_from_this();
   if (pass_running_ || stopped_) co_return;
+  // A replica that does not hold the Lease keeps its caches and writes nothing; keys wait.
+  if (!leading()) co_return;
   // Never act on partial lists: no pass until every member has listed once (or the TTL since start
   // passed: an absent member then counts as one whose exports expired).
   if (!initial_resync_done_) {
@@ -245,6 +258,7 @@ net::awaitable<void> Controller::write_import(Member& m, const std::string& key,
   const auto [ns, name] = split_key(key);
   auto& conn = m.writer();
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    if (!leading()) co_return;  // lost the Lease mid-pass: write nothing more
     auto it = m.imports().find(key);
     error_code ec;
     discovery::ApiResponse resp;
@@ -312,7 +326,7 @@ net::awaitable<void> Controller::delete_import(Member& m, const std::string& key
   const auto [ns, name] = split_key(key);
   auto& conn = m.writer();
   auto it = m.imports().find(key);
-  if (it == m.imports().end()) co_return;
+  if (it == m.imports().end() || !leading()) co_return;
   // The precondition makes the delete apply to the version we judged, not to one changed meanwhile.
   json options = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"},
                   {"preconditions", {{"resourceVersion", it->second["metadata"].value("resourceVersion", "")}}}};
@@ -335,6 +349,7 @@ net::awaitable<void> Controller::write_export_status(Member& m, const std::strin
   const auto [ns, name] = split_key(key);
   auto& conn = m.writer();
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    if (!leading()) co_return;
     auto it = m.exports().find(key);
     if (it == m.exports().end()) co_return;
     const json& existing = it->second;

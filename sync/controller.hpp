@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "sync/config.hpp"
+#include "sync/leader.hpp"
 #include "sync/member.hpp"
 
 namespace sluice::sync {
@@ -43,8 +44,12 @@ class Controller : public std::enable_shared_from_this<Controller> {
   const std::vector<std::shared_ptr<Member>>& members() const { return members_; }
   // Every member has listed once since start.
   bool all_synced() const;
-  // The first full resync has run: what sync writes reflects every member.
-  bool ready() const { return initial_resync_done_; }
+  // The first full resync has run (what sync writes reflects every member), or, for a replica that
+  // is not leading, every member has listed (it is ready to take over).
+  bool ready() const { return initial_resync_done_ || (!leading() && all_synced()); }
+  // Whether this replica writes: always without leader election, else while it holds the Lease.
+  bool leading() const { return !elector_ || elector_->leading(); }
+  bool has_election() const { return elector_ != nullptr; }
   // The desired import per member for `key` ("namespace/name") and why, as JSON text.
   std::string explain(const std::string& key) const;
 
@@ -79,6 +84,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   std::map<std::string, bool> expired_;  // member name -> its exports had expired at the last tick
   std::set<std::string> reported_conflicts_;  // "member key" ownership conflicts logged once
   Stats stats_;
+  std::shared_ptr<LeaderElector> elector_;
 };
 
 }  // namespace sluice::sync

@@ -76,6 +76,8 @@ RESOURCES = [
              "ServiceImport", True),
     Resource("multicluster.x-k8s.io", "v1alpha1", "serviceexports", "serviceexport",
              "ServiceExport", True),
+    # Leader election (client-go's leaselock; `sluice sync` replicas): no status subresource.
+    Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, status_subresource=False),
 ]
 
 

@@ -257,3 +257,20 @@ TEST_CASE("sync config: defaults, errors name the field", "[sync]") {
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].starts_with("members[0].name: expected lower-case"));
 }
+
+TEST_CASE("sync config: leader election timings follow client-go's rules", "[sync]") {
+  std::vector<std::string> errors;
+  auto c = parse_config(R"({"members":[{"name":"a","kubeconfig":"/k","gateway":{"host":"h"}}],
+                             "leader_election":{}})", errors);
+  REQUIRE(c);
+  REQUIRE(c->leader_election);
+  CHECK(c->leader_election->kubeconfig == "/k");  // the first member is the home cluster
+  CHECK(c->leader_election->lease_duration == std::chrono::seconds(15));
+  CHECK(c->leader_election->renew_deadline == std::chrono::seconds(10));
+  CHECK(c->leader_election->retry_period == std::chrono::seconds(2));
+  errors.clear();
+  CHECK_FALSE(parse_config(R"({"members":[{"name":"a","gateway":{"host":"h"}}],
+                               "leader_election":{"lease_duration":"10s","renew_deadline":"10s"}})", errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == "leader_election.lease_duration: expected more than renew_deadline");
+}

@@ -217,3 +217,36 @@ def test_injected_errors_dropped_watches_and_410s_converge(clusters, sync_proc):
     wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], timeout=30,
              what="converged after drops and 410s")
     wait_for(lambda: c1.endpoints() == [endpoint("cluster-3")], timeout=30, what="cluster-1 imports cluster-3")
+
+
+def test_two_replicas_only_the_leader_writes_and_the_other_takes_over(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    election = {"leader_election": {"namespace": "default", "name": "sluice-sync", "lease_duration": "3s",
+                                    "renew_deadline": "2s", "retry_period": "500ms"}}
+    export(c1)
+    a = sync_proc(clusters, extra=dict(election, leader_election=dict(election["leader_election"], identity="a")))
+    wait_for(lambda: a.stat("sluice_sync_leader") == 1, what="a leads")
+    b = sync_proc(clusters, extra=dict(election, leader_election=dict(election["leader_election"], identity="b")))
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="import written")
+    lease = c1.api.request("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases/sluice-sync")[1]
+    assert lease["spec"]["holderIdentity"] == "a"
+    export(c3)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="a writes")
+    assert b.stat("sluice_sync_leader") == 0
+    assert sum(b.stat("sluice_sync_writes_total", f'verb="{v}"') for v in ("create", "update", "update_status",
+                                                                          "delete")) == 0
+    # The leader dies without a word: b takes over once the lease has not been renewed for 3 s.
+    a.proc.kill()
+    a.proc.wait()
+    died = time.monotonic()
+    c3.delete("ServiceExport")
+    wait_for(lambda: b.stat("sluice_sync_leader") == 1, timeout=10, what="b leads")
+    took = time.monotonic() - died
+    # Not before a's lease could have run out: a renewed at most one retry period (0.5 s) before dying,
+    # and b counts the 3 s from when it saw that renewal. (The upper bound is wait_for's.)
+    assert took >= 3.0 - 0.5 - 0.5, took
+    print(f"takeover after {took:.2f} s")
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="b writes")
+    lease = c1.api.request("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases/sluice-sync")[1]
+    assert lease["spec"]["holderIdentity"] == "b"
+    assert lease["spec"]["leaseTransitions"] == 1
