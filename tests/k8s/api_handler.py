@@ -37,7 +37,8 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         if self.server.standin.verbose:
-            sys.stderr.write("apiserver: %s %s\n" % (self.address_string(), fmt % args))
+            agent = self.headers.get("User-Agent", "-") if getattr(self, "headers", None) else "-"
+            sys.stderr.write("apiserver: %s %s agent=%s\n" % (self.address_string(), fmt % args, agent))
 
     def do_GET(self):
         self._dispatch("GET")
