@@ -185,7 +185,14 @@ net::awaitable<void> Controller::resolve_gateways() {
                 "); keeping " + (m->gateway().ip.empty() ? "no address" : m->gateway().ip));
       continue;
     }
+    // IPv4 first when the name has both (what a gateway's LoadBalancer address usually is, and
+    // deterministic where getaddrinfo's order is not).
     std::string ip = results.begin()->endpoint().address().to_string();
+    for (const auto& entry : results)
+      if (entry.endpoint().address().is_v4()) {
+        ip = entry.endpoint().address().to_string();
+        break;
+      }
     if (ip != m->gateway().ip) {
       log::info("sync: gateway " + host + " of member " + m->config().name + " is " + ip);
       m->set_gateway_ip(ip);
@@ -390,6 +397,38 @@ net::awaitable<void> Controller::write_export_status(Member& m, const std::strin
     retry_.insert(key);
     co_return;
   }
+}
+
+std::vector<std::string> Controller::reload(const Config& config) {
+  std::vector<std::string> warnings;
+  bool same_members = config.members.size() == members_.size();
+  for (std::size_t i = 0; same_members && i < members_.size(); ++i) {
+    const MemberConfig& now = members_[i]->config();
+    const MemberConfig& next = config.members[i];
+    same_members = now.name == next.name && now.key() == next.key() && now.kubeconfig == next.kubeconfig &&
+                   now.context == next.context;
+  }
+  if (!same_members) warnings.push_back("member names, keys or credentials changed: they take effect on restart");
+  bool changed = false;
+  for (const auto& next : config.members)
+    for (auto& m : members_)
+      if (m->config().name == next.name && m->set_gateway(next.gateway_host, next.gateway_port)) {
+        log::info("sync: member " + next.name + "'s gateway is now " + next.gateway_host + ":" +
+                  std::to_string(next.gateway_port));
+        changed = true;
+      }
+  if (config.leader_election.has_value() != config_.leader_election.has_value())
+    warnings.push_back("leader_election changes take effect on restart");
+  config_.resync_interval = config.resync_interval;
+  config_.member_ttl = config.member_ttl;
+  config_.coalesce = config.coalesce;
+  if (changed && initial_resync_done_) {
+    net::co_spawn(ioc_, [self = shared_from_this()]() -> net::awaitable<void> {
+      co_await self->resolve_gateways();
+      self->enqueue_all();
+    }, net::detached);
+  }
+  return warnings;
 }
 
 std::string Controller::explain(const std::string& key) const {

@@ -50,6 +50,10 @@ class Controller : public std::enable_shared_from_this<Controller> {
   // Whether this replica writes: always without leader election, else while it holds the Lease.
   bool leading() const { return !elector_ || elector_->leading(); }
   bool has_election() const { return elector_ != nullptr; }
+  // A reloaded config: gateway addresses and timings take effect (every key is recomputed; names
+  // resolved first); member additions, removals and credential changes need a restart and are
+  // reported as returned warnings.
+  std::vector<std::string> reload(const Config& config);
   // The desired import per member for `key` ("namespace/name") and why, as JSON text.
   std::string explain(const std::string& key) const;
 

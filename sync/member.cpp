@@ -59,6 +59,18 @@ Member::Member(net::any_io_executor executor, MemberConfig config, std::function
   gateway_.ip = ec ? std::string() : gateway_.host;
 }
 
+bool Member::set_gateway(const std::string& host, std::uint16_t port) {
+  if (host == config_.gateway_host && port == config_.gateway_port) return false;
+  config_.gateway_host = host;
+  config_.gateway_port = port;
+  gateway_.host = host;
+  gateway_.port = port;
+  boost::system::error_code ec;
+  net::ip::make_address(host, ec);
+  gateway_.ip = ec ? std::string() : host;
+  return true;
+}
+
 std::string Member::start() {
   discovery::KubeOptions options;
   options.kubeconfig = config_.kubeconfig;

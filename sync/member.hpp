@@ -38,6 +38,9 @@ class Member : public discovery::WatchSink, public std::enable_shared_from_this<
   const std::string& key() const { return key_; }
   Gateway gateway() const { return gateway_; }
   void set_gateway_ip(std::string ip) { gateway_.ip = std::move(ip); }
+  // A new gateway from a reloaded config: the IP is the host when it is a literal, else unknown until
+  // the next resolution. Returns whether anything changed.
+  bool set_gateway(const std::string& host, std::uint16_t port);
 
   // Every resource listed once since start (a 404, CRD not installed, counts: nothing there).
   bool synced() const;

@@ -1,9 +1,13 @@
+#include <sys/stat.h>
+
 #include <iostream>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "log/logger.hpp"
 #include "sync/admin.hpp"
@@ -26,6 +30,28 @@ Options:
   -l, --log-level LEVEL  trace|debug|info|warn|error (default: the config's "log_level", else info)
   -h, --help             print this help and exit
 )";
+
+// Modification time of `path` in nanoseconds; 0 when it cannot be read.
+long long file_mtime(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+// How often the config file is looked at (as the proxy's binary does).
+constexpr auto kWatchInterval = std::chrono::seconds(2);
+
+void reload(const std::string& path, Controller& controller) {
+  std::vector<std::string> errors;
+  auto cfg = load_config(path, errors);
+  if (!cfg) {
+    for (const auto& e : errors) log::error("reload: " + e);
+    log::error("reload refused: keeping the running configuration");
+    return;
+  }
+  for (const auto& w : controller.reload(*cfg)) log::warn("reload: " + w);
+  log::info("reload: " + path);
+}
 
 }  // namespace
 
@@ -83,14 +109,36 @@ int run_cli(int argc, char** argv) {
       return 1;
     }
   }
-  boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+  // SIGHUP, or a change of the file (checked every 2 s), reloads gateways and timings.
+  boost::asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                             int signo) {
     if (ec) return;
+    if (signo == SIGHUP) {
+      reload(path, *controller);
+      signals.async_wait(on_signal);
+      return;
+    }
     log::info(std::string("sync: received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
     controller->stop();
     if (admin) admin->stop();
     ioc.stop();
-  });
+  };
+  signals.async_wait(on_signal);
+  auto config_mtime = file_mtime(path);
+  boost::asio::steady_timer file_timer(ioc);
+  std::function<void(const boost::system::error_code&)> check_file = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (const auto m = file_mtime(path); m != config_mtime) {
+      config_mtime = m;
+      log::info("sync: config file " + path + " changed");
+      reload(path, *controller);
+    }
+    file_timer.expires_after(kWatchInterval);
+    file_timer.async_wait(check_file);
+  };
+  file_timer.expires_after(kWatchInterval);
+  file_timer.async_wait(check_file);
   log::info("sync: " + std::to_string(cfg->members.size()) + " member(s)");
   ioc.run();
   log::info("sync stopped");

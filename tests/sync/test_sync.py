@@ -3,6 +3,8 @@
 
 Run: SLUICE_BUILD_DIR=$PWD/build /usr/bin/python3 -m pytest tests/sync -q
 """
+import json
+import os
 import time
 
 import pytest
@@ -250,3 +252,23 @@ def test_two_replicas_only_the_leader_writes_and_the_other_takes_over(clusters, 
     lease = c1.api.request("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases/sluice-sync")[1]
     assert lease["spec"]["holderIdentity"] == "b"
     assert lease["spec"]["leaseTransitions"] == 1
+
+
+def test_a_gateway_address_change_is_followed(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    s = sync_proc(clusters)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="import")
+    # The operator moves cluster-1's gateway (a name now, resolved by sync) and edits the config file.
+    with open(s.config) as f:
+        cfg = json.load(f)
+    cfg["members"][0]["gateway"] = {"host": "localhost", "port": 18091}
+    with open(s.config + ".new", "w") as f:
+        json.dump(cfg, f)
+    os.replace(s.config + ".new", s.config)
+    moved = [{"clusterKey": key("cluster-1"),
+              "target": {"host": "localhost", "ip": "127.0.0.1", "port": 18091, "path": "/httpbin"}}]
+    wait_for(lambda: c2.endpoints() == moved, timeout=10, what="the new gateway in cluster-2")
+    wait_for(lambda: c3.endpoints() == moved, timeout=10, what="the new gateway in cluster-3")
+    assert c2.import_()["status"]["clusters"] == [{"cluster": "cluster-1",
+                                                   "addresses": ["http://127.0.0.1:18091/httpbin"]}]
