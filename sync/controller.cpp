@@ -152,11 +152,13 @@ void Controller::tick() {
     }
   }
   if (changed && initial_resync_done_) enqueue_all();
-  if (!retry_.empty()) {
-    for (const auto& key : retry_) pending_.insert(key);
-    retry_.clear();
-    schedule_pass(std::chrono::milliseconds(0));
-  }
+  bool due = false;
+  for (const auto& [key, r] : retry_)
+    if (r.at <= Clock::now()) {
+      pending_.insert(key);
+      due = true;
+    }
+  if (due) schedule_pass(std::chrono::milliseconds(0));
   if (!initial_resync_done_ && (all_synced() || Clock::now() - started_at_ >= config_.member_ttl))
     schedule_pass(std::chrono::milliseconds(0));
   if (initial_resync_done_ && Clock::now() >= next_resync_) {
@@ -226,8 +228,16 @@ net::awaitable<void> Controller::run_pass() {
   pass_running_ = false;
 }
 
+void Controller::schedule_retry(const std::string& key) {
+  auto [it, _] = retry_.try_emplace(key, Retry{Clock::now(), discovery::Backoff()});
+  it->second.at = Clock::now() + it->second.backoff.next();
+}
+
 net::awaitable<void> Controller::reconcile(const std::string& key) {
   ++stats_.reconciles;
+  // A pass over the key clears its backoff unless a write fails again (schedule_retry).
+  const bool retrying = retry_.count(key) > 0;
+  const std::uint64_t failures_before = stats_.write_failures;
   const auto [ns, name] = split_key(key);
   std::vector<ExportInput> inputs;
   std::vector<Member*> exporters;
@@ -259,6 +269,7 @@ net::awaitable<void> Controller::reconcile(const std::string& key) {
     if (stopped_) co_return;
     if (exporters[i]->reachable()) co_await write_export_status(*exporters[i], key, r.verdicts[i]);
   }
+  if (retrying && stats_.write_failures == failures_before) retry_.erase(key);
 }
 
 net::awaitable<void> Controller::write_import(Member& m, const std::string& key, const json& desired) {
@@ -324,7 +335,7 @@ net::awaitable<void> Controller::write_import(Member& m, const std::string& key,
     ++stats_.write_failures;
     log::warn("sync: " + verb + " ServiceImport " + key + " in " + m.config().name + ": " +
               describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
-    retry_.insert(key);
+    schedule_retry(key);
     co_return;
   }
 }
@@ -349,7 +360,7 @@ net::awaitable<void> Controller::delete_import(Member& m, const std::string& key
   else ++stats_.write_failures;
   log::warn("sync: delete ServiceImport " + key + " in " + m.config().name + ": " +
             describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
-  retry_.insert(key);
+  schedule_retry(key);
 }
 
 net::awaitable<void> Controller::write_export_status(Member& m, const std::string& key, const ExportVerdict& verdict) {
@@ -394,7 +405,7 @@ net::awaitable<void> Controller::write_export_status(Member& m, const std::strin
     ++stats_.write_failures;
     log::warn("sync: status of ServiceExport " + key + " in " + m.config().name + ": " +
               describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
-    retry_.insert(key);
+    schedule_retry(key);
     co_return;
   }
 }

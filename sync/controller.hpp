@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "discovery/backoff.hpp"
 #include "sync/config.hpp"
 #include "sync/leader.hpp"
 #include "sync/member.hpp"
@@ -76,7 +77,15 @@ class Controller : public std::enable_shared_from_this<Controller> {
   Config config_;
   std::vector<std::shared_ptr<Member>> members_;
   std::set<std::string> pending_;
-  std::set<std::string> retry_;        // keys whose writes failed: retried at the next tick
+  // Keys whose writes failed, retried with discovery's backoff (1 s doubling to 30 s, jittered) so
+  // that a lasting failure (RBAC, a missing CRD) is not retried every second; a write that succeeds
+  // clears the key's backoff.
+  struct Retry {
+    Clock::time_point at;
+    discovery::Backoff backoff;
+  };
+  std::map<std::string, Retry> retry_;
+  void schedule_retry(const std::string& key);
   boost::asio::steady_timer pass_timer_;
   boost::asio::steady_timer tick_timer_;
   bool pass_scheduled_ = false;
