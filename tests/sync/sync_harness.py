@@ -89,6 +89,19 @@ class Cluster:
         assert status == 200, (status, body)
         return body
 
+    def update(self, kind, change, name="httpbin", ns="httpbin"):
+        """Read, change(obj), PUT; again on 409 (sync writes the export's status meanwhile), as
+        kubectl edit and client-go's RetryOnConflict do."""
+        for _ in range(10):
+            obj = self.get(kind, name, ns)
+            change(obj)
+            base = {"Service": SERVICES, "ServiceExport": EXPORTS, "ServiceImport": IMPORTS}[kind]
+            status, body = self.api.request("PUT", base.format(ns=ns) + "/" + name, obj)
+            if status == 200:
+                return body
+            assert status == 409, (status, body)
+        raise AssertionError(f"{kind} {ns}/{name}: 10 conflicts in a row")
+
     def import_(self):
         return self.get("ServiceImport")
 

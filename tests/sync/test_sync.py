@@ -106,12 +106,9 @@ def test_port_conflict_oldest_wins_and_is_cleared_after_the_fix(clusters, sync_p
     assert c2.import_()["spec"]["ports"][0]["port"] == 8080
 
     # The fix: cluster-3's Service and export move to 8080.
-    svc = c3.get("Service")
-    svc["spec"]["ports"] = [{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 8080}]
-    c3.put(svc)
-    exp = c3.get("ServiceExport")
-    exp["spec"]["rules"][0]["portNumber"] = 8080
-    c3.put(exp)
+    c3.update("Service", lambda svc: svc["spec"].update(
+        ports=[{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 8080}]))
+    c3.update("ServiceExport", lambda exp: exp["spec"]["rules"][0].update(portNumber=8080))
     wait_for(lambda: c3.conditions().get("Conflict", {}).get("reason") == "NoConflicts", what="conflict cleared")
     assert c3.conditions()["Conflict"]["status"] == "False"
     wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="both after the fix")
@@ -194,7 +191,6 @@ def test_member_outage_keeps_its_endpoints_until_the_ttl(clusters, sync_proc):
         assert c2.endpoints() == both
         time.sleep(0.2)
     wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], timeout=15, what="cluster-3 dropped after the TTL")
-    assert time.monotonic() - went >= 3.0
     assert c2.writes()["delete"] == deletes
     c3.api.fault(refuse=False)
     wait_for(lambda: c2.endpoints() == both, timeout=40, what="cluster-3 back")

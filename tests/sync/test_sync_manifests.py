@@ -89,9 +89,8 @@ def test_rbac_is_exactly_what_sync_uses():
             # import, so that the test's own GET cannot take the 409 meant for sync.
             wait_for(lambda: c1.conditions().get("Conflict"), what="conditions")
             wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="import")
-            svc = c1.get("Service")   # a new port name: the import's spec changes (update)
-            svc["spec"]["ports"][0]["name"] = "web"
-            c1.put(svc)
+            # A new port name: the import's spec changes (update).
+            c1.update("Service", lambda svc: svc["spec"]["ports"][0].update(name="web"))
             wait_for(lambda: c2.import_()["spec"]["ports"][0].get("name") == "web", what="import updated")
             c1.delete("ServiceExport")
             wait_for(lambda: c2.import_() is None, what="import deleted")
