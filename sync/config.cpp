@@ -61,6 +61,7 @@ std::optional<Config> parse_config(std::string_view text, std::vector<std::strin
       if (a.clean()) cc.admin_port = port;
     });
     r.string("log_level", c.log_level);
+    r.boolean("mcs", c.mcs);
     if (const auto* le = r.take("leader_election")) {
       ObjectReader l(*le, "leader_election", errors);
       if (l.valid()) {

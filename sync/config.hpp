@@ -50,6 +50,9 @@ struct Config {
   std::string admin_address = "127.0.0.1";
   std::string log_level = "info";
   std::optional<LeaderElection> leader_election;  // absent: this process always writes
+  // Also write the MCS form (multicluster.x-k8s.io ServiceImports and EndpointSlices with the
+  // exporters' pod addresses: a flat network), beside the flomesh.io imports.
+  bool mcs = false;
 };
 
 // Parses the JSON text of a sync config. Errors are "json.path: problem" (unknown keys, types, ranges,

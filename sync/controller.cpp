@@ -16,37 +16,7 @@ namespace {
 using nlohmann::json;
 using boost::system::error_code;
 
-constexpr std::size_t max_body = 16 * 1024 * 1024;
-// A write answered 409 is re-read and retried this many times within one pass; beyond, the key
-// waits for the next tick.
-constexpr int max_attempts = 5;
 constexpr auto tick_interval = std::chrono::seconds(1);
-
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::pair<std::string, std::string> split_key(const std::string& key) {
-  auto slash = key.find('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
-std::string imports_path(const std::string& ns) { return "/apis/flomesh.io/v1alpha1/namespaces/" + ns + "/serviceimports"; }
-std::string exports_path(const std::string& ns) { return "/apis/flomesh.io/v1alpha1/namespaces/" + ns + "/serviceexports"; }
-
-std::string describe_failure(unsigned status, const std::string& body, const error_code& ec,
-                             const discovery::ApiConnection& c) {
-  if (ec) return c.detail().empty() ? ec.message() : c.detail();
-  std::string out = "HTTP " + std::to_string(status);
-  json j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("message") && j["message"].is_string()) out += ": " + j["message"].get<std::string>();
-  return out;
-}
 
 }  // namespace
 
@@ -59,7 +29,7 @@ std::string Controller::start() {
   std::weak_ptr<Controller> weak = shared_from_this();
   for (const auto& mc : config_.members) {
     auto m = std::make_shared<Member>(
-        ioc_.get_executor(), mc,
+        ioc_.get_executor(), mc, config_.mcs,
         [weak](const std::string& key) {
           if (auto self = weak.lock()) self->enqueue(key);
         },
@@ -115,6 +85,9 @@ void Controller::enqueue_all() {
     for (const auto& [key, _] : m->exports()) pending_.insert(key);
     for (const auto& [key, object] : m->imports())
       if (is_managed(object)) pending_.insert(key);
+    for (const auto kind : {discovery::Kind::mcs_service_import, discovery::Kind::endpoint_slice})
+      for (const auto& [key, object] : m->objects(kind))
+        if (is_managed(object)) pending_.insert(service_key(kind, object));
   }
   ++stats_.resyncs;
   schedule_pass(std::chrono::milliseconds(0));
@@ -259,155 +232,18 @@ net::awaitable<void> Controller::reconcile(const std::string& key) {
     if (stopped_) co_return;
     if (!m->reachable()) continue;  // its import is written when it is back (a full resync follows)
     if (r.merged) {
-      co_await write_import(*m, key, import_object(*r.merged, ns, name, m->key()));
+      co_await write_managed(*m, flomesh_imports(), key, import_object(*r.merged, ns, name, m->key()));
     } else if (auto it = m->imports().find(key); it != m->imports().end() && is_managed(it->second)) {
-      if (gc_allowed) co_await delete_import(*m, key);
+      if (gc_allowed) co_await delete_managed(*m, flomesh_imports(), key);
       else ++stats_.gc_deferred;
     }
+    if (config_.mcs) co_await reconcile_mcs(*m, key, r, exporters, gc_allowed);
   }
   for (std::size_t i = 0; i < exporters.size(); ++i) {
     if (stopped_) co_return;
     if (exporters[i]->reachable()) co_await write_export_status(*exporters[i], key, r.verdicts[i]);
   }
   if (retrying && stats_.write_failures == failures_before) retry_.erase(key);
-}
-
-net::awaitable<void> Controller::write_import(Member& m, const std::string& key, const json& desired) {
-  const auto [ns, name] = split_key(key);
-  auto& conn = m.writer();
-  for (int attempt = 0; attempt < max_attempts; ++attempt) {
-    if (!leading()) co_return;  // lost the Lease mid-pass: write nothing more
-    auto it = m.imports().find(key);
-    error_code ec;
-    discovery::ApiResponse resp;
-    std::string verb;
-    if (it == m.imports().end()) {
-      verb = "create";
-      json body = desired;
-      body.erase("status");  // status is a subresource: written below
-      resp = co_await conn.request(http::verb::post, imports_path(ns), body.dump(), max_body, ec);
-    } else {
-      const json& existing = it->second;
-      if (!is_managed(existing)) {
-        ++stats_.ownership_conflicts;
-        if (reported_conflicts_.insert(m.config().name + " " + key).second)
-          log::warn("sync: ServiceImport " + key + " in " + m.config().name + " is not managed by sluice-sync (no " +
-                    managed_by_label + ": " + managed_by_value + " label); left untouched");
-        co_return;
-      }
-      reported_conflicts_.erase(m.config().name + " " + key);
-      const bool spec_same = existing.contains("spec") && existing["spec"] == desired["spec"];
-      if (import_matches(existing, desired)) co_return;  // nothing changed: nothing written
-      json body = existing;
-      body["spec"] = desired["spec"];
-      body["metadata"]["labels"][managed_by_label] = managed_by_value;
-      if (spec_same) {
-        verb = "update_status";
-        body["status"] = desired["status"];
-        resp = co_await conn.request(http::verb::put, imports_path(ns) + "/" + name + "/status", body.dump(),
-                                     max_body, ec);
-      } else {
-        verb = "update";
-        resp = co_await conn.request(http::verb::put, imports_path(ns) + "/" + name, body.dump(), max_body, ec);
-      }
-    }
-    if (!ec && (resp.status == 200 || resp.status == 201)) {
-      ++stats_.writes[verb];
-      json written = json::parse(resp.body, nullptr, false);
-      if (written.is_object()) m.remember_import(key, &written);
-      log::info("sync: " + verb + " ServiceImport " + key + " in " + m.config().name);
-      continue;  // the status (or the spec) may still differ: the loop compares again
-    }
-    if (!ec && resp.status == 409) {
-      // Someone wrote in between (or it exists already): read it again and decide anew.
-      ++stats_.write_conflicts;
-      error_code gec;
-      auto fresh = co_await conn.get(imports_path(ns) + "/" + name, max_body, gec);
-      json object = json::parse(fresh.body, nullptr, false);
-      if (!gec && fresh.status == 200 && object.is_object()) m.remember_import(key, &object);
-      else if (!gec && fresh.status == 404) m.remember_import(key, nullptr);
-      continue;
-    }
-    if (!ec && resp.status == 404 && verb != "create") {
-      m.remember_import(key, nullptr);  // deleted meanwhile: create it
-      continue;
-    }
-    ++stats_.write_failures;
-    log::warn("sync: " + verb + " ServiceImport " + key + " in " + m.config().name + ": " +
-              describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
-    schedule_retry(key);
-    co_return;
-  }
-}
-
-net::awaitable<void> Controller::delete_import(Member& m, const std::string& key) {
-  const auto [ns, name] = split_key(key);
-  auto& conn = m.writer();
-  auto it = m.imports().find(key);
-  if (it == m.imports().end() || !leading()) co_return;
-  // The precondition makes the delete apply to the version we judged, not to one changed meanwhile.
-  json options = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"},
-                  {"preconditions", {{"resourceVersion", it->second["metadata"].value("resourceVersion", "")}}}};
-  error_code ec;
-  auto resp = co_await conn.request(http::verb::delete_, imports_path(ns) + "/" + name, options.dump(), max_body, ec);
-  if (!ec && (resp.status == 200 || resp.status == 202 || resp.status == 404)) {
-    if (resp.status != 404) ++stats_.writes["delete"];
-    m.remember_import(key, nullptr);
-    log::info("sync: delete ServiceImport " + key + " in " + m.config().name + " (no export left)");
-    co_return;
-  }
-  if (!ec && resp.status == 409) ++stats_.write_conflicts;
-  else ++stats_.write_failures;
-  log::warn("sync: delete ServiceImport " + key + " in " + m.config().name + ": " +
-            describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
-  schedule_retry(key);
-}
-
-net::awaitable<void> Controller::write_export_status(Member& m, const std::string& key, const ExportVerdict& verdict) {
-  const auto [ns, name] = split_key(key);
-  auto& conn = m.writer();
-  for (int attempt = 0; attempt < max_attempts; ++attempt) {
-    if (!leading()) co_return;
-    auto it = m.exports().find(key);
-    if (it == m.exports().end()) co_return;
-    const json& existing = it->second;
-    static const json none = json::array();
-    const json& current = existing.contains("status") && existing["status"].is_object() &&
-                                  existing["status"].contains("conditions")
-                              ? existing["status"]["conditions"]
-                              : none;
-    json desired = export_conditions(verdict, current, now_rfc3339());
-    if (!conditions_differ(current, desired)) co_return;
-    json body = existing;
-    if (!body.contains("status") || !body["status"].is_object()) body["status"] = json::object();
-    body["status"]["conditions"] = desired;
-    error_code ec;
-    auto resp = co_await conn.request(http::verb::put, exports_path(ns) + "/" + name + "/status", body.dump(),
-                                      max_body, ec);
-    if (!ec && resp.status == 200) {
-      ++stats_.writes["update_status"];
-      json written = json::parse(resp.body, nullptr, false);
-      if (written.is_object()) m.remember_export(key, written);
-      log::info("sync: status of ServiceExport " + key + " in " + m.config().name + ": " +
-                (verdict.valid ? verdict.conflict_reason : verdict.valid_reason));
-      co_return;
-    }
-    if (!ec && resp.status == 409) {
-      ++stats_.write_conflicts;
-      error_code gec;
-      auto fresh = co_await conn.get(exports_path(ns) + "/" + name, max_body, gec);
-      json object = json::parse(fresh.body, nullptr, false);
-      if (!gec && fresh.status == 200 && object.is_object()) m.remember_export(key, object);
-      else if (!gec && fresh.status == 404) co_return;  // the export is gone
-      continue;
-    }
-    if (!ec && resp.status == 404) co_return;
-    ++stats_.write_failures;
-    log::warn("sync: status of ServiceExport " + key + " in " + m.config().name + ": " +
-              describe_failure(resp.status, resp.body, ec, conn) + " (retried)");
-    schedule_retry(key);
-    co_return;
-  }
 }
 
 std::vector<std::string> Controller::reload(const Config& config) {

@@ -33,6 +33,9 @@ struct Stats {
   std::uint64_t gc_deferred = 0;      // deletes held back because a member was not synced/reachable
 };
 
+// "namespace/name" -> {namespace, name}.
+std::pair<std::string, std::string> split_key(const std::string& key);
+
 class Controller : public std::enable_shared_from_this<Controller> {
  public:
   Controller(boost::asio::io_context& ioc, Config config);
@@ -66,9 +69,30 @@ class Controller : public std::enable_shared_from_this<Controller> {
   void schedule_pass(std::chrono::milliseconds delay);
   net::awaitable<void> run_pass();
   net::awaitable<void> reconcile(const std::string& key);
-  net::awaitable<void> write_import(Member& m, const std::string& key, const nlohmann::json& desired);
-  net::awaitable<void> delete_import(Member& m, const std::string& key);
+  // How the objects of one collection that sync owns are written (writes.cpp).
+  struct Collection {
+    discovery::Kind kind;
+    std::string display;                // "ServiceImport", "EndpointSlice", ... for logs
+    std::string api_prefix;             // "/apis/flomesh.io/v1alpha1"
+    std::string plural;                 // "serviceimports"
+    std::vector<std::string> fields;    // the top-level fields sync decides ("spec"; a slice's three)
+    bool status = false;                // status.clusters written through /status
+    std::string path(const std::string& ns) const { return api_prefix + "/namespaces/" + ns + "/" + plural; }
+  };
+  static const Collection& flomesh_imports();
+  static const Collection& mcs_imports();
+  static const Collection& mcs_slices();
+  // Creates or updates the object `key` ("namespace/name") of `c` in `m` to `desired` unless it
+  // already says that; never touches an object without the managed-by label (counted, logged once).
+  net::awaitable<void> write_managed(Member& m, const Collection& c, const std::string& key,
+                                     const nlohmann::json& desired);
+  // Deletes the managed object `key`, with its resourceVersion as a precondition.
+  net::awaitable<void> delete_managed(Member& m, const Collection& c, const std::string& key);
   net::awaitable<void> write_export_status(Member& m, const std::string& key, const ExportVerdict& verdict);
+  // The MCS form for member `m` of service `key` (mcs.hpp): the import and one slice per remote
+  // exporter; managed slices of the service no longer wanted are deleted when `gc_allowed`.
+  net::awaitable<void> reconcile_mcs(Member& m, const std::string& key, const Resolution& r,
+                                     const std::vector<Member*>& exporters, bool gc_allowed);
   net::awaitable<void> resolve_gateways();
   void on_member_state();
   void tick();

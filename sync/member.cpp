@@ -12,12 +12,22 @@ using nlohmann::json;
 using discovery::Kind;
 
 // The resources sync watches in each member, as discovery names them.
-std::vector<discovery::ResourceInfo> sync_resources() {
+std::vector<discovery::ResourceInfo> sync_resources(bool mcs) {
   std::vector<discovery::ResourceInfo> out;
   for (const auto& info : discovery::watched_resources())
-    if (info.kind == Kind::service || info.kind == Kind::service_export || info.kind == Kind::service_import)
+    if (info.kind == Kind::service || info.kind == Kind::service_export || info.kind == Kind::service_import ||
+        (mcs && (info.kind == Kind::endpoint_slice || info.kind == Kind::mcs_service_import)))
       out.push_back(info);
   return out;
+}
+
+std::string label_of(const json& object, const char* label) {
+  if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) return {};
+  const json& m = object["metadata"];
+  auto l = m.find("labels");
+  if (l == m.end() || !l->is_object()) return {};
+  auto v = l->find(label);
+  return v != l->end() && v->is_string() ? v->get<std::string>() : std::string();
 }
 
 std::string meta_string(const json& object, const char* key) {
@@ -48,10 +58,17 @@ std::string object_key(const json& object) {
   return name.empty() ? std::string() : ns + "/" + name;
 }
 
-Member::Member(net::any_io_executor executor, MemberConfig config, std::function<void(const std::string&)> on_change,
-               std::function<void()> on_state)
+std::string service_key(Kind kind, const json& object) {
+  if (kind != Kind::endpoint_slice) return object_key(object);
+  std::string service = label_of(object, "kubernetes.io/service-name");
+  if (service.empty()) service = label_of(object, "multicluster.kubernetes.io/service-name");
+  return service.empty() ? std::string() : meta_string(object, "namespace") + "/" + service;
+}
+
+Member::Member(net::any_io_executor executor, MemberConfig config, bool mcs,
+               std::function<void(const std::string&)> on_change, std::function<void()> on_state)
     : executor_(std::move(executor)), config_(std::move(config)), key_(config_.key()),
-      on_change_(std::move(on_change)), on_state_(std::move(on_state)) {
+      on_change_(std::move(on_change)), on_state_(std::move(on_state)), mcs_(mcs) {
   gateway_.host = config_.gateway_host;
   gateway_.port = config_.gateway_port;
   boost::system::error_code ec;
@@ -84,7 +101,7 @@ std::string Member::start() {
   writer_ = std::make_unique<discovery::ApiConnection>(
       executor_, tls, credentials,
       discovery::ApiConnection::Timeouts{options.connect_timeout, options.request_timeout});
-  for (const auto& info : sync_resources()) {
+  for (const auto& info : sync_resources(mcs_)) {
     watches_.push_back(std::make_shared<discovery::ResourceWatch>(executor_, info, "", credentials, tls, options,
                                                                   std::weak_ptr<WatchSink>(shared_from_this())));
   }
@@ -123,8 +140,16 @@ Objects* Member::objects_of(Kind kind) {
     case Kind::service: return &services_;
     case Kind::service_export: return &exports_;
     case Kind::service_import: return &imports_;
+    case Kind::endpoint_slice: return &slices_;
+    case Kind::mcs_service_import: return &mcs_imports_;
     default: return nullptr;
   }
+}
+
+const Objects& Member::objects(Kind kind) const {
+  static const Objects none;
+  const Objects* o = const_cast<Member*>(this)->objects_of(kind);
+  return o ? *o : none;
 }
 
 void Member::on_replace(Kind kind, const std::string& name_space, const json& items) {
@@ -132,12 +157,12 @@ void Member::on_replace(Kind kind, const std::string& name_space, const json& it
   if (!objects) return;
   // Every key before and after the list may have changed.
   std::vector<std::string> changed;
-  for (const auto& [key, _] : *objects) changed.push_back(key);
+  for (const auto& [key, object] : *objects) changed.push_back(service_key(kind, object));
   Objects fresh;
   for (const json& item : items) {
     if (std::string key = object_key(item); !key.empty()) fresh[key] = item;
   }
-  for (const auto& [key, _] : fresh) changed.push_back(key);
+  for (const auto& [key, object] : fresh) changed.push_back(service_key(kind, object));
   if (name_space.empty()) {
     objects->swap(fresh);
   } else {
@@ -152,14 +177,20 @@ void Member::on_event(Kind kind, discovery::EventType type, const json& object) 
   Objects* objects = objects_of(kind);
   const std::string key = object_key(object);
   if (!objects || key.empty()) return;
+  std::string changed = service_key(kind, object);
   if (type == discovery::EventType::deleted) {
+    if (auto it = objects->find(key); it != objects->end() && changed.empty()) changed = service_key(kind, it->second);
     objects->erase(key);
   } else {
     auto it = objects->find(key);
+    // A slice whose service label changed belongs to two services: both are recomputed.
+    if (it != objects->end()) {
+      if (std::string before = service_key(kind, it->second); before != changed) on_change_(before);
+    }
     if (it == objects->end()) objects->emplace(key, object);
     else if (not_older(object, it->second)) it->second = object;
   }
-  on_change_(key);
+  on_change_(changed);
 }
 
 void Member::on_state_changed() { update_reachability(); }
@@ -178,20 +209,16 @@ void Member::update_reachability() {
   on_state_();
 }
 
-void Member::remember_import(const std::string& key, const json* object) {
+void Member::remember(Kind kind, const std::string& key, const json* object) {
+  Objects* objects = objects_of(kind);
+  if (!objects) return;
   if (!object) {
-    imports_.erase(key);
+    objects->erase(key);
     return;
   }
-  auto it = imports_.find(key);
-  if (it == imports_.end()) imports_.emplace(key, *object);
+  auto it = objects->find(key);
+  if (it == objects->end()) objects->emplace(key, *object);
   else if (not_older(*object, it->second)) it->second = *object;
-}
-
-void Member::remember_export(const std::string& key, const json& object) {
-  auto it = exports_.find(key);
-  if (it == exports_.end()) exports_.emplace(key, object);
-  else if (not_older(object, it->second)) it->second = object;
 }
 
 }  // namespace sluice::sync

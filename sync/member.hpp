@@ -27,8 +27,9 @@ class Member : public discovery::WatchSink, public std::enable_shared_from_this<
  public:
   // `on_change(key)`: an object of that "namespace/name" changed (any kind); `on_state()`: the
   // member's sync or reachability changed. Both on the control thread.
-  Member(net::any_io_executor executor, MemberConfig config, std::function<void(const std::string&)> on_change,
-         std::function<void()> on_state);
+  // `mcs`: also watch EndpointSlices and multicluster.x-k8s.io ServiceImports (the MCS form).
+  Member(net::any_io_executor executor, MemberConfig config, bool mcs,
+         std::function<void(const std::string&)> on_change, std::function<void()> on_state);
 
   // Loads credentials and starts the three watches; "" or an error naming the member and file.
   std::string start();
@@ -52,11 +53,13 @@ class Member : public discovery::WatchSink, public std::enable_shared_from_this<
   const Objects& exports() const { return exports_; }
   const Objects& services() const { return services_; }
   const Objects& imports() const { return imports_; }
+  const Objects& slices() const { return slices_; }          // with mcs only
+  const Objects& mcs_imports() const { return mcs_imports_; }  // with mcs only
+  const Objects& objects(discovery::Kind kind) const;
 
-  // Records an object this process wrote (the API's answer), so that the next reconcile compares
-  // against it without waiting for the watch event; nullptr `object`: deleted.
-  void remember_import(const std::string& key, const nlohmann::json* object);
-  void remember_export(const std::string& key, const nlohmann::json& object);
+  // Records an object this process wrote (the API's answer) or read after a 409, so that the next
+  // reconcile compares against it without waiting for the watch event; nullptr `object`: deleted.
+  void remember(discovery::Kind kind, const std::string& key, const nlohmann::json* object);
 
   // The connection writes go through (one reconcile at a time uses it).
   discovery::ApiConnection& writer() { return *writer_; }
@@ -79,12 +82,18 @@ class Member : public discovery::WatchSink, public std::enable_shared_from_this<
   std::function<void()> on_state_;
   std::vector<std::shared_ptr<discovery::ResourceWatch>> watches_;
   std::unique_ptr<discovery::ApiConnection> writer_;
-  Objects exports_, services_, imports_;
+  bool mcs_ = false;
+  Objects exports_, services_, imports_, slices_, mcs_imports_;
   bool was_reachable_ = false;
   Clock::time_point unreachable_since_{};
 };
 
 // "namespace/name" of an object; empty when its metadata lacks them.
 std::string object_key(const nlohmann::json& object);
+
+// The service key ("namespace/name") an object belongs to: its own for Services, exports and imports;
+// for EndpointSlices the kubernetes.io/service-name (else multicluster.kubernetes.io/service-name)
+// label's. Empty when none.
+std::string service_key(discovery::Kind kind, const nlohmann::json& object);
 
 }  // namespace sluice::sync

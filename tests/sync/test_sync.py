@@ -268,3 +268,52 @@ def test_a_gateway_address_change_is_followed(clusters, sync_proc):
     wait_for(lambda: c3.endpoints() == moved, timeout=10, what="the new gateway in cluster-3")
     assert c2.import_()["status"]["clusters"] == [{"cluster": "cluster-1",
                                                    "addresses": ["http://127.0.0.1:18091/httpbin"]}]
+
+
+def local_slice(cluster, *ips, not_ready=()):
+    eps = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
+    eps += [{"addresses": [ip], "conditions": {"ready": False}} for ip in not_ready]
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"httpbin-{cluster}-abcde", "namespace": "httpbin",
+                         "labels": {"kubernetes.io/service-name": "httpbin"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}], "endpoints": eps}
+
+
+MCS_IMPORT = "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/httpbin/serviceimports/httpbin"
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/httpbin/endpointslices"
+
+
+def mcs_slices(cluster):
+    items = cluster.api.request("GET", SLICES + "?labelSelector=multicluster.kubernetes.io%2Fservice-name%3Dhttpbin")[1]
+    return {s["metadata"]["labels"]["multicluster.kubernetes.io/source-cluster"]:
+            sorted(e["addresses"][0] for e in s["endpoints"]) for s in items["items"]}
+
+
+def test_mcs_form_import_and_one_slice_per_remote_exporter(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    c1.api.load([local_slice("cluster-1", "10.1.0.2", "10.1.0.1", not_ready=("10.1.0.9",))])
+    c3.api.load([local_slice("cluster-3", "10.3.0.1")])
+    export(c1)
+    export(c3)
+    sync_proc(clusters, extra={"mcs": True})
+    wait_for(lambda: mcs_slices(c2) == {"cluster-1": ["10.1.0.1", "10.1.0.2"], "cluster-3": ["10.3.0.1"]},
+             what="both slices in cluster-2")
+    wait_for(lambda: mcs_slices(c1) == {"cluster-3": ["10.3.0.1"]}, what="cluster-1 gets cluster-3's only")
+    status, imp = c2.api.request("GET", MCS_IMPORT)
+    assert status == 200
+    assert imp["metadata"]["labels"] == MANAGED
+    assert imp["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 8080}]
+    assert imp["spec"]["type"] == "ClusterSetIP"
+    wait_for(lambda: c2.api.request("GET", MCS_IMPORT)[1].get("status", {}).get("clusters")
+             == [{"cluster": "cluster-1"}, {"cluster": "cluster-3"}], what="MCS import status")
+    slice_ = c2.api.request("GET", SLICES + "/httpbin-cluster-1")[1]
+    assert slice_["ports"] == [{"name": "http", "port": 80, "protocol": "TCP"}]
+    assert slice_["metadata"]["labels"]["multicluster.kubernetes.io/service-name"] == "httpbin"
+    # A pod of cluster-1 becomes ready; cluster-3 stops exporting.
+    c1.api.load([local_slice("cluster-1", "10.1.0.2", "10.1.0.1", "10.1.0.9")])
+    c3.delete("ServiceExport")
+    wait_for(lambda: mcs_slices(c2) == {"cluster-1": ["10.1.0.1", "10.1.0.2", "10.1.0.9"]}, what="followed")
+    wait_for(lambda: mcs_slices(c1) == {}, what="cluster-3's slice collected in cluster-1")
+    c1.delete("ServiceExport")
+    wait_for(lambda: c2.api.request("GET", MCS_IMPORT)[0] == 404, what="MCS import collected")
+    wait_for(lambda: mcs_slices(c2) == {}, what="slices collected")
