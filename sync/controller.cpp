@@ -198,6 +198,7 @@ net::awaitable<void> Controller::run_pass() {
     pending_.erase(pending_.begin());
     co_await reconcile(key);
   }
+  if (pending_.empty() && !stopped_) first_pass_done_ = true;
   pass_running_ = false;
 }
 

@@ -50,7 +50,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   bool all_synced() const;
   // The first full resync has run (what sync writes reflects every member), or, for a replica that
   // is not leading, every member has listed (it is ready to take over).
-  bool ready() const { return initial_resync_done_ || (!leading() && all_synced()); }
+  bool ready() const { return first_pass_done_ || (!leading() && all_synced()); }
   // Whether this replica writes: always without leader election, else while it holds the Lease.
   bool leading() const { return !elector_ || elector_->leading(); }
   bool has_election() const { return elector_ != nullptr; }
@@ -115,6 +115,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   bool pass_scheduled_ = false;
   bool pass_running_ = false;
   bool initial_resync_done_ = false;
+  bool first_pass_done_ = false;  // the pass of the initial full resync has gone through every key
   bool stopped_ = false;
   Clock::time_point started_at_{};
   Clock::time_point next_resync_{};

@@ -107,7 +107,10 @@ class Cluster:
 
     def endpoints(self, port=0):
         """The import's endpoints of its port `port` (index), None when there is no import."""
-        imp = self.import_()
+        return self.endpoints_of("httpbin", port)
+
+    def endpoints_of(self, name, port=0, ns="httpbin"):
+        imp = self.get("ServiceImport", name, ns)
         if imp is None:
             return None
         ports = imp["spec"]["ports"]
