@@ -261,7 +261,11 @@ json export_conditions(const ExportVerdict& v, const json& current, const std::s
           c["lastTransitionTime"] = string_of(&old, "lastTransitionTime", now);
     return c;
   };
+  // Conditions of other types belong to other controllers: kept as they are, before ours.
   json out = json::array();
+  if (current.is_array())
+    for (const json& old : current)
+      if (const std::string type = string_of(&old, "type"); type != "Valid" && type != "Conflict") out.push_back(old);
   out.push_back(condition("Valid", v.valid, v.valid_reason, v.valid_message));
   if (v.valid) out.push_back(condition("Conflict", v.conflict, v.conflict_reason, v.conflict_message));
   return out;

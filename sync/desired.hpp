@@ -123,7 +123,8 @@ bool import_matches(const nlohmann::json& existing, const nlohmann::json& desire
 // True when `object` carries managed-by: sluice-sync.
 bool is_managed(const nlohmann::json& object);
 
-// The status.conditions a ServiceExport should carry for `verdict`: Valid, and Conflict when valid.
+// The status.conditions a ServiceExport should carry for `verdict`: Valid, and Conflict when valid;
+// `current`'s conditions of other types are kept (other controllers' business).
 // lastTransitionTime is kept from `current` (its present conditions) when a condition's status did
 // not change, else `now` (RFC 3339).
 nlohmann::json export_conditions(const ExportVerdict& verdict, const nlohmann::json& current, const std::string& now);

@@ -227,6 +227,13 @@ TEST_CASE("export conditions keep their transition time while unchanged", "[sync
   CHECK(changed[1]["lastTransitionTime"] == "2026-12-02T08:00:00Z");
   CHECK(changed[0]["lastTransitionTime"] == "2026-12-02T07:00:00Z");
   CHECK(conditions_differ(first, changed));
+  // Another controller's condition stays, and does not make ours differ.
+  json mixed = first;
+  mixed.insert(mixed.begin(), json{{"type", "Ready"}, {"status", "True"}});
+  json kept = export_conditions(ExportVerdict{k1, true, "Valid", "ok", false, "NoConflicts", ""}, mixed, "later");
+  REQUIRE(kept.size() == 3);
+  CHECK(kept[0]["type"] == "Ready");
+  CHECK_FALSE(conditions_differ(mixed, kept));
 }
 
 TEST_CASE("timestamps", "[sync]") {
