@@ -54,12 +54,13 @@ std::string Controller::start() {
   return {};
 }
 
-void Controller::stop() {
+void Controller::stop(std::function<void()> done) {
   stopped_ = true;
-  if (elector_) elector_->stop();
   pass_timer_.cancel();
   tick_timer_.cancel();
   for (auto& m : members_) m->stop();
+  if (elector_) elector_->stop(std::move(done));
+  else if (done) done();
 }
 
 bool Controller::all_synced() const {

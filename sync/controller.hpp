@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -42,7 +43,8 @@ class Controller : public std::enable_shared_from_this<Controller> {
 
   // Starts every member's watches. "" or the first startup error (credentials). Control thread.
   std::string start();
-  void stop();
+  // Stops watches, passes and writes; `done` runs once the Lease is released (at once without one).
+  void stop(std::function<void()> done = {});
 
   const Stats& stats() const { return stats_; }
   const std::vector<std::shared_ptr<Member>>& members() const { return members_; }

@@ -60,19 +60,50 @@ std::string LeaderElector::start() {
   // Requests end well within the renew deadline, so that a hung API server cannot keep us leading.
   const auto timeout = std::chrono::seconds(
       std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(config_.retry_period).count()));
-  conn_ = std::make_unique<discovery::ApiConnection>(
-      ioc_.get_executor(), tls, std::make_shared<const discovery::Credentials>(*creds.credentials),
-      discovery::ApiConnection::Timeouts{timeout, timeout});
+  auto credentials = std::make_shared<const discovery::Credentials>(*creds.credentials);
+  conn_ = std::make_unique<discovery::ApiConnection>(ioc_.get_executor(), tls, credentials,
+                                                     discovery::ApiConnection::Timeouts{timeout, timeout});
+  release_conn_ = std::make_unique<discovery::ApiConnection>(ioc_.get_executor(), tls, credentials,
+                                                             discovery::ApiConnection::Timeouts{timeout, timeout});
   log::info("sync: leader election on Lease " + config_.name_space + "/" + config_.name + " as " + config_.identity);
   net::co_spawn(ioc_, [self = shared_from_this()]() { return self->run(); }, net::detached);
   return {};
 }
 
-void LeaderElector::stop() {
+void LeaderElector::stop(std::function<void()> done) {
+  if (stopped_) {
+    if (done) done();
+    return;
+  }
   stopped_ = true;
   timer_.cancel();
   if (conn_) conn_->close();
+  const bool was_leading = leading_;
   set_leading(false);
+  if (!was_leading || !release_conn_) {
+    if (done) done();
+    return;
+  }
+  net::co_spawn(ioc_, release(std::move(done)), net::detached);
+}
+
+net::awaitable<void> LeaderElector::release(std::function<void()> done) {
+  auto self = shared_from_this();
+  const std::string path = "/apis/coordination.k8s.io/v1/namespaces/" + config_.name_space + "/leases/" + config_.name;
+  error_code ec;
+  auto got = co_await release_conn_->get(path, max_body, ec);
+  json lease = json::parse(got.body, nullptr, false);
+  if (!ec && got.status == 200 && lease.is_object() && lease["spec"].is_object() &&
+      lease["spec"].value("holderIdentity", "") == config_.identity) {
+    // client-go's release: no holder, a one-second lease, so the next reader may take it at once.
+    lease["spec"]["holderIdentity"] = "";
+    lease["spec"]["leaseDurationSeconds"] = 1;
+    lease["spec"]["renewTime"] = micro_time_now();
+    auto resp = co_await release_conn_->request(http::verb::put, path, lease.dump(), max_body, ec);
+    if (!ec && resp.status == 200) log::info("sync: released Lease " + config_.name_space + "/" + config_.name);
+  }
+  release_conn_->close();
+  if (done) done();
 }
 
 void LeaderElector::set_leading(bool leading) {

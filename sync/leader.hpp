@@ -28,8 +28,10 @@ class LeaderElector : public std::enable_shared_from_this<LeaderElector> {
 
   // Loads the home cluster's credentials and starts the loop; "" or an error.
   std::string start();
-  // Stops the loop and leading. The Lease is left to expire (lease_duration) for the other replicas.
-  void stop();
+  // Stops the loop and leading. A leader then releases the Lease (holderIdentity emptied, as
+  // client-go's ReleaseOnCancel), so that another replica takes over at its next retry instead of
+  // after lease_duration; `done` runs when that is over (at once when not leading).
+  void stop(std::function<void()> done = {});
 
   bool leading() const { return leading_; }
   const std::string& identity() const { return config_.identity; }
@@ -38,12 +40,14 @@ class LeaderElector : public std::enable_shared_from_this<LeaderElector> {
  private:
   net::awaitable<void> run();
   net::awaitable<bool> try_acquire_or_renew();
+  net::awaitable<void> release(std::function<void()> done);
   void set_leading(bool leading);
 
   boost::asio::io_context& ioc_;
   LeaderElection config_;
   std::function<void(bool)> on_change_;
   std::unique_ptr<discovery::ApiConnection> conn_;
+  std::unique_ptr<discovery::ApiConnection> release_conn_;  // the loop's may be busy when stopping
   boost::asio::steady_timer timer_;
   bool leading_ = false;
   bool stopped_ = false;

@@ -40,6 +40,7 @@ long long file_mtime(const std::string& path) {
 
 // How often the config file is looked at (as the proxy's binary does).
 constexpr auto kWatchInterval = std::chrono::seconds(2);
+constexpr auto kReleaseTimeout = std::chrono::seconds(2);
 
 void reload(const std::string& path, Controller& controller) {
   std::vector<std::string> errors;
@@ -110,6 +111,8 @@ int run_cli(int argc, char** argv) {
     }
   }
   // SIGHUP, or a change of the file (checked every 2 s), reloads gateways and timings.
+  boost::asio::steady_timer file_timer(ioc);
+  boost::asio::steady_timer exit_timer(ioc);
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
                                                                              int signo) {
@@ -120,13 +123,18 @@ int run_cli(int argc, char** argv) {
       return;
     }
     log::info(std::string("sync: received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
-    controller->stop();
     if (admin) admin->stop();
-    ioc.stop();
+    file_timer.cancel();
+    // A leader releases its Lease first; at most kReleaseTimeout, so a dead home cluster cannot hold
+    // the exit up.
+    exit_timer.expires_after(kReleaseTimeout);
+    exit_timer.async_wait([&](const boost::system::error_code& e) {
+      if (!e) ioc.stop();
+    });
+    controller->stop([&] { ioc.stop(); });
   };
   signals.async_wait(on_signal);
   auto config_mtime = file_mtime(path);
-  boost::asio::steady_timer file_timer(ioc);
   std::function<void(const boost::system::error_code&)> check_file = [&](const boost::system::error_code& ec) {
     if (ec) return;
     if (const auto m = file_mtime(path); m != config_mtime) {

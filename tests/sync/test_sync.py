@@ -317,3 +317,22 @@ def test_mcs_form_import_and_one_slice_per_remote_exporter(clusters, sync_proc):
     c1.delete("ServiceExport")
     wait_for(lambda: c2.api.request("GET", MCS_IMPORT)[0] == 404, what="MCS import collected")
     wait_for(lambda: mcs_slices(c2) == {}, what="slices collected")
+
+
+def test_a_leader_stopped_with_sigterm_releases_the_lease(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    # A long lease: without the release, b could not lead for 30 s.
+    election = {"namespace": "default", "name": "sluice-sync", "lease_duration": "30s", "renew_deadline": "20s",
+                "retry_period": "500ms"}
+    export(c1)
+    a = sync_proc(clusters, extra={"leader_election": dict(election, identity="a")})
+    wait_for(lambda: a.stat("sluice_sync_leader") == 1, what="a leads")
+    b = sync_proc(clusters, extra={"leader_election": dict(election, identity="b")})
+    assert a.stop() == 0
+    lease_path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/sluice-sync"
+    lease = c1.api.request("GET", lease_path)[1]
+    assert lease["spec"]["holderIdentity"] in ("", "b")   # released on the way out (b may have it already)
+    assert "released Lease default/sluice-sync" in a.log()
+    wait_for(lambda: b.stat("sluice_sync_leader") == 1, timeout=10, what="b leads without waiting out 30 s")
+    export(c3)
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="b writes")
