@@ -54,6 +54,7 @@ std::optional<Config> parse_config(std::string_view text, std::vector<std::strin
     r.duration("resync_interval", c.resync_interval);
     r.duration("member_ttl", c.member_ttl);
     r.duration("coalesce", c.coalesce);
+    r.duration("initial_sync_timeout", c.initial_sync_timeout);
     r.object("admin", c, [](ObjectReader& a, Config& cc) {
       a.string("address", cc.admin_address);
       std::uint16_t port = 0;

@@ -44,6 +44,10 @@ struct Config {
   // A member that cannot be reached keeps its last-known exports in other members' imports this long
   // (a control-plane outage is not a data-plane outage); then they are dropped until it is back.
   std::chrono::milliseconds member_ttl{300000};
+  // At start, writes wait for every member's first list this long at most (discovery's default);
+  // then they go on, members still unlisted being "unknown": their endpoints in the imports that
+  // exist are kept (carried over) until member_ttl after start.
+  std::chrono::milliseconds initial_sync_timeout{10000};
   // Events are gathered this long before a reconcile runs, so a burst is one pass.
   std::chrono::milliseconds coalesce{100};
   std::optional<std::uint16_t> admin_port;  // the admin endpoint on 127.0.0.1 (/ready, /live, /stats)

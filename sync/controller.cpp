@@ -75,6 +75,18 @@ bool Controller::counts(const Member& m) const {
   return Clock::now() - m.unreachable_since() < config_.member_ttl;
 }
 
+std::map<std::string, std::string> Controller::unknown_members() const {
+  std::map<std::string, std::string> out;
+  if (Clock::now() - started_at_ >= config_.member_ttl) return out;
+  for (const auto& m : members_)
+    if (!m->synced()) out.emplace(m->key(), m->config().name);
+  return out;
+}
+
+bool Controller::start_gate_open() const {
+  return all_synced() || Clock::now() - started_at_ >= std::min(config_.initial_sync_timeout, config_.member_ttl);
+}
+
 void Controller::enqueue(const std::string& key) {
   if (key.empty()) return;
   pending_.insert(key);
@@ -125,6 +137,11 @@ void Controller::tick() {
       changed = true;
     }
   }
+  // An unknown member that lists, or whose TTL since start runs out, changes what is carried over.
+  if (const std::size_t unknown = unknown_members().size(); unknown != unknown_count_) {
+    unknown_count_ = unknown;
+    changed = true;
+  }
   if (changed && initial_resync_done_) enqueue_all();
   bool due = false;
   for (const auto& [key, r] : retry_)
@@ -133,8 +150,7 @@ void Controller::tick() {
       due = true;
     }
   if (due) schedule_pass(std::chrono::milliseconds(0));
-  if (!initial_resync_done_ && (all_synced() || Clock::now() - started_at_ >= config_.member_ttl))
-    schedule_pass(std::chrono::milliseconds(0));
+  if (!initial_resync_done_ && start_gate_open()) schedule_pass(std::chrono::milliseconds(0));
   if (initial_resync_done_ && Clock::now() >= next_resync_) {
     next_resync_ = Clock::now() + config_.resync_interval;
     net::co_spawn(ioc_, [self = shared_from_this()]() -> net::awaitable<void> {
@@ -181,10 +197,10 @@ net::awaitable<void> Controller::run_pass() {
   if (pass_running_ || stopped_) co_return;
   // A replica that does not hold the Lease keeps its caches and writes nothing; keys wait.
   if (!leading()) co_return;
-  // Never act on partial lists: no pass until every member has listed once (or the TTL since start
-  // passed: an absent member then counts as one whose exports expired).
+  // Never act on partial lists: no pass until every member has listed once, or initial_sync_timeout
+  // passed; members still unlisted are then unknown, their endpoints carried over (reconcile).
   if (!initial_resync_done_) {
-    if (!all_synced() && Clock::now() - started_at_ < config_.member_ttl) co_return;
+    if (!start_gate_open()) co_return;
     co_await resolve_gateways();
     initial_resync_done_ = true;
     log::info("sync: every member listed; full resync");
@@ -226,6 +242,9 @@ net::awaitable<void> Controller::reconcile(const std::string& key) {
     exporters.push_back(m.get());
   }
   Resolution r = resolve(inputs);
+  const auto unknown = unknown_members();
+  std::map<std::string, std::string> names_to_keys;
+  for (const auto& m : members_) names_to_keys.emplace(m->config().name, m->key());
   // Deletes need the whole picture: every member listed and reachable now.
   bool gc_allowed = true;
   for (const auto& m : members_)
@@ -233,9 +252,14 @@ net::awaitable<void> Controller::reconcile(const std::string& key) {
   for (auto& m : members_) {
     if (stopped_) co_return;
     if (!m->reachable()) continue;  // its import is written when it is back (a full resync follows)
-    if (r.merged) {
-      co_await write_managed(*m, flomesh_imports(), key, import_object(*r.merged, ns, name, m->key()));
-    } else if (auto it = m->imports().find(key); it != m->imports().end() && is_managed(it->second)) {
+    json desired = r.merged ? import_object(*r.merged, ns, name, m->key()) : json();
+    auto existing = m->imports().find(key);
+    const bool managed = existing != m->imports().end() && is_managed(existing->second);
+    if (managed && !unknown.empty())
+      desired = carry_over(existing->second, r.merged ? &desired : nullptr, unknown, names_to_keys);
+    if (!desired.is_null()) {
+      co_await write_managed(*m, flomesh_imports(), key, desired);
+    } else if (managed) {
       if (gc_allowed) co_await delete_managed(*m, flomesh_imports(), key);
       else ++stats_.gc_deferred;
     }

@@ -66,6 +66,10 @@ class Controller : public std::enable_shared_from_this<Controller> {
  private:
   // Whether a member's exports count now: synced, and reachable or unreachable for less than the TTL.
   bool counts(const Member& m) const;
+  // Members not listed since start, within member_ttl of the start: cluster key -> name.
+  std::map<std::string, std::string> unknown_members() const;
+  // Whether the start gate is open: every member listed, or initial_sync_timeout passed.
+  bool start_gate_open() const;
   void enqueue(const std::string& key);
   void enqueue_all();
   void schedule_pass(std::chrono::milliseconds delay);
@@ -122,6 +126,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   Clock::time_point started_at_{};
   Clock::time_point next_resync_{};
   std::map<std::string, bool> expired_;  // member name -> its exports had expired at the last tick
+  std::size_t unknown_count_ = 0;        // unknown_members() at the last tick
   std::set<std::string> reported_conflicts_;  // "member key" ownership conflicts logged once
   Stats stats_;
   std::shared_ptr<LeaderElector> elector_;

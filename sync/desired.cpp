@@ -233,6 +233,80 @@ json import_object(const Merged& merged, const std::string& name_space, const st
   };
 }
 
+json carry_over(const json& existing, const json* desired, const std::map<std::string, std::string>& unknown,
+                const std::map<std::string, std::string>& names_to_keys) {
+  const json* spec = child(existing, "spec");
+  const json* ports = spec ? child(*spec, "ports") : nullptr;
+  if (!ports || !ports->is_array()) return desired ? *desired : json();
+  // The unknown members' endpoints, per port of the existing import.
+  json carried = json::array();
+  for (const json& p : *ports) {
+    json eps = json::array();
+    if (const json* e = child(p, "endpoints"); e && e->is_array())
+      for (const json& ep : *e)
+        if (unknown.count(string_of(&ep, "clusterKey"))) eps.push_back(ep);
+    if (eps.empty()) continue;
+    json port = p;
+    port["endpoints"] = std::move(eps);
+    carried.push_back(std::move(port));
+  }
+  if (carried.empty()) return desired ? *desired : json();
+  json out;
+  if (desired) {
+    out = *desired;
+  } else {
+    out = {{"apiVersion", existing.value("apiVersion", "flomesh.io/v1alpha1")},
+           {"kind", "ServiceImport"},
+           {"metadata", {{"name", existing["metadata"].value("name", "")},
+                         {"namespace", existing["metadata"].value("namespace", "")},
+                         {"labels", {{managed_by_label, managed_by_value}}}}},
+           {"spec", *spec},
+           {"status", {{"clusters", json::array()}}}};
+    out["spec"]["ports"] = json::array();
+  }
+  json& out_ports = out["spec"]["ports"];
+  auto by_key = [](const json& a, const json& b) { return a.value("clusterKey", "") < b.value("clusterKey", ""); };
+  for (const json& c : carried) {
+    json* target = nullptr;
+    bool conflict = false;
+    for (json& p : out_ports) {
+      if (p.value("name", "") != c.value("name", "")) continue;
+      if (p.value("protocol", "TCP") == c.value("protocol", "TCP") && p.value("port", 0) == c.value("port", 0)) target = &p;
+      else conflict = true;  // the port changed meanwhile: the unknown member's old one cannot join
+      break;
+    }
+    if (conflict) continue;
+    if (!target) {
+      out_ports.push_back(c);
+      continue;
+    }
+    json& eps = (*target)["endpoints"];
+    for (const json& ep : c["endpoints"]) {
+      bool present = false;
+      for (const json& have : eps) present = present || have.value("clusterKey", "") == ep.value("clusterKey", "");
+      if (!present) eps.push_back(ep);
+    }
+    std::sort(eps.begin(), eps.end(), by_key);
+  }
+  // Their status.clusters entries, and the list kept in cluster key order.
+  json& clusters = out["status"]["clusters"];
+  if (const json* st = child(existing, "status"); st && child(*st, "clusters") && (*st)["clusters"].is_array())
+    for (const json& c : (*st)["clusters"]) {
+      const std::string name = string_of(&c, "cluster");
+      bool is_unknown = false;
+      for (const auto& [key, n] : unknown) is_unknown = is_unknown || n == name;
+      bool present = false;
+      for (const json& have : clusters) present = present || string_of(&have, "cluster") == name;
+      if (is_unknown && !present) clusters.push_back(c);
+    }
+  auto key_of_name = [&](const json& c) {
+    auto it = names_to_keys.find(string_of(&c, "cluster"));
+    return it == names_to_keys.end() ? string_of(&c, "cluster") : it->second;
+  };
+  std::sort(clusters.begin(), clusters.end(), [&](const json& a, const json& b) { return key_of_name(a) < key_of_name(b); });
+  return out;
+}
+
 bool is_managed(const json& object) {
   const json* meta = child(object, "metadata");
   const json* labels = meta ? child(*meta, "labels") : nullptr;

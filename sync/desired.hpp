@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -115,6 +116,16 @@ Resolution resolve(const std::vector<ExportInput>& inputs);
 // labelled managed-by sluice-sync. status.clusters lists every contributing cluster.
 nlohmann::json import_object(const Merged& merged, const std::string& name_space, const std::string& name,
                              const std::string& importing_key);
+
+// While a member has not listed since start (its exports unknown, within the TTL), the endpoints
+// it had in `existing` (a managed import as read) are carried into `desired` (nullptr: no other
+// export) so that a sync restart during a member's outage does not drop them: per port name with
+// the same protocol+port (a port `desired` lacks is added as it was), sorted by cluster key, and
+// their status.clusters entries. `unknown` maps those members' cluster keys to their names. Returns
+// the object to write, or null JSON when there is nothing to hold.
+nlohmann::json carry_over(const nlohmann::json& existing, const nlohmann::json* desired,
+                          const std::map<std::string, std::string>& unknown,
+                          const std::map<std::string, std::string>& names_to_keys);
 
 // True when `existing` (an object read from the API) already says what `desired` says: same spec,
 // same status.clusters, and the managed-by label. Server-set metadata is ignored.

@@ -281,3 +281,28 @@ TEST_CASE("sync config: leader election timings follow client-go's rules", "[syn
   REQUIRE(errors.size() == 1);
   CHECK(errors[0] == "leader_election.lease_duration: expected more than renew_deadline");
 }
+
+TEST_CASE("carry_over keeps an unknown member's endpoints and status entry", "[sync]") {
+  auto both = resolve({input("cluster-1", "2026-12-02T07:00:00Z"), input("cluster-3", "2026-12-02T07:00:01Z")});
+  json existing = import_object(*both.merged, "httpbin", "httpbin", k2);
+  existing["metadata"]["resourceVersion"] = "9";
+  const std::map<std::string, std::string> unknown{{k3, "cluster-3"}};
+  const std::map<std::string, std::string> keys{{"cluster-1", k1}, {"cluster-2", k2}, {"cluster-3", k3}};
+  // Only cluster-1 is known now: cluster-3's endpoint is carried, the result is what both gave.
+  auto one = resolve({input("cluster-1", "2026-12-02T07:00:00Z")});
+  json desired = import_object(*one.merged, "httpbin", "httpbin", k2);
+  json out = carry_over(existing, &desired, unknown, keys);
+  CHECK(out["spec"] == existing["spec"]);
+  CHECK(out["status"] == existing["status"]);
+  // No known export at all: the import is held with the unknown member's part only.
+  json held = carry_over(existing, nullptr, unknown, keys);
+  REQUIRE(held["spec"]["ports"].size() == 1);
+  REQUIRE(held["spec"]["ports"][0]["endpoints"].size() == 1);
+  CHECK(held["spec"]["ports"][0]["endpoints"][0]["clusterKey"] == k3);
+  CHECK(held["status"]["clusters"].size() == 1);
+  CHECK(is_managed(held));
+  // Nothing of the unknown member in the import: the desired state as it is (null: none).
+  json only1 = import_object(*one.merged, "httpbin", "httpbin", k2);
+  CHECK(carry_over(only1, &desired, unknown, keys) == desired);
+  CHECK(carry_over(only1, nullptr, unknown, keys).is_null());
+}

@@ -336,3 +336,25 @@ def test_a_leader_stopped_with_sigterm_releases_the_lease(clusters, sync_proc):
     wait_for(lambda: b.stat("sluice_sync_leader") == 1, timeout=10, what="b leads without waiting out 30 s")
     export(c3)
     wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="b writes")
+
+
+def test_a_restart_while_a_member_is_down_keeps_its_endpoints_and_goes_on(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    export(c1)
+    export(c3)
+    first = sync_proc(clusters)
+    both = [endpoint("cluster-1"), endpoint("cluster-3")]
+    wait_for(lambda: c2.endpoints() == both, what="both in cluster-2")
+    assert first.stop() == 0
+    c3.api.fault(refuse=True)
+    # Restarted while cluster-3 is down: after initial_sync_timeout it goes on without cluster-3's list.
+    s = sync_proc(clusters, extra={"initial_sync_timeout": "1s"})
+    assert c2.endpoints() == both   # cluster-3's endpoints carried over, not dropped
+    c1.create(service(name="other"))
+    c1.create(service_export(name="other"))
+    wait_for(lambda: c2.endpoints_of("other") == [endpoint("cluster-1")], what="a new export still propagates")
+    assert c2.endpoints() == both
+    assert s.stat("sluice_sync_writes_total", 'verb="delete"') == 0
+    c3.api.fault(refuse=False)
+    wait_for(lambda: c3.endpoints_of("other") == [endpoint("cluster-1")], timeout=40, what="cluster-3 caught up")
+    assert c2.endpoints() == both
