@@ -56,6 +56,13 @@ def test_one_export_reaches_the_other_members_with_exact_targets(clusters, sync_
     assert conds["Valid"]["status"] == "True"
     assert conds["Conflict"]["status"] == "False"
     assert s.stat("sluice_sync_writes_total", 'verb="create"') == 3
+    # /explain shows each member's desired import and the export's verdict.
+    code, text = s.admin("/explain?service=httpbin/httpbin")
+    explained = json.loads(text)
+    assert code == 200
+    assert explained["desired"]["cluster-2"]["spec"] == c2.import_()["spec"]
+    assert [(e["cluster_key"], e["valid"], e["conflict_reason"]) for e in explained["exports"]] == \
+        [(key("cluster-1"), True, "NoConflicts")]
 
 
 def test_two_exporters_in_key_order_then_removed_one_by_one(clusters, sync_proc):
