@@ -15,12 +15,16 @@
 
 #include "log/logger.hpp"
 #include "sluice/sluice.hpp"
+#if SLUICE_WITH_SYNC
+#include "sync/sync.hpp"
+#endif
 
 namespace {
 
 using namespace sluice;
 
 constexpr std::string_view kUsage = R"(Usage: sluice --config FILE [options]
+       sluice sync --config FILE [options]   (the multi-cluster control plane: sluice sync --help)
 
 An HTTP/1.1 L7 proxy for multi-cluster service meshes.
 
@@ -153,6 +157,10 @@ int wait_signal(const sigset_t& set, std::chrono::steady_clock::time_point deadl
 }  // namespace
 
 int main(int argc, char** argv) {
+#if SLUICE_WITH_SYNC
+  // `sluice sync ...`: the multi-cluster control plane (sync/), its own flags and life.
+  if (argc > 1 && std::string_view(argv[1]) == "sync") return sluice::sync::run_cli(argc - 1, argv + 1);
+#endif
   Flags flags;
   if (auto code = parse_flags(argc, argv, flags)) return *code;
 

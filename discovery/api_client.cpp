@@ -109,30 +109,42 @@ net::awaitable<void> ApiConnection::connect(error_code& ec) {
   }
 }
 
-net::awaitable<void> ApiConnection::send(const std::string& target, error_code& ec) {
+net::awaitable<void> ApiConnection::send(http::verb verb, const std::string& target, const std::string& body,
+                                         std::string_view content_type, error_code& ec) {
   if (!stream_ || !beast::get_lowest_layer(*stream_).socket().is_open()) {
     co_await connect(ec);
     if (ec) co_return;
   }
   const Credentials& c = *credentials_;
-  http::request<http::empty_body> req{http::verb::get, c.base_path + target, 11};
+  http::request<http::string_body> req{verb, c.base_path + target, 11};
   req.set(http::field::host, c.host.find(':') != std::string::npos ? "[" + c.host + "]:" + c.port
                                                                     : c.host + ":" + c.port);
   req.set(http::field::user_agent, user_agent);
   req.set(http::field::accept, "application/json");
   if (auto token = current_token(c); !token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) {
+    req.set(http::field::content_type, content_type);
+    req.body() = body;
+  }
+  req.prepare_payload();
   req.keep_alive(true);
   beast::get_lowest_layer(*stream_).expires_after(timeouts_.request);
   co_await http::async_write(*stream_, req, redirect_error(use_awaitable, ec));
 }
 
 net::awaitable<ApiResponse> ApiConnection::get(std::string target, std::size_t max_body, error_code& ec) {
+  co_return co_await request(http::verb::get, std::move(target), {}, max_body, ec);
+}
+
+net::awaitable<ApiResponse> ApiConnection::request(http::verb verb, std::string target, std::string body,
+                                                   std::size_t max_body, error_code& ec,
+                                                   std::string_view content_type) {
   ApiResponse out;
   // A kept-alive connection may have been closed by the server meanwhile: one fresh retry.
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = stream_ && beast::get_lowest_layer(*stream_).socket().is_open();
     ec = {};
-    co_await send(target, ec);
+    co_await send(verb, target, body, content_type, ec);
     http::response_parser<http::string_body> parser;
     parser.body_limit(max_body);
     if (!ec) {
@@ -156,7 +168,7 @@ net::awaitable<ApiResponse> ApiConnection::stream(std::string target, std::chron
                                                   const std::function<bool(std::string_view)>& on_data,
                                                   error_code& ec) {
   ApiResponse out;
-  co_await send(target, ec);
+  co_await send(http::verb::get, target, {}, {}, ec);
   if (ec) {
     stream_.reset();
     co_return out;

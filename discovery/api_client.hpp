@@ -14,6 +14,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "discovery/credentials.hpp"
@@ -47,6 +48,13 @@ class ApiConnection {
   // (at most `max_body` bytes). Connects first when needed; keeps the connection for reuse.
   net::awaitable<ApiResponse> get(std::string target, std::size_t max_body, boost::system::error_code& ec);
 
+  // Any verb with an optional JSON body (`content_type` names its media type: application/json for
+  // POST/PUT/DELETE options, a patch type for PATCH); the whole response body is read. The writes of
+  // `sluice sync` go through it. Same connection handling and one-retry rule as get().
+  net::awaitable<ApiResponse> request(http::verb verb, std::string target, std::string body,
+                                      std::size_t max_body, boost::system::error_code& ec,
+                                      std::string_view content_type = "application/json");
+
   // GET `target` and stream the body: when the status is 200, `on_data` is called once with an empty
   // chunk as soon as the header is in (the stream is established), then with each chunk as it
   // arrives; it returns false to stop reading. Another status: its body (up to 64 KiB) is returned in
@@ -66,7 +74,8 @@ class ApiConnection {
   using Stream = beast::ssl_stream<beast::tcp_stream>;
 
   net::awaitable<void> connect(boost::system::error_code& ec);
-  net::awaitable<void> send(const std::string& target, boost::system::error_code& ec);
+  net::awaitable<void> send(http::verb verb, const std::string& target, const std::string& body,
+                            std::string_view content_type, boost::system::error_code& ec);
 
   net::any_io_executor executor_;
   std::shared_ptr<ssl::context> tls_;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The seed scenario (ErieCanal cross-cluster failover, ../../shared/seed) on this machine, in one command:
-# three member clusters, each a Kubernetes API stand-in loaded by real kubectl; httpbin pods (test
-# backends) in cluster-1 and cluster-3; a sluice gateway in cluster-1 and cluster-3 and a sluice sidecar
-# in cluster-2, each fed by its own cluster's API. Then the seed, step by step, checked:
+# three member clusters, each a Kubernetes API stand-in loaded by real kubectl with what a user writes
+# (Services, EndpointSlices, ServiceExports, later GlobalTrafficPolicies); `sluice sync` over the three
+# writes the ServiceImports; httpbin pods (test backends) in cluster-1 and cluster-3; a sluice gateway in
+# cluster-1 and cluster-3 and a sluice sidecar in cluster-2, each fed by its own cluster's API. Then the
+# seed, step by step, checked:
 #   1. curl from cluster-2 -> "no endpoint" (only local endpoints serve by default)
 #   2. GlobalTrafficPolicy ActiveActive -> answers from cluster-1 and cluster-3 pods
 #   3. under load, cluster-1's httpbin dies (pods, then gateway) -> no failed request; it comes back ->
@@ -147,7 +149,33 @@ start_cluster3_pods() {
 
 admin_of() {  # admin_of ROLE: the admin address of that sluice
   case $1 in gateway-cluster-1) echo 127.0.0.11:15000 ;; sidecar-cluster-2) echo 127.0.0.12:15000 ;;
-    gateway-cluster-3) echo 127.0.0.13:15000 ;; esac
+    gateway-cluster-3) echo 127.0.0.13:15000 ;; sync) echo 127.0.0.10:15100 ;; esac
+}
+
+start_sync() {  # `sluice sync` over the three clusters (sync.json): wait for its /ready (first full resync)
+  sed "s|@WORK@|$work|g" "$here/sync.json" >"$work/sync.json"
+  "$sluice_bin" sync --config "$work/sync.json" --log-level "$log_level" >>"$work/sync.log" 2>&1 9>&- &
+  pid[sync]=$!
+  local t0 code
+  t0=$(now)
+  for _ in $(seq 150); do
+    code=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' -m 1 "http://$(admin_of sync)/ready" 2>/dev/null)
+    [ "$code" = 200 ] && break
+    kill -0 "${pid[sync]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "$code" = 200 ] || die "sluice sync is not ready ($code): $(tail -5 "$work/sync.log")"
+  printf '  sluice sync: first full resync done in %.2f s (admin http://%s)\n' "$(since "$t0")" "$(admin_of sync)"
+}
+
+wait_imports() {  # until cluster-2's ServiceImport lists the gateways of cluster-1 and cluster-3
+  for _ in $(seq 100); do
+    kubectl --kubeconfig "$work/cluster-2.kubeconfig" --cache-dir "$work/kube-cache-cluster-2" \
+      get serviceimports -n httpbin httpbin -o 'jsonpath={.spec.ports[0].endpoints[*].clusterKey}' 2>/dev/null |
+      grep -q 'cluster-1.*cluster-3' && return 0
+    sleep 0.1
+  done
+  die "sluice sync did not write cluster-2's ServiceImport: $(tail -5 "$work/sync.log")"
 }
 
 start_sluice() {  # start_sluice gateway-cluster-1|gateway-cluster-3|sidecar-cluster-2: wait for /ready
@@ -222,13 +250,17 @@ kill_cluster1() {  # the pods first, then the gateway, as a cluster going away
 # ---- 0. the clusters ---------------------------------------------------------------------------
 say "0. Three member clusters on loopback"
 ports_free 127.0.0.11:18081 127.0.0.13:18083 127.0.0.12:15001 127.0.0.11:15000 127.0.0.12:15000 \
-  127.0.0.13:15000 127.0.0.21:8080 127.0.0.22:8080 127.0.0.41:8080 127.0.0.42:8080 || die "addresses in use"
+  127.0.0.13:15000 127.0.0.10:15100 127.0.0.21:8080 127.0.0.22:8080 127.0.0.41:8080 127.0.0.42:8080 || die "addresses in use"
 for c in cluster-1 cluster-2 cluster-3; do start_api $c; done
 m=examples/seed-failover/manifests
 for c in cluster-1 cluster-2 cluster-3; do
   kc $c create -f $m/$c.yaml || die "loading $c failed"
 done
-kc cluster-1 get endpointslices,serviceexports,serviceimports -n httpbin
+kc cluster-1 get endpointslices,serviceexports -n httpbin
+echo "  the ServiceImports are not loaded: sluice sync writes them from the three clusters' exports"
+start_sync
+wait_imports
+kc cluster-2 get serviceimports -n httpbin -o yaml
 start_cluster1_pods
 start_cluster3_pods
 echo "  httpbin pods: cluster-1 127.0.0.21:8080 127.0.0.22:8080, cluster-3 127.0.0.41:8080 127.0.0.42:8080"

@@ -37,7 +37,8 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         if self.server.standin.verbose:
-            sys.stderr.write("apiserver: %s %s\n" % (self.address_string(), fmt % args))
+            agent = self.headers.get("User-Agent", "-") if getattr(self, "headers", None) else "-"
+            sys.stderr.write("apiserver: %s %s agent=%s\n" % (self.address_string(), fmt % args, agent))
 
     def do_GET(self):
         self._dispatch("GET")
@@ -199,7 +200,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _resource(self, method, group, version, rest):
         """rest: [plural] | [plural, name] | [namespaces, ns, plural] | [namespaces, ns, plural, name],
-        each optionally followed by a subresource (`status`), which is served as the object."""
+        each optionally followed by the `status` subresource (GET, PUT, PATCH; see Store.replace)."""
         ns = None
         res = None
         if len(rest) >= 3 and rest[0] == "namespaces":
@@ -214,6 +215,12 @@ class ApiHandler(BaseHTTPRequestHandler):
         if len(rest) > 2 or (len(rest) == 2 and rest[1] != "status"):
             raise ApiError(404, "the server could not find the requested resource", "NotFound")
         name = rest[0] if rest else None
+        subresource = rest[1] if len(rest) == 2 else None
+        if subresource and not res.status_subresource:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        if subresource and method not in ("GET", "PUT", "PATCH"):
+            raise ApiError(405, f"the server does not allow this method on {res.qualified}/status",
+                           "MethodNotAllowed")
         if name is not None and res.namespaced and ns is None:
             raise ApiError(404, "the server could not find the requested resource", "NotFound")
         if "dryRun" in self.query:
@@ -244,10 +251,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             return self._send_json(200, store.get(res, ns, name))
         if method == "PUT":
             self.server.standin.count("update")
-            return self._send_json(200, store.replace(res, ns, name, self._json_body()))
+            return self._send_json(200, store.replace(res, ns, name, self._json_body(), subresource))
         if method == "PATCH":
             self.server.standin.count("patch")
-            return self._patch(res, ns, name)
+            return self._patch(res, ns, name, subresource)
         if method == "DELETE":
             self.server.standin.count("delete")
             options = self._json_body() if self.body.strip() else {}
@@ -298,7 +305,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         # kubectl asks for the Table form; a plain list is accepted and printed as NAME / AGE.
         self._send_json(200, self._list_doc(res, items, rv, token, remaining))
 
-    def _patch(self, res, ns, name):
+    def _patch(self, res, ns, name, subresource=None):
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
         body = self._json_body()
         store = self.server.standin.store
@@ -317,13 +324,14 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise ApiError(400, "PATCH requests of type application/apply-patch+yaml "
                                "must have a fieldManager")
             fn = lambda cur: merge_patch(cur, body) if cur is not None else body
-            obj, created = store.patch(res, ns, name, fn, create_if_missing=True)
+            obj, created = store.patch(res, ns, name, fn, create_if_missing=subresource is None,
+                                       subresource=subresource)
             return self._send_json(201 if created else 200, obj)
         else:
             raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
                            f"types include: application/json-patch+json, application/merge-patch+json,"
                            f" application/apply-patch+yaml (got {ctype})", "UnsupportedMediaType")
-        obj, _ = store.patch(res, ns, name, fn)
+        obj, _ = store.patch(res, ns, name, fn, subresource=subresource)
         self._send_json(200, obj)
 
     # ---- watch ------------------------------------------------------------------------------

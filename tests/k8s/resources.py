@@ -36,6 +36,9 @@ class Resource:
     kind: str
     namespaced: bool
     short_names: tuple = field(default=())
+    # A `status` subresource, as Service and the CRDs (subresources.status) have: writes to the object
+    # keep its status, writes to /status change only the status, create drops it.
+    status_subresource: bool = True
 
     @property
     def group_version(self):
@@ -60,9 +63,10 @@ class Resource:
 
 
 RESOURCES = [
-    Resource("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",)),
+    Resource("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",), status_subresource=False),
     Resource("", "v1", "services", "service", "Service", True, ("svc",)),
-    Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
+             status_subresource=False),
     Resource("flomesh.io", "v1alpha1", "serviceimports", "serviceimport", "ServiceImport", True),
     Resource("flomesh.io", "v1alpha1", "serviceexports", "serviceexport", "ServiceExport", True),
     Resource("flomesh.io", "v1alpha1", "globaltrafficpolicies", "globaltrafficpolicy",
@@ -72,6 +76,8 @@ RESOURCES = [
              "ServiceImport", True),
     Resource("multicluster.x-k8s.io", "v1alpha1", "serviceexports", "serviceexport",
              "ServiceExport", True),
+    # Leader election (client-go's leaselock; `sluice sync` replicas): no status subresource.
+    Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, status_subresource=False),
 ]
 
 
@@ -140,6 +146,9 @@ def api_resource_list(group, version):
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
         out.append(entry)
+        if r.status_subresource:
+            out.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
+                        "kind": r.kind, "verbs": ["get", "patch", "update"]})
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}
 

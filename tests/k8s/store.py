@@ -180,6 +180,8 @@ class Store:
                 raise already_exists(res, name)
             for managed in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
                 meta.pop(managed, None)
+            if res.status_subresource:
+                obj.pop("status", None)  # set through /status only, as the real server does
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
@@ -196,9 +198,10 @@ class Store:
                 raise not_found(res, name)
             return obj
 
-    def replace(self, res, ns, name, obj):
+    def replace(self, res, ns, name, obj, subresource=None):
         """PUT: full replacement. A resourceVersion in the body must be current (409 otherwise);
-        without one the update is unconditional."""
+        without one the update is unconditional. With a status subresource, a PUT to the object
+        keeps its status and a PUT to /status (`subresource="status"`) changes only the status."""
         obj = copy.deepcopy(obj)
         with self.lock:
             meta = self._check_identity(res, ns, obj)
@@ -213,7 +216,27 @@ class Store:
             given = meta.get("resourceVersion")
             if given and given != prev["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
-            return self._update(res, key, obj, prev)
+            return self._update(res, key, self._split_status(res, obj, prev, subresource), prev)
+
+    @staticmethod
+    def _split_status(res, obj, prev, subresource):
+        """What an update may change: with a status subresource, the object's writes keep the
+        status and /status writes keep everything but the status."""
+        if not res.status_subresource:
+            return obj
+        if subresource == "status":
+            out = copy.deepcopy(prev)
+            out["metadata"]["resourceVersion"] = obj["metadata"].get("resourceVersion")
+            if "status" in obj:
+                out["status"] = obj["status"]
+            else:
+                out.pop("status", None)
+            return out
+        if "status" in prev:
+            obj["status"] = copy.deepcopy(prev["status"])
+        else:
+            obj.pop("status", None)
+        return obj
 
     def _update(self, res, key, obj, prev):
         meta = obj["metadata"]
@@ -235,7 +258,7 @@ class Store:
             return self._delete_locked(res, key)
         return obj
 
-    def patch(self, res, ns, name, patch_fn, create_if_missing=False):
+    def patch(self, res, ns, name, patch_fn, create_if_missing=False, subresource=None):
         """Apply `patch_fn(current_or_None) -> new object` atomically. A resourceVersion in
         the result that differs from the current one is a precondition failure (409)."""
         with self.lock:
@@ -253,7 +276,7 @@ class Store:
             given = meta.get("resourceVersion")
             if given and given != prev["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
-            return self._update(res, key, obj, prev), False
+            return self._update(res, key, self._split_status(res, obj, prev, subresource), prev), False
 
     def delete(self, res, ns, name, preconditions=None):
         with self.lock:

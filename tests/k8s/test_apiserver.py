@@ -97,8 +97,8 @@ class DiscoveryTest(SharedServer):
         self.assertIn("watch", by_name["services"]["verbs"])
         _, fl = self.api.request("GET", "/apis/flomesh.io/v1alpha1")
         by_name = {r["name"]: r for r in fl["resources"]}
-        self.assertEqual(set(by_name), {"serviceimports", "serviceexports", "globaltrafficpolicies",
-                                        "clusters"})
+        kinds = {"serviceimports", "serviceexports", "globaltrafficpolicies", "clusters"}
+        self.assertEqual(set(by_name), kinds | {k + "/status" for k in kinds})
         self.assertEqual(by_name["globaltrafficpolicies"]["shortNames"], ["gtp"])
         self.assertEqual(by_name["globaltrafficpolicies"]["kind"], "GlobalTrafficPolicy")
         self.assertFalse(by_name["clusters"]["namespaced"])
@@ -694,6 +694,41 @@ class LifecycleTest(SharedServer):
         events, _ = api.watch(SVC.format(ns="default") + f"/this-one?watch=1&resourceVersion={rv}"
                               "&timeoutSeconds=1")
         self.assertEqual([e["object"]["metadata"]["name"] for e in events], ["this-one"])
+
+    def test_status_is_a_subresource(self):
+        """Writes to the object keep its status; /status writes change only the status; create
+        drops it (CRDs with subresources.status, and Service)."""
+        api = self.api
+        base = "/apis/flomesh.io/v1alpha1/namespaces/default/serviceexports"
+        doc = {"apiVersion": "flomesh.io/v1alpha1", "kind": "ServiceExport",
+               "metadata": {"name": "st", "namespace": "default"},
+               "spec": {"rules": [{"portNumber": 80, "path": "/"}]},
+               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
+        status, created = api.request("POST", base, doc)
+        self.assertEqual(status, 201)
+        self.assertNotIn("status", created)
+        with_status = dict(created, status={"conditions": [{"type": "Valid", "status": "True"}]},
+                           spec={"rules": []})
+        status, after = api.request("PUT", base + "/st/status", with_status)
+        self.assertEqual(status, 200, after)
+        self.assertEqual(after["status"]["conditions"][0]["type"], "Valid")
+        self.assertEqual(after["spec"], created["spec"])      # the spec change was ignored
+        self.assertEqual(after["metadata"]["generation"], 1)
+        stale = dict(with_status)
+        self.assertEqual(api.request("PUT", base + "/st/status", stale)[0], 409)  # old resourceVersion
+        main = dict(after, status={}, spec={"rules": [{"portNumber": 81, "path": "/"}]})
+        status, updated = api.request("PUT", base + "/st", main)
+        self.assertEqual(status, 200)
+        self.assertEqual(updated["status"], after["status"])  # kept
+        self.assertEqual(updated["metadata"]["generation"], 2)
+        status, patched = api.request("PATCH", base + "/st/status", json.dumps({"status": {"conditions": []}}),
+                                      headers={"Content-Type": "application/merge-patch+json"})
+        self.assertEqual((status, patched["status"]["conditions"]), (200, []))
+        self.assertEqual(api.request("DELETE", base + "/st/status")[0], 405)
+        self.assertEqual(api.request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/x/status")[0],
+                         404)
+        _, lst = api.request("GET", "/apis/flomesh.io/v1alpha1")
+        self.assertIn("serviceexports/status", [r["name"] for r in lst["resources"]])
 
 
 class FixtureTest(unittest.TestCase):
