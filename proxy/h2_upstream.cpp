@@ -27,7 +27,7 @@ H2Upstream* of(void* p) { return static_cast<H2Upstream*>(p); }
 }  // namespace
 
 H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
-    : worker_(worker), conn_(std::move(conn)) {
+    : worker_(worker), conn_(std::move(conn)), settled_timer_(std::make_shared<net::steady_timer>(worker.ioc())) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_header_callback(cb, &H2Upstream::on_header);
@@ -54,14 +54,20 @@ void H2Upstream::start() {
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  settled_timer_->expires_after(worker_.settings().timeouts.connect);
   net::co_spawn(worker_.ioc(), read_loop(), net::detached);
   kick();
 }
 
+net::awaitable<void> H2Upstream::wait_settled() {
+  if (settled()) co_return;
+  // Every waiter waits on the one timer, armed once by start(): re-arming it would cancel the others.
+  auto timer = settled_timer_;
+  co_await timer->async_wait(use_nothrow);
+}
+
 bool H2Upstream::accepts_streams() const {
-  if (closed_ || goaway_) return false;
-  // Before the peer's SETTINGS arrive nghttp2 assumes 100 (nghttp2_option_set_peer_max_concurrent_streams'
-  // default), a safe guess.
+  if (closed_ || goaway_ || !settled_) return false;
   const auto limit = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return calls_.size() < limit && nghttp2_session_get_next_stream_id(session_) < (1 << 30);
 }
@@ -174,6 +180,7 @@ void H2Upstream::shut() {
   closed_ = true;
   boost::system::error_code ignored;
   conn_->stream.transport().socket().close(ignored);
+  settled_timer_->cancel();
   // Every call still open learns the connection is gone.
   auto calls = std::move(calls_);
   calls_.clear();
@@ -217,6 +224,11 @@ int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const st
 
 int H2Upstream::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* p) {
   auto* self = of(p);
+  if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) && !self->settled_) {
+    self->settled_ = true;
+    self->settled_timer_->cancel();  // a timer of ours, not the session: fine from a callback
+    return 0;
+  }
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     // Streams above last_stream_id are closed by nghttp2 with REFUSED_STREAM (on_stream_close).
     self->goaway_ = true;
@@ -313,23 +325,47 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
                                                                 std::string& error, bool& http1) {
   http1 = false;
   const std::string endpoint = endpoint_text(picked);
-  auto& list = conns_[endpoint];
-  std::erase_if(list, [](const auto& c) { return c->closed(); });
-  // The busiest connection with room first: streams pack onto few connections, and the others go idle and
-  // are swept.
-  std::shared_ptr<H2Upstream> best;
-  for (const auto& c : list) {
-    if (c->accepts_streams() && (!best || c->active() > best->active())) best = c;
-  }
-  if (best) {
-    worker.stats().upstream_reuses.add();
-    co_return best;
+  for (;;) {
+    auto& list = conns_[endpoint];
+    std::erase_if(list, [](const auto& c) { return c->closed(); });
+    // The busiest connection with room first: streams pack onto few connections, and the others go idle and
+    // are swept.
+    std::shared_ptr<H2Upstream> best;
+    std::shared_ptr<H2Upstream> unsettled;
+    for (const auto& c : list) {
+      if (!c->settled()) unsettled = c;
+      if (c->accepts_streams() && (!best || c->active() > best->active())) best = c;
+    }
+    if (best) {
+      worker.stats().upstream_reuses.add();
+      co_return best;
+    }
+    // A connection whose limit is not known yet, or a connect in flight: wait for it, then look again.
+    if (unsettled) {
+      co_await unsettled->wait_settled();
+      if (!unsettled->settled()) {
+        error = "upstream " + endpoint + " sent no HTTP/2 SETTINGS";
+        unsettled->close();
+        co_return nullptr;
+      }
+      continue;
+    }
+    if (auto it = connecting_.find(endpoint); it != connecting_.end()) {
+      auto timer = it->second;
+      co_await timer->async_wait(use_nothrow);  // cancelled when that connect ends
+      continue;
+    }
+    break;
   }
   const auto protocol = picked.service->clusters[picked.endpoint->cluster].protocol;
   const std::string_view alpn = protocol == config::UpstreamProtocol::h2c        ? std::string_view{}
                                 : protocol == config::UpstreamProtocol::auto_alpn ? kAlpnAuto
                                                                                   : kAlpnH2;
+  auto in_flight = std::make_shared<net::steady_timer>(worker.ioc(), net::steady_timer::time_point::max());
+  connecting_[endpoint] = in_flight;
   auto conn = co_await connect_upstream(worker, picked, error, alpn);
+  connecting_.erase(endpoint);
+  in_flight->cancel();
   if (!conn) co_return nullptr;
   if (conn->stream.is_tls() && conn->alpn != "h2") {
     if (protocol == config::UpstreamProtocol::auto_alpn) {
@@ -346,8 +382,17 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
   }
   auto up = std::make_shared<H2Upstream>(worker, std::move(conn));
   up->start();
-  // The list may have changed while connecting.
   conns_[endpoint].push_back(up);
+  co_await up->wait_settled();
+  if (!up->settled() || up->closed()) {
+    error = "upstream " + endpoint + (up->closed() ? " closed the HTTP/2 connection before its SETTINGS"
+                                                   : " sent no HTTP/2 SETTINGS");
+    up->close();
+    worker.stats().upstream_connect_failures.add();
+    co_return nullptr;
+  }
+  // Ours for this stream even if others waiting took every slot meanwhile: nghttp2 queues a stream
+  // beyond the peer's limit until one ends.
   co_return up;
 }
 

@@ -8,8 +8,9 @@
 // deferred data provider), takes the response as it arrives and consumes it once written downstream, so a
 // call holds at most its window of response body (automatic WINDOW_UPDATE is off).
 //
-// A connection takes streams up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS; the pool opens another one
-// when every connection to the endpoint is full. A connection that got GOAWAY takes no new stream; its
+// A connection takes streams up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS, once its SETTINGS came (until
+// then requests wait for them, as they wait for a connect in flight to the same endpoint, rather than guess
+// the limit or open a connection each); the pool opens another one when every connection is full. A connection that got GOAWAY takes no new stream; its
 // streams above the last stream id, like streams the peer refused (REFUSED_STREAM), end `refused`: the
 // endpoint did not process them, so they are retried anywhere. Load balancing stays per request: routing
 // picks the endpoint of every stream, the pool only chooses the connection.
@@ -90,6 +91,10 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
 
   // Whether a new stream may go on this connection now.
   bool accepts_streams() const;
+  // The peer's first SETTINGS arrived (its stream limit is known), or the connection closed.
+  bool settled() const { return settled_ || closed_; }
+  // Waits until settled(), at most timeouts.connect after start().
+  net::awaitable<void> wait_settled();
   bool closed() const { return closed_; }
   std::size_t active() const { return calls_.size(); }
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
@@ -132,6 +137,9 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   bool writing_ = false;
   bool closed_ = false;
   bool goaway_ = false;
+  bool settled_ = false;
+  // Cancelled when settled: wakes every wait_settled (a shared_ptr, as waiters may outlive a close).
+  std::shared_ptr<net::steady_timer> settled_timer_;
   std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();
 };
 
@@ -157,6 +165,8 @@ class H2UpstreamPool {
   std::chrono::milliseconds idle_timeout_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<H2Upstream>>> conns_;
   std::unordered_map<std::string, bool> http1_;
+  // Endpoints with a connect in flight: requests for them wait for it rather than open one each.
+  std::unordered_map<std::string, std::shared_ptr<net::steady_timer>> connecting_;
 };
 
 // Whether requests to the picked endpoint go over HTTP/2 (its cluster's protocol, and for `auto` what the

@@ -171,3 +171,14 @@ def test_100_mib_streamed_both_ways_with_flat_rss(h2_backend, sluice_factory):
     grown = rss_kib(s.proc.pid) - before
     print(f"h2 upstream 100 MiB x3: sluice RSS grew {grown} KiB")
     assert grown < 32 * 1024, grown
+
+
+def test_peer_stream_limit_opens_more_connections(h2_backend, sluice_factory):
+    b = h2_backend("h2lim", "--max-streams", "2")
+    admin_port = free_port()
+    s = sluice_factory(make_cfg=h2c_cfg([b], admin_port=admin_port))
+    r = subprocess.run(["h2load", "-n", "600", "-c", "1", "-m", "16", s.url("/bytes/1000")], capture_output=True,
+                       text=True, timeout=120, env=clean_env())
+    assert "600 succeeded" in r.stdout, r.stdout
+    # At most 2 streams per connection: 16 concurrent requests need several connections.
+    assert stats(admin_port)["sluice_upstream_connects_total"] >= 2
