@@ -407,6 +407,19 @@ void H2UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
   }
 }
 
+void H2UpstreamPool::forget_except(const std::unordered_set<std::string>& live) {
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    if (!live.count(it->first)) {
+      for (auto& c : it->second) {
+        if (c->active() == 0) c->close();  // one with streams ends with them: the idle sweep closes it
+      }
+      std::erase_if(it->second, [](const auto& c) { return c->closed(); });
+    }
+    it = it->second.empty() ? conns_.erase(it) : std::next(it);
+  }
+  std::erase_if(http1_, [&](const auto& entry) { return !live.count(entry.first); });
+}
+
 void H2UpstreamPool::close_all() {
   for (auto& [key, list] : conns_) {
     for (auto& c : list) c->close();

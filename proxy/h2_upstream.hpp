@@ -26,6 +26,7 @@
 #include <string_view>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -160,6 +161,10 @@ class H2UpstreamPool {
   // Closes connections without streams for longer than the idle timeout, forgets closed ones.
   void sweep(std::chrono::steady_clock::time_point now);
   void close_all();
+  // Closes the connections without streams to endpoints not in `live` ("address:port"), and forgets what
+  // ALPN said about them (they left the routing table; a returning endpoint is asked again).
+  void forget_except(const std::unordered_set<std::string>& live);
+  bool empty() const { return conns_.empty() && http1_.empty(); }
 
  private:
   std::chrono::milliseconds idle_timeout_;

@@ -114,7 +114,7 @@ void Worker::arm_sweep() {
 // Runs once per new snapshot generation, on the worker's thread (off the request path, from the sweep).
 void Worker::prune_pool() {
   const auto& snapshot = picker_.snapshot();
-  if (snapshot->generation == pooled_generation_ || pool_.idle_count() == 0) return;
+  if (snapshot->generation == pooled_generation_ || (pool_.idle_count() == 0 && h2_pool_.empty())) return;
   pooled_generation_ = snapshot->generation;
   std::unordered_set<std::string> live;
   for (const auto& svc : snapshot->services) {
@@ -125,6 +125,7 @@ void Worker::prune_pool() {
     }
   }
   pool_.forget_except(live);
+  h2_pool_.forget_except(live);
 }
 
 void Worker::close_acceptors() {
