@@ -59,6 +59,10 @@ struct TlsClient {
   std::string server_name;  // SNI and name verification; empty: the endpoint host
 };
 
+// How requests are spoken to a cluster's endpoints: HTTP/1.1; HTTP/2 with prior knowledge over plain TCP
+// (h2c); HTTP/2 over TLS, ALPN "h2" required (h2); over TLS, whatever ALPN picks of h2 and http/1.1 (auto).
+enum class UpstreamProtocol { http1, h2c, h2, auto_alpn };
+
 // The endpoints of one service in one cluster. For the local cluster these
 // are pods; for a remote cluster they are that cluster's gateway(s), reached
 // with `path_prefix` prepended to the request path (the export's path).
@@ -67,6 +71,7 @@ struct ClusterEndpoints {
   std::string path_prefix;        // e.g. "/httpbin" for a remote gateway; empty for local pods
   std::vector<Endpoint> endpoints;
   std::optional<TlsClient> tls;
+  UpstreamProtocol protocol = UpstreamProtocol::http1;  // JSON "protocol"
 };
 
 enum class LoadBalancer { round_robin, random, least_work, hashing };

@@ -167,6 +167,7 @@ void parse_cluster_endpoints(ObjectReader& r, ClusterEndpoints& c) {
   r.string("path_prefix", c.path_prefix);
   r.array("endpoints", c.endpoints, parse_endpoint);
   r.optional_object("tls", c.tls, parse_tls_client);
+  r.enumeration("protocol", c.protocol, upstream_protocol_names);
 }
 
 void parse_hash(ObjectReader& r, HashPolicy& h) {

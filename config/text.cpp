@@ -21,6 +21,7 @@ constexpr std::string_view canonical(const std::array<EnumName<E>, N>& names, E 
 std::string_view to_string(Role role) { return canonical(role_names, role); }
 std::string_view to_string(LoadBalancer lb) { return canonical(load_balancer_names, lb); }
 std::string_view to_string(HashOn on) { return canonical(hash_on_names, on); }
+std::string_view to_string(UpstreamProtocol p) { return canonical(upstream_protocol_names, p); }
 std::string_view to_string(LbType type) { return canonical(lb_type_names, type); }
 std::string_view to_string(PathMatch match) { return canonical(path_match_names, match); }
 

@@ -43,6 +43,10 @@ inline constexpr std::array hash_on_names{EnumName<HashOn>{"client_address", Has
                                           EnumName<HashOn>{"header", HashOn::header},
                                           EnumName<HashOn>{"cookie", HashOn::cookie}};
 
+inline constexpr std::array upstream_protocol_names{
+    EnumName<UpstreamProtocol>{"http1", UpstreamProtocol::http1}, EnumName<UpstreamProtocol>{"h2c", UpstreamProtocol::h2c},
+    EnumName<UpstreamProtocol>{"h2", UpstreamProtocol::h2}, EnumName<UpstreamProtocol>{"auto", UpstreamProtocol::auto_alpn}};
+
 // ErieCanal's GlobalTrafficPolicy lbType.
 inline constexpr std::array lb_type_names{EnumName<LbType>{"Locality", LbType::locality, true},
                                           EnumName<LbType>{"ActiveActive", LbType::active_active, true},
@@ -70,6 +74,7 @@ constexpr std::optional<E> parse_enum(const std::array<EnumName<E>, N>& names, s
 std::string_view to_string(Role role);
 std::string_view to_string(LoadBalancer lb);
 std::string_view to_string(HashOn on);
+std::string_view to_string(UpstreamProtocol p);
 std::string_view to_string(LbType type);
 std::string_view to_string(PathMatch match);
 

@@ -247,6 +247,16 @@ class Checker {
       }
       check_endpoints(cp, ce);
       if (ce.tls) check_tls_client(cp + ".tls", *ce.tls);
+      // h2 and auto choose the protocol by ALPN, which needs TLS: the cluster's own, or mesh mTLS towards
+      // a remote cluster's gateway. h2c is the plain-TCP form, so it cannot go with a TLS block.
+      const bool h2_tls = ce.protocol == UpstreamProtocol::h2 || ce.protocol == UpstreamProtocol::auto_alpn;
+      if (h2_tls && !ce.tls && !(config_.mesh_tls && ce.cluster != config_.cluster.key())) {
+        add(cp + ".protocol", std::string("\"") + std::string(to_string(ce.protocol)) +
+                                  "\" needs TLS (a \"tls\" block here, or mesh_tls to a remote cluster); use \"h2c\" for plain HTTP/2");
+      }
+      if (ce.protocol == UpstreamProtocol::h2c && ce.tls) {
+        add(cp + ".protocol", "\"h2c\" is HTTP/2 over plain TCP but this cluster has \"tls\"; use \"h2\" or \"auto\"");
+      }
     }
     if (s.load_balancer == LoadBalancer::hashing && s.hash.on != HashOn::client_address && s.hash.name.empty()) {
       add(at + ".hash.name", std::string("required when hashing on a ") + (s.hash.on == HashOn::header ? "header" : "cookie"));

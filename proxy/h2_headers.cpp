@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/range/iterator_range_core.hpp>
 
 #include "proxy/forward_headers.hpp"
@@ -58,6 +60,56 @@ std::vector<H2Field> h2_response_fields(const http::fields& in, unsigned status,
   via.append("1.1 sluice");
   out.push_back({"via", std::move(via)});
   return out;
+}
+
+std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls) {
+  std::vector<H2Field> out;
+  out.push_back({":method", std::string(method)});
+  out.push_back({":scheme", std::string(scheme)});
+  out.push_back({":authority", std::string(authority)});
+  out.push_back({":path", std::string(path)});
+  std::string xff;
+  std::string via;
+  bool te_trailers = false;
+  for (const auto& field : in) {
+    const auto name = field.name();
+    if (name == http::field::te) {
+      // RFC 9113 8.2.2: TE may be sent, with "trailers" only.
+      for (auto token : http::token_list{field.value()}) {
+        if (boost::beast::iequals(token, "trailers")) te_trailers = true;
+      }
+      continue;
+    }
+    if (name == http::field::via) {
+      if (!via.empty()) via.append(", ");
+      via.append(field.value());
+      continue;
+    }
+    if (boost::beast::iequals(field.name_string(), "x-forwarded-for")) {
+      if (!xff.empty()) xff.append(", ");
+      xff.append(field.value());
+      continue;
+    }
+    if (!is_end_to_end(in, field)) continue;
+    out.push_back({lowercase(field.name_string()), std::string(field.value())});
+  }
+  if (te_trailers) out.push_back({"te", "trailers"});
+  if (!xff.empty()) xff.append(", ");
+  xff.append(client_ip);
+  out.push_back({"x-forwarded-for", std::move(xff)});
+  out.push_back({"x-forwarded-proto", client_tls ? "https" : "http"});
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  out.push_back({"via", std::move(via)});
+  return out;
+}
+
+void h1_fields_of(const std::vector<H2Field>& in, http::fields& out) {
+  for (const auto& f : in) {
+    if (!f.name.empty() && f.name[0] != ':') out.insert(f.name, f.value);
+  }
 }
 
 }  // namespace sluice::proxy

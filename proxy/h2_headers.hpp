@@ -39,4 +39,16 @@ std::string h2_request_fields(const H2RequestLine& line, const std::vector<H2Fie
 std::vector<H2Field> h2_response_fields(const boost::beast::http::fields& in, unsigned status,
                                         std::string_view set_cookie);
 
+// The HTTP/2 header list of a request going to an endpoint over HTTP/2 (proxy/h2_upstream.hpp): the
+// pseudo-headers (":authority" is the Host this hop sends), then the end-to-end fields of `in` with
+// lowercase names (forward_headers.hpp's rule), `te: trailers` when the request carried it (the one TE
+// value HTTP/2 allows, which gRPC requires), X-Forwarded-For / X-Forwarded-Proto and Via as on HTTP/1.1.
+std::vector<H2Field> h2_upstream_request_fields(const boost::beast::http::fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls);
+
+// The fields of a response (or trailers) that came as HTTP/2, for an HTTP/1.1 head: every regular field,
+// pseudo-headers left out.
+void h1_fields_of(const std::vector<H2Field>& in, boost::beast::http::fields& out);
+
 }  // namespace sluice::proxy

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 
 #include "proxy/h2_headers.hpp"
 #include "proxy/stream.hpp"
+#include "routing/picker.hpp"
 
 namespace sluice::proxy {
 
@@ -82,6 +84,12 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body);
   void consume(H2Stream& s, std::size_t n);
   void finish_stream(H2Stream& s);
+  // One attempt at an endpoint spoken to over HTTP/2 (http2_stream_h2.cpp).
+  struct H2Attempt;
+  net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, const http::fields& fields,
+                                  const std::string& first, bool body_in_hand, RequestLog& log,
+                                  const std::function<bool(routing::Outcome, unsigned)>& retry_instead,
+                                  H2Attempt& a);
 
   Worker& worker_;
   std::shared_ptr<const ListenerInfo> listener_;

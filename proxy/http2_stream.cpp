@@ -8,6 +8,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/forward_headers.hpp"
+#include "proxy/h2_upstream.hpp"
 #include "proxy/http2_stream.hpp"
 #include "log/logger.hpp"
 #include "proxy/reported_pick.hpp"
@@ -29,6 +30,40 @@ net::awaitable<bool> write_piece(UpstreamConnection& up, std::string_view head, 
   co_return !ec;
 }
 
+// The gRPC status of one of sluice's own errors (gRPC's HTTP-to-gRPC mapping, with the proxy's causes made
+// precise): no route -> UNIMPLEMENTED, no endpoint or a failed endpoint -> UNAVAILABLE, a timeout ->
+// DEADLINE_EXCEEDED, a limit -> RESOURCE_EXHAUSTED, a malformed request -> INTERNAL.
+int grpc_code_of(unsigned status) {
+  switch (status) {
+    case 404:
+    case 501: return 12;  // UNIMPLEMENTED
+    case 502:
+    case 503: return 14;  // UNAVAILABLE
+    case 408:
+    case 504: return 4;   // DEADLINE_EXCEEDED
+    case 413:
+    case 429:
+    case 431: return 8;   // RESOURCE_EXHAUSTED
+    default: return 13;   // INTERNAL
+  }
+}
+
+// grpc-message is percent-encoded (bytes outside printable ASCII, and '%').
+std::string grpc_message(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (c < 0x20 || c > 0x7e || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 ssize_t Http2Session::H2Stream::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
@@ -44,7 +79,13 @@ ssize_t Http2Session::H2Stream::read_body(nghttp2_session*, std::int32_t, std::u
   if (s->out_pos == s->body_out.size()) {
     s->body_out.clear();
     s->out_pos = 0;
-    if (s->out_eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s->out_eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!s->trailers_out.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        s->trailers_due = true;
+      }
+    }
   }
   s->notify();  // room for more
   return static_cast<ssize_t>(n);
@@ -95,6 +136,18 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
   worker_.stats().responses_by_class[status / 100].add();
   if (auto* access = worker_.settings().access_log) access->write(log);
   log::debug("h2 " + log.method + " " + log.path + " -> " + std::to_string(status) + " " + log.error);
+  if (s.grpc) {
+    // gRPC clients read the status from grpc-status, not :status (gRPC's PROTOCOL-HTTP2.md): a
+    // trailers-only answer, as Envoy's local replies to gRPC requests are.
+    submit_response(s,
+                    {{":status", "200"},
+                     {"server", "sluice"},
+                     {"content-type", "application/grpc"},
+                     {"grpc-status", std::to_string(grpc_code_of(status))},
+                     {"grpc-message", grpc_message(text)}},
+                    false);
+    return;
+  }
   s.body_out = std::string(text) + "\n";
   s.out_pos = 0;
   s.out_eof = true;
@@ -133,6 +186,16 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   log.src_cluster = settings.local_cluster;
   http::fields fields;
   log.authority = h2_request_fields(s.line, s.fields, fields);
+  if (auto ct = fields.find(http::field::content_type); ct != fields.end() && is_grpc_content_type(ct->value())) {
+    s.grpc = true;
+    // grpc-timeout is the call's deadline, bounded by the response timeout.
+    if (auto t = fields.find("grpc-timeout"); t != fields.end()) {
+      if (auto d = parse_grpc_timeout(t->value())) {
+        const auto bound = std::chrono::duration_cast<std::chrono::steady_clock::duration>(settings.timeouts.response);
+        s.deadline = std::chrono::steady_clock::now() + std::min(*d, bound);
+      }
+    }
+  }
   if (s.too_large) {
     stats.bad_requests.add();
     respond_error(s, 431, "request head too large", log);
@@ -219,6 +282,57 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     unsigned status = 0;
     std::string failure;
     bool body_streamed = false;
+    if (upstream_is_h2(worker_, *picked)) {
+      H2Attempt a;
+      // A response routing prefers to retry (a 502-504, gRPC UNAVAILABLE) before anything went to the client.
+      const auto retry_instead = [&](routing::Outcome o, unsigned) {
+        picked.report(o);
+        const bool replayable = body_in_hand && !a.body_streamed;
+        // gRPC lets any call that the endpoint answered UNAVAILABLE without processing be retried, whatever
+        // its method (all are POST): it counts as idempotent here.
+        const std::string_view method = s.grpc && o == routing::Outcome::gateway_error ? "PUT" : s.line.method;
+        if (!picker.may_retry(*picked, o, method, replayable, attempt)) return false;
+        auto next = picker.pick(view(), attempt);
+        if (next.status != routing::PickStatus::ok) return false;
+        stats.retries.add();
+        log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+                   routing::to_string(o));
+        picked.replace(std::move(next));
+        return true;
+      };
+      co_await attempt_h2(s, *picked, fields, first, body_in_hand, log, retry_instead, a);
+      if (a.result == H2Attempt::Result::retry) continue;
+      if (a.result == H2Attempt::Result::relayed) {
+        picked.report(a.outcome);
+        if (auto* access = settings.access_log) access->write(log);
+        co_return;
+      }
+      if (a.result == H2Attempt::Result::failed) {
+        if (a.outcome == routing::Outcome::local_abort || s.closed || closed_) co_return;
+        picked.report(a.outcome);
+        const bool past_deadline = std::chrono::steady_clock::now() >= s.deadline;
+        const bool replayable = body_in_hand && !a.body_streamed;
+        if (!past_deadline && picker.may_retry(*picked, a.outcome, s.line.method, replayable, attempt)) {
+          auto next = picker.pick(view(), attempt);
+          if (next.status == routing::PickStatus::ok) {
+            stats.retries.add();
+            log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+                       routing::to_string(a.outcome) + ": " + a.failure);
+            picked.replace(std::move(next));
+            continue;
+          }
+        }
+        if (a.outcome == routing::Outcome::timeout) {
+          stats.upstream_timeouts.add();
+          respond_error(s, 504, a.failure, log);
+        } else {
+          if (a.outcome != routing::Outcome::connect_failure) stats.upstream_resets.add();
+          respond_error(s, 502, a.failure, log);
+        }
+        co_return;
+      }
+      // use_http1: ALPN chose HTTP/1.1; the connection waits in the pool for the code below.
+    }
     std::optional<upstream_response_parser> response;
     auto up = co_await connect_upstream(worker_, *picked, failure);
     if (s.closed || closed_) co_return;

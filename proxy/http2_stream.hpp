@@ -2,6 +2,7 @@
 // hands back. Private to http2_session*.cpp. Worker thread only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "proxy/h2_headers.hpp"
 #include "proxy/http2_session.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "routing/outcome.hpp"
 
 namespace sluice::proxy {
 
@@ -37,6 +39,13 @@ struct Http2Session::H2Stream {
   std::size_t out_pos = 0;
   bool out_eof = false;
   bool deferred = false;        // the provider said NGHTTP2_ERR_DEFERRED: resume once there is more
+  // Response trailers (from an HTTP/2 endpoint): the provider ends the DATA without END_STREAM and sets
+  // trailers_due; the stream's coroutine then submits them (nothing calls into nghttp2 from its callbacks).
+  std::vector<H2Field> trailers_out;
+  bool trailers_due = false;
+  bool grpc = false;            // content-type application/grpc*: sluice's own errors are gRPC statuses
+  // When the request must be over (grpc-timeout, bounded by timeouts.response); max(): none.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   UpstreamConnection* upstream = nullptr;  // in use, for shut()
   // Wakes the coroutine when something arrived for it (or the stream or connection closed).
   net::steady_timer wake;
@@ -50,6 +59,21 @@ struct Http2Session::H2Stream {
   // nghttp2's data provider: copies from body_out, defers when it is empty and the body is not over.
   static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
                            std::uint32_t* flags, nghttp2_data_source* source, void*);
+};
+
+// How one attempt at an HTTP/2 endpoint went (Http2Session::attempt_h2).
+struct Http2Session::H2Attempt {
+  enum class Result {
+    failed,     // nothing went to the client: outcome and failure say why (the caller retries or answers)
+    retry,      // a response came that routing chose to retry (retry_instead said so)
+    relayed,    // the response went to the client (whole, or cut: outcome says)
+    use_http1,  // `auto`: ALPN chose http/1.1; the request goes over HTTP/1.1 instead
+  };
+  Result result = Result::failed;
+  routing::Outcome outcome = routing::Outcome::success;
+  unsigned status = 0;
+  std::string failure;
+  bool body_streamed = false;  // request body beyond `first` went upstream: not replayable
 };
 
 }  // namespace sluice::proxy

@@ -93,6 +93,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // may wait for the worker's write batch (proxy/write_batch.hpp) when other requests are in flight.
   net::awaitable<bool> write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked, bool last,
                                     std::chrono::steady_clock::duration timeout, bool batchable = false);
+  // An endpoint spoken to over HTTP/2 (http_session_h2.cpp): send the request and wait for the response
+  // head (`a` says how it went; x->use_http1: `auto` chose HTTP/1.1), then relay the response.
+  struct H2Exchange;
+  net::awaitable<void> h2_exchange(const routing::PickResult& picked, std::size_t first_piece, Attempt& a,
+                                   std::unique_ptr<H2Exchange>& x);
+  net::awaitable<Next> relay_h2_response(H2Exchange& x, const routing::PickResult& picked, bool& upstream_ok,
+                                         RequestLog& log);
   net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
                                       const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
 

@@ -20,7 +20,9 @@
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/forward_headers.hpp"
+#include "proxy/h2_upstream.hpp"
 #include "proxy/http_session.hpp"
+#include "proxy/http_session_h2.hpp"
 #include "proxy/reported_pick.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/upstream_connect.hpp"
@@ -71,7 +73,12 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
       UpstreamConnection*& slot;
       ~InUse() { slot = nullptr; }
     } in_use{upstream_};
-    co_await try_endpoint(*picked, first_piece, a);
+    std::unique_ptr<H2Exchange> h2;
+    if (upstream_is_h2(worker_, *picked)) {
+      co_await h2_exchange(*picked, first_piece, a, h2);
+      if (h2->use_http1) h2.reset();  // `auto` and ALPN chose HTTP/1.1: the connection waits in the pool
+    }
+    if (!h2) co_await try_endpoint(*picked, first_piece, a);
     if (aborted_) {
       // stop() cut this request: nothing is sent or retried, and the endpoint did nothing wrong.
       picked.report(routing::Outcome::local_abort);
@@ -110,7 +117,13 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
         }
       }
       // No retry: a response the endpoint gave goes to the client as it is; otherwise say what failed.
-      if (!a.response) co_return co_await answer_failure(a, log);
+      if (!a.response && !(h2 && a.status != 0)) co_return co_await answer_failure(a, log);
+    }
+    if (h2) {
+      bool upstream_ok = false;
+      const auto next = co_await relay_h2_response(*h2, *picked, upstream_ok, log);
+      picked.report(upstream_ok ? a.outcome : aborted_ ? routing::Outcome::local_abort : routing::Outcome::reset);
+      co_return next;
     }
     bool upstream_ok = false;
     const auto next = co_await relay_response(*a.up, *a.response, *picked, upstream_ok, log);
@@ -296,7 +309,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
   }
   write_response_head(head,
                       ResponseHeadParts{req.version() == 10 ? 10u : 11u, status, head.reason(), picked.set_cookie,
-                                        chunked, keep},
+                                        chunked, keep, {}},
                       head_);
 
   const auto idle = worker_.settings().timeouts.idle;

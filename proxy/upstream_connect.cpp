@@ -42,13 +42,15 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
 }
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
-                                                                     std::string& error) {
+                                                                     std::string& error,
+                                                                     std::optional<std::string_view> alpn) {
   auto& stats = worker.stats();
   const std::optional<config::TlsClient> tls_cfg =
       upstream_tls(picked.service->clusters[picked.endpoint->cluster], worker.settings().mesh_tls);
   std::string key = endpoint_text(picked);
   if (tls_cfg) key += "|tls";
-  if (auto conn = worker.pool().take(key)) {
+  if (alpn) key += "|h2";
+  if (auto conn = alpn ? nullptr : worker.pool().take(key)) {
     stats.upstream_reuses.add();
     co_return conn;
   }
@@ -83,6 +85,10 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
   conn->stream.transport().socket().non_blocking(true, ec);  // for write_framed's synchronous first try
   if (auto* tls = conn->stream.tls()) {
     prepare_client_tls(*tls, *tls_cfg, picked.address);
+    if (alpn && !alpn->empty()) {
+      SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(alpn->data()),
+                          static_cast<unsigned>(alpn->size()));
+    }
     conn->stream.transport().expires_after(worker.settings().timeouts.connect);
     auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
     if (hec) {
@@ -90,6 +96,10 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
       error = "upstream tls handshake with " + key + " failed: " + hec.message();
       co_return nullptr;
     }
+    const unsigned char* chosen = nullptr;
+    unsigned chosen_len = 0;
+    SSL_get0_alpn_selected(tls->native_handle(), &chosen, &chosen_len);
+    conn->alpn.assign(reinterpret_cast<const char*>(chosen), chosen_len);
   }
   co_return conn;
 }

@@ -34,6 +34,7 @@ struct UpstreamConnection {
   std::string pool_key;        // "address:port" (+ "|tls") of the endpoint
   std::chrono::steady_clock::time_point idle_since{};
   std::uint64_t requests = 0;  // exchanges completed on this connection
+  std::string alpn;            // the protocol ALPN chose over TLS ("h2", "http/1.1"), empty when none
 };
 
 class UpstreamPool {

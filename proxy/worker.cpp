@@ -27,11 +27,13 @@ Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Ta
       picker_(table),
       own_ioc_(external ? nullptr : std::make_unique<net::io_context>(1)),
       ioc_(external ? *external : *own_ioc_),
-      pool_(settings.upstream) {}
+      pool_(settings.upstream),
+      h2_pool_(settings.upstream.idle_timeout) {}
 
 Worker::~Worker() {
   stop();
   pool_.close_all();
+  h2_pool_.close_all();
   acceptors_.clear();
 }
 
@@ -102,6 +104,7 @@ void Worker::arm_sweep() {
     sweep_pending_ = false;
     if (ec || stopped_) return check_quiet_soon();
     pool_.sweep(std::chrono::steady_clock::now());
+    h2_pool_.sweep(std::chrono::steady_clock::now());
     prune_pool();
     arm_sweep();
   });
@@ -111,7 +114,7 @@ void Worker::arm_sweep() {
 // Runs once per new snapshot generation, on the worker's thread (off the request path, from the sweep).
 void Worker::prune_pool() {
   const auto& snapshot = picker_.snapshot();
-  if (snapshot->generation == pooled_generation_ || pool_.idle_count() == 0) return;
+  if (snapshot->generation == pooled_generation_ || (pool_.idle_count() == 0 && h2_pool_.empty())) return;
   pooled_generation_ = snapshot->generation;
   std::unordered_set<std::string> live;
   for (const auto& svc : snapshot->services) {
@@ -122,6 +125,7 @@ void Worker::prune_pool() {
     }
   }
   pool_.forget_except(live);
+  h2_pool_.forget_except(live);
 }
 
 void Worker::close_acceptors() {
@@ -151,12 +155,14 @@ void Worker::stop() {
     std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
     for (auto* s : sessions) s->abort();
     pool_.close_all();
+    h2_pool_.close_all();
     cut->set_value();
   });
   done.wait_for(std::chrono::seconds(1));  // a loop stuck elsewhere must not hold the stop up
   ioc_.stop();
   thread_.join();
   pool_.close_all();
+  h2_pool_.close_all();
 }
 
 // The io_context is the program's: it cannot be stopped, and every handler that refers to this worker
@@ -177,6 +183,7 @@ void Worker::stop_external() {
     std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
     for (auto* s : sessions) s->abort();
     pool_.close_all();
+    h2_pool_.close_all();
     await_quiet([quiet] { quiet->set_value(); });
   });
   done.wait();

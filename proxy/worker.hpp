@@ -21,6 +21,7 @@
 #include "net/net.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/tls.hpp"
+#include "proxy/h2_upstream.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/write_batch.hpp"
 #include "routing/picker.hpp"
@@ -80,6 +81,7 @@ class Worker {
   net::io_context& ioc() { return ioc_; }
   routing::Picker& picker() { return picker_; }
   UpstreamPool& pool() { return pool_; }
+  H2UpstreamPool& h2_pool() { return h2_pool_; }
   WriteBatch& write_batch() { return write_batch_; }
   ClientTlsCache& client_tls() { return client_tls_; }
   WorkerStats& stats() { return stats_; }
@@ -124,6 +126,7 @@ class Worker {
   std::unique_ptr<net::io_context> own_ioc_;  // null: external
   net::io_context& ioc_;
   UpstreamPool pool_;
+  H2UpstreamPool h2_pool_;
   // Before ioc_ dies: its pending writes hold suspended sessions, which touch stats_ and sessions_ on the way out.
   WriteBatch write_batch_{ioc_};
   ClientTlsCache client_tls_;

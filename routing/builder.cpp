@@ -176,6 +176,7 @@ void build_service(const config::Service& svc, const std::string& local, Placer&
     ce.tier = static_cast<unsigned>(p.at.tier);
     ce.weight = p.at.weight;
     ce.tls = p.ce->tls;
+    ce.protocol = p.ce->protocol;
     ce.first = static_cast<std::uint32_t>(storage.endpoints.size() - first_endpoint);
     const auto cluster_index = static_cast<std::uint32_t>(storage.clusters.size() - 1 - first_cluster);
     for (const auto& ep : p.ce->endpoints) {

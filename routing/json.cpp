@@ -92,6 +92,7 @@ json service_json(const ServiceEntry& svc, Ticks now) {
                  {"state", to_string(cluster_health(healthy, total, svc.policy.overprovisioning))},
                  {"endpoints", std::move(eps)}};
       if (!c.path_prefix.empty()) cj["path_prefix"] = c.path_prefix;
+      if (c.protocol != config::UpstreamProtocol::http1) cj["protocol"] = std::string(config::to_string(c.protocol));
       if (c.weight > 0) cj["weight"] = c.weight;
       clusters.push_back(std::move(cj));
     }

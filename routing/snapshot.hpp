@@ -52,6 +52,7 @@ struct ClusterEntry {
   std::uint32_t first = 0;        // endpoints [first, first + count) in ServiceEntry::endpoints
   std::uint32_t count = 0;
   std::optional<config::TlsClient> tls;
+  config::UpstreamProtocol protocol = config::UpstreamProtocol::http1;
 };
 
 // Aligned to a cache line, with what every pick reads (index, policy, state, endpoints, clusters, tiers,

@@ -7,6 +7,8 @@
 #   websocket  WebSocket message round trips through sluice, nginx and HAProxy (ws_bench.py)
 #   failover   the chaos suite's long form: failover at defaults, sluice vs nginx vs HAProxy
 #              (tests/chaos/chaos.py bench)
+#   h2         h2load against sluice, nghttpx, nginx and HAProxy as HTTP/2 reverse proxies to one h2c
+#              backend (nghttpd); last line h2_ratio_vs_best_peer (h2_bench.py)
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
 #   discovery  discovery benchmarks (discovery_bench.sh)
 # Builds into build-bench (meson -Dbench=true; BUILD_DIR overrides) first.
@@ -19,7 +21,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|failover|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|failover|h2|routing|discovery" >&2
   exit 2
 }
 
@@ -92,6 +94,12 @@ case "$mode" in
     fi
     cd "$root"
     exec /usr/bin/python3 "$root/tests/chaos/chaos.py" bench --build-dir "$BUILD_DIR" "$@"
+    ;;
+  h2)
+    need_tools h2load:nghttp2-client nghttpd:nghttp2-server nghttpx:nghttp2-proxy nginx:nginx-light haproxy:haproxy
+    build cli/sluice:executable
+    cd "$root"
+    exec /usr/bin/python3 "$here/h2_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
   routing|discovery)
     script="$here/${mode}_bench.sh"

@@ -312,3 +312,17 @@ TEST_CASE("plugin names: load_balancer_plugin and policy.plugin", "[config]") {
   doc["services"][0]["policy"]["plugin"] = "a/b";
   only_error(doc, "services[0].policy.plugin: expected a plugin name (letters, digits, '.', '_', '-'; at most 128), got \"a/b\"");
 }
+
+TEST_CASE("a cluster's upstream protocol is one of http1, h2c, h2, auto, and h2/auto need TLS", "[config]") {
+  json doc = minimal();
+  auto& ce = doc["services"][0]["clusters"][0];
+  CHECK(config_of(doc).services[0].clusters[0].protocol == sluice::config::UpstreamProtocol::http1);
+  ce["protocol"] = "h2c";
+  CHECK(config_of(doc).services[0].clusters[0].protocol == sluice::config::UpstreamProtocol::h2c);
+  ce["protocol"] = "http2";
+  CHECK(errors_of(doc).size() == 1);
+  ce["protocol"] = "h2";
+  only_error(doc, "services[0].clusters[0].protocol: \"h2\" needs TLS (a \"tls\" block here, or mesh_tls to a remote cluster); use \"h2c\" for plain HTTP/2");
+  ce["protocol"] = "auto";
+  only_error(doc, "services[0].clusters[0].protocol: \"auto\" needs TLS (a \"tls\" block here, or mesh_tls to a remote cluster); use \"h2c\" for plain HTTP/2");
+}

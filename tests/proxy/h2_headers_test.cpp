@@ -73,3 +73,44 @@ TEST_CASE("h2 response: the stickiness cookie is added", "[proxy][h2]") {
   CHECK(out[2].name == "via");
   CHECK(out[2].value == "1.1 sluice");
 }
+
+TEST_CASE("h2 upstream request: pseudo-headers first, hop-by-hop out, te: trailers kept, forwarding fields",
+          "[proxy][h2]") {
+  http::fields in;
+  in.insert("Connection", "keep-alive, X-Hop");
+  in.insert("X-Hop", "1");
+  in.insert("Keep-Alive", "timeout=5");
+  in.insert("Transfer-Encoding", "chunked");
+  in.insert("TE", "trailers, deflate");
+  in.insert("Host", "ignored.example");
+  in.insert("Content-Type", "application/grpc");
+  in.insert("X-Forwarded-For", "10.0.0.1");
+  in.insert("Via", "1.1 edge");
+  const auto out = sluice::proxy::h2_upstream_request_fields(in, "POST", "http", "app.example", "/pkg.Svc/M",
+                                                             "10.0.0.2", false);
+  REQUIRE(out.size() >= 4);
+  CHECK(out[0].name == ":method");
+  CHECK(out[1].value == "http");
+  CHECK(out[2].name == ":authority");
+  CHECK(out[2].value == "app.example");
+  CHECK(out[3].value == "/pkg.Svc/M");
+  auto value = [&](std::string_view name) {
+    std::string v;
+    for (const auto& f : out) {
+      if (f.name == name) v += (v.empty() ? "" : "|") + f.value;
+    }
+    return v;
+  };
+  CHECK(value("content-type") == "application/grpc");
+  CHECK(value("te") == "trailers");
+  CHECK(value("x-forwarded-for") == "10.0.0.1, 10.0.0.2");
+  CHECK(value("x-forwarded-proto") == "http");
+  CHECK(value("via") == "1.1 edge, 1.1 sluice");
+  for (const auto* gone : {"connection", "x-hop", "keep-alive", "transfer-encoding", "host"}) {
+    CHECK(value(gone).empty());
+  }
+  http::fields no_te;
+  no_te.insert("TE", "gzip");
+  const auto plain = sluice::proxy::h2_upstream_request_fields(no_te, "GET", "https", "a", "/", "1.2.3.4", true);
+  for (const auto& f : plain) CHECK(f.name != "te");
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""HTTP/2 reverse-proxy benchmark (issue 15): h2load (nghttp2-client) against sluice, nghttpx
+(nghttp2-proxy), nginx (http2 downstream, grpc_pass = h2c upstream) and HAProxy (proto h2 both sides), each
+one worker/thread, all in front of the same h2c backend (nghttpd serving a 100-byte file), in one run.
+
+Per proxy and load (-c 16 -m 10, then -c 1 -m 1): req/s, p50/p99 latency (from h2load's per-request log),
+and the proxy's CPU per request (utime+stime from /proc). Last line: `h2_ratio_vs_best_peer: X` (sluice's
+req/s at -c 16 -m 10 over the best peer's)."""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def tree_ticks(pid):
+    """CPU of a process and its children (nginx and HAProxy work in a worker process)."""
+    total = cpu_ticks(pid)
+    try:
+        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            total += tree_ticks(int(child))
+        except OSError:
+            pass
+    return total
+
+
+def h2load(url, n, c, m, log_path):
+    r = subprocess.run(["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "--log-file", log_path, url],
+                       capture_output=True, text=True, timeout=600)
+    line = next((x for x in r.stdout.splitlines() if x.startswith("requests:")), "")
+    ok = f"{n} succeeded" in line
+    rps = 0.0
+    for x in r.stdout.splitlines():
+        if x.startswith("finished in"):
+            rps = float(x.split(",")[1].split()[0])
+    durations = []
+    with open(log_path) as f:
+        for row in f:
+            parts = row.split()
+            if len(parts) >= 3:
+                durations.append(int(parts[2]))  # microseconds
+    durations.sort()
+    pct = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000 if durations else 0
+    return ok, rps, pct(0.5), pct(0.99), line
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--requests", type=int, default=int(os.environ.get("H2_BENCH_REQUESTS", "200000")))
+    ap.add_argument("--requests-serial", type=int, default=int(os.environ.get("H2_BENCH_REQUESTS_SERIAL", "10000")))
+    args = ap.parse_args()
+    sluice_bin = os.path.join(args.build_dir, "cli", "sluice")
+    tmp = tempfile.mkdtemp(prefix="h2bench-")
+    procs = []
+    try:
+        htdocs = os.path.join(tmp, "htdocs")
+        os.mkdir(htdocs)
+        with open(os.path.join(htdocs, "index.html"), "wb") as f:
+            f.write(b"x" * 100)
+        bport = free_port()
+        backend = subprocess.Popen(["nghttpd", "--no-tls", "-d", htdocs, "-n", "2", str(bport)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(backend)
+        wait_port(bport, backend)
+
+        proxies = {}
+        # sluice: one worker, the cluster spoken to over h2c.
+        sport = free_port()
+        cfg = {"cluster": "default/default/default/local", "workers": 1, "log_level": "warn",
+               "admin": {"enabled": False}, "access_log": {"enabled": False},
+               "listeners": [{"name": "h2", "address": "127.0.0.1", "port": sport, "role": "standalone"}],
+               "services": [{"name": "app", "namespace": "default", "ports": [80],
+                             "clusters": [{"cluster": "default/default/default/local",
+                                           "endpoints": [f"127.0.0.1:{bport}"], "protocol": "h2c"}]}],
+               "routes": [{"hosts": ["*"], "path": "/", "service": "app.default"}]}
+        with open(os.path.join(tmp, "sluice.json"), "w") as f:
+            json.dump(cfg, f)
+        proxies["sluice"] = (subprocess.Popen([sluice_bin, "-c", os.path.join(tmp, "sluice.json")],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), sport)
+        if shutil.which("nghttpx") or os.path.exists("/usr/sbin/nghttpx"):
+            xport = free_port()
+            proxies["nghttpx"] = (subprocess.Popen(
+                ["nghttpx", f"--frontend=127.0.0.1,{xport};no-tls", f"--backend=127.0.0.1,{bport};;proto=h2",
+                 "--workers=1", "--log-level=ERROR", f"--pid-file={tmp}/nghttpx.pid", "--conf=/dev/null",
+                 "--no-ocsp", "--errorlog-file=/dev/null", "--accesslog-file=/dev/null"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), xport)
+        if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+            nport = free_port()
+            conf = os.path.join(tmp, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(f"""worker_processes 1; daemon off; error_log /dev/null crit; pid {tmp}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  upstream b {{ server 127.0.0.1:{bport}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{nport} http2; location / {{ grpc_pass grpc://b; }} }} }}
+""")
+            proxies["nginx"] = (subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), nport)
+        if shutil.which("haproxy") or os.path.exists("/usr/sbin/haproxy"):
+            hport = free_port()
+            conf = os.path.join(tmp, "haproxy.cfg")
+            with open(conf, "w") as f:
+                f.write(f"""global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:{hport} proto h2
+  default_backend b
+backend b
+  server s1 127.0.0.1:{bport} proto h2
+""")
+            proxies["haproxy"] = (subprocess.Popen(["haproxy", "-f", conf],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), hport)
+        for name, (p, port) in proxies.items():
+            procs.append(p)
+            wait_port(port, p)
+
+        results = {}
+        print(f"{'proxy':8} {'load':12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}")
+        for name, (p, port) in proxies.items():
+            url = f"http://127.0.0.1:{port}/index.html"
+            h2load(url, 2000, 4, 10, os.path.join(tmp, "warm.log"))  # warm up (connections, caches)
+            for label, n, c, m in (("-c16 -m10", args.requests, 16, 10), ("-c1 -m1", args.requests_serial, 1, 1)):
+                before = tree_ticks(p.pid)
+                ok, rps, p50, p99, line = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"))
+                cpu_us = (tree_ticks(p.pid) - before) / CLK_TCK * 1e6 / n
+                results[(name, label)] = rps if ok else 0.0
+                note = "" if ok else f"  FAILED: {line}"
+                print(f"{name:8} {label:12} {rps:10.0f} {p50:8.3f} {p99:8.3f} {cpu_us:10.1f}{note}", flush=True)
+        peers = [v for (name, label), v in results.items() if name != "sluice" and label == "-c16 -m10"]
+        best = max(peers) if peers else 0
+        ratio = results.get(("sluice", "-c16 -m10"), 0) / best if best else 0
+        print(f"h2_ratio_vs_best_peer: {ratio:.2f}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
