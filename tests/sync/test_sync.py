@@ -365,3 +365,26 @@ def test_a_restart_while_a_member_is_down_keeps_its_endpoints_and_goes_on(cluste
     c3.api.fault(refuse=False)
     wait_for(lambda: c3.endpoints_of("other") == [endpoint("cluster-1")], timeout=40, what="cluster-3 caught up")
     assert c2.endpoints() == both
+
+
+def test_a_leader_that_cannot_renew_stops_writing(clusters, sync_proc):
+    c1, c2, c3 = clusters
+    election = {"namespace": "default", "name": "sluice-sync", "lease_duration": "3s", "renew_deadline": "2s",
+                "retry_period": "300ms", "identity": "a"}
+    export(c1)
+    s = sync_proc(clusters, extra={"leader_election": election})
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1")], what="import")
+    # The home cluster (cluster-1) answers 500 to every Lease request: no renewal.
+    c1.api.fault(status=500, count=100000, match="/leases")
+    wait_for(lambda: s.stat("sluice_sync_leader") == 0, timeout=10, what="a gives up leading")
+    def sync_writes():
+        return sum(s.stat("sluice_sync_writes_total", f'verb="{v}"') for v in ("create", "update", "update_status",
+                                                                              "delete"))
+    writes = sync_writes()
+    export(c3)   # a change a leader would write
+    time.sleep(1.5)
+    assert sync_writes() == writes
+    assert c2.endpoints() == [endpoint("cluster-1")]
+    c1.api.control("/reset", {})
+    wait_for(lambda: s.stat("sluice_sync_leader") == 1, timeout=10, what="a leads again")
+    wait_for(lambda: c2.endpoints() == [endpoint("cluster-1"), endpoint("cluster-3")], what="written once leading")
