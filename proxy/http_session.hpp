@@ -108,6 +108,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
   bool close_after_ = false;
+  unsigned client_version_ = 11;      // 10 once the current request line says HTTP/1.0 (for local replies)
   std::string_view upgrade_;          // the current request's Upgrade token when it asks for one, else empty
   Tunnel* tunnel_ = nullptr;          // the tunnel this connection became, for abort()
   bool aborted_ = false;
