@@ -88,7 +88,8 @@ void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fiel
   kick();
 }
 
-void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log) {
+void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
+                                 std::string_view retry_after) {
   log.status = status;
   log.error = std::string(text);
   log.bytes_received = 0;
@@ -98,12 +99,12 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
   s.body_out = std::string(text) + "\n";
   s.out_pos = 0;
   s.out_eof = true;
-  submit_response(s,
-                  {{":status", std::to_string(status)},
-                   {"server", "sluice"},
-                   {"content-type", "text/plain; charset=utf-8"},
-                   {"content-length", std::to_string(s.body_out.size())}},
-                  true);
+  std::vector<H2Field> fields{{":status", std::to_string(status)},
+                              {"server", "sluice"},
+                              {"content-type", "text/plain; charset=utf-8"},
+                              {"content-length", std::to_string(s.body_out.size())}};
+  if (!retry_after.empty()) fields.push_back({"retry-after", std::string(retry_after)});
+  submit_response(s, fields, true);
 }
 
 net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
@@ -133,6 +134,13 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   log.src_cluster = settings.local_cluster;
   http::fields fields;
   log.authority = h2_request_fields(s.line, s.fields, fields);
+  // limits.max_requests_per_worker, as for HTTP/1.1 (http_session.cpp): this stream is counted already.
+  if (stats.active_requests.get() > static_cast<std::int64_t>(settings.limits.max_requests_per_worker)) {
+    stats.requests_overloaded.add();
+    respond_error(s, 503, "overloaded: too many requests in flight (limits.max_requests_per_worker)", log,
+                  kOverloadRetryAfter);
+    co_return;
+  }
   if (s.too_large) {
     stats.bad_requests.add();
     respond_error(s, 431, "request head too large", log);

@@ -276,6 +276,14 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
   auto host_it = req.find(http::field::host);
   if (host_it != req.end()) log.authority = std::string(host_it->value());
 
+  // limits.max_requests_per_worker: past it the request is refused before it costs an upstream connection
+  // and relay buffers. This request is counted in active_requests already, hence `>`.
+  if (stats.active_requests.get() > static_cast<std::int64_t>(worker_.settings().limits.max_requests_per_worker)) {
+    stats.requests_overloaded.add();
+    co_return co_await send_error(http::status::service_unavailable,
+                                  "overloaded: too many requests in flight (limits.max_requests_per_worker)",
+                                  Next::keep_alive, log, kOverloadRetryAfter);
+  }
   if (req.version() != 11 && req.version() != 10) {
     stats.bad_requests.add();
     co_return co_await send_error(http::status::http_version_not_supported, "unsupported HTTP version",
@@ -383,7 +391,7 @@ net::awaitable<void> HttpSession::send_continue() {
 }
 
 net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, std::string_view text, Next next,
-                                                          RequestLog& log) {
+                                                          RequestLog& log, std::string_view retry_after) {
   const bool have_head = parser_ && parser_->is_header_done();
   // A request whose body was not read cannot keep the connection: its bytes would be taken for the next head.
   if (have_head && !parser_->is_done()) next = Next::close;
@@ -402,6 +410,7 @@ net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, s
   // Written out both ways whatever the version, so a client never has to guess whether we close.
   res.set(http::field::connection, next == Next::keep_alive ? "keep-alive" : "close");
   if (next == Next::keep_alive && version == 11) res.erase(http::field::connection);  // 1.1's default
+  if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
   res.prepare_payload();
   stream_.transport().expires_after(worker_.settings().timeouts.idle);
   co_await stream_.visit([&](auto& s) { return http::async_write(s, res, use_nothrow); });

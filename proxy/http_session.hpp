@@ -70,7 +70,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   net::awaitable<Next> forward(routing::PickResult picked, routing::AttemptState& attempt, RequestLog& log);
   net::awaitable<bool> read_body_piece(std::size_t& got);
   net::awaitable<void> send_continue();
-  net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log);
+  // `retry_after`: non-empty, a Retry-After field (a 503 at the in-flight limit).
+  net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log,
+                                  std::string_view retry_after = {});
   net::awaitable<void> close();
   // The connection speaks HTTP/2 (preface seen, or ALPN h2): an Http2Session serves it to the end.
   net::awaitable<void> run_http2();
