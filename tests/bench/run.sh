@@ -1,6 +1,8 @@
 #!/bin/sh
 # Benchmark dispatcher: tests/bench/run.sh MODE
 #   proxy      wrk against the backend, sluice, nginx and HAProxy (proxy_bench.py)
+#   flood      a normal client's p50/p99 with and without 5,000 idle + slowloris connections, RSS per
+#              1,000 idle connections (flood_bench.py)
 #   failover   the chaos suite's long form: failover at defaults, sluice vs nginx vs HAProxy
 #              (tests/chaos/chaos.py bench)
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
@@ -15,7 +17,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|failover|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|flood|failover|routing|discovery" >&2
   exit 2
 }
 
@@ -68,6 +70,15 @@ case "$mode" in
     build sluice-testbackend cli/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  flood)
+    need_tools wrk:wrk
+    # SLUICE_BIN and BACKEND_BIN both set: measure those binaries, build nothing.
+    if [ -z "${SLUICE_BIN:-}" ] || [ -z "${BACKEND_BIN:-}" ]; then
+      build sluice-testbackend cli/sluice:executable
+    fi
+    cd "$root"
+    exec /usr/bin/python3 "$here/flood_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
   failover)
     need_tools nginx:nginx-light haproxy:haproxy
