@@ -187,7 +187,8 @@ def test_api_outage_keeps_the_last_table_flagged_stale(api, outage_s):
         assert endpoints(m, HB) == REMOTE
 
 
-RETURN_OUTAGE_S = 6  # issue 13: 15 s in the report; 6 s already lets the watches' backoff grow to 4..8 s
+# Issue 13 measured 15 s (SLUICE_OUTAGE_S=15 runs that); CI's 6 s already lets the watches' backoff grow to 4..8 s.
+RETURN_OUTAGE_S = int(os.environ.get("SLUICE_OUTAGE_S", "6"))
 
 
 def test_api_return_is_noticed_within_a_second(api):
@@ -202,11 +203,14 @@ def test_api_return_is_noticed_within_a_second(api):
         time.sleep(RETURN_OUTAGE_S)  # the outage itself: its length is the point
         lost = probe.wait_status(lambda s: s["stale"], what="stale status")
         mark = probe.mark()
+        back_at = time.time()
         api.fault(refuse=False)
         done = kubectl_timed(api, "apply", "-f", api.fixture("gtp-active-active.yaml"))
         m = probe.wait_model(lambda m: lb_type(m) == "ActiveActive" and not m["stale"], after=mark, timeout=10,
                              what="the change made right after the return")
         lag = m["t_us"] / 1e6 - done
+        print(f"outage {RETURN_OUTAGE_S} s: change published {lag:.3f} s after kubectl returned, "
+              f"{m['t_us'] / 1e6 - back_at:.3f} s after the API came back")
         assert lag < 2.0, f"published {lag:.2f} s after the change that followed the API's return"
         status = probe.wait_status(lambda s: s["api_returns"] >= 1, what="the probe's wake")
         # One probe per 500 ms for the server (six resources share it), nothing like one per resource.
