@@ -7,7 +7,7 @@ import resource
 import socket
 import time
 
-from integ_harness import HttpReader, admin_metric, connect, free_port, make_config, wait_until
+from integ_harness import HttpReader, admin_metric, connect, curl, free_port, make_config, wait_until
 
 
 def with_admin(port, endpoints, admin_port, **overrides):
@@ -84,6 +84,25 @@ def test_requests_past_the_in_flight_limit_get_503_retry_after(backend_factory, 
     assert admin_metric(admin_port, "sluice_requests_overloaded_total") == 1
     for sock in slow:
         sock.close()
+
+
+def test_http2_stream_past_the_in_flight_limit_gets_503_retry_after(backend_factory, sluice_factory):
+    a = backend_factory("alpha")
+    admin_port = free_port()
+    sluice = sluice_factory(make_cfg=lambda port: with_admin(
+        port, [a.address], admin_port, limits={"max_requests_per_worker": 1}))
+    with connect(sluice.port) as slow:
+        slow.sendall(b"GET /delay/3000 HTTP/1.1\r\nHost: app\r\n\r\n")
+        wait_until(lambda: admin_metric(admin_port, "sluice_requests_active") == 1, 10, "a request in flight")
+        r = curl("--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", sluice.url("/bytes/3"), timeout=10)
+        head = r.stdout.decode("latin-1").lower()
+        assert head.startswith("http/2 503"), head
+        assert "retry-after: 1" in head, head
+        slow.settimeout(10)
+        assert HttpReader(slow).read_response()[0] == 200
+    r = curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", sluice.url("/bytes/3"), timeout=10)
+    assert r.stdout == b"200"
+    assert admin_metric(admin_port, "sluice_requests_overloaded_total") == 1
 
 
 def open_descriptors(pid):
