@@ -228,10 +228,12 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     std::string failure;
     bool body_streamed = false;
     std::optional<upstream_response_parser> response;
-    auto up = co_await connect_upstream(worker_, *picked, failure);
+    bool no_descriptors = false;
+    auto up = co_await connect_upstream(worker_, *picked, failure, &no_descriptors);
     if (s.closed || closed_) co_return;
     if (!up) {
-      outcome = routing::Outcome::connect_failure;
+      // Out of descriptors here: not the endpoint's failure (as in http_session_forward.cpp).
+      outcome = no_descriptors ? routing::Outcome::local_abort : routing::Outcome::connect_failure;
     } else {
       s.upstream = up.get();
       const bool reused = up->requests > 0;
@@ -299,7 +301,10 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         }
       }
       if (!response) {
-        if (outcome == routing::Outcome::timeout) {
+        if (outcome == routing::Outcome::local_abort) {
+          stats.requests_overloaded.add();
+          respond_error(s, 503, failure, log, kOverloadRetryAfter);
+        } else if (outcome == routing::Outcome::timeout) {
           stats.upstream_timeouts.add();
           respond_error(s, 504, failure, log);
         } else {

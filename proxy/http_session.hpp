@@ -62,6 +62,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::unique_ptr<UpstreamConnection> up;
     std::optional<response_parser> response;  // set when a response head arrived
     std::string failure;              // why it failed (error body, log)
+    bool no_descriptors = false;      // the connect failed for lack of descriptors here: 503, not 502
   };
 
   // One step per function.
@@ -87,7 +88,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // (proxy/tunnel.hpp) until either side ends it. The session ends with it.
   net::awaitable<Next> run_tunnel(Attempt& a, const routing::PickResult& picked, RequestLog& log);
   net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
-                                                              std::string& error);
+                                                              std::string& error, bool& no_descriptors);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
                                           std::size_t first_piece, bool& body_streamed, std::string& error);
   // Writes `head` (may be empty) and the first `size` bytes of body_buf_, framed as chunks when `chunked`

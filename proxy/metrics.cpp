@@ -80,7 +80,8 @@ void render_overload(prometheus::Writer& out, const Server& s) {
                  "Accepts that failed for lack of descriptors or socket memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).",
                  [](const WorkerStats& w) { return w.accept_no_descriptors.get(); });
   worker_counter(out, s, "sluice_requests_overloaded_total", Type::counter,
-                 "Requests answered 503 with Retry-After at limits.max_requests_per_worker.",
+                 "Requests answered 503 with Retry-After: past limits.max_requests_per_worker, or no descriptor "
+                 "left for an upstream connection.",
                  [](const WorkerStats& w) { return w.requests_overloaded.get(); });
 }
 

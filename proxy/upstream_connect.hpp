@@ -46,9 +46,11 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
 
 // A pooled keep-alive connection to the picked endpoint, else a new one (resolved, connected and, when the
 // cluster or mesh TLS says so, TLS-handshaken under timeouts.connect). Null on failure, with `error` saying
-// why. Counts connects, reuses and connect failures in the worker's stats.
+// why. Counts connects, reuses and connect failures in the worker's stats. `no_descriptors` (when given) is
+// set when the connect failed for lack of descriptors here (EMFILE...): not the endpoint's failure.
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
-                                                                     std::string& error);
+                                                                     std::string& error,
+                                                                     bool* no_descriptors = nullptr);
 
 // What reading a response head gave.
 struct ResponseHeadResult {

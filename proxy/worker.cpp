@@ -25,14 +25,12 @@ constexpr std::chrono::milliseconds kNoDescriptorsMaxBackoff{1000};
 // At most one warning per worker in this interval, however many accepts fail meanwhile (they are counted).
 constexpr auto kNoDescriptorsLogInterval = std::chrono::seconds(10);
 
-// EMFILE (this process's limit), ENFILE (the system's), ENOBUFS/ENOMEM (the kernel's socket memory): errors
-// that say "not now", unlike a client that reset before its connection was accepted.
+}  // namespace
+
 bool out_of_descriptors(const boost::system::error_code& ec) {
   return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
          ec == net::error::no_buffer_space || ec == net::error::no_memory;
 }
-
-}  // namespace
 
 Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table,
                net::io_context* external)

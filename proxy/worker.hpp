@@ -35,6 +35,11 @@ class ServerTls;
 // HTTP/2 alike): requests are short, so a second is enough for the worker to have room again.
 inline constexpr std::string_view kOverloadRetryAfter = "1";
 
+// EMFILE (this process's descriptor limit), ENFILE (the system's), ENOBUFS/ENOMEM (the kernel's socket
+// memory): the proxy itself is out of resources, which says nothing about the peer. Accepting backs off on
+// them; an upstream connect failing with one is not held against the endpoint.
+bool out_of_descriptors(const boost::system::error_code& ec);
+
 // What a session needs to know about the listener that accepted it.
 struct ListenerInfo {
   config::Listener cfg;

@@ -7,7 +7,7 @@ import resource
 import socket
 import time
 
-from integ_harness import HttpReader, admin_metric, connect, curl, free_port, make_config, wait_until
+from integ_harness import LOCAL_CLUSTER, HttpReader, admin_metric, connect, curl, free_port, make_config, wait_until
 
 
 def with_admin(port, endpoints, admin_port, **overrides):
@@ -122,10 +122,22 @@ def low_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
+def exhaustion_config(port, alpha, beta, admin_port):
+    """app -> alpha; Host other -> a service on beta with outlier detection at its default (one local-origin
+    failure ejects), which must not eject beta for a connect that failed for lack of descriptors here."""
+    cfg = with_admin(port, [alpha], admin_port)
+    cfg["services"].append({"name": "other", "namespace": "default",
+                            "clusters": [{"cluster": LOCAL_CLUSTER, "endpoints": [beta]}]})
+    cfg["routes"] = [{"hosts": ["other"], "path": "/", "service": "other.default"},
+                     {"hosts": ["*"], "path": "/", "service": "app.default"}]
+    return cfg
+
+
 def test_descriptor_exhaustion_backs_off_and_recovers(backend_factory, sluice_factory):
     a = backend_factory("alpha")
+    b = backend_factory("beta")
     admin_port = free_port()
-    sluice = sluice_factory(make_cfg=lambda port: with_admin(port, [a.address], admin_port),
+    sluice = sluice_factory(make_cfg=lambda port: exhaustion_config(port, a.address, b.address, admin_port),
                             preexec_fn=low_nofile)
     # An established keep-alive connection with its upstream connection pooled: it needs no new descriptor.
     kept = connect(sluice.port)
@@ -144,6 +156,12 @@ def test_descriptor_exhaustion_backs_off_and_recovers(backend_factory, sluice_fa
     assert sluice.stderr().count("Too many open files") == 1, sluice.stderr()
     # The established connection is still served.
     assert get(kept, kept_reader)[0] == 200
+    # A request that needs a new upstream connection cannot have one: 503 with Retry-After (the proxy is out
+    # of descriptors), not a 502 that blames the endpoint, and the connection is kept.
+    kept.sendall(b"GET /bytes/2 HTTP/1.1\r\nHost: other\r\n\r\n")
+    status, headers, body = kept_reader.read_response()
+    assert (status, headers.get("retry-after")) == (503, "1"), body
+    assert get(kept, kept_reader)[0] == 200
     # Descriptors free up: accepting resumes, and a new client is served.
     for s in flood:
         s.close()
@@ -155,4 +173,8 @@ def test_descriptor_exhaustion_backs_off_and_recovers(backend_factory, sluice_fa
             return False
     wait_until(served, 20, "a new connection served after the flood closed", interval=0.2)
     assert admin_metric(admin_port, "sluice_accept_no_descriptors_total") >= 1
+    # beta was not ejected for it: served at once.
+    kept.sendall(b"GET /bytes/2 HTTP/1.1\r\nHost: other\r\n\r\n")
+    status, _, body = kept_reader.read_response()
+    assert (status, body) == (200, b"ab")
     kept.close()
