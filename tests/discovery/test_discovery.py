@@ -212,7 +212,9 @@ def test_api_return_is_noticed_within_a_second(api):
         print(f"outage {RETURN_OUTAGE_S} s: change published {lag:.3f} s after kubectl returned, "
               f"{m['t_us'] / 1e6 - back_at:.3f} s after the API came back")
         assert lag < 2.0, f"published {lag:.2f} s after the change that followed the API's return"
-        status = probe.wait_status(lambda s: s["api_returns"] >= 1, what="the probe's wake")
+        # (The watches' own backoff may happen to fire first, in which case the probe had nothing to wake: so
+        # the wake count is not asserted, the promptness above is.)
+        status = probe.wait_status(lambda s: not s["stale"], what="fresh status")
         # One probe per 500 ms for the server (six resources share it), nothing like one per resource.
         assert status["api_probes"] - lost["api_probes"] <= 2 * 3 + 2, status
         assert status["api_probes"] <= 2 * (RETURN_OUTAGE_S + 5) + 4, status
