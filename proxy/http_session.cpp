@@ -195,15 +195,37 @@ net::awaitable<bool> HttpSession::read_head() {
                           log.error, Next::close, log);
       co_return false;
     }
-    if (deadline) {
+    // Part of a head is in: its deadline must leave the socket open for a 408, and Beast's stream closes the
+    // socket when its deadline passes. So the deadline is a timer of this read's own that cancels the read
+    // instead. (Rare: a head split across reads. Waiting for a first byte keeps the stream's deadline, and a
+    // connection idle at it is closed without an answer, as nginx does.)
+    std::optional<net::steady_timer> head_timer;
+    auto head_read_pending = std::make_shared<bool>(false);
+    bool head_timed_out = false;
+    if (state_ == State::reading_head && deadline) {
+      stream_.transport().expires_never();
+      head_timer.emplace(stream_.transport().get_executor(), *deadline);
+      *head_read_pending = true;
+      head_timer->async_wait([self = shared_from_this(), pending = head_read_pending, &head_timed_out](
+                                 boost::system::error_code ec) {
+        // Only while the read is still pending: a handler queued as the read completed must not cancel a
+        // later operation (the frame's `head_timed_out` is alive while *pending is true).
+        if (ec || !*pending) return;
+        head_timed_out = true;
+        boost::system::error_code ignored;
+        self->stream_.transport().socket().cancel(ignored);
+      });
+    } else if (deadline) {
       stream_.transport().expires_at(*deadline);
     } else {
       stream_.transport().expires_after(settings.timeouts.idle);
     }
     auto [ec, n] = co_await stream_.visit(
         [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    *head_read_pending = false;
+    if (head_timer) head_timer->cancel();
     if (ec) {
-      if (ec == beast::error::timeout && state_ == State::reading_head) {
+      if ((ec == beast::error::timeout || head_timed_out) && state_ == State::reading_head) {
         RequestLog log;
         log.client = client_ip_;
         log.error = "request head timeout";

@@ -1,10 +1,10 @@
 """RFC 9112 9.3/9.6 for the answers sluice writes itself (404 no route, 503 no endpoint, 502, 504, 400, 431,
-505): `Connection: close` and HTTP/1.0's default close the connection after the answer, which says so
+408, 505): `Connection: close` and HTTP/1.0's default close the connection after the answer, which says so
 (`Connection: close`); an HTTP/1.0 client gets an HTTP/1.0 status line; HTTP/1.0 with keep-alive and HTTP/1.1
 by default keep the connection where the answer allows it. RFC 9112 2.3: `HTTP/1.x` (x > 1) is HTTP/1.1; an
 unsupported major version gets 505. Every case is checked with raw sockets (status line, header, EOF), the
-keep-alive ones with curl too. (A head that times out is closed without an answer, as nginx does: Beast's
-stream closes the socket at its deadline; test_errors.py checks that close.)"""
+keep-alive ones with curl too. (A connection that sends nothing by the head deadline is closed without an
+answer, as nginx does; one with part of a head gets 408.)"""
 import socket
 
 import pytest
@@ -155,6 +155,8 @@ def always_close_cases():
             pytest.param(f"GET / HTTP/{v}\r\nHost: app.example\r\nX: a\0b\r\n\r\n", 400, v, id=f"400-nul-{v}"),
             pytest.param(f"GET / HTTP/{v}\r\nHost: app.example\r\n{many_headers}\r\n", 431, v, id=f"431-{v}"),
             pytest.param(f"GET /delay/5000 HTTP/{v}\r\nHost: app.example\r\n\r\n", 504, v, id=f"504-{v}"),
+            # Half a head, then silence: the head deadline (1 s here) answers 408.
+            pytest.param(f"GET / HTTP/{v}\r\nHost: app.example\r\n", 408, v, id=f"408-{v}"),
         ]
     return cases
 
