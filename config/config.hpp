@@ -203,6 +203,15 @@ struct Limits {
   std::uint32_t max_request_headers = 100;             // Envoy max_headers_count 100
   std::uint32_t max_response_header_bytes = 60 * 1024;
   std::uint32_t max_tunnels = 10000;  // upgraded connections open at once, all workers; beyond it 503
+  // Downstream connections open at once on one worker, all its listeners together (nginx worker_connections,
+  // HAProxy maxconn): at the limit the worker stops accepting until one of them closes, so new clients wait
+  // in the kernel's backlog instead of costing memory and descriptors. 10000 * ~9 KiB per idle connection
+  // (measured: tests/bench/README.md, flood) is ~90 MiB per worker.
+  std::uint32_t max_connections_per_worker = 10000;
+  // Requests in flight at once on one worker (HTTP/1.1 requests and HTTP/2 streams): one more is answered 503
+  // with Retry-After. Each holds an upstream connection and up to two 64 KiB relay buffers: 4096 of them are
+  // ~0.5 GiB and 4096 descriptors at worst.
+  std::uint32_t max_requests_per_worker = 4096;
 };
 
 struct Timeouts {

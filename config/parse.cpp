@@ -50,6 +50,8 @@ void parse_limits(ObjectReader& r, Limits& l) {
   r.integer("max_request_headers", l.max_request_headers, 1, max_header_count);
   r.integer("max_response_header_bytes", l.max_response_header_bytes, min_header_bytes, max_header_bytes);
   r.integer("max_tunnels", l.max_tunnels, 0, max_count);
+  r.integer("max_connections_per_worker", l.max_connections_per_worker, 1, max_count);
+  r.integer("max_requests_per_worker", l.max_requests_per_worker, 1, max_count);
 }
 
 void parse_timeouts(ObjectReader& r, Timeouts& t) {

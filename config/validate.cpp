@@ -137,6 +137,9 @@ class Checker {
     range("limits.max_request_header_bytes", l.max_request_header_bytes, bounds::min_header_bytes, bounds::max_header_bytes);
     range("limits.max_request_headers", l.max_request_headers, 1, bounds::max_header_count);
     range("limits.max_response_header_bytes", l.max_response_header_bytes, bounds::min_header_bytes, bounds::max_header_bytes);
+    range("limits.max_tunnels", l.max_tunnels, 0, bounds::max_count);
+    range("limits.max_connections_per_worker", l.max_connections_per_worker, 1, bounds::max_count);
+    range("limits.max_requests_per_worker", l.max_requests_per_worker, 1, bounds::max_count);
     const auto& t = config_.timeouts;
     positive("timeouts.request_header", t.request_header);
     positive("timeouts.idle", t.idle);

@@ -71,6 +71,12 @@ ApiConnection::ApiConnection(net::any_io_executor executor, std::shared_ptr<ssl:
     : executor_(std::move(executor)), tls_(std::move(tls)), credentials_(std::move(credentials)),
       timeouts_(timeouts) {}
 
+void ApiConnection::set_credentials(std::shared_ptr<const Credentials> credentials,
+                                    std::shared_ptr<ssl::context> tls) {
+  credentials_ = std::move(credentials);
+  tls_ = std::move(tls);
+}
+
 void ApiConnection::close() {
   if (!stream_) return;
   error_code ignored;
@@ -83,7 +89,9 @@ net::awaitable<void> ApiConnection::connect(error_code& ec) {
   buffer_.clear();
   detail_.clear();
   stream_.emplace(executor_, *tls_);
-  const Credentials& c = *credentials_;
+  // Held for the whole connect: set_credentials() may replace credentials_ while it is suspended.
+  const auto held = credentials_;
+  const Credentials& c = *held;
   SSL* ssl = stream_->native_handle();
   // Name verification by OpenSSL itself: an IP literal must match an IP SAN, a name a DNS SAN.
   if (!c.insecure_skip_verify) {

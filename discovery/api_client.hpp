@@ -67,6 +67,10 @@ class ApiConnection {
   // Closes the connection; a pending operation completes with operation_aborted. Control thread.
   void close();
 
+  // Credentials re-read after a 401 (KubernetesSource): the next connection and the next request use
+  // them; an open connection (a watch streaming) keeps its TLS session. Control thread.
+  void set_credentials(std::shared_ptr<const Credentials> credentials, std::shared_ptr<ssl::context> tls);
+
   // A description of the last connect failure beyond the error code (e.g. the TLS verification cause).
   const std::string& detail() const { return detail_; }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "discovery/api_probe.hpp"
 #include "discovery/credentials.hpp"
 #include "discovery/merge.hpp"
 #include "discovery/resource_watch.hpp"
@@ -57,10 +58,43 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
     if (any_stale() != published_stale_) mark_dirty();
   }
 
+  void on_api_lost() override {
+    if (probe_) probe_->start();
+  }
+
+  void on_unauthorized() override { reload_credentials(); }
+
  private:
   void malformed(const std::string& error) {
     ++malformed_;
     log::warn("kubernetes: malformed " + error);
+  }
+
+  // A 401: the token (inline or in a file) or the client certificate may have been rotated in the kubeconfig
+  // (or the service account): read them again and hand them to every watch for its next attempt. The
+  // watches get their 401s at about the same time; one re-read a second serves them all.
+  void reload_credentials() {
+    const auto now = std::chrono::steady_clock::now();
+    if (last_reload_ != std::chrono::steady_clock::time_point{} && now - last_reload_ < std::chrono::seconds(1)) {
+      return;
+    }
+    last_reload_ = now;
+    CredentialsResult creds = load_credentials(options_);
+    if (!creds.credentials) {
+      log::warn("kubernetes: 401 from the API server, and the credentials cannot be read again: " + creds.error);
+      return;
+    }
+    std::string error;
+    auto tls = make_tls_context(*creds.credentials, error);
+    if (!tls) {
+      log::warn("kubernetes: 401 from the API server, and " + creds.credentials->origin + " is unusable: " + error);
+      return;
+    }
+    auto credentials = std::make_shared<const Credentials>(std::move(*creds.credentials));
+    for (auto& w : watches_) w->set_credentials(credentials, tls);
+    if (probe_) probe_->set_credentials(credentials, tls);
+    ++credential_reloads_;
+    log::info("kubernetes: 401 from the API server: credentials read again from " + credentials->origin);
   }
 
   bool all_synced() const {
@@ -120,6 +154,9 @@ class KubernetesSource::Impl : public WatchSink, public std::enable_shared_from_
   std::vector<std::shared_ptr<ResourceWatch>> watches_;
   net::steady_timer rebuild_timer_;
   net::steady_timer initial_timer_;
+  std::shared_ptr<ApiProbe> probe_;
+  std::chrono::steady_clock::time_point last_reload_{};
+  std::uint64_t credential_reloads_ = 0;
   std::string origin_;
   bool started_ = false;
   bool stopped_ = false;
@@ -154,6 +191,19 @@ std::string KubernetesSource::Impl::start() {
     for (const auto& ns : namespaces)
       watches_.push_back(std::make_shared<ResourceWatch>(ioc_.get_executor(), info, ns, credentials, tls, options_,
                                                          std::weak_ptr<WatchSink>(shared_from_this())));
+  std::weak_ptr<Impl> weak = shared_from_this();
+  probe_ = std::make_shared<ApiProbe>(
+      ioc_.get_executor(), tls, credentials,
+      [weak] {
+        auto self = weak.lock();
+        return self && std::any_of(self->watches_.begin(), self->watches_.end(),
+                                   [](const auto& w) { return w->waiting_for_api(); });
+      },
+      [weak] {
+        if (auto self = weak.lock()) {
+          for (auto& w : self->watches_) w->wake();
+        }
+      });
   started_ = true;
   log::info("kubernetes: watching " + std::string(options_.namespaces.empty() ? "all namespaces" : "namespaces") +
             " via " + origin_);
@@ -174,6 +224,7 @@ void KubernetesSource::Impl::stop() {
   stopped_ = true;
   rebuild_timer_.cancel();
   initial_timer_.cancel();
+  if (probe_) probe_->stop();
   for (auto& w : watches_) w->stop();
 }
 
@@ -187,6 +238,9 @@ Status KubernetesSource::Impl::status() const {
   s.malformed_objects = malformed_;
   s.services = services_;
   s.last_publish_latency = last_publish_latency_;
+  s.api_probes = probe_ ? probe_->probes() : 0;
+  s.api_returns = probe_ ? probe_->wakes() : 0;
+  s.credential_reloads = credential_reloads_;
   for (const auto& w : watches_) {
     ResourceStatus r = w->status();
     r.objects = store_.count(w->info().kind);

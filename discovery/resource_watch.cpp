@@ -99,6 +99,10 @@ void ResourceWatch::set_stale(bool stale) {
   if (auto sink = sink_.lock()) sink->on_state_changed();
 }
 
+void ResourceWatch::unauthorized() {
+  if (auto sink = sink_.lock()) sink->on_unauthorized();
+}
+
 void ResourceWatch::fail(const std::string& error) {
   ++status_.failures;
   status_.last_error = error;
@@ -115,6 +119,24 @@ net::awaitable<void> ResourceWatch::sleep(milliseconds delay) {
   co_await timer_.async_wait(net::redirect_error(net::use_awaitable, ec));
 }
 
+net::awaitable<void> ResourceWatch::backoff_sleep() {
+  const auto delay = backoff_.next();
+  waiting_for_api_ = transport_failure_;
+  if (waiting_for_api_) {
+    if (auto sink = sink_.lock()) sink->on_api_lost();
+  }
+  co_await sleep(delay);
+  waiting_for_api_ = false;
+}
+
+void ResourceWatch::wake() {
+  if (waiting_for_api_ && !stopped_) timer_.cancel();
+}
+
+void ResourceWatch::set_credentials(std::shared_ptr<const Credentials> credentials, std::shared_ptr<ssl::context> tls) {
+  connection_.set_credentials(std::move(credentials), std::move(tls));
+}
+
 net::awaitable<void> ResourceWatch::run() {
   auto self = shared_from_this();  // alive while the loop runs
   bool need_list = true;
@@ -127,7 +149,7 @@ net::awaitable<void> ResourceWatch::run() {
         continue;
       }
       if (r != Outcome::ok) {
-        co_await sleep(backoff_.next());
+        co_await backoff_sleep();
         continue;
       }
       need_list = false;
@@ -139,7 +161,7 @@ net::awaitable<void> ResourceWatch::run() {
     switch (r) {
       case Outcome::ok:
         if (std::chrono::steady_clock::now() - began < min_healthy_watch && status_.events == events_before)
-          co_await sleep(backoff_.next());
+          co_await backoff_sleep();
         break;
       case Outcome::gone:
         need_list = true;
@@ -150,10 +172,10 @@ net::awaitable<void> ResourceWatch::run() {
         break;
       case Outcome::failed_relist:
         need_list = true;
-        co_await sleep(backoff_.next());
+        co_await backoff_sleep();
         break;
       default:
-        co_await sleep(backoff_.next());
+        co_await backoff_sleep();
         break;
     }
   }
@@ -169,6 +191,7 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::list() {
     error_code ec;
     ApiResponse resp = co_await connection_.get(target, max_list_body, ec);
     if (stopped_) co_return Outcome::stopped;
+    transport_failure_ = static_cast<bool>(ec);
     if (ec) {
       std::string detail = connection_.detail().empty() ? ec.message() : connection_.detail();
       fail("list: " + detail);
@@ -195,6 +218,7 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::list() {
     }
     if (resp.status != 200) {
       fail("list: " + http_error(resp.status, resp.body));
+      if (resp.status == 401) unauthorized();
       co_return Outcome::failed;
     }
     json page = json::parse(resp.body, nullptr, false);
@@ -293,6 +317,7 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::watch() {
   ApiResponse resp = co_await connection_.stream(target, timeout + options_.request_timeout, on_data, ec);
   status_.connected = false;
   if (stopped_) co_return Outcome::stopped;
+  transport_failure_ = static_cast<bool>(ec) && outcome == Outcome::ok;
   if (outcome != Outcome::ok) co_return outcome;
   if (ec) {
     std::string detail = connection_.detail().empty() ? ec.message() : connection_.detail();
@@ -304,6 +329,7 @@ net::awaitable<ResourceWatch::Outcome> ResourceWatch::watch() {
   if (resp.status != 200) {
     // E.g. 504 ResourceVersionTooLarge from a restarted server, or a 5xx: the RV cannot be trusted.
     fail("watch: " + http_error(resp.status, resp.body));
+    if (resp.status == 401) unauthorized();
     co_return Outcome::failed_relist;
   }
   if (splitter.pending() > 0) {

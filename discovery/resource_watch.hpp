@@ -36,6 +36,12 @@ class WatchSink {
   virtual void on_event(Kind kind, EventType type, const nlohmann::json& object) = 0;
   // The watch's status changed (synced, stale, connected): the source may need to republish.
   virtual void on_state_changed() = 0;
+  // The watch lost the API server (connect refused, reset, timeout) and is backing off: the source probes
+  // the server to wake every watch when it returns (api_probe.hpp).
+  virtual void on_api_lost() {}
+  // The API server answered 401: the source re-reads the credentials (set_credentials) before the watch's
+  // next attempt.
+  virtual void on_unauthorized() {}
 };
 
 // Lifetime: owned by shared_ptr; its coroutine keeps it alive until stop() has taken effect. The sink is
@@ -52,6 +58,14 @@ class ResourceWatch : public std::enable_shared_from_this<ResourceWatch> {
   // Stops the loop and closes the connection. Control thread.
   void stop();
 
+  // Ends a backoff wait that follows the loss of the API server: the next attempt starts now (the source's
+  // probe saw the server answer again). Any other wait is left alone. Control thread.
+  void wake();
+  // True while the watch backs off after losing the API server. Control thread.
+  bool waiting_for_api() const { return waiting_for_api_; }
+  // Credentials re-read after a 401: used from the next connection on. Control thread.
+  void set_credentials(std::shared_ptr<const Credentials> credentials, std::shared_ptr<ssl::context> tls);
+
   const ResourceStatus& status() const { return status_; }
   const ResourceInfo& info() const { return info_; }
 
@@ -62,8 +76,11 @@ class ResourceWatch : public std::enable_shared_from_this<ResourceWatch> {
   net::awaitable<Outcome> list();
   net::awaitable<Outcome> watch();
   net::awaitable<void> sleep(milliseconds delay);
+  // The backoff wait after a failure; wake() ends it early when the failure lost the API server.
+  net::awaitable<void> backoff_sleep();
   std::string path() const;
   void fail(const std::string& error);
+  void unauthorized();
   void set_stale(bool stale);
   bool handle_line(std::string_view line, Outcome& outcome);
 
@@ -80,6 +97,8 @@ class ResourceWatch : public std::enable_shared_from_this<ResourceWatch> {
   bool absent_warned_ = false;
   bool listed_once_ = false;
   bool watched_once_ = false;
+  bool transport_failure_ = false;  // the last failure was the connection's (no HTTP answer)
+  bool waiting_for_api_ = false;    // in backoff_sleep() after such a failure
   ResourceStatus status_;
 };
 

@@ -21,6 +21,12 @@ void render_prometheus(const Status& s, prometheus::Writer& out) {
   single("sluice_discovery_publishes_total", Type::counter, "routing models published", s.publishes);
   single("sluice_discovery_malformed_objects_total", Type::counter, "objects skipped as malformed",
          s.malformed_objects);
+  single("sluice_discovery_api_probes_total", Type::counter,
+         "GET /version probes sent while watches back off after losing the API server", s.api_probes);
+  single("sluice_discovery_api_returns_total", Type::counter,
+         "times a probe saw the API server answer again and woke every watch", s.api_returns);
+  single("sluice_discovery_credential_reloads_total", Type::counter,
+         "credentials re-read (kubeconfig, service account) after a 401", s.credential_reloads);
 
   // One family per field, a sample per resource labelled resource="...",namespace="...".
   const auto per_resource = [&](const char* name, Type type, const char* help, auto value) {

@@ -39,6 +39,9 @@ struct Status {
   // (embed/sources.cpp, through RoutingInputs) builds and publishes the snapshot, so this is "event
   // received -> routable".
   std::chrono::microseconds last_publish_latency{0};
+  std::uint64_t api_probes = 0;          // probes of a lost API server (api_probe.hpp)
+  std::uint64_t api_returns = 0;         // times a probe saw it answer and woke the watches
+  std::uint64_t credential_reloads = 0;  // kubeconfig / service account re-read after a 401
   std::vector<ResourceStatus> resources;
 };
 

@@ -128,7 +128,8 @@ Admin::Admin(net::io_context& control, AdminSources sources)
     : control_(control),
       sources_(std::move(sources)),
       picker_(std::make_unique<routing::Picker>(*sources_.table)),
-      acceptor_(control) {}
+      acceptor_(control),
+      accept_retry_(control) {}
 
 Admin::~Admin() { close(); }
 
@@ -155,6 +156,7 @@ void Admin::start() { net::co_spawn(control_, accept_loop(), net::detached); }
 void Admin::close() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  accept_retry_.cancel();
 }
 
 net::awaitable<void> Admin::accept_loop() {
@@ -162,6 +164,10 @@ net::awaitable<void> Admin::accept_loop() {
     auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
     if (ec) {
       if (!acceptor_.is_open()) co_return;
+      // Out of descriptors (EMFILE) leaves the connection in the backlog and the socket readable: retrying
+      // at once would spin the control thread, which also runs health checks and probes. The workers log it.
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      co_await accept_retry_.async_wait(use_nothrow);
       continue;
     }
     net::co_spawn(control_, serve(std::move(socket)), net::detached);

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json_fwd.hpp>
 
 #include "config/config.hpp"
@@ -68,6 +69,7 @@ class Admin {
   AdminSources sources_;
   std::unique_ptr<routing::Picker> picker_;  // the admin's own balancer, for /explain's "next" pick
   tcp::acceptor acceptor_;
+  net::steady_timer accept_retry_;  // the pause after a failed accept (e.g. out of descriptors)
   // Written by drain() on any thread, read by the control thread when /ready is asked. Relaxed: it
   // publishes no other data, and a /ready answered a moment before the store is as right as one after.
   std::atomic<bool> draining_{false};

@@ -363,7 +363,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
                                                                                   : kAlpnH2;
   auto in_flight = std::make_shared<net::steady_timer>(worker.ioc(), net::steady_timer::time_point::max());
   connecting_[endpoint] = in_flight;
-  auto conn = co_await connect_upstream(worker, picked, error, alpn);
+  auto conn = co_await connect_upstream(worker, picked, error, nullptr, alpn);
   connecting_.erase(endpoint);
   in_flight->cancel();
   if (!conn) co_return nullptr;

@@ -80,7 +80,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // One request stream (http2_stream.cpp).
   net::awaitable<void> handle_stream(std::shared_ptr<H2Stream> s);
   net::awaitable<bool> wait(H2Stream& s, std::chrono::steady_clock::duration timeout);
-  void respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log);
+  // `retry_after`: non-empty, a retry-after field (a 503 at the in-flight limit).
+  void respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
+                     std::string_view retry_after = {});
   void submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body);
   void consume(H2Stream& s, std::size_t n);
   void finish_stream(H2Stream& s);

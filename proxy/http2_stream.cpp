@@ -129,7 +129,8 @@ void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fiel
   kick();
 }
 
-void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log) {
+void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
+                                 std::string_view retry_after) {
   log.status = status;
   log.error = std::string(text);
   log.bytes_received = 0;
@@ -151,12 +152,12 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
   s.body_out = std::string(text) + "\n";
   s.out_pos = 0;
   s.out_eof = true;
-  submit_response(s,
-                  {{":status", std::to_string(status)},
-                   {"server", "sluice"},
-                   {"content-type", "text/plain; charset=utf-8"},
-                   {"content-length", std::to_string(s.body_out.size())}},
-                  true);
+  std::vector<H2Field> fields{{":status", std::to_string(status)},
+                              {"server", "sluice"},
+                              {"content-type", "text/plain; charset=utf-8"},
+                              {"content-length", std::to_string(s.body_out.size())}};
+  if (!retry_after.empty()) fields.push_back({"retry-after", std::string(retry_after)});
+  submit_response(s, fields, true);
 }
 
 net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
@@ -195,6 +196,13 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         s.deadline = std::chrono::steady_clock::now() + std::min(*d, bound);
       }
     }
+  }
+  // limits.max_requests_per_worker, as for HTTP/1.1 (http_session.cpp): this stream is counted already.
+  if (stats.active_requests.get() > static_cast<std::int64_t>(settings.limits.max_requests_per_worker)) {
+    stats.requests_overloaded.add();
+    respond_error(s, 503, "overloaded: too many requests in flight (limits.max_requests_per_worker)", log,
+                  kOverloadRetryAfter);
+    co_return;
   }
   if (s.too_large) {
     stats.bad_requests.add();
@@ -334,10 +342,12 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       // use_http1: ALPN chose HTTP/1.1; the connection waits in the pool for the code below.
     }
     std::optional<upstream_response_parser> response;
-    auto up = co_await connect_upstream(worker_, *picked, failure);
+    bool no_descriptors = false;
+    auto up = co_await connect_upstream(worker_, *picked, failure, &no_descriptors);
     if (s.closed || closed_) co_return;
     if (!up) {
-      outcome = routing::Outcome::connect_failure;
+      // Out of descriptors here: not the endpoint's failure (as in http_session_forward.cpp).
+      outcome = no_descriptors ? routing::Outcome::local_abort : routing::Outcome::connect_failure;
     } else {
       s.upstream = up.get();
       const bool reused = up->requests > 0;
@@ -405,7 +415,10 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         }
       }
       if (!response) {
-        if (outcome == routing::Outcome::timeout) {
+        if (outcome == routing::Outcome::local_abort) {
+          stats.requests_overloaded.add();
+          respond_error(s, 503, failure, log, kOverloadRetryAfter);
+        } else if (outcome == routing::Outcome::timeout) {
           stats.upstream_timeouts.add();
           respond_error(s, 504, failure, log);
         } else {

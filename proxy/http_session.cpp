@@ -64,6 +64,22 @@ class TunnelSlot {
   bool held_ = false;
 };
 
+// RFC 9112 2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, the last token of the request line.
+enum class LineVersion { unknown, v10, v11, newer_minor, other_major };
+
+// The version of `line` (a request line without its CRLF): `unknown` when it does not end in a well-formed
+// HTTP-version (Beast's parser then says what is wrong with it).
+LineVersion request_line_version(std::string_view line) {
+  static constexpr std::size_t kLen = 8;  // "HTTP/1.1"
+  if (line.size() < kLen + 1 || line[line.size() - kLen - 1] != ' ') return LineVersion::unknown;
+  const auto v = line.substr(line.size() - kLen);
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!v.starts_with("HTTP/") || !digit(v[5]) || v[6] != '.' || !digit(v[7])) return LineVersion::unknown;
+  if (v[5] != '1') return LineVersion::other_major;
+  if (v[7] == '0') return LineVersion::v10;
+  return v[7] == '1' ? LineVersion::v11 : LineVersion::newer_minor;
+}
+
 std::string_view describe(HeadScan s) {
   switch (s) {
     case HeadScan::bare_lf: return "bare LF line ending in request head";
@@ -144,6 +160,10 @@ net::awaitable<void> HttpSession::run() {
 net::awaitable<bool> HttpSession::read_head() {
   const auto& settings = worker_.settings();
   HeadScanner scanner(settings.limits.max_request_header_bytes, settings.limits.max_request_headers);
+  // The previous request's parser must not answer for this one: a local reply before the new parser exists
+  // takes its version and keep-alive from the raw request line (client_version_), not from the old request.
+  parser_.reset();
+  client_version_ = 11;
   state_ = buffer_.size() == 0 ? State::idle : State::reading_head;
   if (state_ == State::idle && close_after_) co_return false;
   std::optional<std::chrono::steady_clock::time_point> deadline;
@@ -160,6 +180,10 @@ net::awaitable<bool> HttpSession::read_head() {
     const bool maybe_preface = first_request_ && !view.empty() && view.size() < kH2Preface.size() &&
                                kH2Preface.starts_with(view);
     const auto scan = maybe_preface ? HeadScan::need_more : scanner.scan(view);
+    if (const auto eol = view.find("\r\n"); eol != std::string_view::npos) {
+      // The request line is in: an HTTP/1.0 client gets its answers, errors included, as HTTP/1.0 with a close.
+      if (request_line_version(view.substr(0, eol)) == LineVersion::v10) client_version_ = 10;
+    }
     if (scan == HeadScan::complete) break;
     if (scan != HeadScan::need_more) {
       RequestLog log;
@@ -171,15 +195,37 @@ net::awaitable<bool> HttpSession::read_head() {
                           log.error, Next::close, log);
       co_return false;
     }
-    if (deadline) {
+    // Part of a head is in: its deadline must leave the socket open for a 408, and Beast's stream closes the
+    // socket when its deadline passes. So the deadline is a timer of this read's own that cancels the read
+    // instead. (Rare: a head split across reads. Waiting for a first byte keeps the stream's deadline, and a
+    // connection idle at it is closed without an answer, as nginx does.)
+    std::optional<net::steady_timer> head_timer;
+    auto head_read_pending = std::make_shared<bool>(false);
+    bool head_timed_out = false;
+    if (state_ == State::reading_head && deadline) {
+      stream_.transport().expires_never();
+      head_timer.emplace(stream_.transport().get_executor(), *deadline);
+      *head_read_pending = true;
+      head_timer->async_wait([self = shared_from_this(), pending = head_read_pending, &head_timed_out](
+                                 boost::system::error_code ec) {
+        // Only while the read is still pending: a handler queued as the read completed must not cancel a
+        // later operation (the frame's `head_timed_out` is alive while *pending is true).
+        if (ec || !*pending) return;
+        head_timed_out = true;
+        boost::system::error_code ignored;
+        self->stream_.transport().socket().cancel(ignored);
+      });
+    } else if (deadline) {
       stream_.transport().expires_at(*deadline);
     } else {
       stream_.transport().expires_after(settings.timeouts.idle);
     }
     auto [ec, n] = co_await stream_.visit(
         [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    *head_read_pending = false;
+    if (head_timer) head_timer->cancel();
     if (ec) {
-      if (ec == beast::error::timeout && state_ == State::reading_head) {
+      if ((ec == beast::error::timeout || head_timed_out) && state_ == State::reading_head) {
         RequestLog log;
         log.client = client_ip_;
         log.error = "request head timeout";
@@ -192,6 +238,24 @@ net::awaitable<bool> HttpSession::read_head() {
     if (n < kReadChunk) stream_.mark_drained();
     if (!deadline) deadline = std::chrono::steady_clock::now() + settings.timeouts.request_header;
     state_ = State::reading_head;
+  }
+
+  // RFC 9112 2.3: "HTTP/1.x" with x > 1 is taken as HTTP/1.1 (Beast's parser refuses any version but 1.0 and
+  // 1.1, so the minor digit is rewritten in place: same length); another major version is not ours: 505.
+  {
+    auto* raw = static_cast<char*>(buffer_.data().data());
+    const std::string_view head(raw, buffer_.size());
+    const auto line = head.substr(0, head.find("\r\n"));
+    const auto version = request_line_version(line);
+    if (version == LineVersion::newer_minor) raw[line.size() - 1] = '1';
+    if (version == LineVersion::other_major) {
+      RequestLog log;
+      log.client = client_ip_;
+      log.error = "unsupported HTTP version " + std::string(line.substr(line.size() - 8));
+      worker_.stats().bad_requests.add();
+      co_await send_error(http::status::http_version_not_supported, log.error, Next::close, log);
+      co_return false;
+    }
   }
 
   // The raw head is sane; let Beast's parser take it.
@@ -234,6 +298,14 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
   auto host_it = req.find(http::field::host);
   if (host_it != req.end()) log.authority = std::string(host_it->value());
 
+  // limits.max_requests_per_worker: past it the request is refused before it costs an upstream connection
+  // and relay buffers. This request is counted in active_requests already, hence `>`.
+  if (stats.active_requests.get() > static_cast<std::int64_t>(worker_.settings().limits.max_requests_per_worker)) {
+    stats.requests_overloaded.add();
+    co_return co_await send_error(http::status::service_unavailable,
+                                  "overloaded: too many requests in flight (limits.max_requests_per_worker)",
+                                  Next::keep_alive, log, kOverloadRetryAfter);
+  }
   if (req.version() != 11 && req.version() != 10) {
     stats.bad_requests.add();
     co_return co_await send_error(http::status::http_version_not_supported, "unsupported HTTP version",
@@ -341,15 +413,26 @@ net::awaitable<void> HttpSession::send_continue() {
 }
 
 net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, std::string_view text, Next next,
-                                                          RequestLog& log) {
+                                                          RequestLog& log, std::string_view retry_after) {
+  const bool have_head = parser_ && parser_->is_header_done();
   // A request whose body was not read cannot keep the connection: its bytes would be taken for the next head.
-  if (parser_ && parser_->is_header_done() && !parser_->is_done()) next = Next::close;
+  if (have_head && !parser_->is_done()) next = Next::close;
+  // RFC 9112 9.3 and 9.6: `Connection: close`, or HTTP/1.0 without keep-alive, ends the connection after
+  // this answer, as it does after a proxied one.
+  if (have_head && !parser_->get().keep_alive()) next = Next::close;
+  if (!have_head && client_version_ == 10) next = Next::close;  // a 1.0 head we could not parse: no keep-alive
   if (close_after_ || worker_.draining()) next = Next::close;
-  http::response<http::string_body> res{status, 11};
+  // The status line says HTTP/1.0 to an HTTP/1.0 client (RFC 9110 6.2: a server answers with a version it
+  // knows the client understands), as relayed answers do (proxy/forward_headers.hpp).
+  const unsigned version = have_head ? (parser_->get().version() == 10 ? 10u : 11u) : client_version_;
+  http::response<http::string_body> res{status, version};
   res.set(http::field::server, "sluice");
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.body() = std::string(text) + "\n";
-  res.keep_alive(next == Next::keep_alive);
+  // Written out both ways whatever the version, so a client never has to guess whether we close.
+  res.set(http::field::connection, next == Next::keep_alive ? "keep-alive" : "close");
+  if (next == Next::keep_alive && version == 11) res.erase(http::field::connection);  // 1.1's default
+  if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
   res.prepare_payload();
   stream_.transport().expires_after(worker_.settings().timeouts.idle);
   co_await stream_.visit([&](auto& s) { return http::async_write(s, res, use_nothrow); });

@@ -62,6 +62,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::unique_ptr<UpstreamConnection> up;
     std::optional<response_parser> response;  // set when a response head arrived
     std::string failure;              // why it failed (error body, log)
+    bool no_descriptors = false;      // the connect failed for lack of descriptors here: 503, not 502
   };
 
   // One step per function.
@@ -70,7 +71,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   net::awaitable<Next> forward(routing::PickResult picked, routing::AttemptState& attempt, RequestLog& log);
   net::awaitable<bool> read_body_piece(std::size_t& got);
   net::awaitable<void> send_continue();
-  net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log);
+  // `retry_after`: non-empty, a Retry-After field (a 503 at the in-flight limit).
+  net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log,
+                                  std::string_view retry_after = {});
   net::awaitable<void> close();
   // The connection speaks HTTP/2 (preface seen, or ALPN h2): an Http2Session serves it to the end.
   net::awaitable<void> run_http2();
@@ -85,7 +88,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // (proxy/tunnel.hpp) until either side ends it. The session ends with it.
   net::awaitable<Next> run_tunnel(Attempt& a, const routing::PickResult& picked, RequestLog& log);
   net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
-                                                              std::string& error);
+                                                              std::string& error, bool& no_descriptors);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
                                           std::size_t first_piece, bool& body_streamed, std::string& error);
   // Writes `head` (may be empty) and the first `size` bytes of body_buf_, framed as chunks when `chunked`
@@ -115,6 +118,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
   bool close_after_ = false;
+  unsigned client_version_ = 11;      // 10 once the current request line says HTTP/1.0 (for local replies)
   std::string_view upgrade_;          // the current request's Upgrade token when it asks for one, else empty
   Tunnel* tunnel_ = nullptr;          // the tunnel this connection became, for abort()
   bool aborted_ = false;

@@ -139,11 +139,13 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
 // Connect (or reuse a pooled connection), send the request, read the response head.
 net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked, std::size_t first_piece,
                                                Attempt& a) {
-  a.up = co_await connect(picked, a.failure);
+  a.up = co_await connect(picked, a.failure, a.no_descriptors);
   upstream_ = a.up.get();
   if (aborted_) co_return;
   if (!a.up) {
-    a.outcome = routing::Outcome::connect_failure;
+    // Out of descriptors here: the endpoint did nothing wrong (no ejection, no retry elsewhere, which would
+    // fail the same way).
+    a.outcome = a.no_descriptors ? routing::Outcome::local_abort : routing::Outcome::connect_failure;
     co_return;
   }
   // A connection from the pool that fails before any response byte was most likely closed by the
@@ -208,6 +210,11 @@ net::awaitable<HttpSession::Next> HttpSession::run_tunnel(Attempt& a, const rout
 // The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.
 net::awaitable<HttpSession::Next> HttpSession::answer_failure(const Attempt& a, RequestLog& log) {
   auto& stats = worker_.stats();
+  if (a.no_descriptors) {
+    stats.requests_overloaded.add();
+    co_return co_await send_error(http::status::service_unavailable, a.failure, Next::keep_alive, log,
+                                  kOverloadRetryAfter);
+  }
   if (a.outcome == routing::Outcome::timeout) {
     stats.upstream_timeouts.add();
     co_return co_await send_error(http::status::gateway_timeout, a.failure, Next::close, log);
@@ -218,8 +225,8 @@ net::awaitable<HttpSession::Next> HttpSession::answer_failure(const Attempt& a, 
 }
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
-                                                                          std::string& error) {
-  co_return co_await connect_upstream(worker_, picked, error);
+                                                                          std::string& error, bool& no_descriptors) {
+  co_return co_await connect_upstream(worker_, picked, error, &no_descriptors);
 }
 
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,

@@ -67,6 +67,24 @@ void render_http2(prometheus::Writer& out, const Server& s) {
                  [](const WorkerStats& w) { return w.h2_streams.get(); });
 }
 
+// Overload: the connection limit, descriptor exhaustion on accept, the in-flight request limit.
+void render_overload(prometheus::Writer& out, const Server& s) {
+  worker_counter(out, s, "sluice_accept_paused_total", Type::counter,
+                 "Times a listener stopped accepting on a worker at limits.max_connections_per_worker.",
+                 [](const WorkerStats& w) { return w.accept_paused.get(); });
+  worker_counter(out, s, "sluice_acceptors_paused", Type::gauge,
+                 "Listeners (per worker) not accepting now: at the connection limit or backing off for lack of "
+                 "descriptors.",
+                 [](const WorkerStats& w) { return static_cast<std::uint64_t>(w.acceptors_paused.get()); });
+  worker_counter(out, s, "sluice_accept_no_descriptors_total", Type::counter,
+                 "Accepts that failed for lack of descriptors or socket memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).",
+                 [](const WorkerStats& w) { return w.accept_no_descriptors.get(); });
+  worker_counter(out, s, "sluice_requests_overloaded_total", Type::counter,
+                 "Requests answered 503 with Retry-After: past limits.max_requests_per_worker, or no descriptor "
+                 "left for an upstream connection.",
+                 [](const WorkerStats& w) { return w.requests_overloaded.get(); });
+}
+
 void render_proxy(prometheus::Writer& out, const Server& s) {
   worker_counter(out, s, "sluice_downstream_connections_total", Type::counter, "Downstream connections accepted.",
                  [](const WorkerStats& w) { return w.downstream_connections.get(); });
@@ -105,6 +123,7 @@ void render_proxy(prometheus::Writer& out, const Server& s) {
                  [](const WorkerStats& w) { return w.bytes_sent.get(); });
   render_tunnels(out, s);
   render_http2(out, s);
+  render_overload(out, s);
 }
 
 // A family with a sample per service and cluster: the count of the cluster's endpoints' `count(state)`.

@@ -64,10 +64,15 @@ struct WorkerStats {
   Counter tunnel_bytes_up;     // client -> endpoint
   Counter tunnel_bytes_down;   // endpoint -> client
   Counter tunnels_closed;
-  Counter tunnel_seconds;
+  Counter tunnel_seconds;      // total duration of closed tunnels, whole seconds (with tunnels_closed: mean)
   // HTTP/2 downstream (its streams also count in requests, active_requests and the responses above).
   Counter h2_connections;      // connections that spoke HTTP/2 (h2c prior knowledge or ALPN h2)
-  Counter h2_streams;          // request streams on them      // total duration of closed tunnels, whole seconds (with tunnels_closed: mean)
+  Counter h2_streams;          // request streams on them
+  // Overload (limits.max_connections_per_worker, limits.max_requests_per_worker, descriptor exhaustion).
+  Counter accept_paused;            // times an acceptor stopped accepting at the connection limit
+  Gauge acceptors_paused;           // acceptors waiting now (connection limit or descriptor backoff)
+  Counter accept_no_descriptors;    // accepts that failed with EMFILE/ENFILE/ENOBUFS/ENOMEM
+  Counter requests_overloaded;      // requests answered 503 at the in-flight limit
 };
 
 }  // namespace sluice::proxy

@@ -42,7 +42,7 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
 }
 
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
-                                                                     std::string& error,
+                                                                     std::string& error, bool* no_descriptors,
                                                                      std::optional<std::string_view> alpn) {
   auto& stats = worker.stats();
   const std::optional<config::TlsClient> tls_cfg =
@@ -72,8 +72,25 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
   }
   auto conn = std::make_unique<UpstreamConnection>(
       tls_ctx ? Stream(tcp::socket(worker.ioc()), tls_ctx) : Stream(tcp::socket(worker.ioc())), key);
+  // The socket is opened here, not by the connect: a shortage of descriptors (EMFILE...) is then told apart
+  // from the endpoint's failure (a connect over a range reports its own error for a socket it could not open).
+  boost::system::error_code oec;
+  conn->stream.transport().socket().open(targets.front().protocol(), oec);
+  if (oec) {
+    if (no_descriptors && out_of_descriptors(oec)) *no_descriptors = true;
+    stats.upstream_connect_failures.add();
+    error = "no socket for upstream " + key + ": " + oec.message();
+    co_return nullptr;
+  }
   conn->stream.transport().expires_after(worker.settings().timeouts.connect);
-  auto [cec, connected] = co_await conn->stream.transport().async_connect(targets, use_nothrow);
+  boost::system::error_code cec;
+  if (targets.size() == 1) {
+    // One address (an IP literal, the usual case): connect the socket just opened.
+    std::tie(cec) = co_await conn->stream.transport().async_connect(targets.front(), use_nothrow);
+  } else {
+    // Several (a name): each is tried in turn on a fresh socket.
+    std::tie(cec, std::ignore) = co_await conn->stream.transport().async_connect(targets, use_nothrow);
+  }
   if (cec) {
     stats.upstream_connect_failures.add();
     error = "upstream connect to " + key + " failed: " +

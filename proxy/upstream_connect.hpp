@@ -46,12 +46,14 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
 
 // A pooled keep-alive connection to the picked endpoint, else a new one (resolved, connected and, when the
 // cluster or mesh TLS says so, TLS-handshaken under timeouts.connect). Null on failure, with `error` saying
-// why. Counts connects, reuses and connect failures in the worker's stats.
+// why. Counts connects, reuses and connect failures in the worker's stats. `no_descriptors` (when given) is
+// set when the connect failed for lack of descriptors here (EMFILE...): not the endpoint's failure.
 // `alpn` (wire format, e.g. "\x02h2"): a new connection, never a pooled one, offering these protocols
 // over TLS; UpstreamConnection::alpn says what the endpoint chose. Used by the HTTP/2 client
 // (proxy/h2_upstream.hpp), with "" for h2c.
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
                                                                      std::string& error,
+                                                                     bool* no_descriptors = nullptr,
                                                                      std::optional<std::string_view> alpn = std::nullopt);
 
 // What reading a response head gave.

@@ -17,8 +17,20 @@ namespace sluice::proxy {
 namespace {
 
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// Out of descriptors on accept: the connection stays in the backlog and the listening socket stays readable,
+// so an immediate retry would spin. Retry after 100 ms, doubling to 1 s; a connection that closes (freeing a
+// descriptor) wakes the acceptor sooner.
+constexpr std::chrono::milliseconds kNoDescriptorsFirstBackoff{100};
+constexpr std::chrono::milliseconds kNoDescriptorsMaxBackoff{1000};
+// At most one warning per worker in this interval, however many accepts fail meanwhile (they are counted).
+constexpr auto kNoDescriptorsLogInterval = std::chrono::seconds(10);
 
 }  // namespace
+
+bool out_of_descriptors(const boost::system::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
+         ec == net::error::no_buffer_space || ec == net::error::no_memory;
+}
 
 Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Table& table,
                net::io_context* external)
@@ -43,7 +55,7 @@ std::string Worker::add_listener(std::shared_ptr<const ListenerInfo> listener) {
   const auto address = net::ip::make_address(cfg.address, ec);
   if (ec) return "listener " + cfg.name + ": bad address \"" + cfg.address + "\"";
   const tcp::endpoint endpoint(address, cfg.port);
-  auto a = std::make_unique<Acceptor>(Acceptor{std::move(listener), tcp::acceptor(ioc_)});
+  auto a = std::make_unique<Acceptor>(Acceptor{std::move(listener), tcp::acceptor(ioc_), net::steady_timer(ioc_)});
   auto& acc = a->acceptor;
   const auto where = cfg.name + " (" + cfg.address + ":" + std::to_string(cfg.port) + ")";
   acc.open(endpoint.protocol(), ec);
@@ -79,13 +91,37 @@ void Worker::start() {
   if (own_ioc_) thread_ = std::thread([this] { ioc_.run(); });
 }
 
+// Accepts while the worker has room (limits.max_connections_per_worker) and descriptors; otherwise pauses,
+// leaving new connections in the kernel's backlog, and goes on serving the connections it has.
 net::awaitable<void> Worker::accept_loop(Acceptor& a) {
+  const auto max_connections = static_cast<std::int64_t>(settings_.limits.max_connections_per_worker);
+  std::chrono::milliseconds backoff{0};  // non-zero: backing off after running out of descriptors
   for (;;) {
+    if (stats_.downstream_active_connections.get() >= max_connections) {
+      stats_.accept_paused.add();
+      log::debug("listener " + a.listener->cfg.name + ": " + std::to_string(max_connections) +
+                 " connections open on worker " + std::to_string(index_) + ", accepting paused");
+      co_await pause_accepting(a, std::nullopt);
+      if (!a.acceptor.is_open()) co_return;
+      continue;
+    }
     auto [ec, socket] = co_await a.acceptor.async_accept(use_nothrow);
     if (ec) {
       if (ec == net::error::operation_aborted || !a.acceptor.is_open()) co_return;
+      if (out_of_descriptors(ec)) {
+        stats_.accept_no_descriptors.add();
+        backoff = backoff.count() == 0 ? kNoDescriptorsFirstBackoff : std::min(backoff * 2, kNoDescriptorsMaxBackoff);
+        warn_no_descriptors(a, ec);
+        co_await pause_accepting(a, backoff);
+        if (!a.acceptor.is_open()) co_return;
+        continue;
+      }
       log::warn("accept on " + a.listener->cfg.name + ": " + ec.message());
-      continue;  // e.g. EMFILE: keep serving the connections we have
+      continue;
+    }
+    if (backoff.count() != 0) {
+      log::info("listener " + a.listener->cfg.name + ": accepting again on worker " + std::to_string(index_));
+      backoff = std::chrono::milliseconds{0};
     }
     boost::system::error_code opt_ec;
     socket.set_option(tcp::no_delay(true), opt_ec);
@@ -95,6 +131,37 @@ net::awaitable<void> Worker::accept_loop(Acceptor& a) {
     auto session = std::make_shared<HttpSession>(*this, a.listener, std::move(stream), std::move(client_ip));
     net::co_spawn(ioc_, session->run(), net::detached);
   }
+}
+
+net::awaitable<void> Worker::pause_accepting(Acceptor& a, std::optional<std::chrono::milliseconds> backoff) {
+  a.paused = true;
+  stats_.acceptors_paused.inc();
+  if (backoff) {
+    a.resume.expires_after(*backoff);
+  } else {
+    a.resume.expires_at(std::chrono::steady_clock::time_point::max());
+  }
+  co_await a.resume.async_wait(use_nothrow);  // cancelled (woken) by unregister_session or close_acceptors
+  a.paused = false;
+  stats_.acceptors_paused.dec();
+}
+
+void Worker::warn_no_descriptors(const Acceptor& a, const boost::system::error_code& ec) {
+  const auto now = std::chrono::steady_clock::now();
+  if (no_descriptors_logged_ != std::chrono::steady_clock::time_point{} &&
+      now - no_descriptors_logged_ < kNoDescriptorsLogInterval) {
+    ++no_descriptors_unlogged_;
+    return;
+  }
+  std::string text = "accept on " + a.listener->cfg.name + " (worker " + std::to_string(index_) + "): " +
+                     ec.message() + "; accepting backs off (100 ms, up to 1 s) until descriptors free up, "
+                     "open connections are still served";
+  if (no_descriptors_unlogged_ != 0) {
+    text += " (" + std::to_string(no_descriptors_unlogged_) + " more failures since the last warning)";
+  }
+  log::warn(text);
+  no_descriptors_logged_ = now;
+  no_descriptors_unlogged_ = 0;
 }
 
 void Worker::arm_sweep() {
@@ -132,6 +199,7 @@ void Worker::close_acceptors() {
   for (auto& a : acceptors_) {
     boost::system::error_code ignored;
     a->acceptor.close(ignored);
+    a->resume.cancel();  // a paused loop sees the acceptor closed and ends
   }
   // on_drain may close a session, which unregisters it: iterate over a copy.
   std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
@@ -196,6 +264,9 @@ void Worker::await_quiet(std::function<void()> done) {
 
 void Worker::unregister_session(std::list<HttpSession*>::iterator it) {
   sessions_.erase(it);
+  for (auto& a : acceptors_) {
+    if (a->paused) a->resume.cancel();
+  }
   check_quiet_soon();
 }
 

@@ -32,6 +32,15 @@ class HttpSession;
 class AccessLog;
 class ServerTls;
 
+// Retry-After (seconds) of the 503 that answers a request past limits.max_requests_per_worker (HTTP/1.1 and
+// HTTP/2 alike): requests are short, so a second is enough for the worker to have room again.
+inline constexpr std::string_view kOverloadRetryAfter = "1";
+
+// EMFILE (this process's descriptor limit), ENFILE (the system's), ENOBUFS/ENOMEM (the kernel's socket
+// memory): the proxy itself is out of resources, which says nothing about the peer. Accepting backs off on
+// them; an upstream connect failing with one is not held against the endpoint.
+bool out_of_descriptors(const boost::system::error_code& ec);
+
 // What a session needs to know about the listener that accepted it.
 struct ListenerInfo {
   config::Listener cfg;
@@ -90,7 +99,9 @@ class Worker {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   unsigned index() const { return index_; }
 
-  // Sessions register so that drain() can close idle keep-alive connections.
+  // Sessions register so that drain() can close idle keep-alive connections. Unregistering also wakes an
+  // acceptor paused at limits.max_connections_per_worker or backing off for lack of descriptors: a
+  // connection (and its descriptor) just freed.
   std::list<HttpSession*>::iterator register_session(HttpSession* s) { return sessions_.insert(sessions_.end(), s); }
   void unregister_session(std::list<HttpSession*>::iterator it);
 
@@ -98,9 +109,17 @@ class Worker {
   struct Acceptor {
     std::shared_ptr<const ListenerInfo> listener;
     tcp::acceptor acceptor;
+    // Paused accepting (connection limit or descriptor backoff): the wait, cancelled by a connection's end.
+    // One per acceptor: a timer shared by several loops would have each loop's re-arm cancel the others.
+    net::steady_timer resume;
+    bool paused = false;
   };
 
   net::awaitable<void> accept_loop(Acceptor& a);
+  // Waits until `a` may accept again: until a connection closes, or `backoff` has passed when set.
+  net::awaitable<void> pause_accepting(Acceptor& a, std::optional<std::chrono::milliseconds> backoff);
+  // The descriptor-exhaustion warning, at most once per 10 s per worker (worker thread).
+  void warn_no_descriptors(const Acceptor& a, const boost::system::error_code& ec);
   void arm_sweep();
   void prune_pool();
   void stop_external();
@@ -133,6 +152,9 @@ class Worker {
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   net::steady_timer sweep_timer_{ioc_};
   std::uint64_t pooled_generation_ = 0;  // snapshot generation the pool was last pruned against
+  // Descriptor exhaustion on accept (worker thread): the last warning's time, failures since it.
+  std::chrono::steady_clock::time_point no_descriptors_logged_{};
+  std::uint64_t no_descriptors_unlogged_ = 0;
   // Worker thread only: accept loops still running, a sweep wait pending (for stop on an external one).
   unsigned accepting_ = 0;
   bool sweep_pending_ = false;

@@ -5,6 +5,8 @@
 #   proxy-2w   the same with two workers / two threads each, at c64 and c256
 #   proxy-large  1 MiB responses (/bytes/1048576) at c16
 #   websocket  WebSocket message round trips through sluice, nginx and HAProxy (ws_bench.py)
+#   flood      a normal client's p50/p99 with and without 5,000 idle + slowloris connections, RSS per
+#              1,000 idle connections (flood_bench.py)
 #   failover   the chaos suite's long form: failover at defaults, sluice vs nginx vs HAProxy
 #              (tests/chaos/chaos.py bench)
 #   h2         h2load against sluice, nghttpx, nginx and HAProxy as HTTP/2 reverse proxies to one h2c
@@ -21,7 +23,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|failover|h2|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|flood|failover|h2|routing|discovery" >&2
   exit 2
 }
 
@@ -85,6 +87,15 @@ case "$mode" in
     build tests/bench/sluice-wsbench cli/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/ws_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  flood)
+    need_tools wrk:wrk
+    # SLUICE_BIN and BACKEND_BIN both set: measure those binaries, build nothing.
+    if [ -z "${SLUICE_BIN:-}" ] || [ -z "${BACKEND_BIN:-}" ]; then
+      build sluice-testbackend cli/sluice:executable
+    fi
+    cd "$root"
+    exec /usr/bin/python3 "$here/flood_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
   failover)
     need_tools nginx:nginx-light haproxy:haproxy

@@ -19,6 +19,9 @@ void check_top_defaults(const Config& c) {
   CHECK(c.limits.max_request_header_bytes == 60 * 1024);
   CHECK(c.limits.max_request_headers == 100);
   CHECK(c.limits.max_response_header_bytes == 60 * 1024);
+  CHECK(c.limits.max_tunnels == 10000);
+  CHECK(c.limits.max_connections_per_worker == 10000);
+  CHECK(c.limits.max_requests_per_worker == 4096);
   CHECK(c.timeouts.request_header == 10s);
   CHECK(c.timeouts.idle == 60s);
   CHECK(c.timeouts.connect == 2s);

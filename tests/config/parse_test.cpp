@@ -22,7 +22,8 @@ const char* const everything = R"({
   "cluster": {"region": "eu", "zone": "eu-1a", "group": "g1", "name": "cluster-2"},
   "workers": 4,
   "log_level": "debug",
-  "limits": {"max_request_header_bytes": 8192, "max_request_headers": 50, "max_response_header_bytes": 16384, "max_tunnels": 7},
+  "limits": {"max_request_header_bytes": 8192, "max_request_headers": 50, "max_response_header_bytes": 16384, "max_tunnels": 7,
+             "max_connections_per_worker": 500, "max_requests_per_worker": 300},
   "timeouts": {"request_header": "5s", "idle": "2m", "connect": "250ms", "response": "1h", "drain": "0"},
   "upstream": {"max_idle_per_endpoint": 8, "idle_timeout": "30s"},
   "admin": {"enabled": false, "address": "::1", "port": 19901},
@@ -67,6 +68,8 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(c.limits.max_request_headers == 50);
   CHECK(c.limits.max_response_header_bytes == 16384);
   CHECK(c.limits.max_tunnels == 7);
+  CHECK(c.limits.max_connections_per_worker == 500);
+  CHECK(c.limits.max_requests_per_worker == 300);
   CHECK(c.timeouts.request_header == 5s);
   CHECK(c.timeouts.idle == 2min);
   CHECK(c.timeouts.connect == 250ms);
@@ -295,6 +298,12 @@ TEST_CASE("integer and number ranges", "[config]") {
   doc = minimal();
   doc["limits"] = {{"max_request_headers", 0}};
   only_error(doc, "limits.max_request_headers: expected 1..10000, got 0");
+  doc = minimal();
+  doc["limits"] = {{"max_connections_per_worker", 0}};
+  only_error(doc, "limits.max_connections_per_worker: expected 1..1000000, got 0");
+  doc = minimal();
+  doc["limits"] = {{"max_requests_per_worker", 1000001}};
+  only_error(doc, "limits.max_requests_per_worker: expected 1..1000000, got 1000001");
   doc = minimal();
   doc["services"][0]["retry"] = {{"max_retries", 11}};
   only_error(doc, "services[0].retry.max_retries: expected 0..10, got 11");

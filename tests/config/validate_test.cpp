@@ -258,10 +258,14 @@ TEST_CASE("validate_config checks structs built in code", "[config]") {
   r.service = "web";
   c.routes.push_back(r);
   c.workers = 5000;
+  c.limits.max_connections_per_worker = 0;
+  c.limits.max_requests_per_worker = 2000000;
   const auto errors = validate_config(c);
   INFO(json(errors).dump());
   CHECK(errors == std::vector<std::string>{
                       "workers: expected 0..1024, got 5000",
+                      "limits.max_connections_per_worker: expected 1..1000000, got 0",
+                      "limits.max_requests_per_worker: expected 1..1000000, got 2000000",
                       "listeners[0].name: required",
                       "listeners[0].port: expected 1..65535, got 0",
                       "services[0].clusters[0].endpoints[0].weight: expected 1..1000000, got 0",

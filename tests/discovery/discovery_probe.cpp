@@ -33,7 +33,9 @@ std::int64_t now_us() {
 
 json status_json(const discovery::Status& s) {
   json j = {{"synced", s.has_synced_once}, {"stale", s.stale}, {"publishes", s.publishes},
-            {"malformed", s.malformed_objects}, {"origin", s.origin}, {"resources", json::array()}};
+            {"malformed", s.malformed_objects}, {"origin", s.origin}, {"api_probes", s.api_probes},
+            {"api_returns", s.api_returns}, {"credential_reloads", s.credential_reloads},
+            {"resources", json::array()}};
   for (const auto& r : s.resources)
     j["resources"].push_back({{"resource", r.resource}, {"namespace", r.name_space}, {"synced", r.synced},
                               {"absent", r.absent}, {"connected", r.connected}, {"stale", r.stale},

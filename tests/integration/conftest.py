@@ -36,11 +36,11 @@ def backend_factory(procs, tmp_path):
 def sluice_factory(procs, tmp_path):
     """sluice_factory(endpoints, args=(), **config_overrides) -> a running Sluice on a free port.
     endpoints: addresses "127.0.0.1:PORT"; or pass make_cfg=callable(port) for a whole config."""
-    def make(endpoints=(), args=(), make_cfg=None, **overrides):
+    def make(endpoints=(), args=(), make_cfg=None, preexec_fn=None, **overrides):
         if make_cfg is None:
             def make_cfg(port):
                 return make_config(port, endpoints, **dict(overrides))
-        return start_sluice(procs, tmp_path, make_cfg, args)
+        return start_sluice(procs, tmp_path, make_cfg, args, preexec_fn=preexec_fn)
     return make
 
 

@@ -211,7 +211,7 @@ def make_config(port, endpoints, **overrides):
 class Sluice:
     """The real sluice binary on a generated config; stdout and stderr go to files."""
 
-    def __init__(self, group, tmp_path, cfg, args=(), name=None):
+    def __init__(self, group, tmp_path, cfg, args=(), name=None, preexec_fn=None):
         self.port = cfg["listeners"][0]["port"]
         name = name or f"sluice-{self.port}"  # several per test may share tmp_path
         self.config_path = tmp_path / f"{name}.json"
@@ -222,7 +222,7 @@ class Sluice:
         self._err = open(self.stderr_path, "wb")
         self.proc = group.add(subprocess.Popen(
             [str(SLUICE), "--config", str(self.config_path), *args],
-            stdout=self._out, stderr=self._err, env=clean_env()))
+            stdout=self._out, stderr=self._err, env=clean_env(), preexec_fn=preexec_fn))
         deadline = time.monotonic() + START_TIMEOUT
         while not can_connect("127.0.0.1", self.port):
             if self.proc.poll() is not None:
@@ -257,14 +257,14 @@ class Sluice:
         return self.proc.wait(timeout=timeout)
 
 
-def start_sluice(group, tmp_path, make_cfg, args=(), attempts=3):
+def start_sluice(group, tmp_path, make_cfg, args=(), attempts=3, preexec_fn=None):
     """Starts sluice on a fresh free port; make_cfg(port) builds the config. Retries when the port was
-    taken in the meantime by a parallel test."""
+    taken in the meantime by a parallel test. preexec_fn: run in the child before sluice (e.g. setrlimit)."""
     last = None
     for _ in range(attempts):
         port = free_port()
         try:
-            return Sluice(group, tmp_path, make_cfg(port), args)
+            return Sluice(group, tmp_path, make_cfg(port), args, preexec_fn=preexec_fn)
         except RuntimeError as e:
             last = e
             if "bind" not in str(e) and "in use" not in str(e):
