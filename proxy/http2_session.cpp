@@ -43,6 +43,7 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Http2Session::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Http2Session::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Http2Session::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Http2Session::on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -139,6 +140,10 @@ net::awaitable<void> Http2Session::write_loop() {
   auto self = shared_from_this();
   for (;;) {
     out_.clear();
+    for (const auto id : answered_early_) {
+      if (streams_.count(id)) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+    }
+    answered_early_.clear();
     while (out_.size() < kWriteChunk) {
       const std::uint8_t* data = nullptr;
       const auto n = nghttp2_session_mem_send(session_, &data);
@@ -248,6 +253,17 @@ int Http2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id,
   }
   it->second->body_in.append(reinterpret_cast<const char*>(data), len);
   it->second->notify();
+  return 0;
+}
+
+int Http2Session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+  auto* self = of(p);
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    return 0;
+  }
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it != self->streams_.end() && !it->second->end_stream) self->answered_early_.push_back(frame->hd.stream_id);
   return 0;
 }
 

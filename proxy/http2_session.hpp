@@ -71,6 +71,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t id, const std::uint8_t* data,
                            std::size_t len, void* self);
   static int on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t error, void* self);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self);
 
   bool feed(const char* data, std::size_t size);  // mem_recv + what it recorded; false: connection error
   void kick();                                     // makes sure the writer runs
@@ -102,6 +103,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;  // open streams nghttp2 knows
   std::vector<std::shared_ptr<H2Stream>> ready_;                          // request heads complete, to start
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;           // body bytes no stream will use
+  // Streams whose response ended (END_STREAM sent) before their request did: RST_STREAM(NO_ERROR) tells
+  // the client to stop sending (RFC 9113 8.1); submitted by the writer, not from the callback.
+  std::vector<std::int32_t> answered_early_;
   std::string out_;        // bytes being written
   bool writing_ = false;
   bool closed_ = false;

@@ -165,8 +165,14 @@ def test_grpc_deadline_and_sluice_own_errors(grpc_servers, sluice_factory):
     # The client's own deadline is far: sluice's answer (from grpc-timeout) is what the client sees.
     code = grpc_code_via(s, "127.0.0.1:%d" % s.port, "/test.Echo/Slow", b"\x00\x00\x00\x00\x013", "200m")
     assert code == "4"
-    assert grpc_code_via(s, "nowhere.example", "/test.Echo/Unary", b"\x00\x00\x00\x00\x00") == "12"
-    assert grpc_code_via(s, "dead.example", "/test.Echo/Unary", b"\x00\x00\x00\x00\x00") == "14"
+    # Sluice's own errors, as a gRPC client sees them (grpc-status and grpc-message of a trailers-only answer).
+    for authority, code, words in (("nowhere.example", grpc.StatusCode.UNIMPLEMENTED, "no route"),
+                                   ("dead.example", grpc.StatusCode.UNAVAILABLE, "connect")):
+        options = NO_PROXY + [("grpc.default_authority", authority)]
+        with grpc.insecure_channel(f"127.0.0.1:{s.port}", options=options) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                method(ch, "Unary")(b"x", timeout=10)
+            assert e.value.code() == code and words in e.value.details(), (authority, e.value)
 
 
 def grpc_code_via(s, authority, path, body, timeout=None):

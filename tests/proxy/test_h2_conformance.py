@@ -67,6 +67,11 @@ CASES = [
     ("streams: DATA after END_STREAM",
      lambda c, p: headers(c, 1, post(p, "/delay/500"), end_stream=True) + raw(0, 1, 1, b"x"),
      ("rst", {STREAM_CLOSED})),
+    # 8.1: a complete response sent before the request ended (here sluice's own 431) is followed by
+    # RST_STREAM(NO_ERROR), so the client stops uploading (curl otherwise waits on an early trailers-only one).
+    ("streams: early complete answer ends the upload with RST_STREAM(NO_ERROR)",
+     lambda c, p: headers(c, 1, post(p) + [(f"x-h{i}", "v") for i in range(150)], end_stream=False),
+     ("rst", {NO_ERROR})),
     ("streams: DATA on stream 0", lambda c, p: raw(0, 0, 0, b"x"), ("goaway", {PROTOCOL})),
     ("streams: HEADERS on stream 0", lambda c, p: raw(1, 5, 0, c.enc.encode(get(p))), ("goaway", {PROTOCOL})),
     ("streams: PING on stream 1", lambda c, p: raw(6, 0, 1, b"12345678"), ("goaway", {PROTOCOL})),
