@@ -144,7 +144,9 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
                     {{":status", "200"},
                      {"server", "sluice"},
                      {"content-type", "application/grpc"},
-                     {"grpc-status", std::to_string(grpc_code_of(status))},
+                     // A 503 with Retry-After is one of sluice's own limits (requests in flight, descriptors):
+                     // RESOURCE_EXHAUSTED, not UNAVAILABLE, as the mapping says for limits.
+                     {"grpc-status", std::to_string(retry_after.empty() ? grpc_code_of(status) : 8)},
                      {"grpc-message", grpc_message(text)}},
                     false);
     return;

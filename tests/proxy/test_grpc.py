@@ -7,7 +7,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from integ_harness import LOCAL_CLUSTER, curl, make_config
+from integ_harness import LOCAL_CLUSTER, curl, make_config, wait_until
 
 REMOTE = "default/default/default/remote"
 NO_PROXY = [("grpc.enable_http_proxy", 0)]
@@ -21,6 +21,7 @@ class GrpcServer:
         self.unavailable_left = 0  # the next N unary calls answer UNAVAILABLE (trailers-only)
         self.draining = False      # every unary call answers UNAVAILABLE, as a server shutting down does
         self.calls = 0
+        self.in_slow = 0           # Slow calls being served now
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
         handlers = {
             "Unary": grpc.unary_unary_rpc_method_handler(self.unary),
@@ -64,7 +65,11 @@ class GrpcServer:
         context.abort(grpc.StatusCode.PERMISSION_DENIED, "no entry")
 
     def slow(self, request, context):
-        time.sleep(float(request))
+        self.in_slow += 1
+        try:
+            time.sleep(float(request))
+        finally:
+            self.in_slow -= 1
         return b"late"
 
     def meta(self, request, context):
@@ -249,3 +254,18 @@ def test_cluster_shut_down_under_grpc_load_fails_no_call(grpc_servers, sluice_fa
         t.join()
     assert not failures, failures[:5]
     assert any(r.startswith(b"local") for r in served) and served[-1].startswith(b"remote")
+
+
+def test_grpc_call_over_the_in_flight_limit_is_resource_exhausted(grpc_servers, sluice_factory):
+    # limits.max_requests_per_worker is one of sluice's own limits: a gRPC caller over it gets
+    # RESOURCE_EXHAUSTED (as the issue maps limits), not the UNAVAILABLE of a missing endpoint.
+    g = grpc_servers("g1")
+    s = sluice_factory(make_cfg=lambda port: h2c_config(port, [g], limits={"max_requests_per_worker": 1}))
+    with channel(s) as ch:
+        slow = method(ch, "Slow").future(b"1.5", timeout=10)
+        assert wait_until(lambda: g.in_slow == 1), "the slow call holds the worker's only slot"
+        with pytest.raises(grpc.RpcError) as over:
+            method(ch, "Unary")(b"x", timeout=10)
+        assert over.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, over.value
+        assert slow.result() == b"late"
+        assert method(ch, "Unary")(b"y", timeout=10) == b"g1:y", "the slot is free again after the slow call"
