@@ -65,4 +65,12 @@ std::optional<ClusterIdentity> parse_cluster_key(std::string_view key) {
   return ClusterIdentity{parts[0], parts[1], parts[2], parts[3]};
 }
 
+bool is_name_part(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (const char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
 }  // namespace sluice::config

@@ -81,4 +81,9 @@ std::string format_duration(std::chrono::milliseconds d);
 // nullopt otherwise (wrong part count, an empty part, white space).
 std::optional<ClusterIdentity> parse_cluster_key(std::string_view key);
 
+// A Kubernetes-style name part of a service id (a service's name or namespace): letters, digits, '-' and
+// '_', 1..253 of them. No '.', which would make "a.b" + "c" and "a" + "b.c" the same id, and nothing that
+// breaks a Host. validate_config and discovery's object parsers both hold names to it.
+bool is_name_part(std::string_view s);
+
 }  // namespace sluice::config

@@ -43,16 +43,6 @@ bool is_host_name(std::string_view h) {
   return true;
 }
 
-// A Kubernetes-style name part of a service id: no '.', which would make
-// "a.b" + "c" and "a" + "b.c" the same id, and nothing that breaks a Host.
-bool is_name_part(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  for (const char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-  }
-  return true;
-}
-
 bool is_wildcard(const std::string& a) { return a == "0.0.0.0" || a == "::"; }
 
 // Two binds clash on the same port when the addresses are equal or one is a
