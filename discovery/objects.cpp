@@ -179,6 +179,8 @@ std::optional<KEndpointSlice> parse_endpoint_slice(const json& object, std::stri
         malformed(f + ".addresses[0]", "expected an address string");
       SliceEndpoint e;
       e.address = addresses[0].get<std::string>();
+      if (!config::is_ip_literal(e.address) && !config::is_host_name(e.address))
+        malformed(f + ".addresses[0]", "expected an IP address or host name, got \"" + e.address + "\"");
       if (const json* c = child(endpoints[i], "conditions")) {
         e.ready = bool_at(*c, "ready", f + ".conditions.ready", true);
         e.serving = bool_at(*c, "serving", f + ".conditions.serving", e.ready);
@@ -210,6 +212,8 @@ std::optional<KServiceImport> parse_service_import(const json& object, std::stri
         t.address = string_at(target, "ip", g + ".target.ip", false);
         if (t.address.empty()) t.address = string_at(target, "host", g + ".target.host", false);
         if (t.address.empty()) malformed(g + ".target", "neither ip nor host");
+        if (!config::is_ip_literal(t.address) && !config::is_host_name(t.address))
+          malformed(g + ".target", "expected an IP address or host name, got \"" + t.address + "\"");
         t.port = port_at(target, "port", g + ".target.port");
         t.path = string_at(target, "path", g + ".target.path", false);
         if (!t.path.empty() && t.path.front() != '/') malformed(g + ".target.path", "expected a path starting with /");
