@@ -284,6 +284,9 @@ std::optional<KTrafficPolicy> parse_traffic_policy(const json& object, std::stri
       std::string f = at("spec.targets", i);
       PolicyTargetRef t;
       t.cluster_key = cluster_key_at(targets[i], "clusterKey", f + ".clusterKey");
+      // A cluster listed twice has no one weight or failover order (found by tests/fuzz/fuzz_kubernetes).
+      for (const auto& earlier : p.targets)
+        if (earlier.cluster_key == t.cluster_key) malformed(f + ".clusterKey", "duplicate \"" + t.cluster_key + "\"");
       if (const json* w = child(targets[i], "weight")) {
         if (!w->is_number_integer() || w->get<std::int64_t>() < 0 || w->get<std::int64_t>() > 1000000)
           malformed(f + ".weight", "expected an integer 0..1000000");

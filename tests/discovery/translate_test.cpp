@@ -289,8 +289,13 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
                      {"spec", {{"lbType", "ActiveActive"}, {"targets", {{{"clusterKey", "cluster-1"}}}}}}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, bad_target).find("spec.targets[0].clusterKey") !=
         std::string::npos);
+  json twice = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
+                {"spec", {{"lbType", "FailOver"}, {"targets", {{{"clusterKey", "r/z/g/c1"}}, {{"clusterKey", "r/z/g/c1"}}}}}}};
+  CHECK(store.apply(Kind::traffic_policy, EventType::added, twice).find("spec.targets[1].clusterKey: duplicate") !=
+        std::string::npos);
   CHECK(store.count(Kind::service_import) == 0);
   CHECK(store.count(Kind::service) == 0);
+  CHECK(store.count(Kind::traffic_policy) == 0);
 
   json no_meta = {{"spec", json::object()}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, no_meta).find("metadata") != std::string::npos);
