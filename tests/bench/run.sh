@@ -5,6 +5,8 @@
 #              (tests/chaos/chaos.py bench)
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
 #   discovery  discovery benchmarks (discovery_bench.sh)
+#   fuzz       every libFuzzer harness for FUZZ_SECONDS (default 180) each, ASan+UBSan: execs, exec/s,
+#              coverage and crashes per harness (tests/fuzz/run.sh; its own build dir, build-fuzz)
 # Builds into build-bench (meson -Dbench=true; BUILD_DIR overrides) first.
 # Environment knobs are described in tests/bench/README.md.
 set -eu
@@ -15,7 +17,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|failover|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|failover|routing|discovery|fuzz" >&2
   exit 2
 }
 
@@ -77,6 +79,9 @@ case "$mode" in
     fi
     cd "$root"
     exec /usr/bin/python3 "$root/tests/chaos/chaos.py" bench --build-dir "$BUILD_DIR" "$@"
+    ;;
+  fuzz)
+    exec bash "$root/tests/fuzz/run.sh" all "${FUZZ_SECONDS:-180}" "$@"
     ;;
   routing|discovery)
     script="$here/${mode}_bench.sh"
