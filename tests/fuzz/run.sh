@@ -23,8 +23,8 @@ if [ ! -f "$build/build.ninja" ]; then
   CXX=clang++ CC=clang meson setup "$build" -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized -Db_ndebug=true \
     -Db_sanitize=address,undefined -Db_lundef=false \
     "-Dcpp_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" \
-    "-Dcpp_link_args=-fno-sanitize-recover=undefined" >"$build.setup.log" 2>&1 \
-    || { cat "$build.setup.log" >&2; exit 1; }
+    "-Dcpp_link_args=-fno-sanitize-recover=undefined" >/tmp/sluice-fuzz-setup.$$.log 2>&1 \
+    || { cat /tmp/sluice-fuzz-setup.$$.log >&2; exit 1; }
 fi
 targets=()
 for n in "${names[@]}"; do targets+=("tests/fuzz/$n"); done
