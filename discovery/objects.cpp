@@ -239,6 +239,13 @@ std::optional<KServiceExport> parse_service_export(const json& object, std::stri
         malformed("spec.pathRewrite.from", "only an anchored literal prefix is supported, got '" + from + "'");
       s.rewrite_from = from;
       s.rewrite_to = string_at(*rw, "to", "spec.pathRewrite.to", false);
+      // Routing rewrites a path prefix into a path (validate_config's rule; found by fuzz_kubernetes).
+      if (!from.empty() && from.front() != '/')
+        malformed("spec.pathRewrite.from", "expected a path starting with '/' (after '^'), got '" + from + "'");
+      if (from.empty() != s.rewrite_to.empty())
+        malformed(from.empty() ? "spec.pathRewrite.from" : "spec.pathRewrite.to", "required with the other");
+      if (!s.rewrite_to.empty() && s.rewrite_to.front() != '/')
+        malformed("spec.pathRewrite.to", "expected a path starting with '/', got '" + s.rewrite_to + "'");
     }
     s.session_sticky = bool_at(spec, "sessionSticky", "spec.sessionSticky", false);
     // ErieCanal's spellings only (config/text.hpp).
