@@ -1,5 +1,7 @@
 #include "config/text.hpp"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <vector>
 
@@ -64,6 +66,32 @@ std::optional<ClusterIdentity> parse_cluster_key(std::string_view key) {
     }
   }
   return ClusterIdentity{parts[0], parts[1], parts[2], parts[3]};
+}
+
+bool is_name_part(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (const char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
+bool is_ip_literal(std::string_view a) {
+  const std::string text(a);  // inet_pton wants a terminated string
+  in_addr v4{};
+  in6_addr v6{};
+  return inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, text.c_str(), &v6) == 1;
+}
+
+bool is_host_name(std::string_view h) {
+  if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
+  char previous = '.';
+  for (const char c : h) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    if (!ok || (c == '.' && previous == '.')) return false;
+    previous = c;
+  }
+  return true;
 }
 
 }  // namespace sluice::config

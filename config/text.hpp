@@ -86,4 +86,17 @@ std::string format_duration(std::chrono::milliseconds d);
 // nullopt otherwise (wrong part count, an empty part, white space).
 std::optional<ClusterIdentity> parse_cluster_key(std::string_view key);
 
+// A Kubernetes-style name part of a service id (a service's name or namespace): letters, digits, '-' and
+// '_', 1..253 of them. No '.', which would make "a.b" + "c" and "a" + "b.c" the same id, and nothing that
+// breaks a Host. validate_config and discovery's object parsers both hold names to it.
+bool is_name_part(std::string_view s);
+
+// An IPv4 or IPv6 literal (no brackets), as inet_pton reads it.
+bool is_ip_literal(std::string_view a);
+
+// Letters, digits, '-', '_' in non-empty dot-separated labels (lenient on '_' because docker-compose and
+// /etc/hosts names use it). An endpoint's address is an IP literal or such a name (validate_config, and
+// discovery when it reads addresses from Kubernetes objects).
+bool is_host_name(std::string_view h);
+
 }  // namespace sluice::config

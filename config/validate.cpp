@@ -18,40 +18,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-bool is_ipv4(const std::string& a) {
-  in_addr out{};
-  return inet_pton(AF_INET, a.c_str(), &out) == 1;
-}
-
-bool is_ipv6(const std::string& a) {
-  in6_addr out{};
-  return inet_pton(AF_INET6, a.c_str(), &out) == 1;
-}
-
-bool is_ip(const std::string& a) { return is_ipv4(a) || is_ipv6(a); }
-
-// Letters, digits, '-', '_' in non-empty dot-separated labels (lenient on
-// '_' because docker-compose and /etc/hosts names use it).
-bool is_host_name(std::string_view h) {
-  if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
-  char previous = '.';
-  for (const char c : h) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-    if (!ok || (c == '.' && previous == '.')) return false;
-    previous = c;
-  }
-  return true;
-}
-
-// A Kubernetes-style name part of a service id: no '.', which would make
-// "a.b" + "c" and "a" + "b.c" the same id, and nothing that breaks a Host.
-bool is_name_part(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  for (const char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-  }
-  return true;
-}
+bool is_ip(const std::string& a) { return is_ip_literal(a); }
 
 bool is_wildcard(const std::string& a) { return a == "0.0.0.0" || a == "::"; }
 

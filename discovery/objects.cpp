@@ -52,6 +52,16 @@ std::string string_at(const json& o, const char* key, const std::string& field, 
   return c->get<std::string>();
 }
 
+// A cluster key field (required): "region/zone/group/name" as config::parse_cluster_key reads it. Anything
+// else would reach the routing model as a cluster no config could name (found by
+// tests/fuzz/fuzz_kubernetes: a translated model must pass config::validate_config).
+std::string cluster_key_at(const json& o, const char* key, const std::string& field) {
+  std::string k = string_at(o, key, field, true);
+  if (k.empty()) malformed(field, "empty");
+  if (!config::parse_cluster_key(k)) malformed(field, "expected a cluster key \"region/zone/group/name\", got \"" + k + "\"");
+  return k;
+}
+
 bool bool_at(const json& o, const char* key, const std::string& field, bool fallback) {
   const json* c = child(o, key);
   if (!c) return fallback;
@@ -79,13 +89,21 @@ std::string label(const json& object, const char* key) {
   return v && v->is_string() ? v->get<std::string>() : std::string();
 }
 
-ObjectMeta meta_of(const json& object) {
+// `names_service`: the object's name is a service's (Service, the imports, ServiceExport,
+// GlobalTrafficPolicy), so it must be one config::validate_config accepts; the namespace always is.
+// Otherwise the translated model would hold a service no config could name (found by
+// tests/fuzz/fuzz_kubernetes).
+ObjectMeta meta_of(const json& object, bool names_service = true) {
   if (!object.is_object()) malformed("object", "expected a JSON object");
   const json& m = object_at(object, "metadata", "metadata");
   ObjectMeta meta;
   meta.name = string_at(m, "name", "metadata.name", true);
   if (meta.name.empty()) malformed("metadata.name", "empty");
-  meta.name_space = string_at(m, "namespace", "metadata.namespace", false);
+  if (names_service && !config::is_name_part(meta.name))
+    malformed("metadata.name", "expected letters, digits, '-' or '_', got \"" + meta.name + "\"");
+  meta.name_space = string_at(m, "namespace", "metadata.namespace", true);
+  if (!config::is_name_part(meta.name_space))
+    malformed("metadata.namespace", "expected letters, digits, '-' or '_', got \"" + meta.name_space + "\"");
   meta.resource_version = string_at(m, "resourceVersion", "metadata.resourceVersion", false);
   return meta;
 }
@@ -134,10 +152,17 @@ std::optional<KService> parse_service(const json& object, std::string& error) {
 std::optional<KEndpointSlice> parse_endpoint_slice(const json& object, std::string& error) {
   return guarded(error, [&] {
     KEndpointSlice s;
-    s.meta = meta_of(object);
+    s.meta = meta_of(object, false);
     s.service_name = label(object, "kubernetes.io/service-name");
     s.mcs_service_name = label(object, "multicluster.kubernetes.io/service-name");
     s.mcs_source_cluster = label(object, "multicluster.kubernetes.io/source-cluster");
+    // A cluster key, or a bare cluster name that translate() places in the local region/zone/group.
+    if (!s.mcs_source_cluster.empty() &&
+        !config::parse_cluster_key(s.mcs_source_cluster.find('/') == std::string::npos
+                                       ? "r/z/g/" + s.mcs_source_cluster : s.mcs_source_cluster)) {
+      malformed("metadata.labels[multicluster.kubernetes.io/source-cluster]",
+                "expected a cluster key or a cluster name, got \"" + s.mcs_source_cluster + "\"");
+    }
     const json& ports = array_at(object, "ports", "ports");
     for (std::size_t i = 0; i < ports.size(); ++i) {
       SlicePort p;
@@ -154,6 +179,8 @@ std::optional<KEndpointSlice> parse_endpoint_slice(const json& object, std::stri
         malformed(f + ".addresses[0]", "expected an address string");
       SliceEndpoint e;
       e.address = addresses[0].get<std::string>();
+      if (!config::is_ip_literal(e.address) && !config::is_host_name(e.address))
+        malformed(f + ".addresses[0]", "expected an IP address or host name, got \"" + e.address + "\"");
       if (const json* c = child(endpoints[i], "conditions")) {
         e.ready = bool_at(*c, "ready", f + ".conditions.ready", true);
         e.serving = bool_at(*c, "serving", f + ".conditions.serving", e.ready);
@@ -180,12 +207,13 @@ std::optional<KServiceImport> parse_service_import(const json& object, std::stri
       for (std::size_t j = 0; j < eps.size(); ++j) {
         std::string g = at(f + ".endpoints", j);
         ImportTarget t;
-        t.cluster_key = string_at(eps[j], "clusterKey", g + ".clusterKey", true);
-        if (t.cluster_key.empty()) malformed(g + ".clusterKey", "empty");
+        t.cluster_key = cluster_key_at(eps[j], "clusterKey", g + ".clusterKey");
         const json& target = object_at(eps[j], "target", g + ".target");
         t.address = string_at(target, "ip", g + ".target.ip", false);
         if (t.address.empty()) t.address = string_at(target, "host", g + ".target.host", false);
         if (t.address.empty()) malformed(g + ".target", "neither ip nor host");
+        if (!config::is_ip_literal(t.address) && !config::is_host_name(t.address))
+          malformed(g + ".target", "expected an IP address or host name, got \"" + t.address + "\"");
         t.port = port_at(target, "port", g + ".target.port");
         t.path = string_at(target, "path", g + ".target.path", false);
         if (!t.path.empty() && t.path.front() != '/') malformed(g + ".target.path", "expected a path starting with /");
@@ -211,6 +239,13 @@ std::optional<KServiceExport> parse_service_export(const json& object, std::stri
         malformed("spec.pathRewrite.from", "only an anchored literal prefix is supported, got '" + from + "'");
       s.rewrite_from = from;
       s.rewrite_to = string_at(*rw, "to", "spec.pathRewrite.to", false);
+      // Routing rewrites a path prefix into a path (validate_config's rule; found by fuzz_kubernetes).
+      if (!from.empty() && from.front() != '/')
+        malformed("spec.pathRewrite.from", "expected a path starting with '/' (after '^'), got '" + from + "'");
+      if (from.empty() != s.rewrite_to.empty())
+        malformed(from.empty() ? "spec.pathRewrite.from" : "spec.pathRewrite.to", "required with the other");
+      if (!s.rewrite_to.empty() && s.rewrite_to.front() != '/')
+        malformed("spec.pathRewrite.to", "expected a path starting with '/', got '" + s.rewrite_to + "'");
     }
     s.session_sticky = bool_at(spec, "sessionSticky", "spec.sessionSticky", false);
     // ErieCanal's spellings only (config/text.hpp).
@@ -255,8 +290,10 @@ std::optional<KTrafficPolicy> parse_traffic_policy(const json& object, std::stri
     for (std::size_t i = 0; i < targets.size(); ++i) {
       std::string f = at("spec.targets", i);
       PolicyTargetRef t;
-      t.cluster_key = string_at(targets[i], "clusterKey", f + ".clusterKey", true);
-      if (t.cluster_key.empty()) malformed(f + ".clusterKey", "empty");
+      t.cluster_key = cluster_key_at(targets[i], "clusterKey", f + ".clusterKey");
+      // A cluster listed twice has no one weight or failover order (found by tests/fuzz/fuzz_kubernetes).
+      for (const auto& earlier : p.targets)
+        if (earlier.cluster_key == t.cluster_key) malformed(f + ".clusterKey", "duplicate \"" + t.cluster_key + "\"");
       if (const json* w = child(targets[i], "weight")) {
         if (!w->is_number_integer() || w->get<std::int64_t>() < 0 || w->get<std::int64_t>() > 1000000)
           malformed(f + ".weight", "expected an integer 0..1000000");

@@ -114,17 +114,25 @@ void add_flomesh_imports(const ObjectStore& store, const TranslateOptions& optio
   const std::string local_key = options.local.key();
   for (const auto& [k, imp] : store.service_imports()) {
     auto& s = service_for(out, imp.meta);
-    // Group by (cluster, path): one ClusterEndpoints per remote cluster entry point.
-    std::map<std::pair<std::string, std::string>, ClusterEndpoints> groups;
+    // One ClusterEndpoints per remote cluster (the routing model holds a cluster once per service). Its
+    // entry points share one path prefix: a target of the same cluster with another path is left out
+    // (two groups of one cluster failed validate_config; found by tests/fuzz/fuzz_kubernetes).
+    std::map<std::string, ClusterEndpoints> groups;
     std::set<std::tuple<std::string, std::string, std::string, std::uint16_t>> seen;
     for (const auto& port : imp.ports) {
       add_port(s, port.port);
       for (const auto& t : port.endpoints) {
         if (t.cluster_key == local_key) continue;
         if (!seen.emplace(t.cluster_key, t.path, t.address, t.port).second) continue;
-        auto& g = groups[{t.cluster_key, t.path}];
-        g.cluster = t.cluster_key;
-        g.path_prefix = t.path == "/" ? "" : t.path;
+        const std::string prefix = t.path == "/" ? "" : t.path;
+        auto [it, fresh] = groups.try_emplace(t.cluster_key);
+        auto& g = it->second;
+        if (fresh) {
+          g.cluster = t.cluster_key;
+          g.path_prefix = prefix;
+        } else if (g.path_prefix != prefix) {
+          continue;
+        }
         Endpoint ep;
         ep.address = t.address;
         ep.port = t.port;

@@ -9,12 +9,12 @@
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/range/iterator_range_core.hpp>
-#include <boost/url/parse.hpp>
 
 #include "log/logger.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/head_scanner.hpp"
+#include "proxy/head_checks.hpp"
 #include "proxy/http2_session.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
@@ -78,17 +78,6 @@ LineVersion request_line_version(std::string_view line) {
   if (v[5] != '1') return LineVersion::other_major;
   if (v[7] == '0') return LineVersion::v10;
   return v[7] == '1' ? LineVersion::v11 : LineVersion::newer_minor;
-}
-
-std::string_view describe(HeadScan s) {
-  switch (s) {
-    case HeadScan::bare_lf: return "bare LF line ending in request head";
-    case HeadScan::obs_fold: return "obsolete line folding in request head";
-    case HeadScan::empty_first_line: return "empty line before the request line";
-    case HeadScan::too_large: return "request head too large";
-    case HeadScan::too_many_headers: return "too many header fields";
-    default: return "malformed request head";
-  }
 }
 
 }  // namespace
@@ -188,11 +177,9 @@ net::awaitable<bool> HttpSession::read_head() {
     if (scan != HeadScan::need_more) {
       RequestLog log;
       log.client = client_ip_;
-      log.error = std::string(describe(scan));
-      const bool too_big = scan == HeadScan::too_large || scan == HeadScan::too_many_headers;
+      auto refusal = refusal_of(scan);
       worker_.stats().bad_requests.add();
-      co_await send_error(too_big ? http::status::request_header_fields_too_large : http::status::bad_request,
-                          log.error, Next::close, log);
+      co_await send_error(refusal.status, refusal.reason, Next::close, log);
       co_return false;
     }
     // Part of a head is in: its deadline must leave the socket open for a 408, and Beast's stream closes the
@@ -260,20 +247,16 @@ net::awaitable<bool> HttpSession::read_head() {
 
   // The raw head is sane; let Beast's parser take it.
   parser_.emplace();
-  parser_->header_limit(settings.limits.max_request_header_bytes);
-  parser_->body_limit(boost::none);
-  parser_->eager(false);
+  prepare_request_parser(*parser_, settings.limits.max_request_header_bytes);
   boost::system::error_code ec;
   const auto used = parser_->put(buffer_.data(), ec);
   buffer_.consume(used);
   if (ec || !parser_->is_header_done()) {
     RequestLog log;
     log.client = client_ip_;
-    log.error = ec ? "bad request: " + ec.message() : std::string("bad request head");
+    auto refusal = refusal_of_parse(ec);
     worker_.stats().bad_requests.add();
-    const auto status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
-                                                         : http::status::bad_request;
-    co_await send_error(status, log.error, Next::close, log);
+    co_await send_error(refusal.status, refusal.reason, Next::close, log);
     co_return false;
   }
   co_return true;
@@ -295,8 +278,11 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
   log.path = std::string(req.target());
   log.client = client_ip_;
   log.src_cluster = worker_.settings().local_cluster;
-  auto host_it = req.find(http::field::host);
-  if (host_it != req.end()) log.authority = std::string(host_it->value());
+  if (auto refusal = check_request_head(req, log.authority)) {
+    stats.bad_requests.add();
+    co_return co_await send_error(refusal->status, refusal->reason, Next::close, log);
+  }
+  log.path = std::string(req.target());  // origin form, after an absolute-form target's rewrite
 
   // limits.max_requests_per_worker: past it the request is refused before it costs an upstream connection
   // and relay buffers. This request is counted in active_requests already, hence `>`.
@@ -305,50 +291,6 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     co_return co_await send_error(http::status::service_unavailable,
                                   "overloaded: too many requests in flight (limits.max_requests_per_worker)",
                                   Next::keep_alive, log, kOverloadRetryAfter);
-  }
-  if (req.version() != 11 && req.version() != 10) {
-    stats.bad_requests.add();
-    co_return co_await send_error(http::status::http_version_not_supported, "unsupported HTTP version",
-                                  Next::close, log);
-  }
-  if (req.version() == 11 && host_it == req.end()) {
-    stats.bad_requests.add();
-    co_return co_await send_error(http::status::bad_request, "missing Host header", Next::close, log);
-  }
-  // RFC 9112 3.2: more than one Host is refused; sender and recipient could route on different ones.
-  if (req.count(http::field::host) > 1) {
-    stats.bad_requests.add();
-    co_return co_await send_error(http::status::bad_request, "more than one Host header", Next::close, log);
-  }
-  // RFC 9112 6.1 and 6.3: a Transfer-Encoding whose last coding is not chunked leaves the body's length
-  // unknown, and Transfer-Encoding in HTTP/1.0 is faulty framing. Beast would frame such a request as
-  // bodiless, so its body would be read as the next request (smuggling): refuse it and close instead.
-  if (req.find(http::field::transfer_encoding) != req.end() && (req.version() != 11 || !req.chunked())) {
-    stats.bad_requests.add();
-    co_return co_await send_error(http::status::bad_request,
-                                  "Transfer-Encoding must end in chunked (and needs HTTP/1.1)", Next::close, log);
-  }
-  // RFC 9112 3.2.2: a server accepts the absolute form (what a client configured with the sidecar as its
-  // HTTP proxy sends); its authority replaces Host, and the origin form goes upstream.
-  if (!req.target().empty() && req.target()[0] != '/' && req.method() != http::verb::options) {
-    auto url = boost::urls::parse_absolute_uri(req.target());
-    if (url && url->has_authority() && !url->encoded_host().empty() &&
-        (url->scheme_id() == boost::urls::scheme::http || url->scheme_id() == boost::urls::scheme::https)) {
-      std::string origin = url->encoded_path().empty() ? std::string("/") : std::string(url->encoded_path());
-      if (url->has_query()) {
-        origin.push_back('?');
-        origin.append(url->encoded_query());
-      }
-      log.authority = std::string(url->encoded_host_and_port());
-      log.path = origin;
-      req.set(http::field::host, log.authority);
-      req.target(origin);
-    }
-  }
-  if (req.target().empty() || (req.target()[0] != '/' && req.method() != http::verb::options)) {
-    stats.bad_requests.add();
-    co_return co_await send_error(http::status::bad_request, "request target must be origin-form", Next::close,
-                                  log);
   }
 
   // An upgrade (WebSocket or any other token) is routed and failed over like any request; it holds one of

@@ -4,6 +4,7 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include "proxy/head_checks.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
 
@@ -128,9 +129,7 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
   ResponseHeadResult r;
   for (;;) {
     response.emplace();
-    response->header_limit(worker.settings().limits.max_response_header_bytes);
-    response->body_limit(boost::none);
-    if (head_request) response->skip(true);
+    prepare_response_parser(*response, worker.settings().limits.max_response_header_bytes, head_request);
     up.stream.transport().expires_after(worker.settings().timeouts.response);
     auto [ec, n] = co_await up.stream.visit(
         [&](auto& s) { return http::async_read_header(s, up.buffer, *response, use_nothrow); });
@@ -146,7 +145,14 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
       co_return r;
     }
     r.status = response->get().result_int();
-    if (r.status < 100 || r.status >= 200 || r.status == 101) break;
+    if (!is_valid_status(r.status)) {
+      r.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
+      r.failure = "upstream " + endpoint_text(picked) + " sent an invalid status code " + std::to_string(r.status);
+      r.status = 0;
+      response.reset();
+      co_return r;
+    }
+    if (is_final_response(r.status)) break;
   }
   worker.picker().responding(picked);
   r.outcome = routing::outcome_of_status(r.status);

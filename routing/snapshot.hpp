@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
@@ -85,13 +84,30 @@ struct alignas(64) ServiceEntry {
   std::shared_ptr<const LbPlugin> lb_plugin;
   std::string multi_cluster_plugin;       // the policy plugin that placed the clusters (explain), or ""
 
+  // The indices [first, last) into `clusters`, for a range-for. Not std::views::iota: clang 14 (the fuzzers'
+  // compiler, tests/fuzz) cannot compile libstdc++ 12's <ranges>.
+  struct IndexRange {
+    struct iterator {
+      std::uint32_t i;
+      std::uint32_t operator*() const { return i; }
+      iterator& operator++() {
+        ++i;
+        return *this;
+      }
+      bool operator!=(const iterator& o) const { return i != o.i; }
+    };
+    std::uint32_t first = 0, last = 0;
+    iterator begin() const { return {first}; }
+    iterator end() const { return {last}; }
+  };
+
   // The indices into `clusters` of tier t's clusters: they are stored tier by tier, so these are a range.
-  std::ranges::iota_view<std::uint32_t, std::uint32_t> tier_clusters(std::uint32_t t) const {
+  IndexRange tier_clusters(std::uint32_t t) const {
     std::uint32_t begin = 0;
     while (begin < clusters.size() && clusters[begin].tier < t) ++begin;
     std::uint32_t end = begin;
     while (end < clusters.size() && clusters[end].tier == t) ++end;
-    return std::views::iota(begin, end);
+    return IndexRange{begin, end};
   }
 
   // Requests in flight to the service, from every worker: the sum of its endpoints' (read by the retry

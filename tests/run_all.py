@@ -6,6 +6,12 @@
 - pytest suites (integration, Kubernetes stand-in, discovery, chaos) run with --junitxml.
 Exits non-zero when anything failed or nothing ran.
 
+Sanitizers: when BUILD_DIR is an AddressSanitizer+UndefinedBehaviorSanitizer build (meson b_sanitize, as
+tests/run.sh makes CI's), every suite runs with ASAN_OPTIONS/UBSAN_OPTIONS that halt on the first report
+and write it to a log directory; after each suite any report there fails that suite (a sluice process a
+test started and killed could otherwise report to a stderr nobody reads). The full run adds the routing
+ThreadSanitizer build and the libFuzzer harnesses (tests/fuzz/run.sh, SLUICE_FUZZ_SECONDS each).
+
 Usage: run_all.py [--fast] [BUILD_DIR]
 --fast: the edit-test loop's tier (under 2 minutes on a 2-core machine): the unit tests, and the pytest
 suites without what is slow by nature: the ThreadSanitizer build, the seed scenario, the outage, chaos and
@@ -25,6 +31,51 @@ PYTEST_SUITES = ["tests/k8s", "tests/integration", "tests/discovery", "tests/syn
                  "examples/seed-failover", "tests/chaos", "tests/packaging"]
 # Left out of the fast tier whole (by name: a suite listed above, or added later, is skipped the same way).
 FAST_SKIP_SUITES = {"tests/k8s", "tests/discovery", "tests/sync", "examples/seed-failover", "tests/chaos"}
+
+
+def sanitizers_of(build):
+    """The build's b_sanitize value ("none", "address,undefined", ...)."""
+    try:
+        options = json.loads(subprocess.check_output(["meson", "introspect", build, "--buildoptions"], text=True))
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return "none"
+    for o in options:
+        if o.get("name") == "b_sanitize":
+            return str(o.get("value") or "none")
+    return "none"
+
+
+class SanitizerReports:
+    """Where a sanitized build's processes write their reports, and the check after each suite."""
+
+    def __init__(self, build, tmp):
+        self.active = "address" in sanitizers_of(build)
+        self.dir = os.path.join(tmp, "sanitizer-reports")
+        os.makedirs(self.dir, exist_ok=True)
+
+    def env(self, base):
+        env = dict(base)
+        if not self.active:
+            return env
+        # halt_on_error: the first report ends the process, non-zero. log_path: the report also lands in a
+        # file (ASan/UBSan append .PID), checked after the suite whatever the process's exit code meant to
+        # the test. detect_leaks: LeakSanitizer at every exit.
+        env["ASAN_OPTIONS"] = (f"halt_on_error=1:detect_leaks=1:log_path={self.dir}/asan:"
+                               "check_initialization_order=1:strict_string_checks=1")
+        env["UBSAN_OPTIONS"] = f"halt_on_error=1:print_stacktrace=1:log_path={self.dir}/ubsan"
+        env["SLUICE_SANITIZED"] = "1"
+        return env
+
+    def collect(self, suite):
+        """Number of reports written since the last call; prints them and clears the directory."""
+        reports = sorted(os.listdir(self.dir)) if self.active else []
+        for name in reports:
+            path = os.path.join(self.dir, name)
+            with open(path, errors="replace") as f:
+                text = f.read()
+            print(f"   sanitizer report in {suite} ({name}):\n" + text[:6000], flush=True)
+            os.remove(path)
+        return len(reports)
 
 
 def count_junit(path):
@@ -47,11 +98,11 @@ def is_catch2(cmd):
     return "Catch v2" in out
 
 
-def run_meson_tests(build, tmp, results):
+def run_meson_tests(build, tmp, results, reports):
     tests = json.loads(subprocess.check_output(["meson", "introspect", build, "--tests"], text=True))
     for t in tests:
         name, cmd = t["name"], t["cmd"]
-        env = dict(os.environ, **(t.get("env") or {}))
+        env = reports.env(dict(os.environ, **(t.get("env") or {})))
         cwd = t.get("workdir") or build
         timeout = t.get("timeout") or 600
         print(f"== meson test {name}", flush=True)
@@ -67,13 +118,14 @@ def run_meson_tests(build, tmp, results):
         else:
             proc = subprocess.run(cmd, env=env, cwd=cwd, timeout=timeout)
             p, f = (1, 0) if proc.returncode == 0 else (0, 1)
+        f += reports.collect(name)
         print(f"   {name}: {p} passed, {f} failed", flush=True)
         results.append((name, p, f))
 
 
-def run_pytest(build, tmp, results, fast=False):
+def run_pytest(build, tmp, results, reports, fast=False):
     python = "/usr/bin/python3"
-    env = dict(os.environ, SLUICE_BUILD_DIR=os.path.abspath(build))
+    env = reports.env(dict(os.environ, SLUICE_BUILD_DIR=os.path.abspath(build)))
     for suite in PYTEST_SUITES:
         if fast and suite in FAST_SKIP_SUITES:
             print(f"== pytest {suite}: skipped (--fast)", flush=True)
@@ -93,6 +145,7 @@ def run_pytest(build, tmp, results, fast=False):
             p, f = 0, 0
         if proc.returncode not in (0, 5) and f == 0:
             f = 1  # collection error or crash
+        f += reports.collect(suite)
         print(f"   {suite}: {p} passed, {f} failed", flush=True)
         results.append((suite, p, f))
 
@@ -111,6 +164,26 @@ def run_sanitizers(build, results):
     results.append(("routing_tsan (sanitizer build)", int(ok), int(not ok)))
 
 
+def run_fuzzers(results):
+    """Each libFuzzer harness for SLUICE_FUZZ_SECONDS (default 15) on its corpus, ASan+UBSan (tests/fuzz)."""
+    seconds = os.environ.get("SLUICE_FUZZ_SECONDS", "15")
+    print(f"== libFuzzer: tests/fuzz/run.sh all {seconds}", flush=True)
+    try:
+        proc = subprocess.run(["bash", os.path.join(ROOT, "tests/fuzz/run.sh"), "all", seconds], cwd=ROOT,
+                              capture_output=True, text=True, timeout=1800)
+        out, rc = proc.stdout, proc.returncode
+        sys.stderr.write(proc.stderr)
+    except subprocess.TimeoutExpired:
+        out, rc = "", 1
+    lines = [line for line in out.splitlines() if line.startswith("fuzz_") and " exit=" in line]
+    for line in lines:
+        print("   " + line, flush=True)
+        ok = " exit=0 " in line and " crashes=0 " in line
+        results.append((line.split(":")[0] + " (libFuzzer)", int(ok), int(not ok)))
+    if not lines or (rc != 0 and all(" exit=0 " in line for line in lines)):
+        results.append(("libFuzzer harnesses (build or run)", 0, 1))
+
+
 def main():
     parser = argparse.ArgumentParser(description="Runs every test suite (or the fast tier) against a build.")
     parser.add_argument("--fast", action="store_true", help="the fast tier: see this file's docstring")
@@ -118,12 +191,15 @@ def main():
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="sluice-tests-") as tmp:
-        run_meson_tests(args.build, tmp, results)
-        run_pytest(args.build, tmp, results, args.fast)
+        reports = SanitizerReports(args.build, tmp)
+        print(f"== build {args.build}: sanitizers {sanitizers_of(args.build)}", flush=True)
+        run_meson_tests(args.build, tmp, results, reports)
+        run_pytest(args.build, tmp, results, reports, args.fast)
         if args.fast:
-            print("== ThreadSanitizer: skipped (--fast)", flush=True)
+            print("== ThreadSanitizer, libFuzzer: skipped (--fast)", flush=True)
         else:
             run_sanitizers(args.build, results)
+            run_fuzzers(results)
     passed = sum(p for _, p, _ in results)
     failed = sum(f for _, _, f in results)
     for name, p, f in results:

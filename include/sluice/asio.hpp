@@ -25,8 +25,9 @@ namespace sluice {
 // at a time: the worker's state has no locks) and keeps running it until proxy.stop() (which ~Proxy
 // calls) has returned: stop() closes the listeners and every connection on it (requests in flight are cut,
 // as on the proxy's own threads: drain() and wait_drained() first to let them end) and waits there until
-// their handlers have run, so call it from a thread that does not run `ioc`. Returns every error; on any error nothing runs. Once, instead
-// of start().
+// their handlers have run, so call it from a thread that does not run `ioc`. `ioc` must outlive `proxy`:
+// the worker's timers and sockets are ioc's (declare the io_context first, as above). Returns every error;
+// on any error nothing runs. Once, instead of start().
 std::vector<std::string> start_on(Proxy& proxy, boost::asio::io_context& ioc);
 
 }  // namespace sluice

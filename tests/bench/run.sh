@@ -13,6 +13,8 @@
 #              backend (nghttpd); last line h2_ratio_vs_best_peer (h2_bench.py)
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
 #   discovery  discovery benchmarks (discovery_bench.sh)
+#   fuzz       every libFuzzer harness for FUZZ_SECONDS (default 180) each, ASan+UBSan: execs, exec/s,
+#              coverage and crashes per harness (tests/fuzz/run.sh; its own build dir, build-fuzz)
 # Builds into build-bench (meson -Dbench=true; BUILD_DIR overrides) first.
 # Environment knobs are described in tests/bench/README.md.
 set -eu
@@ -23,7 +25,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|flood|failover|h2|routing|discovery" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|flood|failover|h2|routing|discovery|fuzz" >&2
   exit 2
 }
 
@@ -111,6 +113,9 @@ case "$mode" in
     build cli/sluice:executable
     cd "$root"
     exec /usr/bin/python3 "$here/h2_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  fuzz)
+    exec bash "$root/tests/fuzz/run.sh" all "${FUZZ_SECONDS:-180}" "$@"
     ;;
   routing|discovery)
     script="$here/${mode}_bench.sh"

@@ -272,9 +272,30 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
   CHECK(e.find("70000") != std::string::npos);
   CHECK(store.count(Kind::service) == 0);
 
-  auto bad_import = import("imp", "ns", {{{"clusterKey", "k"}, {"target", {{"ip", "1.2.3.4"}, {"port", "80"}}}}});
+  auto bad_import = import("imp", "ns", {{{"clusterKey", "r/z/g/k"}, {"target", {{"ip", "1.2.3.4"}, {"port", "80"}}}}});
   e = store.apply(Kind::service_import, EventType::added, bad_import);
   CHECK(e.find("spec.ports[0].endpoints[0].target.port") != std::string::npos);
+
+  // Found by tests/fuzz/fuzz_kubernetes: what the routing model could not hold is refused here.
+  auto bad_key = import("imp", "ns", {{{"clusterKey", "a/b/c/d/e"}, {"target", {{"ip", "1.2.3.4"}, {"port", 80}}}}});
+  e = store.apply(Kind::service_import, EventType::added, bad_key);
+  CHECK(e.find("spec.ports[0].endpoints[0].clusterKey: expected a cluster key") != std::string::npos);
+  json no_namespace = {{"metadata", {{"name", "x"}}}, {"spec", {{"lbType", "ActiveActive"}}}};
+  CHECK(store.apply(Kind::traffic_policy, EventType::added, no_namespace).find("metadata.namespace") !=
+        std::string::npos);
+  json dotted = service("a.b", "ns", {{{"name", "http"}, {"port", 80}}});
+  CHECK(store.apply(Kind::service, EventType::added, dotted).find("metadata.name") != std::string::npos);
+  json bad_target = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
+                     {"spec", {{"lbType", "ActiveActive"}, {"targets", {{{"clusterKey", "cluster-1"}}}}}}};
+  CHECK(store.apply(Kind::traffic_policy, EventType::added, bad_target).find("spec.targets[0].clusterKey") !=
+        std::string::npos);
+  json twice = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
+                {"spec", {{"lbType", "FailOver"}, {"targets", {{{"clusterKey", "r/z/g/c1"}}, {{"clusterKey", "r/z/g/c1"}}}}}}};
+  CHECK(store.apply(Kind::traffic_policy, EventType::added, twice).find("spec.targets[1].clusterKey: duplicate") !=
+        std::string::npos);
+  CHECK(store.count(Kind::service_import) == 0);
+  CHECK(store.count(Kind::service) == 0);
+  CHECK(store.count(Kind::traffic_policy) == 0);
 
   json no_meta = {{"spec", json::object()}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, no_meta).find("metadata") != std::string::npos);

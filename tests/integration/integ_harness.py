@@ -37,6 +37,9 @@ def find_build_dir():
 
 
 BUILD_DIR = find_build_dir()
+# Set by tests/run_all.py when BUILD_DIR is an AddressSanitizer build: freed memory sits in ASan's
+# quarantine (up to 256 MiB) instead of being reused, so RSS measures the sanitizer, not sluice.
+SANITIZED = os.environ.get("SLUICE_SANITIZED") == "1"
 SLUICE = BUILD_DIR / "cli" / "sluice"
 BACKEND = BUILD_DIR / "tests" / "backend" / "sluice-testbackend"
 

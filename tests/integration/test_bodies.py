@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from integ_harness import HttpReader, RssSampler, clean_env, connect, curl
+from integ_harness import SANITIZED, HttpReader, RssSampler, clean_env, connect, curl
 
 MIB = 1024 * 1024
 BIG = 100 * MIB
@@ -43,6 +43,10 @@ def warm_up(sluice):
 
 def check_flat(sampler, baseline):
     assert sampler.samples, "no RSS samples taken"
+    if SANITIZED:
+        # The bodies still went through whole (checked by the caller); under ASan the RSS bound is not
+        # sluice's: every freed relay allocation joins ASan's quarantine. The plain build checks it.
+        return
     growth = sampler.peak - baseline
     assert growth < RSS_GROWTH_LIMIT_KIB, f"RSS grew by {growth} KiB (baseline {baseline} KiB)"
 

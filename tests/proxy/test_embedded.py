@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from integ_harness import BUILD_DIR, REPO, clean_env, free_port
+from integ_harness import BUILD_DIR, REPO, SANITIZED, clean_env, free_port
 
 REQUESTS = 12
 SLOW_MS = 150
@@ -63,6 +63,10 @@ def installed(tmp_path_factory):
     for h in incdir.rglob("*.hpp"):
         if h != incdir / "sluice" / "asio.hpp":
             assert "boost" not in h.read_text(), h
+    # A sanitized libsluice (CI's build-asan) needs the sanitizer runtimes loaded first in the program
+    # that links it: the program is built with the same -fsanitize flags, as any user of it must be.
+    if SANITIZED:
+        flags = flags + ["-fsanitize=address,undefined"]
     return flags, libdir
 
 
@@ -108,8 +112,8 @@ int main(int argc, char** argv) {
                   "endpoints": [{"address": "127.0.0.1", "port": )" + argv[2] + R"(}]}]}],
     "routes": [{"hosts": ["*"], "service": "web.default"}]})";
   std::vector<std::string> errors;
+  boost::asio::io_context ioc;  // declared first: it must outlive the proxy (sluice/asio.hpp)
   auto proxy = sluice::Proxy::from_json(config, errors);
-  boost::asio::io_context ioc;
   if (proxy) errors = sluice::start_on(*proxy, ioc);
   for (const auto& e : errors) std::cerr << e << "\n";
   if (!errors.empty()) return 1;
