@@ -65,28 +65,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool no_descriptors = false;      // the connect failed for lack of descriptors here: 503, not 502
   };
 
-  // One step per function.
+  // One step per function, in the order a request takes them (one file per step).
+
+  // 1. The connection (http_session.cpp).
   net::awaitable<bool> read_head();
+  net::awaitable<void> close();
+  // The connection speaks HTTP/2 (preface seen, or ALPN h2): an Http2Session serves it to the end.
+  net::awaitable<void> run_http2();
+
+  // 2. The request (http_session_request.cpp): checks, limits, the pick, and the answers sluice writes itself.
   net::awaitable<Next> handle_request();
-  net::awaitable<Next> forward(routing::PickResult picked, routing::AttemptState& attempt, RequestLog& log);
+  routing::RequestView request_view(const std::string& authority) const;
   net::awaitable<bool> read_body_piece(std::size_t& got);
   net::awaitable<void> send_continue();
   // `retry_after`: non-empty, a Retry-After field (a 503 at the in-flight limit).
   net::awaitable<Next> send_error(http::status status, std::string_view text, Next next, RequestLog& log,
                                   std::string_view retry_after = {});
-  net::awaitable<void> close();
-  // The connection speaks HTTP/2 (preface seen, or ALPN h2): an Http2Session serves it to the end.
-  net::awaitable<void> run_http2();
 
-  routing::RequestView request_view(const std::string& authority) const;
-
-  // Upstream side (http_session_forward.cpp).
+  // 3. The attempts (http_session_forward.cpp).
+  net::awaitable<Next> forward(routing::PickResult picked, routing::AttemptState& attempt, RequestLog& log);
   net::awaitable<void> try_endpoint(const routing::PickResult& picked, std::size_t first_piece, Attempt& a);
-  net::awaitable<void> read_response_head(const routing::PickResult& picked, bool reused, Attempt& a);
-  net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
-  // After a 101 to an upgrade request: the 101 goes to the client, then the connection is a tunnel
-  // (proxy/tunnel.hpp) until either side ends it. The session ends with it.
-  net::awaitable<Next> run_tunnel(Attempt& a, const routing::PickResult& picked, RequestLog& log);
   net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
                                                               std::string& error, bool& no_descriptors);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
@@ -96,15 +94,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // may wait for the worker's write batch (proxy/write_batch.hpp) when other requests are in flight.
   net::awaitable<bool> write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked, bool last,
                                     std::chrono::steady_clock::duration timeout, bool batchable = false);
-  // An endpoint spoken to over HTTP/2 (http_session_h2.cpp): send the request and wait for the response
-  // head (`a` says how it went; x->use_http1: `auto` chose HTTP/1.1), then relay the response.
+  net::awaitable<void> read_response_head(const routing::PickResult& picked, bool reused, Attempt& a);
+  net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
+
+  // 4. The answer (http_session_relay.cpp).
+  net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
+                                      const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
+  // After a 101 to an upgrade request: the 101 goes to the client, then the connection is a tunnel
+  // (proxy/tunnel.hpp) until either side ends it. The session ends with it.
+  net::awaitable<Next> run_tunnel(Attempt& a, const routing::PickResult& picked, RequestLog& log);
+
+  // Steps 3 and 4 with an endpoint spoken to over HTTP/2 (http_session_h2.cpp): send the request and wait
+  // for the response head (`a` says how it went; x->use_http1: `auto` chose HTTP/1.1), then relay it.
   struct H2Exchange;
   net::awaitable<void> h2_exchange(const routing::PickResult& picked, std::size_t first_piece, Attempt& a,
                                    std::unique_ptr<H2Exchange>& x);
   net::awaitable<Next> relay_h2_response(H2Exchange& x, const routing::PickResult& picked, bool& upstream_ok,
                                          RequestLog& log);
-  net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
-                                      const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
 
   Worker& worker_;
   std::shared_ptr<const ListenerInfo> listener_;

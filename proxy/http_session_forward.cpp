@@ -1,6 +1,7 @@
-// Upstream side of a session: the attempt loop (try an endpoint, let routing decide on a retry, relay or
-// answer the failure), connecting or reusing a pooled connection, streaming the request, relaying the
-// response.
+// Step 3 of a request's way (http_session.cpp lists them all): the attempt loop (try an endpoint, let
+// routing decide on a retry, then relay or answer the failure), connecting or reusing a pooled connection,
+// streaming the request, reading the response head. Relaying the response is step 4,
+// http_session_relay.cpp.
 //
 // Bodies are never held whole: one relay buffer moves each piece from one side
 // to the other (Beast's buffer_body relay, made asynchronous). The first piece
@@ -38,7 +39,6 @@ bool expects_continue(const http::request<http::buffer_body>& req) {
 }
 
 }  // namespace
-
 // The attempt loop, as steps: pick (done by the caller, then by the retry), try the endpoint (connect,
 // send, read the response head), decide (routing's retry rules), then relay or answer the failure. The
 // pick is held by a ReportedPick, so routing hears each attempt's outcome exactly once.
@@ -166,67 +166,37 @@ net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked
   co_await read_response_head(picked, reused, a);
 }
 
-// Reads the response head (proxy/upstream_connect.hpp).
-net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& picked, bool reused, Attempt& a) {
-  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
-                                                parser_->get().method() == http::verb::head, picked, reused);
-  a.outcome = r.outcome;
-  a.status = r.status;
-  if (!r.failure.empty()) a.failure = std::move(r.failure);
-}
-
-net::awaitable<HttpSession::Next> HttpSession::run_tunnel(Attempt& a, const routing::PickResult& picked,
-                                                          RequestLog& log) {
-  auto& stats = worker_.stats();
-  const auto& res = a.response->get();
-  auto protocol = res.find(http::field::upgrade);
-  write_response_head(res,
-                      ResponseHeadParts{11, 101, res.reason(), picked.set_cookie, false, true,
-                                        protocol == res.end() ? std::string_view(upgrade_)
-                                                              : std::string_view(protocol->value())},
-                      head_);
-  if (!co_await write_framed(stream_, head_, 0, false, true, worker_.settings().timeouts.idle)) co_return Next::close;
-  stats.responses_by_class[1].add();
-  stats.upgrades_switched.add();
-  stats.tunnels_active.inc();
-  const auto& limits = picked.service->tunnel;
-  Tunnel tunnel(stream_, buffer_, a.up->stream, a.up->buffer, TunnelLimits{limits.idle_timeout, limits.max_lifetime},
-                stats, beast::iequals(upgrade_, "websocket"));
-  tunnel_ = &tunnel;
-  const TunnelResult r = co_await tunnel.run();
-  tunnel_ = nullptr;
-  stats.tunnels_active.dec();
-  stats.tunnels_closed.add();
-  stats.tunnel_seconds.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(r.duration).count()));
-  log.status = 101;
-  log.bytes_received = r.bytes_up;
-  log.bytes_sent = r.bytes_down;
-  log.tunnel_closed_by = r.closed_by;
-  if (auto* access = worker_.settings().access_log) access->write(log);
-  log::debug("tunnel " + log.authority + log.path + " to " + log.upstream + " closed by " + std::string(r.closed_by));
-  co_return Next::close;
-}
-
-// The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.
-net::awaitable<HttpSession::Next> HttpSession::answer_failure(const Attempt& a, RequestLog& log) {
-  auto& stats = worker_.stats();
-  if (a.no_descriptors) {
-    stats.requests_overloaded.add();
-    co_return co_await send_error(http::status::service_unavailable, a.failure, Next::keep_alive, log,
-                                  kOverloadRetryAfter);
-  }
-  if (a.outcome == routing::Outcome::timeout) {
-    stats.upstream_timeouts.add();
-    co_return co_await send_error(http::status::gateway_timeout, a.failure, Next::close, log);
-  }
-  if (a.outcome != routing::Outcome::connect_failure) stats.upstream_resets.add();
-  const auto next = a.body_streamed || !parser_->is_done() ? Next::close : Next::keep_alive;
-  co_return co_await send_error(http::status::bad_gateway, a.failure, next, log);
-}
-
 net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
                                                                           std::string& error, bool& no_descriptors) {
   co_return co_await connect_upstream(worker_, picked, error, &no_descriptors);
+}
+
+net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnection& up,
+                                                                  const routing::PickResult& picked,
+                                                                  std::size_t first_piece, bool& body_streamed,
+                                                                  std::string& error) {
+  const auto& req = parser_->get();
+  const bool chunked = req.chunked();
+  write_request_head(req,
+                     RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
+                                      stream_.is_tls(), chunked, upgrade_},
+                     head_);
+  const auto response_timeout = worker_.settings().timeouts.response;
+  // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the
+  // worker's batch of requests.
+  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout,
+                                  true);
+  while (ok && !parser_->is_done()) {
+    std::size_t got = 0;
+    if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
+    body_streamed = true;
+    ok = co_await write_framed(up.stream, {}, got, chunked, parser_->is_done(), response_timeout);
+  }
+  if (!ok) {
+    error = "upstream " + up.pool_key + " failed while sending the request";
+    co_return SendResult::upstream_failed;
+  }
+  co_return SendResult::ok;
 }
 
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,
@@ -267,107 +237,30 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
   co_return !ec;
 }
 
-net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnection& up,
-                                                                  const routing::PickResult& picked,
-                                                                  std::size_t first_piece, bool& body_streamed,
-                                                                  std::string& error) {
-  const auto& req = parser_->get();
-  const bool chunked = req.chunked();
-  write_request_head(req,
-                     RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
-                                      stream_.is_tls(), chunked, upgrade_},
-                     head_);
-  const auto response_timeout = worker_.settings().timeouts.response;
-  // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the
-  // worker's batch of requests.
-  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout,
-                                  true);
-  while (ok && !parser_->is_done()) {
-    std::size_t got = 0;
-    if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
-    body_streamed = true;
-    ok = co_await write_framed(up.stream, {}, got, chunked, parser_->is_done(), response_timeout);
-  }
-  if (!ok) {
-    error = "upstream " + up.pool_key + " failed while sending the request";
-    co_return SendResult::upstream_failed;
-  }
-  co_return SendResult::ok;
+// Reads the response head (proxy/upstream_connect.hpp).
+net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& picked, bool reused, Attempt& a) {
+  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
+                                                parser_->get().method() == http::verb::head, picked, reused);
+  a.outcome = r.outcome;
+  a.status = r.status;
+  if (!r.failure.empty()) a.failure = std::move(r.failure);
 }
 
-net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection& up, response_parser& rp,
-                                                              const routing::PickResult& picked, bool& upstream_ok,
-                                                              RequestLog& log) {
-  const auto& req = parser_->get();
-  const auto& head = rp.get();
+// The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.
+net::awaitable<HttpSession::Next> HttpSession::answer_failure(const Attempt& a, RequestLog& log) {
   auto& stats = worker_.stats();
-  const unsigned status = head.result_int();
-
-  const bool no_body = req.method() == http::verb::head || status == 204 || status == 304 || rp.is_done();
-  bool keep = req.keep_alive() && !close_after_ && !worker_.draining();
-  bool chunked = false;
-  if (!no_body && !head.has_content_length()) {
-    // Unknown length (chunked or until close): re-frame as chunked for HTTP/1.1; HTTP/1.0 ends with close.
-    if (req.version() == 11) {
-      chunked = true;
-    } else {
-      keep = false;
-    }
+  if (a.no_descriptors) {
+    stats.requests_overloaded.add();
+    co_return co_await send_error(http::status::service_unavailable, a.failure, Next::keep_alive, log,
+                                  kOverloadRetryAfter);
   }
-  write_response_head(head,
-                      ResponseHeadParts{req.version() == 10 ? 10u : 11u, status, head.reason(), picked.set_cookie,
-                                        chunked, keep, {}},
-                      head_);
-
-  const auto idle = worker_.settings().timeouts.idle;
-  const auto count_status = [&] { stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add(); };
-  log.status = status;
-  upstream_ok = true;
-  if (no_body) {
-    const bool sent = co_await write_framed(stream_, head_, 0, false, true, idle);
-    count_status();
-    if (!sent) co_return Next::close;  // the client left; the endpoint did nothing wrong
-  } else {
-    // The head goes out with the first piece of the body: one write (and one packet) for a small response.
-    bool head_sent = false;
-    auto& in_body = rp.get().body();
-    if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
-    for (;;) {
-      in_body.data = body_buf_.get();
-      in_body.size = kBodyBuffer;
-      boost::system::error_code rec;
-      if (!parse_buffered(rp, up.buffer, rec)) {
-        up.stream.transport().expires_after(worker_.settings().timeouts.response);
-        std::tie(rec, std::ignore) = co_await up.stream.visit(
-            [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
-        if (rec == http::error::need_buffer) rec = {};
-      }
-      if (rec) {
-        log::debug("upstream " + up.pool_key + " failed mid-response: " + rec.message());
-        upstream_ok = false;
-        if (!head_sent) {
-          co_return co_await send_error(http::status::bad_gateway,
-                                        "upstream " + up.pool_key + " failed before its response body: " +
-                                            rec.message(),
-                                        Next::close, log);
-        }
-        // The response is cut: the client must see it cut too, not a shorter message that looks whole.
-        co_return Next::close;
-      }
-      const std::size_t got = kBodyBuffer - in_body.size;
-      const bool sent = co_await write_framed(stream_, head_sent ? std::string_view{} : std::string_view(head_), got,
-                                              chunked, rp.is_done(), idle);
-      if (!head_sent) count_status();
-      head_sent = true;
-      if (!sent) co_return Next::close;
-      log.bytes_sent += got;
-      stats.bytes_sent.add(got);
-      if (rp.is_done()) break;
-    }
+  if (a.outcome == routing::Outcome::timeout) {
+    stats.upstream_timeouts.add();
+    co_return co_await send_error(http::status::gateway_timeout, a.failure, Next::close, log);
   }
-  log.bytes_received = request_body_bytes_;
-  if (auto* access = worker_.settings().access_log) access->write(log);
-  co_return keep ? Next::keep_alive : Next::close;
+  if (a.outcome != routing::Outcome::connect_failure) stats.upstream_resets.add();
+  const auto next = a.body_streamed || !parser_->is_done() ? Next::close : Next::keep_alive;
+  co_return co_await send_error(http::status::bad_gateway, a.failure, next, log);
 }
 
 }  // namespace sluice::proxy
