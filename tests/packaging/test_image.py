@@ -16,6 +16,12 @@ BINARY = BUILD / "cli" / "sluice"
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
 
+def sanitized():
+    """A sanitizer build's binary (CI's full run): it packages the same way, but its image holds the sanitizer
+    runtimes (no size bound then) and cannot run inside a chroot without /proc."""
+    return "libasan" in subprocess.run(["ldd", str(BINARY)], capture_output=True, text=True).stdout
+
+
 def version():
     return re.search(r"^  version : '([^']+)',$", (ROOT / "meson.build").read_text(), re.M).group(1)
 
@@ -41,6 +47,10 @@ def in_image(image, *args):
 
 
 def test_image_runs_version_and_check_inside_its_own_root(image):
+    if sanitized():
+        # The sanitizer runtime reads its options and its threads from /proc, which the image's root has not
+        # got (Kubernetes mounts one; a chroot does not). The plain build (`tests/run.sh --fast`) runs this.
+        pytest.skip("a sanitizer build cannot run without /proc; the plain build's run covers this test")
     ran = in_image(image, "/usr/local/bin/sluice", "--version")
     assert ran.returncode == 0 and ran.stdout.strip() == f"sluice {version()}", ran.stderr
     config = image["rootfs"] / "etc" / "sluice"
@@ -58,7 +68,8 @@ def test_image_is_small_non_root_and_holds_only_the_binary_and_its_libraries(ima
     assert config["process"]["user"]["uid"] != 0
     assert config["process"]["args"][0] == "/usr/local/bin/sluice"
     blobs = sum(p.stat().st_size for p in (image["out"] / "oci" / "blobs").rglob("*") if p.is_file())
-    assert blobs < MAX_IMAGE_BYTES, f"image is {blobs} bytes"
+    if not sanitized():
+        assert blobs < MAX_IMAGE_BYTES, f"image is {blobs} bytes"
     files = {str(p.relative_to(image["rootfs"])) for p in image["rootfs"].rglob("*") if p.is_file()}
     files = {f for f in files if not f.startswith("etc/sluice/")}  # what the test above put in
     libraries = {f for f in files if ".so" in f}
