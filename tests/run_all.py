@@ -165,11 +165,16 @@ def run_sanitizers(build, results):
 
 
 def run_fuzzers(results):
-    """Each libFuzzer harness for SLUICE_FUZZ_SECONDS (default 15) on its corpus, ASan+UBSan (tests/fuzz)."""
+    """Each libFuzzer harness on its corpus, ASan+UBSan (tests/fuzz): a fixed seed and at most
+    SLUICE_FUZZ_RUNS inputs (default 40000) within SLUICE_FUZZ_SECONDS (default 15). The same inputs every
+    time, so CI fails on a regression, never on a new find by chance: finding is the long runs' job
+    (`tests/bench/run.sh fuzz`)."""
     seconds = os.environ.get("SLUICE_FUZZ_SECONDS", "15")
-    print(f"== libFuzzer: tests/fuzz/run.sh all {seconds}", flush=True)
+    runs = os.environ.get("SLUICE_FUZZ_RUNS", "40000")
+    print(f"== libFuzzer: tests/fuzz/run.sh all {seconds} -seed=1 -runs={runs}", flush=True)
     try:
-        proc = subprocess.run(["bash", os.path.join(ROOT, "tests/fuzz/run.sh"), "all", seconds], cwd=ROOT,
+        proc = subprocess.run(["bash", os.path.join(ROOT, "tests/fuzz/run.sh"), "all", seconds, "-seed=1",
+                               f"-runs={runs}"], cwd=ROOT,
                               capture_output=True, text=True, timeout=1800)
         out, rc = proc.stdout, proc.returncode
         sys.stderr.write(proc.stderr)
