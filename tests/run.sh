@@ -17,7 +17,8 @@ else
   build=${SLUICE_BUILD:-build-asan}
   # -fno-sanitize-recover=undefined: a UBSan report ends the process (non-zero), as an ASan one does.
   # b_lundef=false: the sanitizer runtimes resolve symbols at load time.
-  sanitize=(-Db_sanitize=address,undefined -Db_lundef=false
+  # -O1: what the sanitizers' authors recommend, and half the compile time of the release build's -O3.
+  sanitize=(-Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1
             "-Dcpp_args=-fno-sanitize-recover=undefined" "-Dcpp_link_args=-fno-sanitize-recover=undefined")
 fi
 if [ ! -f "$build/build.ninja" ]; then
