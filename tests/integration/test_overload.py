@@ -7,7 +7,10 @@ import resource
 import socket
 import time
 
-from integ_harness import LOCAL_CLUSTER, HttpReader, admin_metric, connect, curl, free_port, make_config, wait_until
+import pytest
+
+from integ_harness import (LOCAL_CLUSTER, SANITIZED, HttpReader, admin_metric, connect, curl, free_port, make_config,
+                           wait_until)
 
 
 def with_admin(port, endpoints, admin_port, **overrides):
@@ -133,6 +136,8 @@ def exhaustion_config(port, alpha, beta, admin_port):
     return cfg
 
 
+@pytest.mark.skipif(SANITIZED, reason="UBSan's vptr check opens a pipe to test memory: with no descriptor left it "
+                                      "reports every virtual call as invalid (a false report that ends the process)")
 def test_descriptor_exhaustion_backs_off_and_recovers(backend_factory, sluice_factory):
     a = backend_factory("alpha")
     b = backend_factory("beta")
