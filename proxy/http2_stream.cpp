@@ -300,7 +300,11 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         const bool replayable = body_in_hand && !a.body_streamed;
         // gRPC lets any call that the endpoint answered UNAVAILABLE without processing be retried, whatever
         // its method (all are POST): it counts as idempotent here.
-        const std::string_view method = s.grpc && o == routing::Outcome::gateway_error ? "PUT" : s.line.method;
+        // (Both arms string_views: with a string literal against the std::string, the conditional would make
+        // a temporary std::string and the view would dangle, as AddressSanitizer found.)
+        const std::string_view method = s.grpc && o == routing::Outcome::gateway_error
+                                            ? std::string_view("PUT")
+                                            : std::string_view(s.line.method);
         if (!picker.may_retry(*picked, o, method, replayable, attempt)) return false;
         auto next = picker.pick(view(), attempt);
         if (next.status != routing::PickStatus::ok) return false;
