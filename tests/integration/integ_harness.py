@@ -310,6 +310,7 @@ class HttpReader:
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
+        self.version = parts[0]  # the last status line's version ("HTTP/1.1")
         status = int(parts[1])
         headers = []
         for line in lines[1:]:

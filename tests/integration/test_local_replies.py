@@ -5,11 +5,9 @@ by default keep the connection where the answer allows it. RFC 9112 2.3: `HTTP/1
 unsupported major version gets 505. Every case is checked with raw sockets (status line, header, EOF), the
 keep-alive ones with curl too. (A connection that sends nothing by the head deadline is closed without an
 answer, as nginx does; one with part of a head gets 408.)"""
-import socket
-
 import pytest
 
-from integ_harness import LOCAL_CLUSTER, connect, curl, free_port, make_config
+from integ_harness import LOCAL_CLUSTER, HttpReader, connect, curl, free_port, make_config
 
 
 def local_reply_config(port, live):
@@ -36,46 +34,15 @@ def sluice(backend_factory, sluice_factory):
     return sluice_factory(make_cfg=lambda port: local_reply_config(port, a.address))
 
 
-class Reader:
-    """One response at a time from a raw socket, keeping the status line's version."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
+class Reader(HttpReader):
+    """HttpReader with the status line's version: one response as (version, status, headers, body)."""
 
     def response(self):
-        while b"\r\n\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError(f"closed before a whole head: {self.buf!r}")
-            self.buf += data
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        version, status = lines[0].split(" ")[:2]
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        while len(self.buf) < length:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("closed inside the body")
-            self.buf += data
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return version, int(status), headers, body
+        status, headers, body = self.read_response()
+        return self.version, status, headers, body
 
     def at_eof(self, wait=3.0):
-        """True when the server closes within `wait` s with nothing more sent (a reset counts as closed)."""
-        if self.buf:
-            return False
-        self.sock.settimeout(wait)
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
+        return super().at_eof(wait)
 
 
 # Answers that may keep the connection: (host, path, status).
