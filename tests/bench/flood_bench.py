@@ -27,7 +27,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy_bench import ADDRESS, START_TIMEOUT_S, Fatal, Processes, free_port, log_tail, rss_kib, run_wrk, wait_listening  # noqa: E402
+from proxy_bench import (ADDRESS, Fatal, Processes, free_port, rss_kib, run_wrk,  # noqa: E402
+                         start_with_port_file, wait_listening)
 
 TRICKLE_INTERVAL_S = 2.0
 
@@ -124,15 +125,9 @@ def main():
     ok = False
     try:
         port_file = os.path.join(workdir, "b1.port")
-        b = procs.start([backend, "--listen", f"{ADDRESS}:0", "--name", "b1", "--port-file", port_file],
-                        os.path.join(workdir, "b1.log"))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not os.path.exists(port_file):
-            if b.poll() is not None or time.monotonic() > deadline:
-                raise Fatal(f"backend did not start:\n{log_tail(b)}")
-            time.sleep(0.02)
-        with open(port_file) as f:
-            backend_port = int(f.read().split()[0])
+        _, backend_port = start_with_port_file(
+            procs, [backend, "--listen", f"{ADDRESS}:0", "--name", "b1", "--port-file", port_file], port_file,
+            os.path.join(workdir, "b1.log"), "backend")
         port, admin_port = free_port(), free_port()
         cfg = {
             "workers": 1,

@@ -16,13 +16,8 @@ import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxy_bench import cpu_seconds, free_port  # noqa: E402
 
 
 def wait_port(port, proc, timeout=10):
@@ -36,27 +31,6 @@ def wait_port(port, proc, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"port {port} never opened")
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def tree_ticks(pid):
-    """CPU of a process and its children (nginx and HAProxy work in a worker process)."""
-    total = cpu_ticks(pid)
-    try:
-        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    except OSError:
-        children = []
-    for child in children:
-        try:
-            total += tree_ticks(int(child))
-        except OSError:
-            pass
-    return total
 
 
 def h2load(url, n, c, m, log_path):
@@ -162,9 +136,9 @@ backend b
             url = f"http://127.0.0.1:{port}/index.html"
             h2load(url, 2000, 4, 10, os.path.join(tmp, "warm.log"))  # warm up (connections, caches)
             for label, n, c, m in (("-c16 -m10", args.requests, 16, 10), ("-c1 -m1", args.requests_serial, 1, 1)):
-                before = tree_ticks(p.pid)
+                before = cpu_seconds(p.pid)
                 ok, rps, p50, p99, line = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"))
-                cpu_us = (tree_ticks(p.pid) - before) / CLK_TCK * 1e6 / n
+                cpu_us = (cpu_seconds(p.pid) - before) * 1e6 / n
                 results[(name, label)] = rps if ok else 0.0
                 note = "" if ok else f"  FAILED: {line}"
                 print(f"{name:8} {label:12} {rps:10.0f} {p50:8.3f} {p99:8.3f} {cpu_us:10.1f}{note}", flush=True)

@@ -95,6 +95,19 @@ def wait_listening(proc, port):
     raise Fatal(f"not listening on port {port} after {START_TIMEOUT_S}s:\n{log_tail(proc)}")
 
 
+def start_with_port_file(procs, argv, port_file, log_path, what, cpu=None):
+    """Starts `argv`, a server that writes its bound port to `port_file` once listening (FILE.tmp renamed,
+    as sluice-testbackend and sluice-wsbench do); returns (process, port)."""
+    proc = procs.start(argv, log_path, cpu)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not os.path.exists(port_file):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise Fatal(f"{what} did not start:\n{log_tail(proc)}")
+        time.sleep(0.02)
+    with open(port_file) as f:
+        return proc, int(f.read().split()[0])
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -152,23 +165,25 @@ def parse_wrk(text):
 
 
 def cpu_seconds(pid):
-    """User and system CPU time of process `pid` (all its threads) and of its children (nginx's
-    workers when it runs a master) so far, in seconds."""
-    def own(p):
+    """User and system CPU time of process `pid` (all its threads) and of its children, recursively (nginx's
+    workers when it runs a master), so far, in seconds."""
+    def ticks(p):
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total = int(fields[11]) + int(fields[12])
         try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                children = f.read().split()
         except OSError:
-            return 0, None
-        return int(fields[11]) + int(fields[12]), int(fields[1])
+            children = []
+        for child in children:
+            try:
+                total += ticks(int(child))
+            except OSError:
+                pass  # gone meanwhile
+        return total
 
-    ticks = own(pid)[0]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != pid:
-            child_ticks, parent = own(entry)
-            if parent == pid:
-                ticks += child_ticks
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return ticks(pid) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port, conns, duration, cpu, path="/", tls=False):
@@ -212,16 +227,9 @@ class Bench:
     def start_backends(self):
         for name in ("b1", "b2"):
             port_file = os.path.join(self.dir, f"{name}.port")
-            proc = self.procs.start([self.args.backend, "--listen", f"{ADDRESS}:0", "--name", name,
-                                     "--port-file", port_file],
-                                    os.path.join(self.dir, f"{name}.log"), self.load_cpu)
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not os.path.exists(port_file):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise Fatal(f"backend {name} did not start:\n{log_tail(proc)}")
-                time.sleep(0.02)
-            with open(port_file) as f:
-                self.backends.append((proc, int(f.read().split()[0])))
+            self.backends.append(start_with_port_file(
+                self.procs, [self.args.backend, "--listen", f"{ADDRESS}:0", "--name", name, "--port-file", port_file],
+                port_file, os.path.join(self.dir, f"{name}.log"), f"backend {name}", self.load_cpu))
 
     def template_values(self, port):
         values = {"DIR": self.dir, "ADDRESS": ADDRESS, "PORT": port,

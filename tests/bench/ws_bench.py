@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import proxy_bench as pb
 
@@ -58,15 +57,10 @@ class WsBench:
     def start_backends(self):
         for name in ("b1", "b2"):
             port_file = os.path.join(self.dir, f"{name}.port")
-            proc = self.procs.start([self.args.wsbench, "echo", "--listen", f"{pb.ADDRESS}:0",
-                                     "--port-file", port_file], os.path.join(self.dir, f"{name}.log"))
-            deadline = time.monotonic() + pb.START_TIMEOUT_S
-            while not os.path.exists(port_file):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise pb.Fatal(f"echo server {name} did not start:\n{pb.log_tail(proc)}")
-                time.sleep(0.02)
-            with open(port_file) as f:
-                self.backends.append(int(f.read().split()[0]))
+            _, port = pb.start_with_port_file(
+                self.procs, [self.args.wsbench, "echo", "--listen", f"{pb.ADDRESS}:0", "--port-file", port_file],
+                port_file, os.path.join(self.dir, f"{name}.log"), f"echo server {name}")
+            self.backends.append(port)
 
     def launch(self, target):
         if target == "direct":
