@@ -43,11 +43,11 @@ class Processes:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, log_path, cpu=None):
+    def start(self, argv, log_path, cpu=None, env=None):
         if cpu is not None:
             argv = ["taskset", "-c", str(cpu), *argv]
         log = open(log_path, "wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         proc.log_path = log_path
         self.procs.append(proc)
         return proc
@@ -93,6 +93,14 @@ def wait_listening(proc, port):
         except OSError:
             time.sleep(0.05)
     raise Fatal(f"not listening on port {port} after {START_TIMEOUT_S}s:\n{log_tail(proc)}")
+
+
+def template_values(workdir, port, backend_ports, workers=1):
+    """The values every template (sluice.json.in, nginx*.conf.in, haproxy.cfg.in) takes, plain TCP."""
+    return {"DIR": workdir, "ADDRESS": ADDRESS, "PORT": port,
+            "BACKEND1": f"{ADDRESS}:{backend_ports[0]}", "BACKEND2": f"{ADDRESS}:{backend_ports[1]}",
+            "WORKERS": workers, "NGINX_MASTER": "on" if workers > 1 else "off",
+            "SLUICE_TLS": "", "NGINX_SSL": "", "HAPROXY_SSL": ""}
 
 
 def start_with_port_file(procs, argv, port_file, log_path, what, cpu=None):
@@ -232,11 +240,7 @@ class Bench:
                 port_file, os.path.join(self.dir, f"{name}.log"), f"backend {name}", self.load_cpu))
 
     def template_values(self, port):
-        values = {"DIR": self.dir, "ADDRESS": ADDRESS, "PORT": port,
-                  "BACKEND1": f"{ADDRESS}:{self.backends[0][1]}",
-                  "BACKEND2": f"{ADDRESS}:{self.backends[1][1]}",
-                  "WORKERS": self.args.workers, "NGINX_MASTER": "on" if self.args.workers > 1 else "off",
-                  "SLUICE_TLS": "", "NGINX_SSL": "", "HAPROXY_SSL": ""}
+        values = template_values(self.dir, port, [p for _, p in self.backends], self.args.workers)
         if self.args.tls:
             # The same certificate, key and TLS 1.3 defaults for every proxy.
             cert, key, both = self.certificate()
@@ -336,11 +340,8 @@ class Bench:
         port = free_port()
         config = fill_template("sluice.json.in", os.path.join(self.dir, "sluice-allocs.json"), self.template_values(port))
         env = dict(os.environ, LD_PRELOAD=shim, SLUICE_ALLOC_COUNT_FILE=count_file)
-        log = open(os.path.join(self.dir, "sluice-allocs.log"), "wb")
-        proc = subprocess.Popen([self.args.sluice, "--config", config, "--workers", "1"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        proc.log_path = log.name
-        self.procs.procs.append(proc)
+        proc = self.procs.start([self.args.sluice, "--config", config, "--workers", "1"],
+                                os.path.join(self.dir, "sluice-allocs.log"), env=env)
 
         def total():
             time.sleep(0.2)  # the shim writes its total every 50 ms

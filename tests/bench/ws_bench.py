@@ -66,10 +66,7 @@ class WsBench:
         if target == "direct":
             return None, self.backends[0]
         port = pb.free_port()
-        values = {"DIR": self.dir, "ADDRESS": pb.ADDRESS, "PORT": port,
-                  "BACKEND1": f"{pb.ADDRESS}:{self.backends[0]}", "BACKEND2": f"{pb.ADDRESS}:{self.backends[1]}",
-                  # One worker each, plain TCP (the proxy benchmark's templates take these too).
-                  "WORKERS": 1, "NGINX_MASTER": "off", "SLUICE_TLS": "", "NGINX_SSL": "", "HAPROXY_SSL": ""}
+        values = pb.template_values(self.dir, port, self.backends)  # one worker each, plain TCP
         out = os.path.join(self.dir, TEMPLATES[target].removesuffix(".in"))
         config = pb.fill_template(TEMPLATES[target], out, values)
         if target == "sluice":
