@@ -1,6 +1,7 @@
 """The container image (packaging/image.sh): built from the test build's binary, unpacked with umoci, run
 inside its own root filesystem (chroot, as the image's non-root user): `sluice --version` and
 `sluice --check` must work with nothing but what the image holds; the manifests must name the image."""
+import functools
 import json
 import os
 import pathlib
@@ -16,6 +17,7 @@ BINARY = BUILD / "cli" / "sluice"
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
 
+@functools.cache
 def sanitized():
     """A sanitizer build's binary (CI's full run): it packages the same way, but its image holds the sanitizer
     runtimes (no size bound then) and needs /proc to run."""
