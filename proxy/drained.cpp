@@ -5,6 +5,7 @@
 // instantiation), only for the Boost version this was read against and on the epoll reactor.
 #include "proxy/drained.hpp"
 
+#include <cstdint>
 #include <mutex>
 
 #include <boost/asio/io_context.hpp>
@@ -22,6 +23,8 @@
 #if SLUICE_MARK_DRAINED && BOOST_VERSION / 100 == SLUICE_MARK_DRAINED_BOOST && defined(BOOST_ASIO_HAS_EPOLL) && \
     !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
 #define SLUICE_HAS_MARK_DRAINED 1
+#include <sys/epoll.h>
+
 #include <boost/asio/detail/epoll_reactor.hpp>
 #else
 #define SLUICE_HAS_MARK_DRAINED 0
@@ -40,7 +43,7 @@ using flags_member = bool (state::*)[reactor::max_ops];
 
 // The socket's per-descriptor reactor state sits in basic_socket's protected impl_.
 struct socket_access : tcp::socket {
-  static reactor::per_descriptor_data state_of(tcp::socket& s) {
+  static reactor::per_descriptor_data& state_of(tcp::socket& s) {
     return (s.*&socket_access::impl_).get_implementation().reactor_data_;
   }
 };
@@ -51,6 +54,36 @@ struct speculative_access {
   friend flags_member speculative_flags() { return M; }
 };
 template struct speculative_access<&state::try_speculative_>;
+
+// The epoll registration: which events the reactor asked for, and the epoll descriptor it asked.
+using events_member = std::uint32_t state::*;
+using mutex_member = boost::asio::detail::conditionally_enabled_mutex state::*;
+using epoll_fd_member = int reactor::*;
+events_member registered_events();
+mutex_member state_mutex();
+epoll_fd_member epoll_fd();
+template <events_member E, mutex_member M, epoll_fd_member F>
+struct registration_access {
+  friend events_member registered_events() { return E; }
+  friend mutex_member state_mutex() { return M; }
+  friend epoll_fd_member epoll_fd() { return F; }
+};
+template struct registration_access<&state::registered_events_, &state::mutex_, &reactor::epoll_fd_>;
+
+// The events of the descriptor's last readiness report: epoll_reactor::run() keeps them in the state's
+// operation part (task_result_), a private base, which a C-style cast may name.
+using report_member = unsigned int boost::asio::detail::scheduler_operation::*;
+report_member task_result();
+template <report_member R>
+struct report_access {
+  friend report_member task_result() { return R; }
+};
+template struct report_access<&boost::asio::detail::scheduler_operation::task_result_>;
+
+std::uint32_t last_report(const state* st) {
+  const auto* op = (const boost::asio::detail::scheduler_operation*)st;
+  return op->*task_result();
+}
 
 // The read flag of `socket`'s reactor state, or null when the socket is closed.
 bool* read_flag(tcp::socket& socket) {
@@ -121,6 +154,64 @@ void mark_drained([[maybe_unused]] tcp::socket& socket) {
 #if SLUICE_HAS_MARK_DRAINED
   if (mark_drained_status() != DrainedTrick::active) return;
   if (bool* flag = read_flag(socket)) *flag = false;
+#endif
+}
+
+bool prepare_drained_reads([[maybe_unused]] tcp::socket& socket) {
+#if SLUICE_HAS_MARK_DRAINED
+  if (mark_drained_status() != DrainedTrick::active || !socket.is_open()) return false;
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  state* st = socket_access::state_of(socket);
+  if (ec || !st) return false;
+  boost::asio::detail::conditionally_enabled_mutex::scoped_lock lock(st->*state_mutex());
+  auto& events = st->*registered_events();
+  if (events == 0) return false;  // not registered with epoll (Asio then runs every read as a plain recv)
+  if ((events & EPOLLRDHUP) != 0) return true;
+  auto& r = net::use_service<reactor>(net::query(socket.get_executor(), net::execution::context));
+  epoll_event ev{};
+  ev.events = events | EPOLLRDHUP;
+  ev.data.ptr = st;
+  if (epoll_ctl(r.*epoll_fd(), EPOLL_CTL_MOD, socket.native_handle(), &ev) != 0) return false;
+  events = ev.events;  // Asio's later changes (EPOLLOUT) start from these and keep EPOLLRDHUP
+  return true;
+#else
+  return false;
+#endif
+}
+
+const void* drained_reads_state([[maybe_unused]] tcp::socket& socket) {
+#if SLUICE_HAS_MARK_DRAINED
+  state* st = socket_access::state_of(socket);
+  if (!st || ((st->*registered_events()) & EPOLLRDHUP) == 0) return nullptr;
+  return st;
+#else
+  return nullptr;
+#endif
+}
+
+bool short_read_empties([[maybe_unused]] const void* reactor_state) {
+#if SLUICE_HAS_MARK_DRAINED
+  return (last_report(static_cast<const state*>(reactor_state)) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0;
+#else
+  return false;
+#endif
+}
+
+bool next_read_waits([[maybe_unused]] tcp::socket& socket) {
+#if SLUICE_HAS_MARK_DRAINED
+  const bool* flag = read_flag(socket);
+  return flag && !*flag;
+#else
+  return false;
+#endif
+}
+
+void start_drained_read([[maybe_unused]] tcp::socket& socket, [[maybe_unused]] boost::asio::detail::reactor_op* op,
+                        [[maybe_unused]] bool is_continuation) {
+#if SLUICE_HAS_MARK_DRAINED
+  auto& r = net::use_service<reactor>(net::query(socket.get_executor(), net::execution::context));
+  r.start_op(reactor::read_op, socket.native_handle(), socket_access::state_of(socket), op, is_continuation, true);
 #endif
 }
 

@@ -19,6 +19,10 @@
 
 #include "net/net.hpp"
 
+namespace boost::asio::detail {
+class reactor_op;
+}
+
 namespace sluice::proxy {
 
 // BOOST_VERSION / 100 of the Asio whose epoll_reactor::descriptor_state this was written against (1.81).
@@ -52,5 +56,26 @@ void log_mark_drained_status();
 // An event that comes later only costs the recv() this saves. Plain TCP sockets; a closed one is skipped.
 // Does nothing unless mark_drained_status() is `active`.
 void mark_drained(tcp::socket& socket);
+
+// For async_read_drained (drained_read.hpp), which explains the scheme. Worker thread, plain TCP sockets.
+//
+// Registers `socket` for EPOLLRDHUP as well (one epoll_ctl) and makes it non-blocking, so that reads may
+// tell a short read that emptied the socket from one that also took the peer's FIN. Returns whether
+// async_read_drained will use that (false where mark_drained_status() is not `active`, or the socket is
+// closed or not registered with the reactor).
+bool prepare_drained_reads(tcp::socket& socket);
+
+// The socket's reactor state when prepare_drained_reads() succeeded on it, else null.
+const void* drained_reads_state(tcp::socket& socket);
+
+// Whether the last readiness report of that state carried no end of stream, hangup or error: then a short
+// read emptied the socket and any later byte or FIN raises a new event. Called inside the reactor.
+bool short_read_empties(const void* reactor_state);
+
+// Whether the socket's next read will wait for readiness without trying recv() first (for tests).
+bool next_read_waits(tcp::socket& socket);
+
+// Starts `op` as a read on the socket's reactor, trying it at once unless the socket is known empty.
+void start_drained_read(tcp::socket& socket, boost::asio::detail::reactor_op* op, bool is_continuation);
 
 }  // namespace sluice::proxy

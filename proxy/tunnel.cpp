@@ -1,16 +1,30 @@
 #include "proxy/tunnel.hpp"
 
 #include <algorithm>
+#include <tuple>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 
+#include "proxy/drained_read.hpp"
 #include "proxy/stats.hpp"
 
 namespace sluice::proxy {
 
 using namespace net::experimental::awaitable_operators;
+
+namespace {
+
+// Plain-TCP reads and writes go to the socket itself, not through beast::tcp_stream (whose timeouts the
+// tunnel has switched off anyway), and without the cancellation slot the awaitable operators in run()
+// would register and clear around every operation: the tunnel ends by closing its sockets (close()),
+// which completes any pending operation, so per-operation cancellation buys nothing and costs a few
+// percent of a busy tunnel's CPU (perf, WebSocket benchmark).
+auto uncancellable() { return net::bind_cancellation_slot(net::cancellation_slot(), use_nothrow); }
+
+}  // namespace
 
 void WebSocketFrames::pass(const unsigned char* data, std::size_t size) {
   while (size > 0) {
@@ -55,6 +69,8 @@ net::awaitable<TunnelResult> Tunnel::run() {
   boost::system::error_code ignored;
   client_.transport().socket().non_blocking(true, ignored);  // the plain-TCP reads after a readiness wait
   upstream_.transport().socket().non_blocking(true, ignored);
+  if (!client_.is_tls()) prepare_drained_reads(client_.transport().socket());
+  if (!upstream_.is_tls()) prepare_drained_reads(upstream_.transport().socket());
   co_await ((pump(client_, client_early_, upstream_, true) && pump(upstream_, upstream_early_, client_, false)) ||
             watch());
   result_.duration = std::chrono::steady_clock::now() - started_;
@@ -132,6 +148,9 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
         n = from.transport().socket().read_some(net::buffer(buffer.get(), kBuffer), rec);
         if (rec == net::error::would_block || rec == net::error::try_again) continue;
       }
+    } else if (!from.is_tls()) {
+      std::tie(rec, n) =
+          co_await async_read_drained(from.transport().socket(), net::buffer(buffer.get(), kBuffer), uncancellable());
     } else {
       if (!buffer) buffer = std::make_unique<char[]>(kBuffer);
       std::tie(rec, n) = co_await from.visit(
@@ -149,14 +168,16 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
       close(side);
       co_return;
     }
-    // No mark_drained() here (drained.hpp): the read above completed inside Asio's reactor before this
-    // step ran, and a readiness event in between (the peer's FIN right behind its last bytes, as at the
-    // end of a WebSocket close handshake) would be forgotten and the tunnel would hang. Each message pays
-    // one recv() returning EAGAIN instead.
     last_activity_ = std::chrono::steady_clock::now();
     writing = true;
-    auto [wec, written] = co_await to.visit(
-        [&](auto& s) { return net::async_write(s, net::buffer(buffer.get(), n), use_nothrow); });
+    boost::system::error_code wec;
+    if (to.is_tls()) {
+      std::tie(wec, std::ignore) = co_await to.visit(
+          [&](auto& s) { return net::async_write(s, net::buffer(buffer.get(), n), use_nothrow); });
+    } else {
+      std::tie(wec, std::ignore) =
+          co_await net::async_write(to.transport().socket(), net::buffer(buffer.get(), n), uncancellable());
+    }
     writing = false;
     if (websocket_ && !wec) frames.pass(reinterpret_cast<const unsigned char*>(buffer.get()), n);
     if (wec) {

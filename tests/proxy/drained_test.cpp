@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
@@ -12,6 +13,7 @@
 #include <boost/version.hpp>
 
 #include "proxy/drained.hpp"
+#include "proxy/drained_read.hpp"
 
 #ifndef SLUICE_MARK_DRAINED
 #define SLUICE_MARK_DRAINED 1  // as in proxy/drained.cpp: meson passes the build option
@@ -139,4 +141,76 @@ TEST_CASE("mark_drained: used as intended, on a drained socket, the next read st
   // A closed socket is skipped.
   p.server.close();
   proxy::mark_drained(p.server);
+}
+
+namespace {
+
+// One async_read_drained of up to 16 bytes on the server side, run to completion or kWait.
+struct DrainedRead {
+  std::string got;
+  boost::system::error_code ec;
+  bool done = false;
+
+  // Starts the read and runs it for up to `limit`.
+  explicit DrainedRead(Pair& p, std::chrono::milliseconds limit = kWait) {
+    p.buf.assign(16, '\0');
+    proxy::async_read_drained(p.server, net::buffer(p.buf), [&](boost::system::error_code e, std::size_t n) {
+      ec = e;
+      got.assign(p.buf.data(), n);
+      done = true;
+    });
+    p.run_until(done, limit);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("async_read_drained: a short read leaves the next read waiting, which completes on new bytes",
+          "[proxy]") {
+  Pair p;
+  const bool prepared = proxy::prepare_drained_reads(p.server);
+  CHECK(prepared == kExpected);
+  net::write(p.client, net::buffer("x", 1));
+  DrainedRead first(p);
+  REQUIRE(first.done);
+  CHECK(first.got == "x");
+  CHECK(proxy::next_read_waits(p.server) == kExpected);  // decided inside the reactor, with the recv()
+  net::write(p.client, net::buffer("yz", 2));
+  DrainedRead second(p);
+  REQUIRE(second.done);
+  CHECK(second.got == "yz");
+  // A full buffer is not a sign of an empty socket: the next read tries recv() first.
+  net::write(p.client, net::buffer(std::string(40, 'q')));
+  DrainedRead full(p);
+  REQUIRE(full.done);
+  CHECK(full.got.size() == 16);
+  CHECK_FALSE(proxy::next_read_waits(p.server));
+}
+
+TEST_CASE("async_read_drained: bytes and FIN together, the next read sees the end instead of waiting",
+          "[proxy]") {
+  Pair p;
+  proxy::prepare_drained_reads(p.server);
+  DrainedRead data(p, 10ms);  // nothing there yet: the read waits for the reactor's report
+  REQUIRE_FALSE(data.done);
+  net::write(p.client, net::buffer("ab", 2));
+  p.client.shutdown(tcp::socket::shutdown_send);
+  std::this_thread::sleep_for(20ms);  // bytes and FIN both in the server's socket: one report covers both
+  p.run_until(data.done, kWait);
+  REQUIRE(data.done);
+  CHECK(data.got == "ab");
+  // The recv() took the FIN too, and the report that said so (EPOLLRDHUP) is spent: waiting would hang.
+  CHECK_FALSE(proxy::next_read_waits(p.server));
+  DrainedRead end(p);
+  REQUIRE(end.done);
+  CHECK(end.ec == net::error::eof);
+}
+
+TEST_CASE("async_read_drained: without prepare_drained_reads it is an ordinary read", "[proxy]") {
+  Pair p;
+  net::write(p.client, net::buffer("x", 1));
+  DrainedRead first(p);
+  REQUIRE(first.done);
+  CHECK(first.got == "x");
+  CHECK_FALSE(proxy::next_read_waits(p.server));
 }

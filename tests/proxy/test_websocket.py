@@ -110,14 +110,18 @@ def test_websocket_echo_text_binary_large_ping_and_close_codes(echo_factory, slu
     assert tunnels[0]["bytes_received"] > 16 * 1024 * 1024
 
 
-def demo_upgrade_server():
-    """A server that answers `Upgrade: demo` with 101, then upper-cases bytes until the client closes."""
+def demo_upgrade_server(connections=1, last_word=None):
+    """A server that answers `Upgrade: demo` with 101, then upper-cases bytes until the client closes.
+    `last_word`: on b"BYE", write that and close at once (its bytes and FIN back to back)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
 
     def serve():
-        conn, _ = listener.accept()
+        for _ in range(connections):
+            serve_one(*listener.accept())
+
+    def serve_one(conn, _):
         head = b""
         while b"\r\n\r\n" not in head:
             head += conn.recv(4096)
@@ -127,6 +131,9 @@ def demo_upgrade_server():
         if early:
             conn.sendall(early.upper())
         while data := conn.recv(65536):
+            if last_word is not None and data == b"bye":
+                conn.sendall(last_word)
+                break
             conn.sendall(data.upper())
         conn.close()
 
@@ -154,6 +161,52 @@ def test_any_upgrade_token_becomes_a_byte_tunnel(sluice_factory):
         # A half close from the client reaches the server, whose close comes back.
         c.shutdown(socket.SHUT_WR)
         assert c.recv(4096) == b""
+    listener.close()
+
+
+def open_demo_tunnel(port):
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c.sendall(b"GET /demo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: demo\r\n\r\n")
+    got = b""
+    while b"READY" not in got:
+        got += c.recv(4096)
+    return c
+
+
+def read_to_end(c):
+    out = b""
+    while chunk := c.recv(4096):  # the socket's 5 s timeout fails the test if the end never comes
+        out += chunk
+    return out
+
+
+def test_bytes_and_fin_back_to_back_end_the_tunnel_each_way(sluice_factory):
+    """A tunnel's read that found the socket empty waits without trying recv() first (drained_read.hpp).
+    The peer's last bytes and its FIN arriving together must still end the tunnel: the recv() that takes
+    the bytes also takes the FIN, and no further readiness event will come."""
+    rounds = 20
+    listener = demo_upgrade_server(connections=2 * rounds, last_word=b"LAST")
+    s = sluice_factory([f"127.0.0.1:{listener.getsockname()[1]}"])
+    for _ in range(rounds):
+        # Client side: a short exchange (the tunnel's read of the client socket comes back short and then
+        # waits), then bytes and a half close in one go. The server's answer and its close come back.
+        with open_demo_tunnel(s.port) as c:
+            c.sendall(b"abc")
+            out = b""
+            while len(out) < 3:
+                out += c.recv(4096)
+            assert out == b"ABC"
+            c.sendall(b"xyz")
+            c.shutdown(socket.SHUT_WR)
+            assert read_to_end(c) == b"XYZ"
+        # Server side: its last bytes and its FIN back to back reach the client, then the end.
+        with open_demo_tunnel(s.port) as c:
+            c.sendall(b"abc")
+            out = b""
+            while len(out) < 3:
+                out += c.recv(4096)
+            c.sendall(b"bye")
+            assert read_to_end(c) == b"LAST"
     listener.close()
 
 
