@@ -175,8 +175,18 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
       std::tie(wec, std::ignore) = co_await to.visit(
           [&](auto& s) { return net::async_write(s, net::buffer(buffer.get(), n), use_nothrow); });
     } else {
-      std::tie(wec, std::ignore) =
-          co_await net::async_write(to.transport().socket(), net::buffer(buffer.get(), n), uncancellable());
+      // Straight into the socket (non-blocking since run()); only what does not fit waits for the
+      // socket to drain. A relayed message then costs no trip through the io_context's queue, where
+      // Asio posts the completion of even a write that finished at once.
+      std::size_t sent = to.transport().socket().write_some(net::buffer(buffer.get(), n), wec);
+      if (wec == net::error::would_block || wec == net::error::try_again) {
+        wec = {};
+        sent = 0;
+      }
+      if (!wec && sent < n) {
+        std::tie(wec, std::ignore) = co_await net::async_write(
+            to.transport().socket(), net::buffer(buffer.get() + sent, n - sent), uncancellable());
+      }
     }
     writing = false;
     if (websocket_ && !wec) frames.pass(reinterpret_cast<const unsigned char*>(buffer.get()), n);
