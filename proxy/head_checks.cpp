@@ -1,5 +1,7 @@
 #include "proxy/head_checks.hpp"
 
+#include <cstdint>
+
 #include <boost/url/parse.hpp>
 
 namespace sluice::proxy {
@@ -20,6 +22,29 @@ HeadRefusal refusal_of_parse(const boost::system::error_code& ec) {
   if (!ec) return {http::status::bad_request, "bad request head"};
   return {ec == http::error::header_limit ? http::status::request_header_fields_too_large : http::status::bad_request,
           "bad request: " + ec.message()};
+}
+
+LineVersion request_line_version(std::string_view line) {
+  static constexpr std::size_t kLen = 8;  // "HTTP/1.1"
+  if (line.size() < kLen + 1 || line[line.size() - kLen - 1] != ' ') return LineVersion::unknown;
+  const auto v = line.substr(line.size() - kLen);
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!v.starts_with("HTTP/") || !digit(v[5]) || v[6] != '.' || !digit(v[7])) return LineVersion::unknown;
+  if (v[5] != '1') return LineVersion::other_major;
+  if (v[7] == '0') return LineVersion::v10;
+  return v[7] == '1' ? LineVersion::v11 : LineVersion::newer_minor;
+}
+
+std::optional<HeadRefusal> normalize_request_version(char* head, std::size_t size) {
+  const std::string_view view(head, size);
+  const auto line = view.substr(0, view.find("\r\n"));
+  const auto version = request_line_version(line);
+  if (version == LineVersion::newer_minor) head[line.size() - 1] = '1';
+  if (version == LineVersion::other_major) {
+    return HeadRefusal{http::status::http_version_not_supported,
+                       "unsupported HTTP version " + std::string(line.substr(line.size() - 8))};
+  }
+  return std::nullopt;
 }
 
 void prepare_request_parser(request_head_parser& parser, std::size_t max_header_bytes) {
@@ -69,6 +94,28 @@ void prepare_response_parser(response_head_parser& parser, std::size_t max_heade
   parser.header_limit(max_header_bytes);
   parser.body_limit(boost::none);
   if (head_request) parser.skip(true);
+}
+
+bool parse_response_head(response_head_parser& parser, beast::flat_buffer& buffer, std::size_t max_header_bytes,
+                         std::size_t& head_bytes, boost::system::error_code& ec) {
+  ec = {};
+  if (parser.is_header_done()) return true;
+  if (buffer.size() == 0) return false;
+  // What is left of the limit; 0 makes Beast answer header_limit at once.
+  parser.header_limit(static_cast<std::uint32_t>(head_bytes < max_header_bytes ? max_header_bytes - head_bytes : 0));
+  const std::size_t used = parser.put(buffer.data(), ec);
+  buffer.consume(used);
+  head_bytes += used;
+  // One put may still take more than the window: the status line, then fields in a window of their own.
+  if (head_bytes > max_header_bytes) {
+    ec = http::error::header_limit;
+    return true;
+  }
+  if (ec == http::error::need_more) {
+    ec = {};
+    return false;
+  }
+  return true;
 }
 
 }  // namespace sluice::proxy

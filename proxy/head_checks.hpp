@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
@@ -40,6 +41,19 @@ HeadRefusal refusal_of_parse(const boost::system::error_code& ec);
 // header limit, no body limit (bodies are streamed), not eager (the head is parsed alone first).
 void prepare_request_parser(request_head_parser& parser, std::size_t max_header_bytes);
 
+// RFC 9112 2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, the last token of the request line.
+enum class LineVersion { unknown, v10, v11, newer_minor, other_major };
+
+// The version of `line` (a request line without its CRLF): `unknown` when it does not end in a well-formed
+// HTTP-version (Beast's parser then says what is wrong with it). The session reads it off the raw request
+// line, before Beast's parser exists, to answer an HTTP/1.0 client's errors in HTTP/1.0.
+LineVersion request_line_version(std::string_view line);
+
+// RFC 9112 2.3 on a complete raw head (`head`, what HeadScanner accepted, request line first): "HTTP/1.x"
+// with x > 1 is taken as HTTP/1.1, so its minor digit is rewritten in place (same length: Beast's parser
+// refuses any version but 1.0 and 1.1); another major version is not ours: 505, returned.
+std::optional<HeadRefusal> normalize_request_version(char* head, std::size_t size);
+
 // The checks on a parsed head before routing (RFC 9112): HTTP/1.0 or 1.1 only (505), Host present in
 // HTTP/1.1 and not repeated, Transfer-Encoding only as HTTP/1.1 chunked framing, an origin-form target
 // (or `*`/authority for OPTIONS). An absolute-form target is rewritten in `req` to origin form, its
@@ -50,6 +64,19 @@ std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& 
 // Readies a fresh parser for one upstream response: `max_header_bytes` (limits.max_response_header_bytes)
 // as the header limit, no body limit; `head_request`: the response to a HEAD has no body.
 void prepare_response_parser(response_head_parser& parser, std::size_t max_header_bytes, bool head_request);
+
+// Feeds `parser` (readied by prepare_response_parser with `max_header_bytes`) the bytes `buffer` holds,
+// consuming what it parsed; `head_bytes` (0 for a fresh parser) counts the head's bytes consumed so far.
+// Beast 1.81 applies its header limit to a window starting where its parse stands, not to the head as a
+// whole: a head arriving in pieces is parsed and consumed a field at a time, and the window then starts
+// again after the fields already taken, as the fields' window starts after the status line. A head of two
+// or three times the limit got through that way (found by tests/fuzz/fuzz_response_head). Here the
+// window shrinks with every byte consumed, and a head that still went past the limit is refused, so the
+// limit holds for the head, and at most `max_header_bytes` of it is ever held (consumed plus buffered).
+// Returns true when that settled it: the head is done or `ec` says why not (http::error::header_limit
+// past the limit); false, `ec` clear, when the parser needs more bytes from the socket.
+bool parse_response_head(response_head_parser& parser, beast::flat_buffer& buffer, std::size_t max_header_bytes,
+                         std::size_t& head_bytes, boost::system::error_code& ec);
 
 // Whether an upstream's status code may be relayed: RFC 9110 15 says values outside 100..599 are invalid.
 // Beast reads any three digits, "000" and "051" included; relayed, such a status reaches the client as

@@ -31,22 +31,6 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 // RFC 9113 3.4: what a client with prior knowledge of HTTP/2 sends first.
 constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-// RFC 9112 2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, the last token of the request line.
-enum class LineVersion { unknown, v10, v11, newer_minor, other_major };
-
-// The version of `line` (a request line without its CRLF): `unknown` when it does not end in a well-formed
-// HTTP-version (Beast's parser then says what is wrong with it).
-LineVersion request_line_version(std::string_view line) {
-  static constexpr std::size_t kLen = 8;  // "HTTP/1.1"
-  if (line.size() < kLen + 1 || line[line.size() - kLen - 1] != ' ') return LineVersion::unknown;
-  const auto v = line.substr(line.size() - kLen);
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (!v.starts_with("HTTP/") || !digit(v[5]) || v[6] != '.' || !digit(v[7])) return LineVersion::unknown;
-  if (v[5] != '1') return LineVersion::other_major;
-  if (v[7] == '0') return LineVersion::v10;
-  return v[7] == '1' ? LineVersion::v11 : LineVersion::newer_minor;
-}
-
 }  // namespace
 
 HttpSession::HttpSession(Worker& worker, std::shared_ptr<const ListenerInfo> listener, Stream stream,
@@ -193,22 +177,14 @@ net::awaitable<bool> HttpSession::read_head() {
     state_ = State::reading_head;
   }
 
-  // RFC 9112 2.3: "HTTP/1.x" with x > 1 is taken as HTTP/1.1 (Beast's parser refuses any version but 1.0 and
-  // 1.1, so the minor digit is rewritten in place: same length); another major version is not ours: 505.
-  {
-    auto* raw = static_cast<char*>(buffer_.data().data());
-    const std::string_view head(raw, buffer_.size());
-    const auto line = head.substr(0, head.find("\r\n"));
-    const auto version = request_line_version(line);
-    if (version == LineVersion::newer_minor) raw[line.size() - 1] = '1';
-    if (version == LineVersion::other_major) {
-      RequestLog log;
-      log.client = client_ip_;
-      log.error = "unsupported HTTP version " + std::string(line.substr(line.size() - 8));
-      worker_.stats().bad_requests.add();
-      co_await send_error(http::status::http_version_not_supported, log.error, Next::close, log);
-      co_return false;
-    }
+  // RFC 9112 2.3: "HTTP/1.x" with x > 1 is taken as HTTP/1.1, another major version gets 505.
+  if (auto refusal = normalize_request_version(static_cast<char*>(buffer_.data().data()), buffer_.size())) {
+    RequestLog log;
+    log.client = client_ip_;
+    log.error = refusal->reason;
+    worker_.stats().bad_requests.add();
+    co_await send_error(refusal->status, log.error, Next::close, log);
+    co_return false;
   }
 
   // The raw head is sane; let Beast's parser take it.

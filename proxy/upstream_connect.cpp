@@ -2,7 +2,8 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/core/read_size.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include "proxy/head_checks.hpp"
 #include "proxy/worker.hpp"
@@ -131,8 +132,25 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
     response.emplace();
     prepare_response_parser(*response, worker.settings().limits.max_response_header_bytes, head_request);
     up.stream.transport().expires_after(worker.settings().timeouts.response);
-    auto [ec, n] = co_await up.stream.visit(
-        [&](auto& s) { return http::async_read_header(s, up.buffer, *response, use_nothrow); });
+    // Not http::async_read_header: its parser's header limit does not hold for a head arriving in pieces
+    // (parse_response_head says why), so the head is parsed here, between reads.
+    std::size_t head_bytes = 0;
+    boost::system::error_code ec;
+    while (!parse_response_head(*response, up.buffer, worker.settings().limits.max_response_header_bytes,
+                                head_bytes, ec)) {
+      auto [rec, n] = co_await up.stream.visit(
+          [&](auto& s) { return s.async_read_some(up.buffer.prepare(beast::read_size(up.buffer, 65536)), use_nothrow); });
+      up.buffer.commit(n);
+      if (rec == net::error::eof) {
+        // As Beast's read says it: closed mid-head, or before a byte of it.
+        ec = head_bytes != 0 || up.buffer.size() != 0 ? http::error::partial_message : http::error::end_of_stream;
+        break;
+      }
+      if (rec) {
+        ec = rec;
+        break;
+      }
+    }
     if (ec) {
       response.reset();
       if (ec == beast::error::timeout) {

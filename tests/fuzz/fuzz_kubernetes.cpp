@@ -31,7 +31,7 @@ using namespace sluice;
 using namespace sluice::discovery;
 
 namespace {
-constexpr std::size_t kMaxLine = 16 * 1024;  // below the default so that fuzzing reaches it
+constexpr std::size_t kMaxLine = 4 * 1024;  // below the default so that inputs of 8 KiB (run.sh) reach it
 
 std::optional<Kind> kind_of(const nlohmann::json& object) {
   if (!object.is_object() || !object.contains("kind") || !object["kind"].is_string()) return std::nullopt;
@@ -62,6 +62,36 @@ config::Config static_config() {
   cfg.listeners = {sidecar, gateway};
   return cfg;
 }
+bool store_is_empty(const ObjectStore& store) {
+  for (auto kind : {Kind::service, Kind::endpoint_slice, Kind::service_import, Kind::service_export,
+                    Kind::traffic_policy, Kind::mcs_service_import}) {
+    if (store.count(kind) != 0) return false;
+  }
+  return true;
+}
+
+// What the Kubernetes source does after an event: translate the store, merge it over the static config,
+// and the result must pass validate_config and build.
+void check_model(const ObjectStore& store) {
+  static const config::Config base = static_config();
+  static const routing::Model base_model = routing::static_model(base);
+  auto cfg = base;
+  TranslateOptions options;
+  options.local = cfg.cluster;
+  options.sidecar_listeners = {"sidecar"};
+  options.gateway_listeners = {"gateway"};
+  options.home_namespace = "default";
+  auto model = merge_model(base_model, translate(store, options), false);
+  cfg.services = model.services;
+  cfg.routes = model.routes;
+  const auto errors = config::validate_config(cfg);
+  if (!errors.empty()) {
+    std::fprintf(stderr, "translated model refused: %s\n", errors.front().c_str());
+    FUZZ_CHECK(errors.empty(), "translated model fails validation");
+  }
+  routing::EndpointRegistry registry;
+  FUZZ_CHECK(routing::build_snapshot(model, registry, std::chrono::steady_clock::now()) != nullptr, "no snapshot");
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -90,21 +120,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(splitter.pending() <= kMaxLine, "splitter buffers past its limit");
   }
 
-  auto cfg = static_config();
-  TranslateOptions options;
-  options.local = cfg.cluster;
-  options.sidecar_listeners = {"sidecar"};
-  options.gateway_listeners = {"gateway"};
-  options.home_namespace = "default";
-  auto model = merge_model(routing::static_model(cfg), translate(store, options), false);
-  cfg.services = model.services;
-  cfg.routes = model.routes;
-  const auto errors = config::validate_config(cfg);
-  if (!errors.empty()) {
-    std::fprintf(stderr, "translated model refused: %s\n", errors.front().c_str());
-    FUZZ_CHECK(errors.empty(), "translated model fails validation");
-  }
-  routing::EndpointRegistry registry;
-  FUZZ_CHECK(routing::build_snapshot(model, registry, std::chrono::steady_clock::now()) != nullptr, "no snapshot");
+  // Most inputs leave the store empty (no line is an event of a kind the store takes, or every object
+  // is refused); the model is then the static one every time, checked once, not once per input.
+  static const bool empty_store_checked = (check_model(ObjectStore{}), true);
+  (void)empty_store_checked;
+  if (store_is_empty(store)) return 0;
+  check_model(store);
   return 0;
 }

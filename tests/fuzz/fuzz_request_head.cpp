@@ -1,11 +1,14 @@
 // Downstream request path: the bytes a client sends, arriving in pieces, through what HttpSession does
-// with them (proxy/head_checks.hpp): HeadScanner, Beast's parser with the proxy's limits, the RFC 9112
-// checks (400/431/505), the upstream head written from the accepted request, and the body (chunked or
-// Content-Length) fed through parse_buffered and re-framed with FramedPiece as it goes upstream.
+// with them (proxy/head_checks.hpp): HeadScanner, the request line's version (RFC 9112 2.3: 1.x as 1.1,
+// another major version 505), Beast's parser with the proxy's limits, the RFC 9112 checks (400/431/505),
+// the upstream head written from the accepted request, and the body (chunked or Content-Length) fed
+// through parse_buffered and re-framed with FramedPiece as it goes upstream.
 //
 // Input: byte 0 picks how the bytes arrive (pieces of 1..64 bytes), the rest is the connection's bytes.
 // Invariants: the scanner's verdict does not depend on how the bytes arrived; every refused head has a
-// 400, 431 or 505 and a reason; an accepted head stays under the limits, has an origin-form target (or
+// 400, 431 or 505 and a reason; only another major version is refused for its version, and the version
+// rewrite touches nothing but a newer HTTP/1.x's minor digit; the version read off the raw request line
+// is the one Beast parses; an accepted head stays under the limits, has an origin-form target (or
 // OPTIONS), and the head written upstream parses back to the same method, target and Host; the body
 // never yields more bytes than were sent, and a chunked body re-framed as chunks parses back to itself.
 #include <algorithm>
@@ -66,8 +69,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   FUZZ_CHECK(scanner.head_size() <= kMaxHeadBytes && scanner.head_size() <= have, "head past the limit");
 
+  // The version, as read_head takes it from the raw request line: HTTP/1.0 for its error answers, 1.x
+  // (x > 1) rewritten to 1.1, another major version refused with 505.
+  const auto line = input.substr(0, input.find("\r\n"));
+  const LineVersion line_version = request_line_version(line);
   beast::flat_buffer buffer;
   append(buffer, input.substr(0, have));
+  if (auto r = normalize_request_version(static_cast<char*>(buffer.data().data()), buffer.size())) {
+    FUZZ_CHECK(line_version == LineVersion::other_major, "version refused but the line's major version is 1");
+    FUZZ_CHECK(r->status == http::status::http_version_not_supported && !r->reason.empty(),
+               "version refusal is not a 505 with a reason");
+    return 0;
+  }
+  FUZZ_CHECK(line_version != LineVersion::other_major, "another major version not refused");
+  {
+    const std::string_view rewritten(static_cast<const char*>(buffer.data().data()), buffer.size());
+    FUZZ_CHECK(rewritten.size() == have, "version rewrite changed the head's length");
+    const std::size_t diff = std::mismatch(rewritten.begin(), rewritten.end(), input.begin()).first - rewritten.begin();
+    FUZZ_CHECK(diff == have || (line_version == LineVersion::newer_minor && diff == line.size() - 1 &&
+                                rewritten.substr(diff + 1) == input.substr(diff + 1, have - diff - 1)),
+               "version rewrite touched more than the minor digit of a newer HTTP/1.x");
+  }
   request_head_parser parser;
   prepare_request_parser(parser, kMaxHeadBytes);
   boost::system::error_code ec;
@@ -86,6 +108,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(!req.target().empty() && (req.target()[0] == '/' || req.method() == http::verb::options),
              "accepted target not in origin form");
   FUZZ_CHECK(req.version() == 10 || req.version() == 11, "accepted version");
+  // The version read off the raw line (which answers an HTTP/1.0 client's errors) is the parser's.
+  FUZZ_CHECK((line_version == LineVersion::v10 && req.version() == 10) ||
+                 ((line_version == LineVersion::v11 || line_version == LineVersion::newer_minor) && req.version() == 11),
+             "request line's version differs from the parsed one");
 
   // The head that goes upstream must parse back to the same request.
   const bool chunked = req.chunked();

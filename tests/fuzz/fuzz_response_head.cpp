@@ -6,7 +6,7 @@
 //
 // Input: byte 0 picks the piece size (1..32 bytes), whether the request was a HEAD and whether the client
 // speaks HTTP/1.0; the rest is the endpoint's bytes.
-// Invariants: no head past the limit is accepted; the head written downstream parses back with the same
+// Invariants: no head past the limit is accepted, and no more of a head than the limit is ever held; the head written downstream parses back with the same
 // status; body bytes never exceed the bytes received; a body re-framed as chunks parses back to itself.
 #include <algorithm>
 #include <cstdint>
@@ -50,26 +50,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return true;
   };
 
-  // Heads until a final one, as read_upstream_response_head reads them.
+  // Heads until a final one, as read_upstream_response_head reads them: a fresh parser (and limit) each.
   std::optional<response_head_parser> parser;
   boost::system::error_code ec;
   for (int heads = 0;; ++heads) {
     if (heads > 1000) return 0;
     parser.emplace();
     prepare_response_parser(*parser, kMaxHeadBytes, head_request);
-    std::size_t head_bytes = 0;
-    while (!parser->is_header_done()) {
-      const std::size_t used = parser->put(buffer.data(), ec);
-      buffer.consume(used);
-      head_bytes += used;
-      if (ec == http::error::need_more) {
-        ec = {};
-        if (!feed()) return 0;  // closed before a whole head: 502
-        continue;
-      }
-      if (ec) return 0;  // a malformed head or one past the limit: 502, the endpoint is blamed
+    std::size_t head_bytes = 0;  // parse_response_head's count
+    std::size_t consumed = 0;    // the harness's own: what left the buffer
+    for (;;) {
+      const std::size_t before = buffer.size();
+      const bool settled = parse_response_head(*parser, buffer, kMaxHeadBytes, head_bytes, ec);
+      consumed += before - buffer.size();
+      FUZZ_CHECK(head_bytes == consumed, "head byte count differs from the bytes consumed");
+      if (settled) break;
+      // Waiting for more: what is held of this head (parsed and buffered) stays under the limit.
+      FUZZ_CHECK(consumed + buffer.size() <= kMaxHeadBytes, "more of a head held than the limit");
+      if (!feed()) return 0;  // closed before a whole head: 502
     }
-    FUZZ_CHECK(head_bytes <= kMaxHeadBytes, "response head past the limit accepted");
+    if (ec) {
+      // A malformed head or one past the limit: 502, the endpoint is blamed.
+      FUZZ_CHECK(!parser->is_header_done() || ec == http::error::header_limit, "error after a complete head");
+      return 0;
+    }
+    FUZZ_CHECK(parser->is_header_done(), "settled without a head or an error");
+    FUZZ_CHECK(consumed <= kMaxHeadBytes, "response head past the limit accepted");
     if (!is_valid_status(parser->get().result_int())) return 0;  // 502, as read_upstream_response_head
     if (is_final_response(parser->get().result_int())) break;
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs libFuzzer harnesses under ASan+UBSan: tests/fuzz/run.sh NAME|all SECONDS [libFuzzer flags...]
+# (later flags override the defaults below, e.g. -runs=N instead of a time, -max_len=N).
 # Builds only the harnesses, in their own clang build dir (FUZZ_BUILD_DIR, default build-fuzz). Each
 # harness starts from its seed corpus (tests/fuzz/corpus/NAME, with the regression inputs of every bug
 # found: those must pass first) plus what earlier runs found (in the build dir, not in the repo), and
@@ -14,14 +15,23 @@ all=(fuzz_request_head fuzz_response_head fuzz_config fuzz_kubernetes fuzz_kubec
 name=$1 seconds=$2
 shift 2
 if [ "$name" = all ]; then names=("${all[@]}"); else names=("$name"); fi
-build=${FUZZ_BUILD_DIR:-build-fuzz}
+# FUZZ_SANITIZE: the sanitizers besides libFuzzer's coverage. CI's runs and the default: address,undefined.
+# The long runs toward 10 million execs may take `undefined` alone (in build-fuzz-ubsan): about 3x the
+# exec/s, at the price of not seeing memory errors that do not crash or break an invariant. Every input a
+# long run grows can be replayed under ASan afterwards (NAME -runs=0 DIR in build-fuzz).
+sanitize=${FUZZ_SANITIZE:-address,undefined}
+case "$sanitize" in
+  address,undefined) build=${FUZZ_BUILD_DIR:-build-fuzz} ;;
+  undefined) build=${FUZZ_BUILD_DIR:-build-fuzz-ubsan} ;;
+  *) echo "FUZZ_SANITIZE: address,undefined or undefined" >&2; exit 2 ;;
+esac
 
 if [ ! -f "$build/build.ninja" ]; then
   # -fsanitize=fuzzer-no-link on every object: the coverage that guides libFuzzer, in the project's code too.
   # NDEBUG as in the shipped build (buildtype=release): Beast 1.81's debug assertions include one that is
   # too strict (parse_chunk_header's n >= 5 when a body's first chunk is its last, arriving in pieces).
   CXX=clang++ CC=clang meson setup "$build" -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized -Db_ndebug=true \
-    -Db_sanitize=address,undefined -Db_lundef=false \
+    -Db_sanitize="$sanitize" -Db_lundef=false \
     "-Dcpp_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" \
     "-Dcpp_link_args=-fno-sanitize-recover=undefined" >/tmp/sluice-fuzz-setup.$$.log 2>&1 \
     || { cat /tmp/sluice-fuzz-setup.$$.log >&2; exit 1; }
@@ -41,9 +51,17 @@ for n in "${names[@]}"; do
   log="$build/fuzz-artifacts/$n.log"
   marker="$build/fuzz-artifacts/.started-$n"
   touch "$marker"
+  # Inputs no longer than the harness needs: libFuzzer grows its inputs toward max_len, and longer inputs
+  # are slower ones that reach nothing new. The HTTP harnesses' limit is 2,048 bytes of head (plus a body
+  # in 512-byte pieces), the Kubernetes line limit 4,096 (a stream of a few lines around it), and a config
+  # or kubeconfig of 4 KiB holds every section.
+  case "$n" in
+    fuzz_kubernetes) max_len=8192 ;;
+    *) max_len=4096 ;;
+  esac
   set +e
   "$build/tests/fuzz/$n" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
-    -max_len=16384 -artifact_prefix="$build/fuzz-artifacts/$n-" "$@" "$work" "$here/corpus/$n" >"$log" 2>&1
+    -max_len="$max_len" -artifact_prefix="$build/fuzz-artifacts/$n-" "$@" "$work" "$here/corpus/$n" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -54,6 +72,6 @@ for n in "${names[@]}"; do
     failed=1
     grep -E 'ERROR|invariant|runtime error|SUMMARY' "$log" | head -5 >&2 || true
   fi
-  echo "$n: execs=${execs:-0} exec/s=${rate:-0} ${cov:-cov: ?} crashes=$crashes exit=$rc (log: $log)"
+  echo "$n: execs=${execs:-0} exec/s=${rate:-0} ${cov:-cov: ?} crashes=$crashes exit=$rc sanitizers=$sanitize (log: $log)"
 done
 exit $failed

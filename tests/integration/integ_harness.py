@@ -395,7 +395,8 @@ class RawServer:
     mode "count": count connections and the bytes received; answer nothing, close on EOF.
     mode "short": answer a head with Content-Length: 100 and 10 body bytes, then close.
     mode "short_chunked": answer a chunked head and one 10-byte chunk, then close (no last chunk).
-    mode "respond": answer each request head with the raw bytes `response`, then close.
+    mode "respond": answer each request head with the raw bytes `response`, then close; a list of byte
+    strings is sent piece by piece, 0.1 s apart (so that they reach the peer in separate reads).
     mode "stall": accept and never read (the peer's writes block once the socket buffers are full).
     """
 
@@ -447,7 +448,11 @@ class RawServer:
                 if self.mode == "respond" and b"\r\n\r\n" in data:
                     with self._lock:
                         self.heads.append(data.split(b"\r\n\r\n")[0])
-                    conn.sendall(self.response)
+                    pieces = self.response if isinstance(self.response, list) else [self.response]
+                    for i, piece in enumerate(pieces):
+                        if i:
+                            time.sleep(0.1)
+                        conn.sendall(piece)
                     time.sleep(0.2)  # on purpose: the answer is read before the close, not raced by it
                     break
                 if self.mode in ("short", "short_chunked") and b"\r\n\r\n" in data:
