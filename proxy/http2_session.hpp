@@ -64,6 +64,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   struct H2Stream;
 
   // nghttp2 callbacks: record only.
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* self);
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                        const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
@@ -81,11 +82,18 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // One request stream (http2_stream.cpp).
   net::awaitable<void> handle_stream(std::shared_ptr<H2Stream> s);
   net::awaitable<bool> wait(H2Stream& s, std::chrono::steady_clock::duration timeout);
-  // `retry_after`: non-empty, a retry-after field (a 503 at the in-flight limit).
+  // `retry_after`: non-empty, a retry-after field (a 503 at the in-flight limit). To a gRPC call the answer
+  // is a trailers-only grpc-status: `grpc_status` when not negative (a limit says RESOURCE_EXHAUSTED), else
+  // the mapping of `status` (grpc's HTTP-to-gRPC table).
   void respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
-                     std::string_view retry_after = {});
+                     std::string_view retry_after = {}, int grpc_status = -1);
   void submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body);
   void consume(H2Stream& s, std::size_t n);
+  // How long a wait for the client may last: timeouts.stream_idle, cut short by the gRPC deadline.
+  std::chrono::steady_clock::duration idle_limit(const H2Stream& s) const;
+  bool past_deadline(const H2Stream& s) const;
+  // Starts the stream's grpc-timeout timer (s.deadline set).
+  void arm_deadline(const std::shared_ptr<H2Stream>& s);
   void finish_stream(H2Stream& s);
   // One attempt at an endpoint spoken to over HTTP/2 (http2_stream_h2.cpp).
   struct H2Attempt;
@@ -106,6 +114,11 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // Streams whose response ended (END_STREAM sent) before their request did: RST_STREAM(NO_ERROR) tells
   // the client to stop sending (RFC 9113 8.1); submitted by the writer, not from the callback.
   std::vector<std::int32_t> answered_early_;
+  // Client stream ids: the highest opened, and ranges of odd ids skipped below it (a HEADERS on one of those
+  // is a connection error). Clients count up by two, so there are rarely any; the oldest are forgotten.
+  static constexpr std::size_t kMaxSkippedRanges = 16;
+  std::int32_t last_client_stream_ = -1;
+  std::vector<std::pair<std::int32_t, std::int32_t>> skipped_;
   std::string out_;        // bytes being written
   bool writing_ = false;
   bool closed_ = false;
