@@ -109,6 +109,35 @@ std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::str
   return out;
 }
 
+std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {
+  // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already).
+  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
+                                                  "upgrade", "expect", "host", "x-forwarded-for",
+                                                  "x-forwarded-proto"};
+  std::vector<H2Field> out;
+  out.reserve(in.size() + 3);
+  out.push_back({":status", std::to_string(status)});
+  std::string via;
+  for (auto& f : in) {
+    if (f.name.empty() || f.name[0] == ':') continue;
+    if (f.name == "via") {
+      if (!via.empty()) via.append(", ");
+      via.append(f.value);
+      continue;
+    }
+    if (f.name.starts_with("proxy-") ||
+        std::find(std::begin(kDropped), std::end(kDropped), std::string_view(f.name)) != std::end(kDropped)) {
+      continue;
+    }
+    out.push_back(std::move(f));
+  }
+  if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  out.push_back({"via", std::move(via)});
+  return out;
+}
+
 void h1_fields_of(const std::vector<H2Field>& in, http::fields& out) {
   for (const auto& f : in) {
     if (!f.name.empty() && f.name[0] != ':') out.insert(f.name, f.value);

@@ -53,6 +53,12 @@ std::vector<H2Field> h2_upstream_request_fields(const boost::beast::http::fields
 // pseudo-headers left out.
 void h1_fields_of(const std::vector<H2Field>& in, boost::beast::http::fields& out);
 
+// The HTTP/2 header list of a response that came from an HTTP/2 endpoint (`in`: its regular fields, which
+// are moved from): ":status", the fields h2_response_fields would keep (an HTTP/2 endpoint sends no
+// Connection, so only the named hop-by-hop and proxy-* fields are dropped), `set_cookie`, Via. The same list
+// as h2_response_fields gives for `in` seen as HTTP/1.1 fields, without building those.
+std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie);
+
 // Trailer fields as they go on (either way, HTTP/2 or HTTP/1.1 chunked): pseudo-headers and the fields a
 // trailer must not carry (RFC 9110 6.5.1: framing, routing, connection-specific ones) dropped.
 std::vector<H2Field> trailer_fields(const std::vector<H2Field>& in);

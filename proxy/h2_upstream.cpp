@@ -82,6 +82,7 @@ std::shared_ptr<H2Call> H2Upstream::submit(const std::vector<H2Field>& head, boo
                    NGHTTP2_NV_FLAG_NONE});
   }
   auto call = std::make_shared<H2Call>();
+  call->headers.reserve(kFieldsReserve);
   call->notify = std::move(notify);
   nghttp2_data_provider provider{};
   provider.source.ptr = call.get();

@@ -84,6 +84,7 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   // Our side's settings: the peer may send this much per stream / per connection before we consume.
   static constexpr std::int32_t kStreamWindow = 256 * 1024;
   static constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
+  static constexpr std::size_t kFieldsReserve = 16;  // response fields room is made for at once
 
   H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn);
   ~H2Upstream();

@@ -223,7 +223,9 @@ int Http2Session::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, v
 int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* self = of(p);
-  self->streams_[frame->hd.stream_id] = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  auto s = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  s->fields.reserve(kFieldsReserve);  // one allocation for a usual head instead of growing by doubling
+  self->streams_[frame->hd.stream_id] = std::move(s);
   return 0;
 }
 

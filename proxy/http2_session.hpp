@@ -44,6 +44,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static constexpr std::int32_t kStreamWindow = 256 * 1024;
   static constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
   static constexpr std::size_t kOutHigh = 64 * 1024;  // response bytes buffered per stream before reading more
+  static constexpr std::size_t kFieldsReserve = 16;   // regular request fields room is made for at once
 
   // `stream` and `already_read` (bytes read past the detection, starting with the preface) belong to the
   // owning HttpSession, which outlives run().
@@ -97,9 +98,20 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void finish_stream(H2Stream& s);
   // One attempt at an endpoint spoken to over HTTP/2 (http2_stream_h2.cpp).
   struct H2Attempt;
+  // Whether to retry a response elsewhere instead of relaying it (called once, before anything went to the
+  // client); a non-owning reference to the caller's lambda (a std::function would allocate per stream).
+  struct RetryInstead {
+    const void* context;
+    bool (*call)(const void* context, routing::Outcome, unsigned status);
+    bool operator()(routing::Outcome o, unsigned status) const { return call(context, o, status); }
+    template <class F>
+    static RetryInstead of(const F& f) {
+      return {&f, [](const void* c, routing::Outcome o, unsigned st) { return (*static_cast<const F*>(c))(o, st); }};
+    }
+  };
   net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, const http::fields& fields,
                                   const std::string& first, bool body_in_hand, RequestLog& log,
-                                  const std::function<bool(routing::Outcome, unsigned)>& retry_instead,
+                                  RetryInstead retry_instead,
                                   H2Attempt& a);
 
   Worker& worker_;

@@ -360,7 +360,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         picked.replace(std::move(next));
         return true;
       };
-      co_await attempt_h2(s, *picked, fields, first, body_in_hand, log, retry_instead, a);
+      co_await attempt_h2(s, *picked, fields, first, body_in_hand, log, RetryInstead::of(retry_instead), a);
       if (a.result == H2Attempt::Result::retry) continue;
       if (a.result == H2Attempt::Result::relayed) {
         picked.report(a.outcome);

@@ -12,22 +12,11 @@
 
 namespace sluice::proxy {
 
-namespace {
-
-// The response head for the client: the endpoint's end-to-end fields (an HTTP/2 endpoint sends no
-// connection-specific ones; any that came are dropped), stickiness cookie and Via.
-std::vector<H2Field> downstream_head(const H2Call& call, std::string_view set_cookie) {
-  http::fields in;
-  h1_fields_of(call.headers, in);
-  return h2_response_fields(in, call.status, set_cookie);
-}
-
-}  // namespace
 
 net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickResult& picked,
                                               const http::fields& fields, const std::string& first,
                                               bool body_in_hand, RequestLog& log,
-                                              const std::function<bool(routing::Outcome, unsigned)>& retry_instead,
+                                              RetryInstead retry_instead,
                                               H2Attempt& a) {
   using Result = H2Attempt::Result;
   using clock = std::chrono::steady_clock;
@@ -120,7 +109,8 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       }
       worker_.picker().responding(picked);
       const bool bodiless = call->end_stream && call->body_in.empty();
-      submit_response(s, downstream_head(*call, picked.set_cookie), !bodiless);
+      // The endpoint's end-to-end fields (moved: the head is not looked at again), stickiness cookie, Via.
+      submit_response(s, h2_response_fields(std::move(call->headers), call->status, picked.set_cookie), !bodiless);
       stats.responses_by_class[a.status / 100 < 6 ? a.status / 100 : 5].add();
       log.status = a.status;
       head_sent = true;
