@@ -219,6 +219,9 @@ struct Timeouts {
   milliseconds idle{60000};            // downstream keep-alive idle
   milliseconds connect{2000};
   milliseconds response{15000};        // per attempt (Envoy route timeout 15 s); an idempotent request is retried
+  // An HTTP/2 stream, once its head came, on which neither side moved a byte for this long is ended
+  // (RST_STREAM, or 408 / DEADLINE_EXCEEDED before any response). Envoy's stream_idle_timeout 5 min.
+  milliseconds stream_idle{300000};
   milliseconds drain{10000};
 };
 

@@ -59,6 +59,7 @@ void parse_timeouts(ObjectReader& r, Timeouts& t) {
   r.duration("idle", t.idle);
   r.duration("connect", t.connect);
   r.duration("response", t.response);
+  r.duration("stream_idle", t.stream_idle);
   r.duration("drain", t.drain);
 }
 

@@ -112,6 +112,7 @@ class Checker {
     positive("timeouts.idle", t.idle);
     positive("timeouts.connect", t.connect);
     positive("timeouts.response", t.response);
+    positive("timeouts.stream_idle", t.stream_idle);
     not_negative("timeouts.drain", t.drain);
     positive("upstream.idle_timeout", config_.upstream.idle_timeout);
     if (config_.admin.enabled) {

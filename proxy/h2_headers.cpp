@@ -64,7 +64,8 @@ std::vector<H2Field> h2_response_fields(const http::fields& in, unsigned status,
 
 std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::string_view method,
                                                 std::string_view scheme, std::string_view authority,
-                                                std::string_view path, std::string_view client_ip, bool client_tls) {
+                                                std::string_view path, std::string_view client_ip, bool client_tls,
+                                                std::size_t head_count) {
   std::vector<H2Field> out;
   out.push_back({":method", std::string(method)});
   out.push_back({":scheme", std::string(scheme)});
@@ -73,7 +74,9 @@ std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::str
   std::string xff;
   std::string via;
   bool te_trailers = false;
+  std::size_t index = 0;
   for (const auto& field : in) {
+    if (index++ == head_count) break;
     const auto name = field.name();
     if (name == http::field::te) {
       // RFC 9113 8.2.2: TE may be sent, with "trailers" only.
@@ -106,10 +109,80 @@ std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::str
   return out;
 }
 
+std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {
+  // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already).
+  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
+                                                  "upgrade", "expect", "host", "x-forwarded-for",
+                                                  "x-forwarded-proto"};
+  std::vector<H2Field> out;
+  out.reserve(in.size() + 3);
+  out.push_back({":status", std::to_string(status)});
+  std::string via;
+  for (auto& f : in) {
+    if (f.name.empty() || f.name[0] == ':') continue;
+    if (f.name == "via") {
+      if (!via.empty()) via.append(", ");
+      via.append(f.value);
+      continue;
+    }
+    if (f.name.starts_with("proxy-") ||
+        std::find(std::begin(kDropped), std::end(kDropped), std::string_view(f.name)) != std::end(kDropped)) {
+      continue;
+    }
+    out.push_back(std::move(f));
+  }
+  if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  out.push_back({"via", std::move(via)});
+  return out;
+}
+
 void h1_fields_of(const std::vector<H2Field>& in, http::fields& out) {
   for (const auto& f : in) {
     if (!f.name.empty() && f.name[0] != ':') out.insert(f.name, f.value);
   }
+}
+
+namespace {
+
+bool allowed_in_trailers(std::string_view name) {
+  static constexpr std::string_view kForbidden[] = {"content-length", "transfer-encoding", "host", "connection",
+                                                    "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
+                                                    "content-type", "content-encoding", "content-range"};
+  if (name.empty() || name[0] == ':') return false;
+  for (const auto f : kForbidden) {
+    if (boost::beast::iequals(name, f)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<H2Field> trailer_fields(const std::vector<H2Field>& in) {
+  std::vector<H2Field> out;
+  for (const auto& f : in) {
+    if (allowed_in_trailers(f.name)) out.push_back(f);
+  }
+  return out;
+}
+
+std::string h1_last_chunk(const std::vector<H2Field>& trailers) {
+  std::string out = "0\r\n";
+  for (const auto& f : trailers) out.append(f.name).append(": ").append(f.value).append("\r\n");
+  out.append("\r\n");
+  return out;
+}
+
+std::vector<H2Field> h1_trailers_of(const http::fields& in, std::size_t head_count) {
+  std::vector<H2Field> out;
+  std::size_t i = 0;
+  for (const auto& field : in) {
+    if (i++ < head_count) continue;
+    auto name = lowercase(field.name_string());
+    if (allowed_in_trailers(name)) out.push_back({std::move(name), std::string(field.value())});
+  }
+  return out;
 }
 
 }  // namespace sluice::proxy

@@ -43,12 +43,32 @@ std::vector<H2Field> h2_response_fields(const boost::beast::http::fields& in, un
 // pseudo-headers (":authority" is the Host this hop sends), then the end-to-end fields of `in` with
 // lowercase names (forward_headers.hpp's rule), `te: trailers` when the request carried it (the one TE
 // value HTTP/2 allows, which gRPC requires), X-Forwarded-For / X-Forwarded-Proto and Via as on HTTP/1.1.
+// `head_count`: only the first that many fields of `in` are the head (the rest are a chunked body's trailers).
 std::vector<H2Field> h2_upstream_request_fields(const boost::beast::http::fields& in, std::string_view method,
                                                 std::string_view scheme, std::string_view authority,
-                                                std::string_view path, std::string_view client_ip, bool client_tls);
+                                                std::string_view path, std::string_view client_ip, bool client_tls,
+                                                std::size_t head_count = static_cast<std::size_t>(-1));
 
 // The fields of a response (or trailers) that came as HTTP/2, for an HTTP/1.1 head: every regular field,
 // pseudo-headers left out.
 void h1_fields_of(const std::vector<H2Field>& in, boost::beast::http::fields& out);
+
+// The HTTP/2 header list of a response that came from an HTTP/2 endpoint (`in`: its regular fields, which
+// are moved from): ":status", the fields h2_response_fields would keep (an HTTP/2 endpoint sends no
+// Connection, so only the named hop-by-hop and proxy-* fields are dropped), `set_cookie`, Via. The same list
+// as h2_response_fields gives for `in` seen as HTTP/1.1 fields, without building those.
+std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie);
+
+// Trailer fields as they go on (either way, HTTP/2 or HTTP/1.1 chunked): pseudo-headers and the fields a
+// trailer must not carry (RFC 9110 6.5.1: framing, routing, connection-specific ones) dropped.
+std::vector<H2Field> trailer_fields(const std::vector<H2Field>& in);
+
+// The HTTP/1.1 last chunk carrying `trailers` (lowercase names, as received): "0\r\n", a line per field,
+// the blank line (RFC 9112 7.1.2).
+std::string h1_last_chunk(const std::vector<H2Field>& trailers);
+
+// The trailer fields of an HTTP/1.1 chunked message parsed whole: Beast appends them to the head's fields,
+// so they are the fields after the first `head_count`. Names lowercase, filtered as trailer_fields.
+std::vector<H2Field> h1_trailers_of(const boost::beast::http::fields& in, std::size_t head_count);
 
 }  // namespace sluice::proxy

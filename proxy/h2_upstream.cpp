@@ -82,6 +82,7 @@ std::shared_ptr<H2Call> H2Upstream::submit(const std::vector<H2Field>& head, boo
                    NGHTTP2_NV_FLAG_NONE});
   }
   auto call = std::make_shared<H2Call>();
+  call->headers.reserve(kFieldsReserve);
   call->notify = std::move(notify);
   nghttp2_data_provider provider{};
   provider.source.ptr = call.get();
@@ -160,7 +161,10 @@ net::awaitable<void> H2Upstream::write_loop() {
         closed_ = true;
         break;
       }
-      if (n == 0) break;
+      if (n == 0) {
+        if (submit_due_trailers()) continue;
+        break;
+      }
       out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     }
     if (out_.empty() || closed_) break;
@@ -174,6 +178,26 @@ net::awaitable<void> H2Upstream::write_loop() {
   }
   writing_ = false;
   if (closed_) shut();
+}
+
+bool H2Upstream::submit_due_trailers() {
+  if (trailers_due_.empty()) return false;
+  auto due = std::move(trailers_due_);
+  trailers_due_.clear();
+  bool any = false;
+  std::vector<nghttp2_nv> nva;
+  for (const auto id : due) {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) continue;
+    nva.clear();
+    for (const auto& f : it->second->trailers_out) {
+      nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.name.data())),
+                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    any |= nghttp2_submit_trailer(session_, id, nva.data(), nva.size()) == 0;
+  }
+  return any;
 }
 
 void H2Upstream::shut() {
@@ -289,8 +313,8 @@ int H2Upstream::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t
   return 0;
 }
 
-ssize_t H2Upstream::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
-                              std::uint32_t* flags, nghttp2_data_source* source, void*) {
+ssize_t H2Upstream::read_body(nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
+                              std::uint32_t* flags, nghttp2_data_source* source, void* p) {
   auto* call = static_cast<H2Call*>(source->ptr);
   const std::size_t n = std::min(length, call->out_pending());
   if (n == 0 && !call->out_eof) {
@@ -302,7 +326,13 @@ ssize_t H2Upstream::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
   if (call->out_pos == call->body_out.size()) {
     call->body_out.clear();
     call->out_pos = 0;
-    if (call->out_eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (call->out_eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!call->trailers_out.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        of(p)->trailers_due_.push_back(id);
+      }
+    }
   }
   call->wake();  // room for more
   return static_cast<ssize_t>(n);

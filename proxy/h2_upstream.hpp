@@ -51,6 +51,9 @@ struct H2Call {
   std::size_t out_pos = 0;
   bool out_eof = false;
   bool deferred = false;
+  // Request trailers: set before out_eof; the provider then ends the DATA without END_STREAM and the
+  // connection's writer sends them as a trailing HEADERS (nothing calls into nghttp2 from its callbacks).
+  std::vector<H2Field> trailers_out;
 
   // The response.
   unsigned status = 0;            // the final status, once head_done
@@ -81,6 +84,7 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   // Our side's settings: the peer may send this much per stream / per connection before we consume.
   static constexpr std::int32_t kStreamWindow = 256 * 1024;
   static constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
+  static constexpr std::size_t kFieldsReserve = 16;  // response fields room is made for at once
 
   H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn);
   ~H2Upstream();
@@ -128,11 +132,13 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   net::awaitable<void> write_loop();
   void kick();
   void shut();
+  bool submit_due_trailers();  // true when it submitted any
 
   Worker& worker_;
   std::unique_ptr<UpstreamConnection> conn_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Call>> calls_;
+  std::vector<std::int32_t> trailers_due_;  // calls whose body ended and whose trailers are to be submitted
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;  // body bytes of streams nobody reads
   std::string out_;
   bool writing_ = false;
@@ -179,6 +185,12 @@ class H2UpstreamPool {
 bool upstream_is_h2(Worker& worker, const routing::PickResult& picked);
 
 // gRPC helpers (RFC-less, per grpc's PROTOCOL-HTTP2.md).
+// The status codes sluice answers with itself (grpc's doc/statuscodes.md).
+constexpr int kGrpcDeadlineExceeded = 4;
+constexpr int kGrpcResourceExhausted = 8;
+constexpr int kGrpcUnimplemented = 12;
+constexpr int kGrpcInternal = 13;
+constexpr int kGrpcUnavailable = 14;
 // Whether a request is a gRPC call: content-type application/grpc, application/grpc+proto, ...
 bool is_grpc_content_type(std::string_view content_type);
 // The grpc-timeout value ("<1-8 digits><H|M|S|m|u|n>") as a duration; nullopt when malformed or absent.

@@ -38,6 +38,7 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
       quiet_(worker.ioc()) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &Http2Session::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Http2Session::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, &Http2Session::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Http2Session::on_frame_recv);
@@ -196,10 +197,35 @@ void Http2Session::shut() {
 
 // --- nghttp2 callbacks: they record, and never call into the session.
 
+int Http2Session::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* p) {
+  if (hd->type != NGHTTP2_HEADERS || !(hd->stream_id & 1)) return 0;
+  auto* self = of(p);
+  const std::int32_t id = hd->stream_id;
+  if (id > self->last_client_stream_) {
+    // A new stream: the odd ids it skipped are closed for good (RFC 9113 5.1.1).
+    if (id > self->last_client_stream_ + 2) {
+      if (self->skipped_.size() == kMaxSkippedRanges) self->skipped_.erase(self->skipped_.begin());
+      self->skipped_.emplace_back(self->last_client_stream_ + 2, id - 2);
+    }
+    self->last_client_stream_ = id;
+    return 0;
+  }
+  // A HEADERS below the last stream id: a trailer of an open (or recently closed) stream is fine, but one
+  // on an id the client skipped opens a stream that can no longer be opened, a connection error
+  // (PROTOCOL_ERROR, 5.1.1). nghttp2 ignores such a block, as it cannot tell it from a late frame of a
+  // stream it closed; the skipped ranges can.
+  for (const auto& [from, to] : self->skipped_) {
+    if (id >= from && id <= to) return NGHTTP2_ERR_CALLBACK_FAILURE;  // feed() sends GOAWAY(PROTOCOL_ERROR)
+  }
+  return 0;
+}
+
 int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* self = of(p);
-  self->streams_[frame->hd.stream_id] = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  auto s = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  s->fields.reserve(kFieldsReserve);  // one allocation for a usual head instead of growing by doubling
+  self->streams_[frame->hd.stream_id] = std::move(s);
   return 0;
 }
 
@@ -207,13 +233,23 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
                             std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
                             void* p) {
   auto* self = of(p);
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   auto it = self->streams_.find(frame->hd.stream_id);
   if (it == self->streams_.end()) return 0;
   auto& s = *it->second;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   const auto& limits = self->worker_.settings().limits;
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    // Trailers (nghttp2 has checked them: no pseudo-headers, END_STREAM set). They count against the same
+    // limits as the head; beyond them the stream is reset, as an oversized head cannot be answered 431 now.
+    s.header_bytes += namelen + valuelen + 4;
+    if (s.header_bytes > limits.max_request_header_bytes || s.trailers_in.size() >= limits.max_request_headers) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (!s.finished) s.trailers_in.push_back({std::string(n), std::string(v)});
+    return 0;
+  }
   // The HTTP/1.1 limits, counted as the HTTP/1.1 head would be ("name: value\r\n").
   s.header_bytes += namelen + valuelen + 4;
   if (s.header_bytes > limits.max_request_header_bytes ||

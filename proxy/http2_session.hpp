@@ -44,6 +44,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static constexpr std::int32_t kStreamWindow = 256 * 1024;
   static constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
   static constexpr std::size_t kOutHigh = 64 * 1024;  // response bytes buffered per stream before reading more
+  static constexpr std::size_t kFieldsReserve = 16;   // regular request fields room is made for at once
 
   // `stream` and `already_read` (bytes read past the detection, starting with the preface) belong to the
   // owning HttpSession, which outlives run().
@@ -64,6 +65,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   struct H2Stream;
 
   // nghttp2 callbacks: record only.
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* self);
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                        const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
@@ -81,17 +83,35 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // One request stream (http2_stream.cpp).
   net::awaitable<void> handle_stream(std::shared_ptr<H2Stream> s);
   net::awaitable<bool> wait(H2Stream& s, std::chrono::steady_clock::duration timeout);
-  // `retry_after`: non-empty, a retry-after field (a 503 at the in-flight limit).
+  // `retry_after`: non-empty, a retry-after field (a 503 at the in-flight limit). To a gRPC call the answer
+  // is a trailers-only grpc-status: `grpc_status` when not negative (a limit says RESOURCE_EXHAUSTED), else
+  // the mapping of `status` (grpc's HTTP-to-gRPC table).
   void respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
-                     std::string_view retry_after = {});
+                     std::string_view retry_after = {}, int grpc_status = -1);
   void submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body);
   void consume(H2Stream& s, std::size_t n);
+  // How long a wait for the client may last: timeouts.stream_idle, cut short by the gRPC deadline.
+  std::chrono::steady_clock::duration idle_limit(const H2Stream& s) const;
+  bool past_deadline(const H2Stream& s) const;
+  // Starts the stream's grpc-timeout timer (s.deadline set).
+  void arm_deadline(const std::shared_ptr<H2Stream>& s);
   void finish_stream(H2Stream& s);
   // One attempt at an endpoint spoken to over HTTP/2 (http2_stream_h2.cpp).
   struct H2Attempt;
+  // Whether to retry a response elsewhere instead of relaying it (called once, before anything went to the
+  // client); a non-owning reference to the caller's lambda (a std::function would allocate per stream).
+  struct RetryInstead {
+    const void* context;
+    bool (*call)(const void* context, routing::Outcome, unsigned status);
+    bool operator()(routing::Outcome o, unsigned status) const { return call(context, o, status); }
+    template <class F>
+    static RetryInstead of(const F& f) {
+      return {&f, [](const void* c, routing::Outcome o, unsigned st) { return (*static_cast<const F*>(c))(o, st); }};
+    }
+  };
   net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, const http::fields& fields,
                                   const std::string& first, bool body_in_hand, RequestLog& log,
-                                  const std::function<bool(routing::Outcome, unsigned)>& retry_instead,
+                                  RetryInstead retry_instead,
                                   H2Attempt& a);
 
   Worker& worker_;
@@ -106,6 +126,11 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // Streams whose response ended (END_STREAM sent) before their request did: RST_STREAM(NO_ERROR) tells
   // the client to stop sending (RFC 9113 8.1); submitted by the writer, not from the callback.
   std::vector<std::int32_t> answered_early_;
+  // Client stream ids: the highest opened, and ranges of odd ids skipped below it (a HEADERS on one of those
+  // is a connection error). Clients count up by two, so there are rarely any; the oldest are forgotten.
+  static constexpr std::size_t kMaxSkippedRanges = 16;
+  std::int32_t last_client_stream_ = -1;
+  std::vector<std::pair<std::int32_t, std::int32_t>> skipped_;
   std::string out_;        // bytes being written
   bool writing_ = false;
   bool closed_ = false;

@@ -21,12 +21,22 @@ namespace {
 constexpr std::size_t kRelayPiece = 32 * 1024;  // response bytes read from the endpoint at a time
 
 // Writes `head` (may be empty) and `body` upstream, as one chunk when `chunked` (with the last chunk when
-// `last`). Returns false when the write failed.
+// `last`, carrying `trailers` when there are any). Returns false when the write failed.
 net::awaitable<bool> write_piece(UpstreamConnection& up, std::string_view head, const std::string& body, bool chunked,
-                                 bool last, std::chrono::steady_clock::duration timeout) {
-  const FramedPiece piece(head, body.data(), body.size(), chunked, last);
+                                 bool last, std::chrono::steady_clock::duration timeout,
+                                 const std::vector<H2Field>& trailers) {
+  const bool with_trailers = chunked && last && !trailers.empty();
+  const FramedPiece piece(head, body.data(), body.size(), chunked, last && !with_trailers);
   up.stream.transport().expires_after(timeout);
-  auto [ec, n] = co_await up.stream.visit([&](auto& s) { return net::async_write(s, piece.buffers(), use_nothrow); });
+  if (!with_trailers) {
+    auto [ec, n] = co_await up.stream.visit([&](auto& s) { return net::async_write(s, piece.buffers(), use_nothrow); });
+    co_return !ec;
+  }
+  const std::string tail = h1_last_chunk(trailers);
+  std::array<net::const_buffer, 6> buffers;
+  std::copy(piece.buffers().begin(), piece.buffers().end(), buffers.begin());
+  buffers[5] = net::buffer(tail);
+  auto [ec, n] = co_await up.stream.visit([&](auto& s) { return net::async_write(s, buffers, use_nothrow); });
   co_return !ec;
 }
 
@@ -36,15 +46,15 @@ net::awaitable<bool> write_piece(UpstreamConnection& up, std::string_view head, 
 int grpc_code_of(unsigned status) {
   switch (status) {
     case 404:
-    case 501: return 12;  // UNIMPLEMENTED
+    case 501: return kGrpcUnimplemented;
     case 502:
-    case 503: return 14;  // UNAVAILABLE
+    case 503: return kGrpcUnavailable;
     case 408:
-    case 504: return 4;   // DEADLINE_EXCEEDED
+    case 504: return kGrpcDeadlineExceeded;
     case 413:
     case 429:
-    case 431: return 8;   // RESOURCE_EXHAUSTED
-    default: return 13;   // INTERNAL
+    case 431: return kGrpcResourceExhausted;
+    default: return kGrpcInternal;
   }
 }
 
@@ -102,12 +112,41 @@ net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::
   co_return ec == net::error::operation_aborted;
 }
 
+std::chrono::steady_clock::duration Http2Session::idle_limit(const H2Stream& s) const {
+  const std::chrono::steady_clock::duration idle = worker_.settings().timeouts.stream_idle;
+  if (s.deadline == std::chrono::steady_clock::time_point::max()) return idle;
+  return std::max(std::chrono::steady_clock::duration::zero(),
+                  std::min(idle, s.deadline - std::chrono::steady_clock::now()));
+}
+
+bool Http2Session::past_deadline(const H2Stream& s) const {
+  return s.deadline_hit || std::chrono::steady_clock::now() >= s.deadline;
+}
+
+void Http2Session::arm_deadline(const std::shared_ptr<H2Stream>& sp) {
+  sp->deadline_timer.emplace(worker_.ioc());
+  sp->deadline_timer->expires_at(sp->deadline);
+  sp->deadline_timer->async_wait([weak = std::weak_ptr<H2Stream>(sp)](const boost::system::error_code& ec) {
+    auto s = weak.lock();
+    if (ec || !s || s->finished) return;
+    s->deadline_hit = true;
+    // An HTTP/1.1 endpoint holding the request: its connection is cut (it cannot be told otherwise), which
+    // ends the attempt's read or write at once. An HTTP/2 endpoint's attempt sees the deadline itself.
+    if (s->upstream) {
+      boost::system::error_code ignored;
+      s->upstream->stream.transport().socket().close(ignored);
+    }
+    s->notify();
+  });
+}
+
 void Http2Session::consume(H2Stream& s, std::size_t n) {
   if (n != 0 && !closed_) nghttp2_session_consume(session_, s.id, n);
 }
 
 void Http2Session::finish_stream(H2Stream& s) {
   s.finished = true;
+  if (s.deadline_timer) s.deadline_timer->cancel();
   s.upstream = nullptr;
   consume(s, s.body_in.size());
   s.body_in.clear();
@@ -130,7 +169,7 @@ void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fiel
 }
 
 void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
-                                 std::string_view retry_after) {
+                                 std::string_view retry_after, int grpc_status) {
   log.status = status;
   log.error = std::string(text);
   log.bytes_received = 0;
@@ -144,9 +183,7 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
                     {{":status", "200"},
                      {"server", "sluice"},
                      {"content-type", "application/grpc"},
-                     // A 503 with Retry-After is one of sluice's own limits (requests in flight, descriptors):
-                     // RESOURCE_EXHAUSTED, not UNAVAILABLE, as the mapping says for limits.
-                     {"grpc-status", std::to_string(retry_after.empty() ? grpc_code_of(status) : 8)},
+                     {"grpc-status", std::to_string(grpc_status >= 0 ? grpc_status : grpc_code_of(status))},
                      {"grpc-message", grpc_message(text)}},
                     false);
     return;
@@ -196,6 +233,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       if (auto d = parse_grpc_timeout(t->value())) {
         const auto bound = std::chrono::duration_cast<std::chrono::steady_clock::duration>(settings.timeouts.response);
         s.deadline = std::chrono::steady_clock::now() + std::min(*d, bound);
+        arm_deadline(sp);
       }
     }
   }
@@ -203,7 +241,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   if (stats.active_requests.get() > static_cast<std::int64_t>(settings.limits.max_requests_per_worker)) {
     stats.requests_overloaded.add();
     respond_error(s, 503, "overloaded: too many requests in flight (limits.max_requests_per_worker)", log,
-                  kOverloadRetryAfter);
+                  kOverloadRetryAfter, kGrpcResourceExhausted);
     co_return;
   }
   if (s.too_large) {
@@ -256,14 +294,21 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   ReportedPick picked(picker, std::move(first_pick));
 
   // The first piece of the body (what has arrived, once something has), as on HTTP/1.1: a body that came
-  // whole with it is replayable and goes with its length.
-  while (!s.end_stream && s.body_in.empty() && !s.closed && !closed_) {
-    if (!co_await wait(s, settings.timeouts.idle)) break;
+  // whole with it is replayable and goes with its length. A gRPC call to an HTTP/2 endpoint does not wait:
+  // both directions stream there, and a bidirectional call's client may send nothing until it hears.
+  const bool wait_for_body = !(s.grpc && upstream_is_h2(worker_, *picked));
+  while (wait_for_body && !s.end_stream && s.body_in.empty() && !s.closed && !closed_ && !s.deadline_hit) {
+    if (!co_await wait(s, idle_limit(s))) break;
   }
   if (s.closed || closed_) co_return;  // reset by the client: the pick is reported as a local abort
-  if (!s.end_stream && s.body_in.empty()) {
-    stats.bad_requests.add();
-    respond_error(s, 408, "request body timeout", log);
+  if (wait_for_body && !s.end_stream && s.body_in.empty()) {
+    if (past_deadline(s)) {
+      stats.upstream_timeouts.add();
+      respond_error(s, 504, "grpc-timeout passed before the request body came", log);
+    } else {
+      stats.bad_requests.add();
+      respond_error(s, 408, "request body timeout (timeouts.stream_idle)", log);
+    }
     co_return;
   }
   std::string first = std::move(s.body_in);
@@ -274,7 +319,8 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   std::uint64_t body_bytes = first.size();
   bool chunked = false;
   if (fields.find(http::field::content_length) == fields.end()) {
-    if (!body_in_hand) {
+    // Chunked also carries the request's trailers to an HTTP/1.1 endpoint (a gRPC-style request body).
+    if (!body_in_hand || !s.trailers_in.empty()) {
       chunked = true;
     } else if (!first.empty()) {
       fields.set(http::field::content_length, std::to_string(first.size()));
@@ -314,7 +360,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         picked.replace(std::move(next));
         return true;
       };
-      co_await attempt_h2(s, *picked, fields, first, body_in_hand, log, retry_instead, a);
+      co_await attempt_h2(s, *picked, fields, first, body_in_hand, log, RetryInstead::of(retry_instead), a);
       if (a.result == H2Attempt::Result::retry) continue;
       if (a.result == H2Attempt::Result::relayed) {
         picked.report(a.outcome);
@@ -324,9 +370,8 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       if (a.result == H2Attempt::Result::failed) {
         if (a.outcome == routing::Outcome::local_abort || s.closed || closed_) co_return;
         picked.report(a.outcome);
-        const bool past_deadline = std::chrono::steady_clock::now() >= s.deadline;
         const bool replayable = body_in_hand && !a.body_streamed;
-        if (!past_deadline && picker.may_retry(*picked, a.outcome, s.line.method, replayable, attempt)) {
+        if (!past_deadline(s) && picker.may_retry(*picked, a.outcome, s.line.method, replayable, attempt)) {
           auto next = picker.pick(view(), attempt);
           if (next.status == routing::PickStatus::ok) {
             stats.retries.add();
@@ -351,6 +396,13 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     bool no_descriptors = false;
     auto up = co_await connect_upstream(worker_, *picked, failure, &no_descriptors);
     if (s.closed || closed_) co_return;
+    if (up && past_deadline(s)) {
+      // The grpc-timeout passed during the connect: the request does not go out at all.
+      worker_.pool().give_back(std::move(up), std::chrono::steady_clock::now());
+      stats.upstream_timeouts.add();
+      respond_error(s, 504, "grpc-timeout passed before the request went to " + log.upstream, log);
+      co_return;
+    }
     if (!up) {
       // Out of descriptors here: not the endpoint's failure (as in http_session_forward.cpp).
       outcome = no_descriptors ? routing::Outcome::local_abort : routing::Outcome::connect_failure;
@@ -362,24 +414,30 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
                          RequestHeadParts{s.line.method, picked->upstream_target, picked->host_header, client_ip_,
                                           stream_.is_tls(), chunked, {}},
                          head);
-      bool ok = co_await write_piece(*up, head, first, chunked, body_in_hand, settings.timeouts.response);
+      // Named, not a temporary in the co_await expression: GCC 12 destroys such conditional temporaries
+      // twice across the suspension (a crash seen here).
+      std::vector<H2Field> trailers;
+      if (body_in_hand) trailers = trailer_fields(s.trailers_in);
+      bool ok = co_await write_piece(*up, head, first, chunked, body_in_hand, settings.timeouts.response, trailers);
       bool last_sent = body_in_hand;
-      while (ok && !last_sent) {
+      while (ok && !last_sent && !s.deadline_hit) {
         if (s.body_in.empty() && !s.end_stream) {
-          if (s.closed || closed_ || !co_await wait(s, settings.timeouts.idle)) break;
+          if (s.closed || closed_ || !co_await wait(s, idle_limit(s))) break;
           continue;
         }
         std::string piece = std::move(s.body_in);
         s.body_in.clear();
         body_streamed = true;
         last_sent = s.end_stream;
-        ok = co_await write_piece(*up, {}, piece, chunked, last_sent, settings.timeouts.response);
+        if (last_sent) trailers = trailer_fields(s.trailers_in);
+        ok = co_await write_piece(*up, {}, piece, chunked, last_sent, settings.timeouts.response, trailers);
         body_bytes += piece.size();
         consume(s, piece.size());
         kick();
       }
-      if (ok && !last_sent) {
-        // The client reset the stream or went quiet mid-body: the half request dies with its connection.
+      if (ok && !last_sent && !s.deadline_hit) {
+        // The client reset the stream or went quiet mid-body (timeouts.stream_idle): the half request dies
+        // with its connection.
         s.upstream = nullptr;
         picked.report(routing::Outcome::local_abort);
         if (!s.closed && !closed_) {
@@ -400,6 +458,15 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     }
     if (s.closed || closed_) co_return;
     log.bytes_received = body_bytes;
+    if (s.deadline_hit && !response) {
+      // grpc-timeout: the deadline cut the endpoint's connection before its answer; not retried (the
+      // caller's time is up), DEADLINE_EXCEEDED.
+      s.upstream = nullptr;
+      picked.report(routing::Outcome::local_abort);  // the caller's budget, not the endpoint's fault
+      stats.upstream_timeouts.add();
+      respond_error(s, 504, "grpc-timeout passed waiting for " + log.upstream, log);
+      co_return;
+    }
     if (status == 101) {
       picked.report(routing::Outcome::reset);
       respond_error(s, 502, "upstream " + log.upstream + " switched protocols without an upgrade request", log);
@@ -423,7 +490,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       if (!response) {
         if (outcome == routing::Outcome::local_abort) {
           stats.requests_overloaded.add();
-          respond_error(s, 503, failure, log, kOverloadRetryAfter);
+          respond_error(s, 503, failure, log, kOverloadRetryAfter, kGrpcResourceExhausted);
         } else if (outcome == routing::Outcome::timeout) {
           stats.upstream_timeouts.add();
           respond_error(s, 504, failure, log);
@@ -449,12 +516,16 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       std::vector<char> buf(kRelayPiece);
       auto& body = rp.get().body();
       for (;;) {
-        while (s.body_out.size() - s.out_pos >= kOutHigh && !s.closed && !closed_) {
-          if (!co_await wait(s, settings.timeouts.idle)) break;
+        while (s.body_out.size() - s.out_pos >= kOutHigh && !s.closed && !closed_ && !s.deadline_hit) {
+          if (!co_await wait(s, settings.timeouts.stream_idle)) break;
+        }
+        if (s.deadline_hit) {
+          upstream_ok = false;
+          break;
         }
         if (s.closed || closed_) break;  // the client reset the stream or left
         if (s.body_out.size() - s.out_pos >= kOutHigh) {
-          client_stalled = true;  // read nothing for timeouts.idle
+          client_stalled = true;  // read nothing for timeouts.stream_idle
           break;
         }
         body.data = buf.data();
@@ -487,9 +558,10 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     s.upstream = nullptr;
     if (!upstream_ok) {
       picked.report(routing::Outcome::reset);
-      // The response is cut: the client must see it cut too.
+      // The response is cut: the client must see it cut too (CANCEL when the grpc-timeout cut it).
       if (!s.closed && !closed_) {
-        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id,
+                                  s.deadline_hit ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
         kick();
       }
     } else {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct Http2Session::H2Stream {
   std::vector<H2Field> fields;
   std::size_t header_bytes = 0;
   bool too_large = false;       // beyond limits.max_request_header_bytes / max_request_headers
+  // Request trailers (a trailing HEADERS with END_STREAM): passed on as chunked trailers to an HTTP/1.1
+  // endpoint, as a trailing HEADERS to an HTTP/2 one.
+  std::vector<H2Field> trailers_in;
   // Request body: received, not yet written upstream (bounded by the stream window, as bytes are
   // consumed only once written).
   std::string body_in;
@@ -46,6 +50,10 @@ struct Http2Session::H2Stream {
   bool grpc = false;            // content-type application/grpc*: sluice's own errors are gRPC statuses
   // When the request must be over (grpc-timeout, bounded by timeouts.response); max(): none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // The deadline passed while an HTTP/1.1 endpoint had the request (set by deadline_timer, which then cut
+  // that connection): the attempt ends as a timeout, DEADLINE_EXCEEDED to the client.
+  bool deadline_hit = false;
+  std::optional<net::steady_timer> deadline_timer;  // only for a gRPC call with grpc-timeout
   UpstreamConnection* upstream = nullptr;  // in use, for shut()
   // Wakes the coroutine when something arrived for it (or the stream or connection closed).
   net::steady_timer wake;

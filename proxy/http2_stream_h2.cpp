@@ -12,31 +12,11 @@
 
 namespace sluice::proxy {
 
-namespace {
-
-// The response head for the client: the endpoint's end-to-end fields (an HTTP/2 endpoint sends no
-// connection-specific ones; any that came are dropped), stickiness cookie and Via.
-std::vector<H2Field> downstream_head(const H2Call& call, std::string_view set_cookie) {
-  http::fields in;
-  h1_fields_of(call.headers, in);
-  return h2_response_fields(in, call.status, set_cookie);
-}
-
-std::vector<H2Field> downstream_trailers(const std::vector<H2Field>& in) {
-  std::vector<H2Field> out;
-  for (const auto& f : in) {
-    if (f.name.empty() || f.name[0] == ':' || f.name == "connection" || f.name == "transfer-encoding") continue;
-    out.push_back(f);
-  }
-  return out;
-}
-
-}  // namespace
 
 net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickResult& picked,
                                               const http::fields& fields, const std::string& first,
                                               bool body_in_hand, RequestLog& log,
-                                              const std::function<bool(routing::Outcome, unsigned)>& retry_instead,
+                                              RetryInstead retry_instead,
                                               H2Attempt& a) {
   using Result = H2Attempt::Result;
   using clock = std::chrono::steady_clock;
@@ -56,7 +36,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
     a.outcome = routing::Outcome::connect_failure;
     co_return;
   }
-  const bool with_body = !(body_in_hand && first.empty());
+  const bool with_body = !(body_in_hand && first.empty() && s.trailers_in.empty());
   const auto head = h2_upstream_request_fields(fields, s.line.method, up->key().find("|tls") != std::string::npos ? "https" : "http",
                                                picked.host_header, picked.upstream_target, client_ip_,
                                                stream_.is_tls());
@@ -77,6 +57,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
   } release{*up, *call};
   if (with_body) {
     call->body_out = first;  // a copy: `first` stays for a retry
+    if (body_in_hand) call->trailers_out = trailer_fields(s.trailers_in);
     call->out_eof = body_in_hand;
     up->resume(*call);
   }
@@ -101,7 +82,10 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
         consume(s, n);
         kick();
       }
-      if (s.body_in.empty() && s.end_stream) call->out_eof = true;
+      if (s.body_in.empty() && s.end_stream) {
+        call->trailers_out = trailer_fields(s.trailers_in);
+        call->out_eof = true;
+      }
       up->resume(*call);
     }
     // The response head.
@@ -112,7 +96,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       a.outcome = routing::outcome_of_status(call->status);
       // gRPC: UNAVAILABLE in a trailers-only answer is the endpoint saying "not now"; with the request body
       // still held the call can go elsewhere.
-      if (s.grpc && grpc_status == 14 && a.outcome == routing::Outcome::success) {
+      if (s.grpc && grpc_status == kGrpcUnavailable && a.outcome == routing::Outcome::success) {
         a.outcome = routing::Outcome::gateway_error;
       }
       if (a.outcome != routing::Outcome::success && retry_instead(a.outcome, a.status)) {
@@ -125,7 +109,8 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       }
       worker_.picker().responding(picked);
       const bool bodiless = call->end_stream && call->body_in.empty();
-      submit_response(s, downstream_head(*call, picked.set_cookie), !bodiless);
+      // The endpoint's end-to-end fields (moved: the head is not looked at again), stickiness cookie, Via.
+      submit_response(s, h2_response_fields(std::move(call->headers), call->status, picked.set_cookie), !bodiless);
       stats.responses_by_class[a.status / 100 < 6 ? a.status / 100 : 5].add();
       log.status = a.status;
       head_sent = true;
@@ -147,7 +132,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       }
       if (call->end_stream && call->body_in.empty() && !s.out_eof) {
         s.out_eof = true;
-        s.trailers_out = downstream_trailers(call->trailers);
+        s.trailers_out = trailer_fields(call->trailers);
       }
       if (s.deferred) {
         s.deferred = false;
@@ -190,7 +175,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
     }
     // Wait for either side. Before the head: the response timeout (or the gRPC deadline); after: idle.
     const auto now = clock::now();
-    auto limit = head_sent ? settings.timeouts.idle : std::chrono::duration_cast<clock::duration>(settings.timeouts.response) - (now - started);
+    auto limit = head_sent ? settings.timeouts.stream_idle : std::chrono::duration_cast<clock::duration>(settings.timeouts.response) - (now - started);
     if (s.deadline != clock::time_point::max()) limit = std::min(limit, s.deadline - now);
     if (limit <= clock::duration::zero() || !co_await wait(s, limit)) {
       a.outcome = routing::Outcome::timeout;

@@ -123,6 +123,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   State state_ = State::reading_head;
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request
+  // A chunked request's head field count, taken before its body is read: Beast appends the trailers after
+  // them, and an HTTP/2 endpoint gets those as a trailing HEADERS (http_session_h2.cpp).
+  std::size_t head_fields_ = 0;
   bool close_after_ = false;
   unsigned client_version_ = 11;      // 10 once the current request line says HTTP/1.0 (for local replies)
   std::string_view upgrade_;          // the current request's Upgrade token when it asks for one, else empty

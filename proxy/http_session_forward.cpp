@@ -52,6 +52,7 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
   // The first piece of the body is read before anything goes upstream: a malformed body is refused before
   // any of it is forwarded, and a body that fits in it can be replayed on another endpoint.
   std::size_t first_piece = 0;
+  if (parser_->chunked()) head_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
   if (!parser_->is_done()) {
     if (expects_continue(req)) co_await send_continue();
     if (!co_await read_body_piece(first_piece)) {

@@ -48,10 +48,14 @@ net::awaitable<void> HttpSession::h2_exchange(const routing::PickResult& picked,
     a.outcome = routing::Outcome::connect_failure;
     co_return;
   }
-  const bool with_body = !(parser_->is_done() && first_piece == 0);
+  // Fields past head_fields_ in a chunked request are its trailers (parsed with the body already read).
+  const std::size_t head_count = parser_->chunked() ? head_fields_ : static_cast<std::size_t>(-1);
+  const bool trailers_read =
+      parser_->chunked() && static_cast<std::size_t>(std::distance(req.begin(), req.end())) > head_fields_;
+  const bool with_body = !(parser_->is_done() && first_piece == 0) || trailers_read;
   const auto head = h2_upstream_request_fields(
       req, req.method_string(), x->up->key().find("|tls") != std::string::npos ? "https" : "http",
-      picked.host_header, picked.upstream_target, client_ip_, stream_.is_tls());
+      picked.host_header, picked.upstream_target, client_ip_, stream_.is_tls(), head_count);
   H2Waker* waker = &x->waker;
   x->call = x->up->submit(head, with_body, [waker] { waker->notify(); });
   if (!x->call) {
@@ -60,9 +64,15 @@ net::awaitable<void> HttpSession::h2_exchange(const routing::PickResult& picked,
     co_return;
   }
   auto& call = *x->call;
+  // A chunked body's trailers: Beast adds them to the message's fields once the last chunk is parsed, after
+  // the head's (head_fields_, counted before the body was read); they go on as a trailing HEADERS.
+  const auto end_body = [&] {
+    call.out_eof = parser_->is_done();
+    if (call.out_eof && parser_->chunked()) call.trailers_out = h1_trailers_of(req, head_fields_);
+  };
   if (with_body) {
     call.body_out.assign(body_buf_.get(), first_piece);
-    call.out_eof = parser_->is_done();
+    end_body();
     x->up->resume(call);
   }
   // The rest of the body, as it is read, while the endpoint's stream takes it.
@@ -78,7 +88,7 @@ net::awaitable<void> HttpSession::h2_exchange(const routing::PickResult& picked,
     }
     a.body_streamed = true;
     call.body_out.append(body_buf_.get(), got);
-    call.out_eof = parser_->is_done();
+    end_body();
     x->up->resume(call);
   }
   // The response head.

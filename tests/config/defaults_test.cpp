@@ -24,6 +24,7 @@ void check_top_defaults(const Config& c) {
   CHECK(c.limits.max_requests_per_worker == 4096);
   CHECK(c.timeouts.request_header == 10s);
   CHECK(c.timeouts.idle == 60s);
+  CHECK(c.timeouts.stream_idle == 5min);
   CHECK(c.timeouts.connect == 2s);
   CHECK(c.timeouts.response == 15s);
   CHECK(c.timeouts.drain == 10s);

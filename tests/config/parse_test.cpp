@@ -24,7 +24,7 @@ const char* const everything = R"({
   "log_level": "debug",
   "limits": {"max_request_header_bytes": 8192, "max_request_headers": 50, "max_response_header_bytes": 16384, "max_tunnels": 7,
              "max_connections_per_worker": 500, "max_requests_per_worker": 300},
-  "timeouts": {"request_header": "5s", "idle": "2m", "connect": "250ms", "response": "1h", "drain": "0"},
+  "timeouts": {"request_header": "5s", "idle": "2m", "connect": "250ms", "response": "1h", "stream_idle": "90s", "drain": "0"},
   "upstream": {"max_idle_per_endpoint": 8, "idle_timeout": "30s"},
   "admin": {"enabled": false, "address": "::1", "port": 19901},
   "access_log": {"enabled": true, "path": "/tmp/access.log"},
@@ -72,6 +72,7 @@ TEST_CASE("every key is read into its field", "[config]") {
   CHECK(c.limits.max_requests_per_worker == 300);
   CHECK(c.timeouts.request_header == 5s);
   CHECK(c.timeouts.idle == 2min);
+  CHECK(c.timeouts.stream_idle == 90s);
   CHECK(c.timeouts.connect == 250ms);
   CHECK(c.timeouts.response == 1h);
   CHECK(c.timeouts.drain == 0ms);

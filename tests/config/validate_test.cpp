@@ -179,7 +179,7 @@ TEST_CASE("service policies: hashing, stickiness, targets, ejection, health chec
 
 TEST_CASE("timeouts are positive; drain may be zero", "[config]") {
   json doc = minimal();
-  for (const char* key : {"request_header", "idle", "connect", "response"}) {
+  for (const char* key : {"request_header", "idle", "connect", "response", "stream_idle"}) {
     doc["timeouts"] = {{key, "0"}};
     only_error(doc, std::string("timeouts.") + key + ": expected a positive duration, got \"0\"");
   }

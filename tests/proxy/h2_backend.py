@@ -7,6 +7,8 @@ per connection, flow control honoured both ways.
     /echo            -> (POST) the body back, after the request ended
     /trailers        -> "body" then trailers x-trailer: yes, x-count: 2
     /headers         -> the request's header fields, one "name: value" a line
+    /request-trailers -> (POST) "body=N" (bytes received), "head=a,b" (the head's regular field names), then
+                        the request's trailers, one "name: value" a line
     /goaway-if/NAME  -> on the server called NAME: GOAWAY (NO_ERROR, last stream id = this stream - 2, so
                         this stream was not processed) and the connection closed; elsewhere: the name
 
@@ -75,6 +77,10 @@ def serve_connection(sock, name, max_streams):
             respond(sid, 200, bytes(r["body"]))
         elif path == "/trailers":
             respond(sid, 200, b"body", trailers=[("x-trailer", "yes"), ("x-count", "2")])
+        elif path == "/request-trailers":
+            head = ",".join(k for k, _ in r["fields"] if not k.startswith(":"))
+            text = f"body={r['count']}\nhead={head}\n" + "".join(f"{k}: {v}\n" for k, v in r["trailers"])
+            respond(sid, 200, text.encode())
         elif path == "/headers":
             text = "".join(f"{k}: {v}\n" for k, v in r["fields"])
             respond(sid, 200, text.encode())
@@ -96,7 +102,7 @@ def serve_connection(sock, name, max_streams):
                 for ev in conn.receive_data(data):
                     if isinstance(ev, h2.events.RequestReceived):
                         requests[ev.stream_id] = {"headers": dict(ev.headers), "fields": list(ev.headers),
-                                                  "body": bytearray(), "count": 0}
+                                                  "body": bytearray(), "count": 0, "trailers": []}
                         if ev.stream_ended:
                             handle(ev.stream_id)
                     elif isinstance(ev, h2.events.DataReceived):
@@ -106,6 +112,10 @@ def serve_connection(sock, name, max_streams):
                             if r["headers"].get(":path") == "/echo":
                                 r["body"] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        r = requests.get(ev.stream_id)
+                        if r is not None:
+                            r["trailers"] = list(ev.headers)
                     elif isinstance(ev, h2.events.StreamEnded):
                         if ev.stream_id in requests:
                             handle(ev.stream_id)
