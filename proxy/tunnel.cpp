@@ -107,14 +107,93 @@ void Tunnel::note_end(std::string_view who) {
   if (result_.closed_by.empty()) result_.closed_by = who;
 }
 
-net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Stream& to, bool up) {
-  auto& bytes = up ? result_.bytes_up : result_.bytes_down;
-  auto& counter = up ? stats_.tunnel_bytes_up : stats_.tunnel_bytes_down;
+// One direction of a plain-TCP tunnel once it has carried its first bytes, driven by completion handlers
+// rather than a coroutine: a relayed chunk costs one read operation in the reactor (async_read_drained)
+// and a send() straight into the non-blocking socket, and no coroutine resumption (callgrind, WebSocket
+// benchmark: tests/bench/README.md). Only a chunk that does not fit waits for the receiver to drain.
+// Lives in relay_plain()'s frame, which waits on `finished` until the direction ended.
+class Tunnel::PlainRelay {
+ public:
+  PlainRelay(Tunnel& tunnel, tcp::socket& from, tcp::socket& to, char* buffer, bool up, net::steady_timer& finished)
+      : tunnel_(tunnel), from_(from), to_(to), buffer_(buffer), up_(up), finished_(finished) {}
+
+  // Passes the first `n` bytes of the buffer on, then reads and passes on until the direction ends.
+  void relay(std::size_t n) {
+    tunnel_.last_activity_ = std::chrono::steady_clock::now();
+    writing() = true;
+    boost::system::error_code ec;
+    std::size_t sent = to_.write_some(net::buffer(buffer_, n), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      ec = {};
+      sent = 0;
+    }
+    if (!ec && sent < n) {
+      net::async_write(to_, net::buffer(buffer_ + sent, n - sent),
+                       [this, n](boost::system::error_code e, std::size_t) { on_written(e, n); });
+      return;
+    }
+    on_written(ec, n);
+  }
+
+ private:
+  bool& writing() { return up_ ? tunnel_.writing_up_ : tunnel_.writing_down_; }
+
+  void on_written(boost::system::error_code ec, std::size_t n) {
+    writing() = false;
+    if (ec) {
+      if (!tunnel_.closed_) tunnel_.close(up_ ? "upstream" : "client");
+      finished_.cancel();
+      return;
+    }
+    tunnel_.passed(up_, buffer_, n);
+    read();
+  }
+
+  void read() {
+    async_read_drained(from_, net::buffer(buffer_, kBuffer),
+                       [this](boost::system::error_code ec, std::size_t n) { on_read(ec, n); });
+  }
+
+  void on_read(boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      tunnel_.read_ended(ec, to_, up_, true);
+      finished_.cancel();
+      return;
+    }
+    relay(n);
+  }
+
+  Tunnel& tunnel_;
+  tcp::socket& from_;
+  tcp::socket& to_;
+  char* buffer_;
+  const bool up_;
+  net::steady_timer& finished_;
+};
+
+void Tunnel::passed(bool up, const char* data, std::size_t n) {
+  if (websocket_) (up ? frames_up_ : frames_down_).pass(reinterpret_cast<const unsigned char*>(data), n);
+  (up ? result_.bytes_up : result_.bytes_down) += n;
+  (up ? stats_.tunnel_bytes_up : stats_.tunnel_bytes_down).add(n);
+}
+
+void Tunnel::read_ended(boost::system::error_code ec, tcp::socket& to, bool up, bool half_close) {
+  if (closed_) return;
   const std::string_view side = up ? "client" : "upstream";
+  note_end(side);
+  if (ec == net::error::eof && half_close) {
+    // A half close: the other side may still answer (a WebSocket close handshake does).
+    boost::system::error_code ignored;
+    to.shutdown(tcp::socket::shutdown_send, ignored);
+    return;
+  }
+  close(side);
+}
+
+net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Stream& to, bool up) {
   // What the sender put behind its head goes first.
-  auto& frames = up ? frames_up_ : frames_down_;
-  auto& writing = up ? writing_up_ : writing_down_;
   if (early.size() != 0) {
+    auto& writing = up ? writing_up_ : writing_down_;
     writing = true;
     auto [ec, n] = co_await to.visit([&](auto& s) { return net::async_write(s, early.data(), use_nothrow); });
     writing = false;
@@ -122,80 +201,65 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
       close(up ? "upstream" : "client");
       co_return;
     }
-    if (websocket_) {
-      for (auto b : beast::buffers_range_ref(early.data())) {
-        frames.pass(static_cast<const unsigned char*>(b.data()), b.size());
-      }
-    }
+    for (auto b : beast::buffers_range_ref(early.data())) passed(up, static_cast<const char*>(b.data()), b.size());
     early.consume(n);
-    bytes += n;
-    counter.add(n);
   }
   // The HTTP head's read buffer is not needed any more: an idle tunnel should hold as little as it can.
   early.shrink_to_fit();
-  // Over plain TCP the relay buffer is taken only once the socket has something to read, so a tunnel
-  // that never carries a byte holds none (a thousand idle WebSockets cost their sockets and little else).
-  // Only that first wait is a readiness wait: Asio re-arms epoll (an epoll_ctl) for each one, while a
-  // read tries the socket first and waits only when it is empty, the cheaper step for a busy tunnel.
+  if (!from.is_tls() && !to.is_tls()) {
+    co_await relay_plain(from.transport().socket(), to.transport().socket(), up);
+  } else {
+    co_await relay_tls(from, to, up);
+  }
+}
+
+net::awaitable<void> Tunnel::relay_plain(tcp::socket& from, tcp::socket& to, bool up) {
+  // The relay buffer is taken only once the socket has something to read, so a tunnel that never carries
+  // a byte holds none (a thousand idle WebSockets cost their sockets and little else). Only this first
+  // wait is a readiness wait: Asio re-arms epoll (an epoll_ctl) for each one.
   std::unique_ptr<char[]> buffer;
+  boost::system::error_code ec;
+  std::size_t n = 0;
   for (;;) {
-    boost::system::error_code rec;
-    std::size_t n = 0;
-    if (!from.is_tls() && !buffer) {
-      std::tie(rec) = co_await from.transport().socket().async_wait(tcp::socket::wait_read, use_nothrow);
-      if (!rec) {
-        buffer = std::make_unique<char[]>(kBuffer);
-        n = from.transport().socket().read_some(net::buffer(buffer.get(), kBuffer), rec);
-        if (rec == net::error::would_block || rec == net::error::try_again) continue;
-      }
-    } else if (!from.is_tls()) {
-      std::tie(rec, n) =
-          co_await async_read_drained(from.transport().socket(), net::buffer(buffer.get(), kBuffer), uncancellable());
-    } else {
-      if (!buffer) buffer = std::make_unique<char[]>(kBuffer);
-      std::tie(rec, n) = co_await from.visit(
-          [&](auto& s) { return s.async_read_some(net::buffer(buffer.get(), kBuffer), use_nothrow); });
-    }
+    std::tie(ec) = co_await from.async_wait(tcp::socket::wait_read, use_nothrow);
+    if (ec) break;
+    if (!buffer) buffer = std::make_unique<char[]>(kBuffer);
+    n = from.read_some(net::buffer(buffer.get(), kBuffer), ec);
+    if (ec != net::error::would_block && ec != net::error::try_again) break;
+  }
+  if (ec) {
+    read_ended(ec, to, up, true);
+    co_return;
+  }
+  // Not cancellable: the relay's handlers refer to this frame, which must outlive them. The tunnel ends
+  // them by closing its sockets (close()), which completes whatever they wait for.
+  net::steady_timer finished(co_await net::this_coro::executor, net::steady_timer::time_point::max());
+  PlainRelay relay(*this, from, to, buffer.get(), up, finished);
+  relay.relay(n);
+  co_await finished.async_wait(uncancellable());
+}
+
+net::awaitable<void> Tunnel::relay_tls(Stream& from, Stream& to, bool up) {
+  auto buffer = std::make_unique<char[]>(kBuffer);
+  for (;;) {
+    auto [rec, n] = co_await from.visit(
+        [&](auto& s) { return s.async_read_some(net::buffer(buffer.get(), kBuffer), use_nothrow); });
     if (rec) {
-      if (closed_) co_return;
-      note_end(side);
-      if (rec == net::error::eof && !to.is_tls() && !from.is_tls()) {
-        // A half close: the other side may still answer (a WebSocket close handshake does).
-        boost::system::error_code ignored;
-        to.transport().socket().shutdown(tcp::socket::shutdown_send, ignored);
-        co_return;
-      }
-      close(side);
+      // Over TLS an end of stream closes both sides: a half close cannot be passed on through a TLS layer.
+      read_ended(rec, to.transport().socket(), up, false);
       co_return;
     }
     last_activity_ = std::chrono::steady_clock::now();
+    auto& writing = up ? writing_up_ : writing_down_;
     writing = true;
-    boost::system::error_code wec;
-    if (to.is_tls()) {
-      std::tie(wec, std::ignore) = co_await to.visit(
-          [&](auto& s) { return net::async_write(s, net::buffer(buffer.get(), n), use_nothrow); });
-    } else {
-      // Straight into the socket (non-blocking since run()); only what does not fit waits for the
-      // socket to drain. A relayed message then costs no trip through the io_context's queue, where
-      // Asio posts the completion of even a write that finished at once.
-      std::size_t sent = to.transport().socket().write_some(net::buffer(buffer.get(), n), wec);
-      if (wec == net::error::would_block || wec == net::error::try_again) {
-        wec = {};
-        sent = 0;
-      }
-      if (!wec && sent < n) {
-        std::tie(wec, std::ignore) = co_await net::async_write(
-            to.transport().socket(), net::buffer(buffer.get() + sent, n - sent), uncancellable());
-      }
-    }
+    auto [wec, written] = co_await to.visit(
+        [&](auto& s) { return net::async_write(s, net::buffer(buffer.get(), n), use_nothrow); });
     writing = false;
-    if (websocket_ && !wec) frames.pass(reinterpret_cast<const unsigned char*>(buffer.get()), n);
     if (wec) {
       if (!closed_) close(up ? "upstream" : "client");
       co_return;
     }
-    bytes += n;
-    counter.add(n);
+    passed(up, buffer.get(), n);
   }
 }
 

@@ -72,9 +72,19 @@ class Tunnel {
  private:
   static constexpr std::size_t kBuffer = 16 * 1024;
 
+  class PlainRelay;
+
   net::awaitable<void> pump(Stream& from, beast::flat_buffer& early, Stream& to, bool up);
+  // After the early bytes: both sides plain TCP (handler-driven, PlainRelay), or either over TLS.
+  net::awaitable<void> relay_plain(tcp::socket& from, tcp::socket& to, bool up);
+  net::awaitable<void> relay_tls(Stream& from, Stream& to, bool up);
   net::awaitable<void> watch();
   void note_end(std::string_view who);
+  // `n` bytes went on in direction `up`: counted, and followed through WebSocket framing.
+  void passed(bool up, const char* data, std::size_t n);
+  // A read in direction `up` failed with `ec`: an end of stream is passed on as a half close when
+  // `half_close` (plain TCP both sides), anything else closes the tunnel.
+  void read_ended(boost::system::error_code ec, tcp::socket& to, bool up, bool half_close);
 
   Stream& client_;
   beast::flat_buffer& client_early_;
