@@ -62,7 +62,10 @@ std::vector<H2Field> h2_response_fields(const http::fields& in, unsigned status,
   return out;
 }
 
-std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::string_view method,
+namespace {
+
+template <class Fields>
+std::vector<H2Field> upstream_request_fields(const Fields& in, std::string_view method,
                                                 std::string_view scheme, std::string_view authority,
                                                 std::string_view path, std::string_view client_ip, bool client_tls) {
   std::vector<H2Field> out;
@@ -104,6 +107,20 @@ std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::str
   via.append("1.1 sluice");
   out.push_back({"via", std::move(via)});
   return out;
+}
+
+}  // namespace
+
+std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls) {
+  return upstream_request_fields(in, method, scheme, authority, path, client_ip, client_tls);
+}
+
+std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls) {
+  return upstream_request_fields(in, method, scheme, authority, path, client_ip, client_tls);
 }
 
 void h1_fields_of(const std::vector<H2Field>& in, http::fields& out) {

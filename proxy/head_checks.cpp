@@ -28,9 +28,14 @@ void prepare_request_parser(request_head_parser& parser, std::size_t max_header_
   parser.eager(false);
 }
 
-std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& req, std::string& authority) {
+std::optional<HeadRefusal> check_request_head(request_head& req, std::string& authority) {
   auto host_it = req.find(http::field::host);
-  authority = host_it != req.end() ? std::string(host_it->value()) : std::string();
+  // assign, not a new string: the session's authority keeps its storage from request to request.
+  if (host_it != req.end()) {
+    authority.assign(host_it->value().data(), host_it->value().size());
+  } else {
+    authority.clear();
+  }
   if (req.version() != 11 && req.version() != 10) {
     return HeadRefusal{http::status::http_version_not_supported, "unsupported HTTP version"};
   }
@@ -63,12 +68,6 @@ std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& 
     return HeadRefusal{http::status::bad_request, "request target must be origin-form"};
   }
   return std::nullopt;
-}
-
-void prepare_response_parser(response_head_parser& parser, std::size_t max_header_bytes, bool head_request) {
-  parser.header_limit(max_header_bytes);
-  parser.body_limit(boost::none);
-  if (head_request) parser.skip(true);
 }
 
 }  // namespace sluice::proxy

@@ -15,12 +15,10 @@
 #include <boost/beast/http/status.hpp>
 
 #include "net/net.hpp"
+#include "proxy/head_fields.hpp"
 #include "proxy/head_scanner.hpp"
 
 namespace sluice::proxy {
-
-using request_head_parser = http::request_parser<http::buffer_body>;
-using response_head_parser = http::response_parser<http::buffer_body>;
 
 // Why a request is answered by the proxy itself instead of being routed.
 struct HeadRefusal {
@@ -45,11 +43,17 @@ void prepare_request_parser(request_head_parser& parser, std::size_t max_header_
 // (or `*`/authority for OPTIONS). An absolute-form target is rewritten in `req` to origin form, its
 // authority replacing Host. On success sets `authority` (Host, possibly from the absolute form) and
 // returns nullopt.
-std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& req, std::string& authority);
+std::optional<HeadRefusal> check_request_head(request_head& req, std::string& authority);
 
 // Readies a fresh parser for one upstream response: `max_header_bytes` (limits.max_response_header_bytes)
 // as the header limit, no body limit; `head_request`: the response to a HEAD has no body.
-void prepare_response_parser(response_head_parser& parser, std::size_t max_header_bytes, bool head_request);
+// Any response parser (the HTTP/2 session's has Beast's default allocator).
+template <class Parser>
+void prepare_response_parser(Parser& parser, std::size_t max_header_bytes, bool head_request) {
+  parser.header_limit(max_header_bytes);
+  parser.body_limit(boost::none);
+  if (head_request) parser.skip(true);
+}
 
 // Whether an upstream's status code may be relayed: RFC 9110 15 says values outside 100..599 are invalid.
 // Beast reads any three digits, "000" and "051" included; relayed, such a status reaches the client as
