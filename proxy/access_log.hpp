@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,15 @@ struct RequestLog {
   // An upgraded connection (101): bytes_received/bytes_sent count the tunnel's bytes each way, and this
   // says who ended it ("client", "upstream", "idle", "lifetime", "proxy"); empty for plain requests.
   std::string_view tunnel_closed_by;
+
+  // A fresh entry starting now, keeping the strings' capacity (a connection reuses one entry).
+  void reset() {
+    start = std::chrono::steady_clock::now();
+    for (auto* s : {&method, &authority, &path, &client, &upstream, &error}) s->clear();
+    service = src_cluster = dst_cluster = tunnel_closed_by = {};
+    tier = attempts = status = 0;
+    bytes_received = bytes_sent = 0;
+  }
 };
 
 class AccessLog {

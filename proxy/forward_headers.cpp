@@ -42,7 +42,8 @@ bool is_dropped(http::field f, std::string_view name) {
          boost::beast::iequals(name, "x-forwarded-for") || boost::beast::iequals(name, "x-forwarded-proto");
 }
 
-bool named_by_connection(const http::fields& in, std::string_view name) {
+template <class Fields>
+bool named_by_connection(const Fields& in, std::string_view name) {
   for (const auto& connection : boost::make_iterator_range(in.equal_range(http::field::connection))) {
     for (auto token : http::token_list{connection.value()}) {
       if (boost::beast::iequals(token, name)) return true;
@@ -55,27 +56,22 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out.append(name).append(": ").append(value).append(kCrlf);
 }
 
-// "Name: incoming values, ours\r\n".
-void append_list_field(std::string& out, std::string_view name, const std::string& incoming, std::string_view ours) {
+// "Name: incoming values, ours\r\n": every value of field `incoming` in `in` in the order they came (equal_range
+// walks them so), then ours, written straight into `out` (no list is built apart).
+template <class Fields>
+void append_list_field(std::string& out, std::string_view name, const Fields& in, std::string_view incoming,
+                       std::string_view ours) {
   out.append(name).append(": ");
-  if (!incoming.empty()) out.append(incoming).append(", ");
-  out.append(ours).append(kCrlf);
-}
-
-// Every value of field `name` in `in`, joined with ", " (empty when absent).
-std::string incoming_list(const http::fields& in, std::string_view name) {
-  std::string joined;
-  // equal_range walks the fields of one name in the order they came.
-  for (const auto& field : boost::make_iterator_range(in.equal_range(name))) {
-    if (!joined.empty()) joined.append(", ");
-    joined.append(field.value());
+  for (const auto& field : boost::make_iterator_range(in.equal_range(incoming))) {
+    out.append(field.value()).append(", ");
   }
-  return joined;
+  out.append(ours).append(kCrlf);
 }
 
 }  // namespace
 
-void append_end_to_end(const http::fields& in, std::string& out) {
+template <class Fields>
+void append_end_to_end_t(const Fields& in, std::string& out) {
   const bool has_connection = in.find(http::field::connection) != in.end();
   for (const auto& field : in) {
     const std::string_view name = field.name_string();
@@ -85,29 +81,32 @@ void append_end_to_end(const http::fields& in, std::string& out) {
   }
 }
 
-bool is_end_to_end(const http::fields& in, const http::fields::value_type& field) {
+template <class Fields>
+bool is_end_to_end_t(const Fields& in, const typename Fields::value_type& field) {
   const std::string_view name = field.name_string();
   if (is_dropped(field.name(), name)) return false;
   return in.find(http::field::connection) == in.end() || !named_by_connection(in, name);
 }
 
-void write_request_head(const http::fields& in, const RequestHeadParts& parts, std::string& out) {
+template <class Fields>
+void write_request_head_t(const Fields& in, const RequestHeadParts& parts, std::string& out) {
   out.clear();
   out.append(parts.method).append(" ").append(parts.target).append(" HTTP/1.1\r\n");
   append_field(out, "Host", parts.host);
-  append_end_to_end(in, out);
+  append_end_to_end_t(in, out);
   if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
   if (!parts.upgrade.empty()) {
     out.append("Connection: Upgrade\r\n");
     append_field(out, "Upgrade", parts.upgrade);
   }
-  append_list_field(out, "X-Forwarded-For", incoming_list(in, "x-forwarded-for"), parts.client_ip);
+  append_list_field(out, "X-Forwarded-For", in, "x-forwarded-for", parts.client_ip);
   append_field(out, "X-Forwarded-Proto", parts.tls ? "https" : "http");
-  append_list_field(out, "Via", incoming_list(in, "via"), kVia);
+  append_list_field(out, "Via", in, "via", kVia);
   out.append(kCrlf);
 }
 
-void write_response_head(const http::fields& in, const ResponseHeadParts& parts, std::string& out) {
+template <class Fields>
+void write_response_head_t(const Fields& in, const ResponseHeadParts& parts, std::string& out) {
   out.clear();
   out.append(parts.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
   char status[8];
@@ -120,7 +119,7 @@ void write_response_head(const http::fields& in, const ResponseHeadParts& parts,
     out.append(parts.reason);
   }
   out.append(kCrlf);
-  append_end_to_end(in, out);
+  append_end_to_end_t(in, out);
   if (!parts.set_cookie.empty()) append_field(out, "Set-Cookie", parts.set_cookie);
   if (parts.chunked) out.append("Transfer-Encoding: chunked\r\n");
   if (!parts.upgrade.empty()) {
@@ -133,7 +132,7 @@ void write_response_head(const http::fields& in, const ResponseHeadParts& parts,
   } else if (parts.version != 10 && !parts.keep_alive) {
     out.append("Connection: close\r\n");
   }
-  append_list_field(out, "Via", incoming_list(in, "via"), kVia);
+  append_list_field(out, "Via", in, "via", kVia);
   out.append(kCrlf);
 }
 
@@ -157,5 +156,19 @@ FramedPiece::FramedPiece(std::string_view head, const char* data, std::size_t si
   }
   if (last) buffers_[n++] = boost::asio::buffer(kLastChunk.data(), kLastChunk.size());
 }
+
+// The two kinds of fields the proxy writes heads from (forward_headers.hpp).
+#define SLUICE_FORWARD_HEADERS_FOR(Fields)                                                                 \
+  void append_end_to_end(const Fields& in, std::string& out) { append_end_to_end_t(in, out); }           \
+  bool is_end_to_end(const Fields& in, const Fields::value_type& field) { return is_end_to_end_t(in, field); } \
+  void write_request_head(const Fields& in, const RequestHeadParts& parts, std::string& out) {             \
+    write_request_head_t(in, parts, out);                                                                 \
+  }                                                                                                        \
+  void write_response_head(const Fields& in, const ResponseHeadParts& parts, std::string& out) {           \
+    write_response_head_t(in, parts, out);                                                                \
+  }
+SLUICE_FORWARD_HEADERS_FOR(http::fields)
+SLUICE_FORWARD_HEADERS_FOR(head_fields)
+#undef SLUICE_FORWARD_HEADERS_FOR
 
 }  // namespace sluice::proxy

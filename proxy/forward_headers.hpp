@@ -14,17 +14,24 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/fields.hpp>
 
+#include "proxy/head_fields.hpp"
+
 namespace sluice::proxy {
+
+// The functions taking fields come for Beast's default fields and for head_fields (parsed heads,
+// proxy/head_fields.hpp), the same code for both.
 
 // Appends the end-to-end fields of `in` to `out` as "Name: value\r\n" lines: drops the hop-by-hop fields
 // (Connection and every field it names, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*),
 // Expect (the proxy answers 100-continue itself), and the fields the caller writes itself: Host,
 // X-Forwarded-For, X-Forwarded-Proto and Via (their incoming values lead the lists those heads write).
 void append_end_to_end(const boost::beast::http::fields& in, std::string& out);
+void append_end_to_end(const head_fields& in, std::string& out);
 
 // Whether append_end_to_end passes `field` of `in` on (the same rule, for callers that write fields in another
 // form, e.g. HTTP/2 header lists).
 bool is_end_to_end(const boost::beast::http::fields& in, const boost::beast::http::fields::value_type& field);
+bool is_end_to_end(const head_fields& in, const head_fields::value_type& field);
 
 // What a request head going upstream carries besides the incoming end-to-end fields.
 struct RequestHeadParts {
@@ -40,6 +47,7 @@ struct RequestHeadParts {
 // Replaces `out` with the upstream request head (HTTP/1.1, keep-alive), ending in the blank line. The
 // Upgrade and Connection fields, hop-by-hop otherwise, are passed on for an upgrade.
 void write_request_head(const boost::beast::http::fields& in, const RequestHeadParts& parts, std::string& out);
+void write_request_head(const head_fields& in, const RequestHeadParts& parts, std::string& out);
 
 // What a response head going downstream carries besides the upstream's end-to-end fields.
 struct ResponseHeadParts {
@@ -54,6 +62,7 @@ struct ResponseHeadParts {
 
 // Replaces `out` with the downstream response head, ending in the blank line. Via gets "1.1 sluice".
 void write_response_head(const boost::beast::http::fields& in, const ResponseHeadParts& parts, std::string& out);
+void write_response_head(const head_fields& in, const ResponseHeadParts& parts, std::string& out);
 
 // The buffers of one write: an optional head, then a piece of body as this hop frames it (as is, or as
 // one chunk, followed by the last chunk when the body ends). Holds the chunk-size line, so it must

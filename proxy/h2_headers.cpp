@@ -62,7 +62,10 @@ std::vector<H2Field> h2_response_fields(const http::fields& in, unsigned status,
   return out;
 }
 
-std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::string_view method,
+namespace {
+
+template <class Fields>
+std::vector<H2Field> upstream_request_fields(const Fields& in, std::string_view method,
                                                 std::string_view scheme, std::string_view authority,
                                                 std::string_view path, std::string_view client_ip, bool client_tls,
                                                 std::size_t head_count) {
@@ -107,6 +110,22 @@ std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::str
   via.append("1.1 sluice");
   out.push_back({"via", std::move(via)});
   return out;
+}
+
+}  // namespace
+
+std::vector<H2Field> h2_upstream_request_fields(const http::fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls,
+                                                std::size_t head_count) {
+  return upstream_request_fields(in, method, scheme, authority, path, client_ip, client_tls, head_count);
+}
+
+std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls,
+                                                std::size_t head_count) {
+  return upstream_request_fields(in, method, scheme, authority, path, client_ip, client_tls, head_count);
 }
 
 std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {

@@ -10,6 +10,8 @@
 
 #include <boost/beast/http/fields.hpp>
 
+#include "proxy/head_fields.hpp"
+
 namespace sluice::proxy {
 
 // One HTTP/2 header field as received or to send (name lowercase).
@@ -43,8 +45,13 @@ std::vector<H2Field> h2_response_fields(const boost::beast::http::fields& in, un
 // pseudo-headers (":authority" is the Host this hop sends), then the end-to-end fields of `in` with
 // lowercase names (forward_headers.hpp's rule), `te: trailers` when the request carried it (the one TE
 // value HTTP/2 allows, which gRPC requires), X-Forwarded-For / X-Forwarded-Proto and Via as on HTTP/1.1.
+// For Beast's default fields (HTTP/2 downstream) and head_fields (HTTP/1.1 downstream).
 // `head_count`: only the first that many fields of `in` are the head (the rest are a chunked body's trailers).
 std::vector<H2Field> h2_upstream_request_fields(const boost::beast::http::fields& in, std::string_view method,
+                                                std::string_view scheme, std::string_view authority,
+                                                std::string_view path, std::string_view client_ip, bool client_tls,
+                                                std::size_t head_count = static_cast<std::size_t>(-1));
+std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::string_view method,
                                                 std::string_view scheme, std::string_view authority,
                                                 std::string_view path, std::string_view client_ip, bool client_tls,
                                                 std::size_t head_count = static_cast<std::size_t>(-1));

@@ -53,9 +53,14 @@ void prepare_request_parser(request_head_parser& parser, std::size_t max_header_
   parser.eager(false);
 }
 
-std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& req, std::string& authority) {
+std::optional<HeadRefusal> check_request_head(request_head& req, std::string& authority) {
   auto host_it = req.find(http::field::host);
-  authority = host_it != req.end() ? std::string(host_it->value()) : std::string();
+  // assign, not a new string: the session's authority keeps its storage from request to request.
+  if (host_it != req.end()) {
+    authority.assign(host_it->value().data(), host_it->value().size());
+  } else {
+    authority.clear();
+  }
   if (req.version() != 11 && req.version() != 10) {
     return HeadRefusal{http::status::http_version_not_supported, "unsupported HTTP version"};
   }
@@ -88,34 +93,6 @@ std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& 
     return HeadRefusal{http::status::bad_request, "request target must be origin-form"};
   }
   return std::nullopt;
-}
-
-void prepare_response_parser(response_head_parser& parser, std::size_t max_header_bytes, bool head_request) {
-  parser.header_limit(max_header_bytes);
-  parser.body_limit(boost::none);
-  if (head_request) parser.skip(true);
-}
-
-bool parse_response_head(response_head_parser& parser, beast::flat_buffer& buffer, std::size_t max_header_bytes,
-                         std::size_t& head_bytes, boost::system::error_code& ec) {
-  ec = {};
-  if (parser.is_header_done()) return true;
-  if (buffer.size() == 0) return false;
-  // What is left of the limit; 0 makes Beast answer header_limit at once.
-  parser.header_limit(static_cast<std::uint32_t>(head_bytes < max_header_bytes ? max_header_bytes - head_bytes : 0));
-  const std::size_t used = parser.put(buffer.data(), ec);
-  buffer.consume(used);
-  head_bytes += used;
-  // One put may still take more than the window: the status line, then fields in a window of their own.
-  if (head_bytes > max_header_bytes) {
-    ec = http::error::header_limit;
-    return true;
-  }
-  if (ec == http::error::need_more) {
-    ec = {};
-    return false;
-  }
-  return true;
 }
 
 }  // namespace sluice::proxy

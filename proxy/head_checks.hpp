@@ -12,16 +12,15 @@
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 
 #include "net/net.hpp"
+#include "proxy/head_fields.hpp"
 #include "proxy/head_scanner.hpp"
 
 namespace sluice::proxy {
-
-using request_head_parser = http::request_parser<http::buffer_body>;
-using response_head_parser = http::response_parser<http::buffer_body>;
 
 // Why a request is answered by the proxy itself instead of being routed.
 struct HeadRefusal {
@@ -59,11 +58,17 @@ std::optional<HeadRefusal> normalize_request_version(char* head, std::size_t siz
 // (or `*`/authority for OPTIONS). An absolute-form target is rewritten in `req` to origin form, its
 // authority replacing Host. On success sets `authority` (Host, possibly from the absolute form) and
 // returns nullopt.
-std::optional<HeadRefusal> check_request_head(http::request<http::buffer_body>& req, std::string& authority);
+std::optional<HeadRefusal> check_request_head(request_head& req, std::string& authority);
 
 // Readies a fresh parser for one upstream response: `max_header_bytes` (limits.max_response_header_bytes)
 // as the header limit, no body limit; `head_request`: the response to a HEAD has no body.
-void prepare_response_parser(response_head_parser& parser, std::size_t max_header_bytes, bool head_request);
+// Any response parser (the HTTP/2 session's has Beast's default allocator).
+template <class Parser>
+void prepare_response_parser(Parser& parser, std::size_t max_header_bytes, bool head_request) {
+  parser.header_limit(max_header_bytes);
+  parser.body_limit(boost::none);
+  if (head_request) parser.skip(true);
+}
 
 // Feeds `parser` (readied by prepare_response_parser with `max_header_bytes`) the bytes `buffer` holds,
 // consuming what it parsed; `head_bytes` (0 for a fresh parser) counts the head's bytes consumed so far.
@@ -75,8 +80,28 @@ void prepare_response_parser(response_head_parser& parser, std::size_t max_heade
 // limit holds for the head, and at most `max_header_bytes` of it is ever held (consumed plus buffered).
 // Returns true when that settled it: the head is done or `ec` says why not (http::error::header_limit
 // past the limit); false, `ec` clear, when the parser needs more bytes from the socket.
-bool parse_response_head(response_head_parser& parser, beast::flat_buffer& buffer, std::size_t max_header_bytes,
-                         std::size_t& head_bytes, boost::system::error_code& ec);
+template <class Parser>
+bool parse_response_head(Parser& parser, beast::flat_buffer& buffer, std::size_t max_header_bytes,
+                         std::size_t& head_bytes, boost::system::error_code& ec) {
+  ec = {};
+  if (parser.is_header_done()) return true;
+  if (buffer.size() == 0) return false;
+  // What is left of the limit; 0 makes Beast answer header_limit at once.
+  parser.header_limit(static_cast<std::uint32_t>(head_bytes < max_header_bytes ? max_header_bytes - head_bytes : 0));
+  const std::size_t used = parser.put(buffer.data(), ec);
+  buffer.consume(used);
+  head_bytes += used;
+  // One put may still take more than the window: the status line, then fields in a window of their own.
+  if (head_bytes > max_header_bytes) {
+    ec = http::error::header_limit;
+    return true;
+  }
+  if (ec == http::error::need_more) {
+    ec = {};
+    return false;
+  }
+  return true;
+}
 
 // Whether an upstream's status code may be relayed: RFC 9110 15 says values outside 100..599 are invalid.
 // Beast reads any three digits, "000" and "051" included; relayed, such a status reaches the client as

@@ -291,7 +291,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     respond_error(s, 503, "no endpoint: " + first_pick.reason, log);
     co_return;
   }
-  ReportedPick picked(picker, std::move(first_pick));
+  ReportedPick picked(picker, first_pick);
 
   // The first piece of the body (what has arrived, once something has), as on HTTP/1.1: a body that came
   // whole with it is replayable and goes with its length. A gRPC call to an HTTP/2 endpoint does not wait:

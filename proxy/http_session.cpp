@@ -137,12 +137,12 @@ net::awaitable<bool> HttpSession::read_head() {
     // instead. (Rare: a head split across reads. Waiting for a first byte keeps the stream's deadline, and a
     // connection idle at it is closed without an answer, as nginx does.)
     std::optional<net::steady_timer> head_timer;
-    auto head_read_pending = std::make_shared<bool>(false);
+    std::shared_ptr<bool> head_read_pending;  // made only for a head split across reads
     bool head_timed_out = false;
     if (state_ == State::reading_head && deadline) {
       stream_.transport().expires_never();
       head_timer.emplace(stream_.transport().get_executor(), *deadline);
-      *head_read_pending = true;
+      head_read_pending = std::make_shared<bool>(true);
       head_timer->async_wait([self = shared_from_this(), pending = head_read_pending, &head_timed_out](
                                  boost::system::error_code ec) {
         // Only while the read is still pending: a handler queued as the read completed must not cancel a
@@ -159,7 +159,7 @@ net::awaitable<bool> HttpSession::read_head() {
     }
     auto [ec, n] = co_await stream_.visit(
         [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
-    *head_read_pending = false;
+    if (head_read_pending) *head_read_pending = false;
     if (head_timer) head_timer->cancel();
     if (ec) {
       if ((ec == beast::error::timeout || head_timed_out) && state_ == State::reading_head) {

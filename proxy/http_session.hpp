@@ -17,6 +17,9 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include "proxy/access_log.hpp"
+#include "proxy/head_fields.hpp"
+#include "proxy/pooled_frame.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "routing/picker.hpp"
@@ -26,7 +29,6 @@ namespace sluice::proxy {
 class Worker;
 class Tunnel;
 struct ListenerInfo;
-struct RequestLog;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
@@ -50,8 +52,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   enum class State { reading_head, busy, idle };
   enum class SendResult { ok, upstream_failed, downstream_failed };
   enum class Next { keep_alive, close };
-  using request_parser = http::request_parser<http::buffer_body>;
-  using response_parser = http::response_parser<http::buffer_body>;
+  // Heads parse into recycled storage (proxy/head_fields.hpp).
+  using request_parser = request_head_parser;
+  using response_parser = response_head_parser;
 
   // One attempt at an endpoint: how it went, and what it leaves to relay.
   struct Attempt {
@@ -83,7 +86,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                   std::string_view retry_after = {});
 
   // 3. The attempts (http_session_forward.cpp).
-  net::awaitable<Next> forward(routing::PickResult picked, routing::AttemptState& attempt, RequestLog& log);
+  // Forwards the request to pick_ (the first attempt's endpoint), retrying as routing allows.
+  net::awaitable<Next> forward(routing::AttemptState& attempt, RequestLog& log);
   net::awaitable<void> try_endpoint(const routing::PickResult& picked, std::size_t first_piece, Attempt& a);
   net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
                                                               std::string& error, bool& no_descriptors);
@@ -135,6 +139,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::list<HttpSession*>::iterator registration_;
   bool h2_preface_ = false;                  // read_head saw the HTTP/2 connection preface
   std::shared_ptr<class Http2Session> h2_;  // set while the connection speaks HTTP/2
+  // Per-request state kept for its storage: the strings in these keep their capacity between requests.
+  RequestLog log_;                // the current request's access-log entry
+  routing::PickResult pick_;      // the current attempt's pick (held by forward's ReportedPick)
+  routing::PickResult retry_pick_;  // where a retry's pick is made before it replaces pick_
 };
 
 }  // namespace sluice::proxy

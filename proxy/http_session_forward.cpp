@@ -33,7 +33,7 @@
 namespace sluice::proxy {
 namespace {
 
-bool expects_continue(const http::request<http::buffer_body>& req) {
+bool expects_continue(const request_head& req) {
   auto it = req.find(http::field::expect);
   return req.version() == 11 && it != req.end() && beast::iequals(it->value(), "100-continue");
 }
@@ -42,12 +42,11 @@ bool expects_continue(const http::request<http::buffer_body>& req) {
 // The attempt loop, as steps: pick (done by the caller, then by the retry), try the endpoint (connect,
 // send, read the response head), decide (routing's retry rules), then relay or answer the failure. The
 // pick is held by a ReportedPick, so routing hears each attempt's outcome exactly once.
-net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first, routing::AttemptState& attempt,
-                                                       RequestLog& log) {
+net::awaitable<HttpSession::Next> HttpSession::forward(routing::AttemptState& attempt, RequestLog& log) {
   auto& req = parser_->get();
   auto& stats = worker_.stats();
   auto& picker = worker_.picker();
-  ReportedPick picked(picker, std::move(first));
+  ReportedPick picked(picker, pick_);
 
   // The first piece of the body is read before anything goes upstream: a malformed body is refused before
   // any of it is forwarded, and a body that fits in it can be replayed on another endpoint.
@@ -65,7 +64,7 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
 
   for (;;) {
     log.attempts = attempt.attempt;
-    log.upstream = endpoint_text(*picked);
+    set_endpoint_text(*picked, log.upstream);
     log.dst_cluster = picked->cluster;
     log.tier = picked->tier;
     Attempt a;
@@ -107,7 +106,8 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::PickResult first
       picked.report(a.outcome);
       const bool replayable = body_in_hand && !a.body_streamed;
       if (picker.may_retry(*picked, a.outcome, req.method_string(), replayable, attempt)) {
-        auto next = picker.pick(request_view(log.authority), attempt);
+        auto& next = retry_pick_;
+        picker.pick_into(request_view(log.authority), attempt, next);
         if (next.status == routing::PickStatus::ok) {
           stats.retries.add();
           log::debug("retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +

@@ -20,7 +20,7 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-bool takes_trailers(const http::fields& req) {
+bool takes_trailers(const head_fields& req) {
   for (const auto& te : boost::make_iterator_range(req.equal_range(http::field::te))) {
     for (auto token : http::token_list{te.value()}) {
       if (beast::iequals(token, "trailers")) return true;

@@ -24,7 +24,7 @@ namespace sluice::proxy {
 namespace {
 
 // The Upgrade token of an HTTP/1.1 request whose Connection names "upgrade", else empty (RFC 9110 7.8).
-std::string_view upgrade_token(const http::request<http::buffer_body>& req) {
+std::string_view upgrade_token(const request_head& req) {
   if (req.version() != 11) return {};
   auto upgrade = req.find(http::field::upgrade);
   if (upgrade == req.end() || upgrade->value().empty()) return {};
@@ -74,16 +74,18 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
   } guard{stats};
 
   request_body_bytes_ = 0;
-  RequestLog log;
-  log.method = std::string(req.method_string());
-  log.path = std::string(req.target());
+  // The connection's log entry, its strings' capacity reused from request to request.
+  RequestLog& log = log_;
+  log.reset();
+  log.method = req.method_string();
+  log.path = req.target();
   log.client = client_ip_;
   log.src_cluster = worker_.settings().local_cluster;
   if (auto refusal = check_request_head(req, log.authority)) {
     stats.bad_requests.add();
     co_return co_await send_error(refusal->status, refusal->reason, Next::close, log);
   }
-  log.path = std::string(req.target());  // origin form, after an absolute-form target's rewrite
+  log.path = req.target();  // origin form, after an absolute-form target's rewrite
 
   // limits.max_requests_per_worker: past it the request is refused before it costs an upstream connection
   // and relay buffers. This request is counted in active_requests already, hence `>`.
@@ -109,8 +111,23 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     }
   }
 
+  // The pick goes into the connection's pick_ (Picker::pick_into: no allocation once its strings have grown).
+  // Between requests it must not keep the routing snapshot (and what it holds) alive.
+  struct ReleasePick {
+    routing::PickResult& p;
+    ~ReleasePick() {
+      p.snapshot.reset();
+      p.lb_policy.reset();
+      p.route = nullptr;
+      p.service = nullptr;
+      p.endpoint = nullptr;
+      p.service_id = {};
+      p.cluster = {};
+    }
+  } release{pick_};
   routing::AttemptState attempt;
-  auto picked = worker_.picker().pick(request_view(log.authority), attempt);
+  worker_.picker().pick_into(request_view(log.authority), attempt, pick_);
+  const auto& picked = pick_;
   log.service = picked.service_id;
   if (picked.status == routing::PickStatus::no_route) {
     stats.no_route.add();
@@ -121,7 +138,7 @@ net::awaitable<HttpSession::Next> HttpSession::handle_request() {
     co_return co_await send_error(http::status::service_unavailable, "no endpoint: " + picked.reason,
                                   Next::keep_alive, log);
   }
-  co_return co_await forward(std::move(picked), attempt, log);
+  co_return co_await forward(attempt, log);
 }
 
 routing::RequestView HttpSession::request_view(const std::string& authority) const {

@@ -4,6 +4,9 @@
 // budget). Holding the pick in this object makes that structural: report() tells routing once, and a pick
 // dropped without a report (the coroutine destroyed on shutdown, an early return) is reported as a local
 // abort, which blames no endpoint.
+//
+// The pick lives in the caller's storage (`slot`): the HTTP/1.1 session keeps one per connection and fills
+// it with Picker::pick_into, so its strings' capacity is reused from request to request.
 #pragma once
 
 #include <utility>
@@ -14,7 +17,8 @@ namespace sluice::proxy {
 
 class ReportedPick {
  public:
-  ReportedPick(routing::Picker& picker, routing::PickResult pick) : picker_(picker), pick_(std::move(pick)) {}
+  // `slot` holds an ok pick and must outlive this object.
+  ReportedPick(routing::Picker& picker, routing::PickResult& slot) : picker_(picker), pick_(slot) {}
   ~ReportedPick() { report(routing::Outcome::local_abort); }
   ReportedPick(const ReportedPick&) = delete;
   ReportedPick& operator=(const ReportedPick&) = delete;
@@ -38,7 +42,7 @@ class ReportedPick {
 
  private:
   routing::Picker& picker_;
-  routing::PickResult pick_;
+  routing::PickResult& pick_;
   bool reported_ = false;
 };
 

@@ -7,6 +7,7 @@
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -14,11 +15,17 @@
 
 #include "net/net.hpp"
 #include "proxy/drained.hpp"
+#include "proxy/recycler.hpp"
 
 namespace sluice::proxy {
 
-// Completion token for coroutines: errors come back as values, never as exceptions.
-inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+// Completion token for coroutines: errors come back as values, never as exceptions. Asio and Beast take the
+// memory of each pending operation from the handler's allocator, by default Asio's per-thread cache of two
+// blocks: enough for one connection, but with 64 connections in flight most operations went to malloc
+// (about two per request). Bound to the recycler (proxy/recycler.hpp), they reuse their blocks instead.
+// Not const: Asio 1.81's async_result for an allocator_binder takes the token by non-const reference (it is
+// only ever copied from).
+inline auto use_nothrow = net::bind_allocator(RecyclingAllocator<void>(), net::as_tuple(net::use_awaitable));
 
 class Stream {
  public:

@@ -1,5 +1,7 @@
 #include "proxy/upstream_connect.hpp"
 
+#include <charconv>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/read_size.hpp>
@@ -11,7 +13,18 @@
 
 namespace sluice::proxy {
 
-std::string endpoint_text(const routing::PickResult& p) { return p.address + ":" + std::to_string(p.port); }
+std::string endpoint_text(const routing::PickResult& p) {
+  std::string text;
+  set_endpoint_text(p, text);
+  return text;
+}
+
+void set_endpoint_text(const routing::PickResult& p, std::string& out) {
+  char port[8];
+  const auto [end, ec] = std::to_chars(port, port + sizeof port, p.port);
+  (void)ec;  // a uint16_t fits
+  out.assign(p.address).append(":").append(port, end);
+}
 
 std::optional<config::TlsClient> upstream_tls(const routing::ClusterEntry& cluster,
                                               const std::optional<config::MeshTls>& mesh) {
@@ -123,8 +136,9 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
   co_return conn;
 }
 
+template <class Parser>
 net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, UpstreamConnection& up,
-                                                               std::optional<upstream_response_parser>& response,
+                                                               std::optional<Parser>& response,
                                                                bool head_request, const routing::PickResult& picked,
                                                                bool reused) {
   ResponseHeadResult r;
@@ -176,5 +190,10 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
   r.outcome = routing::outcome_of_status(r.status);
   co_return r;
 }
+
+template net::awaitable<ResponseHeadResult> read_upstream_response_head<upstream_response_parser>(
+    Worker&, UpstreamConnection&, std::optional<upstream_response_parser>&, bool, const routing::PickResult&, bool);
+template net::awaitable<ResponseHeadResult> read_upstream_response_head<response_head_parser>(
+    Worker&, UpstreamConnection&, std::optional<response_head_parser>&, bool, const routing::PickResult&, bool);
 
 }  // namespace sluice::proxy

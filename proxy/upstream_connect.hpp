@@ -13,6 +13,8 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "config/config.hpp"
+#include "proxy/head_fields.hpp"
+#include "proxy/pooled_frame.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "routing/picker.hpp"
 
@@ -24,10 +26,14 @@ namespace sluice::proxy {
 
 class Worker;
 
+// The HTTP/2 session's response parser (Beast's default allocator); the HTTP/1.1 session's is
+// response_head_parser (proxy/head_fields.hpp). read_upstream_response_head takes either.
 using upstream_response_parser = http::response_parser<http::buffer_body>;
 
 // "address:port" of a pick.
 std::string endpoint_text(const routing::PickResult& p);
+// The same into `out`, reusing its storage.
+void set_endpoint_text(const routing::PickResult& p, std::string& out);
 
 // The TLS a connection to an endpoint of `cluster` uses: the cluster's own `tls`, else mesh mTLS towards
 // another cluster's gateway when the config switches it on; nullopt: plain TCP. Requests and the health
@@ -67,8 +73,9 @@ struct ResponseHeadResult {
 // 1xx responses but 101, under timeouts.response. `head_request`: the response has no body. `reused`: the
 // connection came from the pool (a reset before any byte is then not the endpoint's fault). On failure
 // `response` is reset. Tells the picker the endpoint is responding when a head came.
+template <class Parser>
 net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, UpstreamConnection& up,
-                                                               std::optional<upstream_response_parser>& response,
+                                                               std::optional<Parser>& response,
                                                                bool head_request, const routing::PickResult& picked,
                                                                bool reused);
 

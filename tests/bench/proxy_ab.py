@@ -103,6 +103,8 @@ def main():
         if target not in pb.PEERS and not os.access(target, os.X_OK):
             parser.error(f"{target}: not an executable (nor nginx/haproxy)")
         targets.append((name, target))
+    # What proxy_bench's Bench reads besides these: one worker, plain HTTP, path / (its defaults).
+    args.workers, args.tls, args.path = 1, False, "/"
     args.backend = os.path.join(args.build_dir, "tests", "backend", "sluice-testbackend")
     if not os.access(args.backend, os.X_OK):
         parser.error(f"{args.backend} is not built")
