@@ -153,7 +153,12 @@ void log_mark_drained_status() {
 void mark_drained([[maybe_unused]] tcp::socket& socket) {
 #if SLUICE_HAS_MARK_DRAINED
   if (mark_drained_status() != DrainedTrick::active) return;
-  if (bool* flag = read_flag(socket)) *flag = false;
+  state* st = socket_access::state_of(socket);
+  if (!st) return;
+  // A report that said the peer closed (EPOLLRDHUP, when prepare_drained_reads registered it) or failed
+  // means the short read may have taken the FIN too: the next read must try recv() and see the end.
+  if ((last_report(st) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) return;
+  (st->*speculative_flags())[reactor::read_op] = false;
 #endif
 }
 

@@ -51,7 +51,10 @@ std::string to_string(DrainedTrick status);
 void log_mark_drained_status();
 
 // Call on the io_context's thread in the very handler whose read came back short (fewer bytes than
-// asked), or before the peer has been asked anything; never after a co_await. A readiness event processed
+// asked), or before the peer has been asked anything; never after a co_await. A short read may also have
+// taken the peer's FIN (bytes and FIN in one readiness report): on a socket given to
+// prepare_drained_reads() the report says so (EPOLLRDHUP) and the flag is left alone, so the next read
+// sees the end at once; on another socket such a read waits for the idle timeout. A readiness event processed
 // in between would be forgotten: bytes that arrived meanwhile would wait, unread, for the peer's next ones.
 // An event that comes later only costs the recv() this saves. Plain TCP sockets; a closed one is skipped.
 // Does nothing unless mark_drained_status() is `active`.

@@ -128,3 +128,26 @@ def test_pool_cap(backend_factory, sluice_factory, cap, expected):
     concurrent_round(sluice)
     concurrent_round(sluice)
     assert a.connections_seen() == expected
+
+
+def test_request_and_fin_together_close_after_the_response(backend_factory, sluice_factory):
+    """A keep-alive request followed at once by the client's half close (nc -N, a script that shuts down
+    its side): the request and the FIN can come in one readiness report, and the read that takes the
+    request takes the FIN too. Sluice answers, then sees the end and closes, instead of holding the
+    connection until the idle timeout (30 s here)."""
+    import socket
+    a = backend_factory("alpha")
+    sluice = sluice_factory([a.address], timeouts={"idle": "30s"})
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", sluice.port), timeout=5) as c:
+            # Corked, the request waits in the kernel and the half close leaves as its FIN flag: one
+            # segment, one readiness report, every time.
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            c.sendall(b"GET /bytes/10 HTTP/1.1\r\nHost: app\r\n\r\n")
+            c.shutdown(socket.SHUT_WR)
+            started = time.monotonic()
+            data = b""
+            while chunk := c.recv(65536):  # the 5 s socket timeout fails the test if the end never comes
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200"), data[:100]
+            assert time.monotonic() - started < 5

@@ -132,6 +132,7 @@ def demo_upgrade_server(connections=1, last_word=None):
             conn.sendall(early.upper())
         while data := conn.recv(65536):
             if last_word is not None and data == b"bye":
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # bytes and FIN in one segment
                 conn.sendall(last_word)
                 break
             conn.sendall(data.upper())
@@ -196,6 +197,7 @@ def test_bytes_and_fin_back_to_back_end_the_tunnel_each_way(sluice_factory):
             while len(out) < 3:
                 out += c.recv(4096)
             assert out == b"ABC"
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # bytes and FIN in one segment
             c.sendall(b"xyz")
             c.shutdown(socket.SHUT_WR)
             assert read_to_end(c) == b"XYZ"
