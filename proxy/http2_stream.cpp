@@ -557,7 +557,8 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     }
     s.upstream = nullptr;
     if (!upstream_ok) {
-      picked.report(routing::Outcome::reset);
+      // The grpc-timeout cutting the relay is the caller's budget, not the endpoint's failure.
+      picked.report(s.deadline_hit ? routing::Outcome::local_abort : routing::Outcome::reset);
       // The response is cut: the client must see it cut too (CANCEL when the grpc-timeout cut it).
       if (!s.closed && !closed_) {
         nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id,

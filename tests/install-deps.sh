@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config libboost1.81-dev libssl-dev nlohmann-json3-dev catch2
           libyaml-cpp-dev libbenchmark-dev python3 python3-pytest python3-websockets curl openssl procps
-          libnghttp2-dev nghttp2-client python3-h2 python3-grpcio python3-yaml umoci skopeo
+          libnghttp2-dev libjemalloc-dev nghttp2-client python3-h2 python3-grpcio python3-yaml umoci skopeo
           clang libclang-rt-14-dev)  # clang + its runtimes: the libFuzzer harnesses (tests/fuzz)
 missing=()
 for p in "${packages[@]}"; do

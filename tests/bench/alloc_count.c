@@ -44,6 +44,30 @@ void* memalign(size_t alignment, size_t n) {
 
 void* aligned_alloc(size_t alignment, size_t n) { return memalign(alignment, n); }
 
+// A sluice linked with jemalloc (meson option `allocator`) gets malloc, free and C++'s operator new and
+// delete from it, unless this shim defines them all: it does, so in the counting run the process allocates
+// from glibc alone, and operator new is counted once whichever allocator the binary links (libstdc++'s own
+// operator new would call malloc; jemalloc's would not). Itanium C++ ABI names, as C symbols.
+extern void __libc_free(void*);
+void free(void* p) { __libc_free(p); }
+void* _Znwm(size_t n) { return malloc(n ? n : 1); }                   // operator new(size_t)
+void* _Znam(size_t n) { return malloc(n ? n : 1); }                   // operator new[](size_t)
+void* _ZnwmRKSt9nothrow_t(size_t n, const void* t) { (void)t; return malloc(n ? n : 1); }
+void* _ZnamRKSt9nothrow_t(size_t n, const void* t) { (void)t; return malloc(n ? n : 1); }
+void* _ZnwmSt11align_val_t(size_t n, size_t a) { return memalign(a, n ? n : 1); }
+void* _ZnamSt11align_val_t(size_t n, size_t a) { return memalign(a, n ? n : 1); }
+void _ZdlPv(void* p) { __libc_free(p); }                              // operator delete(void*)
+void _ZdaPv(void* p) { __libc_free(p); }
+void _ZdlPvm(void* p, size_t n) { (void)n; __libc_free(p); }          // sized
+void _ZdaPvm(void* p, size_t n) { (void)n; __libc_free(p); }
+void _ZdlPvRKSt9nothrow_t(void* p, const void* t) { (void)t; __libc_free(p); }
+void _ZdaPvRKSt9nothrow_t(void* p, const void* t) { (void)t; __libc_free(p); }
+void _ZdlPvSt11align_val_t(void* p, size_t a) { (void)a; __libc_free(p); }
+void _ZdaPvSt11align_val_t(void* p, size_t a) { (void)a; __libc_free(p); }
+void _ZdlPvmSt11align_val_t(void* p, size_t n, size_t a) { (void)n; (void)a; __libc_free(p); }
+void _ZdaPvmSt11align_val_t(void* p, size_t n, size_t a) { (void)n; (void)a; __libc_free(p); }
+
+
 int posix_memalign(void** out, size_t alignment, size_t n) {
   void* p = memalign(alignment, n);
   if (!p) return ENOMEM;

@@ -5,7 +5,8 @@ one worker/thread, all in front of the same h2c backend (nghttpd serving a 100-b
 
 Per proxy and load (-c 16 -m 10, then -c 1 -m 1): req/s, p50/p99 latency (from h2load's per-request log),
 and the proxy's CPU per request (utime+stime from /proc). Last line: `h2_ratio_vs_best_peer: X` (sluice's
-req/s at -c 16 -m 10 over the best peer's)."""
+req/s at -c 16 -m 10 over the best peer's). Before it, `h2_allocs_per_request: X`: sluice once more with the
+counting shim preloaded (alloc_count.c, when built), a number the machine's load does not move."""
 import argparse
 import json
 import os
@@ -51,6 +52,39 @@ def h2load(url, n, c, m, log_path):
     durations.sort()
     pct = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000 if durations else 0
     return ok, rps, pct(0.5), pct(0.99), line
+
+
+def count_allocations(args, sluice_bin, config, tmp, n=20000):
+    """Allocations per request of sluice at -c 16 -m 10 (tests/bench/alloc_count.c preloaded), in a process of
+    its own started after the measured runs; None when the shim is not built."""
+    shim = os.path.abspath(os.path.join(args.build_dir, "tests", "bench", "liballoc_count.so"))
+    if not os.path.exists(shim):
+        return None
+    count_file = os.path.join(tmp, "alloc-count")
+    with open(config) as f:
+        cfg = json.load(f)
+    port = free_port()  # the measured sluice still holds its own
+    cfg["listeners"][0]["port"] = port
+    config = os.path.join(tmp, "sluice-allocs.json")
+    with open(config, "w") as f:
+        json.dump(cfg, f)
+    env = dict(os.environ, LD_PRELOAD=shim, SLUICE_ALLOC_COUNT_FILE=count_file)
+    proc = subprocess.Popen([sluice_bin, "-c", config], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def total():
+        time.sleep(0.2)  # the shim writes its total every 50 ms
+        with open(count_file) as f:
+            return int(f.read())
+    try:
+        wait_port(port, proc)
+        url = f"http://127.0.0.1:{port}/index.html"
+        h2load(url, 5000, 16, 10, os.path.join(tmp, "allocs-warm.log"))  # pools and buffers reach their size
+        before = total()
+        ok, _, _, _, _ = h2load(url, n, 16, 10, os.path.join(tmp, "allocs.log"))
+        return (total() - before) / n if ok else None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def main():
@@ -142,6 +176,8 @@ backend b
                 results[(name, label)] = rps if ok else 0.0
                 note = "" if ok else f"  FAILED: {line}"
                 print(f"{name:8} {label:12} {rps:10.0f} {p50:8.3f} {p99:8.3f} {cpu_us:10.1f}{note}", flush=True)
+        allocs = count_allocations(args, sluice_bin, os.path.join(tmp, "sluice.json"), tmp)
+        print(f"h2_allocs_per_request: {allocs:.2f}" if allocs is not None else "h2_allocs_per_request: n/a")
         peers = [v for (name, label), v in results.items() if name != "sluice" and label == "-c16 -m10"]
         best = max(peers) if peers else 0
         ratio = results.get(("sluice", "-c16 -m10"), 0) / best if best else 0

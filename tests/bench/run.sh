@@ -110,7 +110,7 @@ case "$mode" in
     ;;
   h2)
     need_tools h2load:nghttp2-client nghttpd:nghttp2-server nghttpx:nghttp2-proxy nginx:nginx-light haproxy:haproxy
-    build cli/sluice:executable
+    build cli/sluice:executable tests/bench/alloc_count
     cd "$root"
     exec /usr/bin/python3 "$here/h2_bench.py" --build-dir "$BUILD_DIR" "$@"
     ;;
