@@ -280,6 +280,11 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
   auto bad_key = import("imp", "ns", {{{"clusterKey", "a/b/c/d/e"}, {"target", {{"ip", "1.2.3.4"}, {"port", 80}}}}});
   e = store.apply(Kind::service_import, EventType::added, bad_key);
   CHECK(e.find("spec.ports[0].endpoints[0].clusterKey: expected a cluster key") != std::string::npos);
+  for (const char* path : {"httpbin", "/httpbin/", "//"}) {
+    auto bad_path = import("imp", "ns", json::array({target("r/z/g/k", "1.2.3.4", 80, path)}));
+    e = store.apply(Kind::service_import, EventType::added, bad_path);
+    CHECK(e.find("spec.ports[0].endpoints[0].target.path: expected a path like /httpbin") != std::string::npos);
+  }
   json no_namespace = {{"metadata", {{"name", "x"}}}, {"spec", {{"lbType", "ActiveActive"}}}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, no_namespace).find("metadata.namespace") !=
         std::string::npos);
