@@ -300,8 +300,10 @@ std::optional<KTrafficPolicy> parse_traffic_policy(const json& object, std::stri
       for (const auto& earlier : p.targets)
         if (earlier.cluster_key == t.cluster_key) malformed(f + ".clusterKey", "duplicate \"" + t.cluster_key + "\"");
       if (const json* w = child(targets[i], "weight")) {
-        if (!w->is_number_integer() || w->get<std::int64_t>() < 0 || w->get<std::int64_t>() > 1000000)
-          malformed(f + ".weight", "expected an integer 0..1000000");
+        // The config's bounds (config/bounds.hpp): a weight of 0 reached the routing model, which
+        // validate_config refuses in any config (found by tests/fuzz/fuzz_kubernetes).
+        if (!w->is_number_integer() || w->get<std::int64_t>() < 1 || w->get<std::int64_t>() > 1000000)
+          malformed(f + ".weight", "expected an integer 1..1000000");
         t.weight = static_cast<std::uint32_t>(w->get<std::int64_t>());
       }
       p.targets.push_back(std::move(t));

@@ -298,6 +298,10 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
                 {"spec", {{"lbType", "FailOver"}, {"targets", {{{"clusterKey", "r/z/g/c1"}}, {{"clusterKey", "r/z/g/c1"}}}}}}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, twice).find("spec.targets[1].clusterKey: duplicate") !=
         std::string::npos);
+  json zero = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
+               {"spec", {{"lbType", "ActiveActive"}, {"targets", {{{"clusterKey", "r/z/g/c1"}, {"weight", 0}}}}}}};
+  CHECK(store.apply(Kind::traffic_policy, EventType::added, zero).find("spec.targets[0].weight: expected an integer 1..") !=
+        std::string::npos);
   CHECK(store.count(Kind::service_import) == 0);
   CHECK(store.count(Kind::service) == 0);
   CHECK(store.count(Kind::traffic_policy) == 0);
