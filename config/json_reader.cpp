@@ -118,7 +118,12 @@ std::string describe(const json& value) {
     case json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
       if (s.size() <= max_described_chars) return value.dump();
-      return json(s.substr(0, max_described_chars) + "...").dump();
+      // Cut at a character's start: half a UTF-8 sequence made dump() throw (type_error 316) out of
+      // parse_config, so a long non-ASCII string where another type belongs crashed sluice --check and
+      // a reload (found by tests/fuzz/fuzz_config).
+      std::size_t cut = max_described_chars;
+      while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+      return json(s.substr(0, cut) + "...").dump();
     }
     default: return value.dump();
   }

@@ -216,7 +216,12 @@ std::optional<KServiceImport> parse_service_import(const json& object, std::stri
           malformed(g + ".target", "expected an IP address or host name, got \"" + t.address + "\"");
         t.port = port_at(target, "port", g + ".target.port");
         t.path = string_at(target, "path", g + ".target.path", false);
-        if (!t.path.empty() && t.path.front() != '/') malformed(g + ".target.path", "expected a path starting with /");
+        // The path prefix of the service's cluster at that gateway ("/" alone: none), under validate_config's
+        // rule for path_prefix: a trailing '/' reached the routing model, which no config could hold
+        // (found by tests/fuzz/fuzz_kubernetes).
+        if (!t.path.empty() && (t.path.front() != '/' || (t.path.size() > 1 && t.path.back() == '/'))) {
+          malformed(g + ".target.path", "expected a path like /httpbin (leading '/', no trailing '/'), got '" + t.path + "'");
+        }
         p.endpoints.push_back(std::move(t));
       }
       s.ports.push_back(std::move(p));
@@ -295,8 +300,10 @@ std::optional<KTrafficPolicy> parse_traffic_policy(const json& object, std::stri
       for (const auto& earlier : p.targets)
         if (earlier.cluster_key == t.cluster_key) malformed(f + ".clusterKey", "duplicate \"" + t.cluster_key + "\"");
       if (const json* w = child(targets[i], "weight")) {
-        if (!w->is_number_integer() || w->get<std::int64_t>() < 0 || w->get<std::int64_t>() > 1000000)
-          malformed(f + ".weight", "expected an integer 0..1000000");
+        // The config's bounds (config/bounds.hpp): a weight of 0 reached the routing model, which
+        // validate_config refuses in any config (found by tests/fuzz/fuzz_kubernetes).
+        if (!w->is_number_integer() || w->get<std::int64_t>() < 1 || w->get<std::int64_t>() > 1000000)
+          malformed(f + ".weight", "expected an integer 1..1000000");
         t.weight = static_cast<std::uint32_t>(w->get<std::int64_t>());
       }
       p.targets.push_back(std::move(t));

@@ -14,7 +14,8 @@
 #   routing    routing-table micro-benchmarks (routing_bench.sh)
 #   discovery  discovery benchmarks (discovery_bench.sh)
 #   fuzz       every libFuzzer harness for FUZZ_SECONDS (default 180) each, ASan+UBSan: execs, exec/s,
-#              coverage and crashes per harness (tests/fuzz/run.sh; its own build dir, build-fuzz)
+#              coverage and crashes per harness (tests/fuzz/run.sh; its own build dir, build-fuzz;
+#              FUZZ_SANITIZE=undefined: UBSan only, build-fuzz-ubsan, for the long runs)
 # Builds into build-bench (meson -Dbench=true; BUILD_DIR overrides) first.
 # Environment knobs are described in tests/bench/README.md.
 set -eu

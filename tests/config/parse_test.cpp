@@ -220,6 +220,15 @@ TEST_CASE("the JSON spelling of Service::name_space is \"namespace\"", "[config]
   only_error(doc, "services[0].name_space: unknown key (did you mean \"namespace\"?)");
 }
 
+TEST_CASE("a long string is cut in a message at a character's start, not inside one", "[config]") {
+  json doc = minimal();
+  // 59 ASCII bytes, then two-byte characters: byte 60 is the second half of one.
+  doc["listeners"][0]["port"] = std::string(59, 'p') + "\u00df\u00df\u00df";
+  only_error(doc, "listeners[0].port: expected an integer, got \"" + std::string(59, 'p') + "...\"");
+  doc["listeners"][0]["port"] = std::string(58, 'p') + "\u00df\u00df\u00df";
+  only_error(doc, "listeners[0].port: expected an integer, got \"" + std::string(58, 'p') + "\u00df...\"");
+}
+
 TEST_CASE("wrong types name the expected type", "[config]") {
   json doc = minimal();
   doc["listeners"][0]["port"] = "8080";

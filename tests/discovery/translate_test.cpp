@@ -280,6 +280,11 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
   auto bad_key = import("imp", "ns", {{{"clusterKey", "a/b/c/d/e"}, {"target", {{"ip", "1.2.3.4"}, {"port", 80}}}}});
   e = store.apply(Kind::service_import, EventType::added, bad_key);
   CHECK(e.find("spec.ports[0].endpoints[0].clusterKey: expected a cluster key") != std::string::npos);
+  for (const char* path : {"httpbin", "/httpbin/", "//"}) {
+    auto bad_path = import("imp", "ns", json::array({target("r/z/g/k", "1.2.3.4", 80, path)}));
+    e = store.apply(Kind::service_import, EventType::added, bad_path);
+    CHECK(e.find("spec.ports[0].endpoints[0].target.path: expected a path like /httpbin") != std::string::npos);
+  }
   json no_namespace = {{"metadata", {{"name", "x"}}}, {"spec", {{"lbType", "ActiveActive"}}}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, no_namespace).find("metadata.namespace") !=
         std::string::npos);
@@ -292,6 +297,10 @@ TEST_CASE("malformed objects are skipped with an error naming object and field",
   json twice = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
                 {"spec", {{"lbType", "FailOver"}, {"targets", {{{"clusterKey", "r/z/g/c1"}}, {{"clusterKey", "r/z/g/c1"}}}}}}};
   CHECK(store.apply(Kind::traffic_policy, EventType::added, twice).find("spec.targets[1].clusterKey: duplicate") !=
+        std::string::npos);
+  json zero = {{"metadata", {{"name", "x"}, {"namespace", "ns"}}},
+               {"spec", {{"lbType", "ActiveActive"}, {"targets", {{{"clusterKey", "r/z/g/c1"}, {"weight", 0}}}}}}};
+  CHECK(store.apply(Kind::traffic_policy, EventType::added, zero).find("spec.targets[0].weight: expected an integer 1..") !=
         std::string::npos);
   CHECK(store.count(Kind::service_import) == 0);
   CHECK(store.count(Kind::service) == 0);

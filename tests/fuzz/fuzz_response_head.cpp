@@ -87,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool no_body = head_request || status == 204 || status == 304 || parser->is_done();
   const bool chunked = !no_body && !res.has_content_length() && !http10_client;
   std::string head;
-  write_response_head(res, ResponseHeadParts{http10_client ? 10u : 11u, status, res.reason(), {}, chunked, true}, head);
+  write_response_head(res, ResponseHeadParts{http10_client ? 10u : 11u, status, res.reason(), {}, chunked, true, {}}, head);
   {
     http::response_parser<http::empty_body> again;
     again.header_limit(64 * 1024);

@@ -1,8 +1,10 @@
 """The command line: --version, --help, --check, and a bad config refusing to start."""
 import json
+import os
+import signal
 import subprocess
 
-from integ_harness import SLUICE, clean_env, curl_status, free_port, make_config
+from integ_harness import SLUICE, clean_env, curl, curl_status, free_port, make_config, wait_until
 
 
 def run_sluice(*args, timeout=10):
@@ -60,6 +62,33 @@ def test_check_malformed_json(tmp_path):
     r = run_sluice("--check", "--config", str(path))
     assert r.returncode == 1
     assert "parse error" in r.stderr
+
+
+# A long non-ASCII string where a number belongs: the message cuts it at 60 bytes, which once fell inside a
+# two-byte character, and the JSON library threw out of the config parser (found by tests/fuzz/fuzz_config).
+LONG_NON_ASCII = "p" * 59 + "\u00df" * 3
+
+
+def test_check_long_non_ascii_value(tmp_path):
+    cfg = make_config(free_port(), ["127.0.0.1:9"])
+    cfg["listeners"][0]["port"] = LONG_NON_ASCII
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
+    r = run_sluice("--check", "--config", str(path))
+    assert r.returncode == 1, r.stderr
+    assert 'listeners[0].port: expected an integer, got "' + "p" * 59 + '..."' in r.stdout + r.stderr
+
+
+def test_reload_of_long_non_ascii_value_is_refused_not_fatal(backend_factory, sluice_factory):
+    a = backend_factory("pod-a")
+    s = sluice_factory([a.address])
+    cfg = json.loads(s.config_path.read_text())
+    cfg["services"][0]["policy"] = {"overprovisioning": LONG_NON_ASCII}
+    s.config_path.write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
+    os.kill(s.pid, signal.SIGHUP)
+    wait_until(lambda: "reload refused" in s.stderr() or s.proc.poll() is not None, 5, "the reload to be refused")
+    assert s.proc.poll() is None, s.stderr()
+    assert curl("-s", s.url("/")).stdout.strip() == b"pod-a"
 
 
 def test_unknown_key_refuses_to_start(tmp_path):
