@@ -6,7 +6,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_range.hpp>
 
 #include "proxy/drained_read.hpp"
 #include "proxy/stats.hpp"
@@ -201,7 +200,10 @@ net::awaitable<void> Tunnel::pump(Stream& from, beast::flat_buffer& early, Strea
       close(up ? "upstream" : "client");
       co_return;
     }
-    for (auto b : beast::buffers_range_ref(early.data())) passed(up, static_cast<const char*>(b.data()), b.size());
+    // A flat_buffer's bytes are one contiguous buffer. (Not buffers_range_ref(early.data()) in a range-for:
+    // the range would refer to the temporary early.data(), gone before the loop runs; ASan saw it.)
+    const auto sent = early.data();
+    passed(up, static_cast<const char*>(sent.data()), sent.size());
     early.consume(n);
   }
   // The HTTP head's read buffer is not needed any more: an idle tunnel should hold as little as it can.
