@@ -69,8 +69,9 @@ class recv_op : public ad::reactor_op {
                                             o->bytes_transferred_)) {
       return not_done;  // EAGAIN: wait for readiness
     }
-    if (o->ec_ == net::error::eof) return done_and_exhausted;
-    if (!o->ec_ && o->bytes_transferred_ < o->buffer_.size() && short_read_empties(o->reactor_state_)) {
+    // Success first: comparing an error_code with an enum value costs a category comparison even then.
+    if (o->ec_) return o->ec_ == net::error::eof ? done_and_exhausted : done;
+    if (o->bytes_transferred_ < o->buffer_.size() && short_read_empties(o->reactor_state_)) {
       return done_and_exhausted;
     }
     return done;

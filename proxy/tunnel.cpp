@@ -25,8 +25,38 @@ auto uncancellable() { return net::bind_cancellation_slot(net::cancellation_slot
 
 }  // namespace
 
+namespace {
+
+// The length of a frame's header from its first two bytes (RFC 6455 section 5.2).
+std::size_t frame_header_length(unsigned char second) {
+  const unsigned len7 = second & 0x7f;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((second & 0x80) ? 4 : 0);
+}
+
+// The payload length of a frame whose whole header is at `h`.
+std::uint64_t frame_payload_length(const unsigned char* h) {
+  const unsigned len7 = h[1] & 0x7f;
+  if (len7 < 126) return len7;
+  const std::size_t extended = len7 == 126 ? 2 : 8;
+  std::uint64_t length = 0;
+  for (std::size_t i = 0; i < extended; ++i) length = (length << 8) | h[2 + i];
+  return length;
+}
+
+}  // namespace
+
 void WebSocketFrames::pass(const unsigned char* data, std::size_t size) {
   while (size > 0) {
+    // The usual case, a whole header in the chunk: read in place, not byte by byte into header_.
+    if (remaining_ == 0 && have_ == 0 && size >= 2) {
+      const std::size_t header = frame_header_length(data[1]);
+      if (size >= header) {
+        remaining_ = frame_payload_length(data);
+        data += header;
+        size -= header;
+        continue;
+      }
+    }
     if (remaining_ > 0) {
       const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, size));
       remaining_ -= take;
@@ -36,17 +66,8 @@ void WebSocketFrames::pass(const unsigned char* data, std::size_t size) {
     }
     header_[have_++] = *data++;
     --size;
-    if (have_ < 2) continue;
-    const unsigned len7 = header_[1] & 0x7f;
-    const std::size_t extended = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-    const std::size_t mask = (header_[1] & 0x80) ? 4 : 0;
-    if (have_ < 2 + extended + mask) continue;
-    std::uint64_t length = len7;
-    if (extended != 0) {
-      length = 0;
-      for (std::size_t i = 0; i < extended; ++i) length = (length << 8) | header_[2 + i];
-    }
-    remaining_ = length;
+    if (have_ < 2 || have_ < frame_header_length(header_[1])) continue;
+    remaining_ = frame_payload_length(header_);
     have_ = 0;
   }
 }
@@ -122,7 +143,7 @@ class Tunnel::PlainRelay {
     writing() = true;
     boost::system::error_code ec;
     std::size_t sent = to_.write_some(net::buffer(buffer_, n), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) {
+    if (ec && (ec == net::error::would_block || ec == net::error::try_again)) {
       ec = {};
       sent = 0;
     }
