@@ -136,7 +136,8 @@ void write_response_head_t(const Fields& in, const ResponseHeadParts& parts, std
   out.append(kCrlf);
 }
 
-FramedPiece::FramedPiece(std::string_view head, const char* data, std::size_t size, bool chunked, bool last)
+FramedPiece::FramedPiece(std::string_view head, const char* data, std::size_t size, bool chunked, bool last,
+                         std::string_view last_chunk)
     : body_(size) {
   std::size_t n = 0;
   if (!head.empty()) buffers_[n++] = boost::asio::buffer(head.data(), head.size());
@@ -154,7 +155,8 @@ FramedPiece::FramedPiece(std::string_view head, const char* data, std::size_t si
     buffers_[n++] = boost::asio::buffer(data, size);
     buffers_[n++] = boost::asio::buffer(kCrlf.data(), kCrlf.size());
   }
-  if (last) buffers_[n++] = boost::asio::buffer(kLastChunk.data(), kLastChunk.size());
+  if (last_chunk.empty()) last_chunk = kLastChunk;
+  if (last) buffers_[n++] = boost::asio::buffer(last_chunk.data(), last_chunk.size());
 }
 
 // The two kinds of fields the proxy writes heads from (forward_headers.hpp).

@@ -65,11 +65,13 @@ void write_response_head(const boost::beast::http::fields& in, const ResponseHea
 void write_response_head(const head_fields& in, const ResponseHeadParts& parts, std::string& out);
 
 // The buffers of one write: an optional head, then a piece of body as this hop frames it (as is, or as
-// one chunk, followed by the last chunk when the body ends). Holds the chunk-size line, so it must
-// outlive the write.
+// one chunk, followed by the last chunk when the body ends). `last_chunk`: the chunked body's end with its
+// trailers ("0\r\n" fields "\r\n"), when there are any; by default "0\r\n\r\n". Holds the chunk-size line,
+// so it must outlive the write (and `last_chunk` with it).
 class FramedPiece {
  public:
-  FramedPiece(std::string_view head, const char* data, std::size_t size, bool chunked, bool last);
+  FramedPiece(std::string_view head, const char* data, std::size_t size, bool chunked, bool last,
+              std::string_view last_chunk = {});
 
   const std::array<boost::asio::const_buffer, 5>& buffers() const { return buffers_; }
   std::size_t body_bytes() const { return body_; }

@@ -21,6 +21,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/buffered_parse.hpp"
 #include "proxy/forward_headers.hpp"
+#include "proxy/h2_headers.hpp"
 #include "proxy/h2_upstream.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/http_session_h2.hpp"
@@ -203,7 +204,13 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,
                                                bool last, std::chrono::steady_clock::duration timeout,
                                                bool batchable) {
-  const FramedPiece piece(head, body_buf_.get(), size, chunked, last);
+  // A chunked request's trailers (the fields the parser added after the head's) end its last chunk.
+  std::string last_chunk;
+  if (const auto& req = parser_->get();
+      chunked && last && static_cast<std::size_t>(std::distance(req.begin(), req.end())) > head_fields_) {
+    last_chunk = h1_last_chunk(h1_trailers_of(req, head_fields_));
+  }
+  const FramedPiece piece(head, body_buf_.get(), size, chunked, last, last_chunk);
   // Plain TCP is tried with one non-blocking write first: the socket buffer normally takes it all, and an
   // asynchronous write that completes at once still costs a trip round the event loop. That write joins the
   // worker's batch when there is one to gather (other requests in flight); a lone request goes at once, as

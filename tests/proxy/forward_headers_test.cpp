@@ -88,4 +88,6 @@ TEST_CASE("framed pieces: raw, chunked, never an empty chunk before the end", "[
   CHECK(wire(FramedPiece("H\r\n\r\n", data, 0, true, false)) == "H\r\n\r\n");  // nothing that ends the body
   CHECK(wire(FramedPiece({}, data, 0, true, true)) == "0\r\n\r\n");
   CHECK(FramedPiece({}, data, 11, true, true).body_bytes() == 11);
+  CHECK(wire(FramedPiece({}, data, 5, true, true, "0\r\nx-sum: 1\r\n\r\n")) == "5\r\nhello\r\n0\r\nx-sum: 1\r\n\r\n");
+  CHECK(wire(FramedPiece({}, data, 5, true, false, "0\r\nx-sum: 1\r\n\r\n")) == "5\r\nhello\r\n");
 }

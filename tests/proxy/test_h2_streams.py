@@ -219,3 +219,29 @@ def test_stream_idle_timeout(backend_factory, sluice_factory):
     c.send(c.headers(7, request_fields(s.port, "/")))
     r = exchange(c, 7)
     assert r["headers"][":status"] == "200" and r["body"] == b"idle\n", r
+
+
+def test_http1_chunked_request_trailers_to_http1_endpoint(sluice_factory):
+    rec = Http1Recorder()
+    s = sluice_factory([rec.address])
+    head = b"POST /up HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n"
+    # Fields that describe the content or the connection are not passed on as trailers (RFC 9110 6.5.1).
+    last = b"0\r\nX-Checksum: abc\r\nX-Count: 1\r\nContent-Type: text/plain\r\n\r\n"
+    # Whole (the trailers parsed with the first piece of the body) and in two writes (streamed).
+    for parts in ([head + b"5\r\nhello\r\n" + last], [head + b"5\r\nhello\r\n", last]):
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+            for i, part in enumerate(parts):
+                if i:
+                    time.sleep(0.3)
+                sock.sendall(part)
+            got = b""
+            while b"\r\n\r\nok" not in got:
+                chunk = sock.recv(65536)
+                assert chunk, got
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 200"), got
+        raw = rec.requests[-1].decode().lower()
+        head_out, _, body = raw.partition("\r\n\r\n")
+        assert "transfer-encoding: chunked" in head_out and "x-checksum" not in head_out, raw
+        assert body.endswith("0\r\nx-checksum: abc\r\nx-count: 1\r\n\r\n"), raw
+        assert "hello" in body and "content-type" not in body, raw
