@@ -114,6 +114,21 @@ class Http1Recorder:
                 return None
 
 
+def send_in_parts(port, parts, until):
+    """Sends `parts` on one connection 0.3 s apart; what came back once it holds `until` (case-insensitive)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for i, part in enumerate(parts):
+            if i:
+                time.sleep(0.3)
+            sock.sendall(part)
+        got = b""
+        while until.lower() not in got.lower():
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+    return got
+
+
 def post_with_trailers(c, sid, port, path, pause=0.0, extra=()):
     """A POST on stream sid: HEADERS, DATA "hello", then trailers (after `pause` seconds)."""
     c.send(c.headers(sid, request_fields(port, path, "POST") + list(extra), end_stream=False) + data(sid, b"hello"))
@@ -158,16 +173,7 @@ def test_http1_chunked_request_trailers_to_h2_endpoint(h2_backend, sluice_factor
     last = b"0\r\nX-Checksum: abc\r\nX-Count: 1\r\n\r\n"
     # Whole (the trailers parsed with the first piece of the body) and in two writes.
     for parts in ([head + b"5\r\nhello\r\n" + last], [head + b"5\r\nhello\r\n", last]):
-        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
-            for i, part in enumerate(parts):
-                if i:
-                    time.sleep(0.3)
-                sock.sendall(part)
-            got = b""
-            while b"x-count: 1" not in got.lower():
-                chunk = sock.recv(65536)
-                assert chunk, got
-                got += chunk
+        got = send_in_parts(s.port, parts, until=b"x-count: 1")
         text = got.decode().lower()
         assert text.startswith("http/1.1 200"), text
         assert "body=5\n" in text and "x-checksum: abc\n" in text, text
@@ -229,16 +235,7 @@ def test_http1_chunked_request_trailers_to_http1_endpoint(sluice_factory):
     last = b"0\r\nX-Checksum: abc\r\nX-Count: 1\r\nContent-Type: text/plain\r\n\r\n"
     # Whole (the trailers parsed with the first piece of the body) and in two writes (streamed).
     for parts in ([head + b"5\r\nhello\r\n" + last], [head + b"5\r\nhello\r\n", last]):
-        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
-            for i, part in enumerate(parts):
-                if i:
-                    time.sleep(0.3)
-                sock.sendall(part)
-            got = b""
-            while b"\r\n\r\nok" not in got:
-                chunk = sock.recv(65536)
-                assert chunk, got
-                got += chunk
+        got = send_in_parts(s.port, parts, until=b"\r\n\r\nok")
         assert got.startswith(b"HTTP/1.1 200"), got
         raw = rec.requests[-1].decode().lower()
         head_out, _, body = raw.partition("\r\n\r\n")
