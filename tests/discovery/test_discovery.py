@@ -157,9 +157,11 @@ def test_watch_drops_and_410s_lose_no_update(api):
         api.fault(drop_watches=True)
         api.kubectl("delete", "gtp", "httpbin", "-n", "httpbin")
         m = probe.wait_model(lambda m: lb_type(m) == "Locality", timeout=15, what="GTP delete after compaction")
-        status = probe.wait_status(lambda s: all(r["connected"] for r in s["resources"]), what="all reconnected")
+        # Every watch was cut three times. Waited for, not read once: a resource reports connected after its
+        # relist, a moment before its watch request goes out again (seen under CI's load).
+        status = probe.wait_status(lambda s: all(r["connected"] and r["watch_restarts"] >= 3 for r in s["resources"]),
+                                   what="every watch restarted after the three cuts")
         assert sum(r["relists"] for r in status["resources"]) >= 6
-        assert all(r["watch_restarts"] >= 3 for r in status["resources"])
         assert endpoints(m, HB) == REMOTE
 
 
