@@ -28,6 +28,10 @@ std::string_view upgrade_token(const request_head& req) {
   if (req.version() != 11) return {};
   auto upgrade = req.find(http::field::upgrade);
   if (upgrade == req.end() || upgrade->value().empty()) return {};
+  // "h2c" asks to switch this connection to HTTP/2 (RFC 7540 3.2; RFC 9113 dropped it): served as HTTP/1.1
+  // instead, as Envoy and nginx do (the server may ignore the offer). A tunnel would hand the connection to
+  // one endpoint, outside routing; HTTP/2 over plain TCP is spoken here with prior knowledge.
+  if (beast::iequals(upgrade->value(), "h2c")) return {};
   for (const auto& connection : boost::make_iterator_range(req.equal_range(http::field::connection))) {
     for (auto token : http::token_list{connection.value()}) {
       if (beast::iequals(token, "upgrade")) return upgrade->value();

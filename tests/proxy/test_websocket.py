@@ -398,3 +398,20 @@ def test_seed_topology_failover_moves_new_websockets_to_cluster_3(echo_factory, 
 
     after = run(before_and_after())
     assert after == ["pod-cluster-3"] * 5, after
+
+
+def test_h2c_upgrade_offer_is_served_as_http1(sluice_factory):
+    """`curl --http2` on an http:// URL offers an h2c upgrade (Upgrade: h2c, HTTP2-Settings). As Envoy and nginx
+    do, sluice answers over HTTP/1.1 and keeps the offer from the endpoint, which could otherwise accept it and
+    take the client's connection out of routing."""
+    from test_h2_streams import Http1Recorder
+    rec = Http1Recorder()
+    s = sluice_factory([rec.address])
+    out = subprocess.run(["curl", "-sS", "--http2", "-o", "-", "-w", " %{http_version}",
+                          f"http://127.0.0.1:{s.port}/offer"], capture_output=True, text=True, timeout=20,
+                         env=clean_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "ok 1.1", out.stdout
+    head = rec.requests[-1].decode().lower().split("\r\n\r\n")[0]
+    assert head.startswith("get /offer http/1.1"), head
+    assert "upgrade:" not in head and "http2-settings:" not in head, head
