@@ -27,6 +27,7 @@
 namespace sluice::proxy {
 
 class Worker;
+class FramedPiece;
 class Tunnel;
 struct ListenerInfo;
 
@@ -89,8 +90,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Forwards the request to pick_ (the first attempt's endpoint), retrying as routing allows.
   net::awaitable<Next> forward(routing::AttemptState& attempt, RequestLog& log);
   net::awaitable<void> try_endpoint(const routing::PickResult& picked, std::size_t first_piece, Attempt& a);
-  net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
-                                                              std::string& error, bool& no_descriptors);
   net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
                                           std::size_t first_piece, bool& body_streamed, std::string& error);
   // Writes `head` (may be empty) and the first `size` bytes of body_buf_, framed as chunks when `chunked`
@@ -98,7 +97,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // may wait for the worker's write batch (proxy/write_batch.hpp) when other requests are in flight.
   net::awaitable<bool> write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked, bool last,
                                     std::chrono::steady_clock::duration timeout, bool batchable = false);
-  net::awaitable<void> read_response_head(const routing::PickResult& picked, bool reused, Attempt& a);
+  // write_framed in two parts, for the hot paths: write_now tries the write synchronously and returns true
+  // when that settled it (`ok`: all written), false when write_rest must finish it from `written` (the
+  // worker's batch, a full socket buffer, TLS). The piece must stay where it is until write_rest is done.
+  bool write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok);
+  net::awaitable<bool> write_rest(Stream& stream, const FramedPiece& piece, std::size_t written,
+                                  std::chrono::steady_clock::duration timeout, bool batchable);
   net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
 
   // 4. The answer (http_session_relay.cpp).

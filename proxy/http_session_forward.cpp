@@ -140,7 +140,7 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::AttemptState& at
 // Connect (or reuse a pooled connection), send the request, read the response head.
 net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked, std::size_t first_piece,
                                                Attempt& a) {
-  a.up = co_await connect(picked, a.failure, a.no_descriptors);
+  a.up = co_await connect_upstream(worker_, picked, a.failure, &a.no_descriptors);
   upstream_ = a.up.get();
   if (aborted_) co_return;
   if (!a.up) {
@@ -164,12 +164,11 @@ net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked
     a.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
     co_return;
   }
-  co_await read_response_head(picked, reused, a);
-}
-
-net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
-                                                                          std::string& error, bool& no_descriptors) {
-  co_return co_await connect_upstream(worker_, picked, error, &no_descriptors);
+  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
+                                                parser_->get().method() == http::verb::head, picked, reused);
+  a.outcome = r.outcome;
+  a.status = r.status;
+  if (!r.failure.empty()) a.failure = std::move(r.failure);
 }
 
 net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnection& up,
@@ -185,8 +184,12 @@ net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnec
   const auto response_timeout = worker_.settings().timeouts.response;
   // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the
   // worker's batch of requests.
-  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout,
-                                  true);
+  const FramedPiece piece(head_, body_buf_.get(), first_piece, chunked, parser_->is_done());
+  std::size_t written = 0;
+  bool ok = false;
+  if (!write_now(up.stream, piece, true, written, ok)) {
+    ok = co_await write_rest(up.stream, piece, written, response_timeout, true);
+  }
   while (ok && !parser_->is_done()) {
     std::size_t got = 0;
     if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
@@ -204,10 +207,18 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
                                                bool last, std::chrono::steady_clock::duration timeout,
                                                bool batchable) {
   const FramedPiece piece(head, body_buf_.get(), size, chunked, last);
+  std::size_t written = 0;
+  bool ok = false;
+  if (write_now(stream, piece, batchable, written, ok)) co_return ok;
+  co_return co_await write_rest(stream, piece, written, timeout, batchable);
+}
+
+bool HttpSession::write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok) {
   // Plain TCP is tried with one non-blocking write first: the socket buffer normally takes it all, and an
-  // asynchronous write that completes at once still costs a trip round the event loop. That write joins the
-  // worker's batch when there is one to gather (other requests in flight); a lone request goes at once, as
-  // waiting for the batch would only add a turn of the loop to its latency.
+  // asynchronous write that completes at once still costs a trip round the event loop (and this function is
+  // not a coroutine, so the usual case costs no coroutine frame either). That write joins the worker's batch
+  // when there is one to gather (other requests in flight: write_rest does it); a lone request goes at
+  // once, as waiting for the batch would only add a turn of the loop to its latency.
   //
   // Synchronous writes (this write_some and the batch's) on a socket that also sees asynchronous operations
   // are safe because no asynchronous operation is in flight on it at this moment: a session's coroutine is
@@ -218,33 +229,34 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
   // pending), and its response is read only after the request is sent. on_drain() and abort() start no
   // operation: they close the socket, on this same thread, between steps. Both sockets are non-blocking
   // (set when the session and the upstream connection are made), so the write never blocks the worker.
-  std::size_t written = 0;
-  if (!stream.is_tls()) {
+  written = 0;
+  if (stream.is_tls() || (batchable && worker_.stats().active_requests.get() > 1)) return false;
+  boost::system::error_code ec;
+  assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
+  written = stream.transport().socket().write_some(piece.buffers(), ec);
+  if (ec && ec != net::error::would_block && ec != net::error::try_again) {
+    ok = false;
+    return true;
+  }
+  ok = written == net::buffer_size(piece.buffers());
+  return ok;
+}
+
+net::awaitable<bool> HttpSession::write_rest(Stream& stream, const FramedPiece& piece, std::size_t written,
+                                             std::chrono::steady_clock::duration timeout, bool batchable) {
+  if (!stream.is_tls() && written == 0 && batchable && worker_.stats().active_requests.get() > 1) {
     boost::system::error_code ec;
-    assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
-    if (batchable && worker_.stats().active_requests.get() > 1) {
-      std::tie(ec, written) = co_await worker_.write_batch().async_write_some(stream.transport().socket(),
-                                                                               piece.buffers(), use_nothrow);
-    } else {
-      written = stream.transport().socket().write_some(piece.buffers(), ec);
-    }
+    std::tie(ec, written) = co_await worker_.write_batch().async_write_some(stream.transport().socket(),
+                                                                             piece.buffers(), use_nothrow);
     if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
     if (written == net::buffer_size(piece.buffers())) co_return true;
   }
   beast::buffers_suffix<std::array<net::const_buffer, 5>> rest(piece.buffers());
   rest.consume(written);
-  stream.transport().expires_after(timeout);
+  stream.set_deadline_after(timeout);
   auto [ec, n] = co_await stream.visit([&](auto& s) { return net::async_write(s, rest, use_nothrow); });
+  stream.clear_deadline();
   co_return !ec;
-}
-
-// Reads the response head (proxy/upstream_connect.hpp).
-net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& picked, bool reused, Attempt& a) {
-  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
-                                                parser_->get().method() == http::verb::head, picked, reused);
-  a.outcome = r.outcome;
-  a.status = r.status;
-  if (!r.failure.empty()) a.failure = std::move(r.failure);
 }
 
 // The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.

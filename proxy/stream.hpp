@@ -14,6 +14,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "net/net.hpp"
+#include "proxy/deadline.hpp"
 #include "proxy/drained.hpp"
 #include "proxy/recycler.hpp"
 
@@ -54,9 +55,19 @@ class Stream {
     if (!is_tls()) proxy::mark_drained(std::get<0>(v_).socket());
   }
 
+  // The HTTP/1.1 session's deadlines (proxy/deadline.hpp): one lazily moved timer per connection instead
+  // of Beast's timer wait per operation (transport().expires_after, still used by the other users of a
+  // stream: connect, TLS handshakes, HTTP/2, tunnels). Set before a step, cleared after it; when one passes
+  // the socket is closed and deadline_passed() says so (where Beast's operations say error::timeout).
+  void set_deadline(std::chrono::steady_clock::time_point at) { deadline_.set(transport(), at); }
+  void set_deadline_after(std::chrono::steady_clock::duration d) { deadline_.set_after(transport(), d); }
+  void clear_deadline() { deadline_.clear(); }
+  bool deadline_passed() const { return deadline_.passed(); }
+
  private:
   std::shared_ptr<ssl::context> ctx_;
   std::variant<plain_type, tls_type> v_;
+  Deadline deadline_;  // declared last: destroyed first, while the stream it names is still there
 };
 
 }  // namespace sluice::proxy

@@ -145,7 +145,7 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
   for (;;) {
     response.emplace();
     prepare_response_parser(*response, worker.settings().limits.max_response_header_bytes, head_request);
-    up.stream.transport().expires_after(worker.settings().timeouts.response);
+    up.stream.set_deadline_after(worker.settings().timeouts.response);
     // Not http::async_read_header: its parser's header limit does not hold for a head arriving in pieces
     // (parse_response_head says why), so the head is parsed here, between reads.
     std::size_t head_bytes = 0;
@@ -165,9 +165,10 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
         break;
       }
     }
+    up.stream.clear_deadline();  // one deadline for the whole head, however many reads it takes
     if (ec) {
       response.reset();
-      if (ec == beast::error::timeout) {
+      if (ec == beast::error::timeout || up.stream.deadline_passed()) {
         r.outcome = routing::Outcome::timeout;
         r.failure = "upstream response timeout from " + endpoint_text(picked);
       } else {
