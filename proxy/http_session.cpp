@@ -161,8 +161,7 @@ net::awaitable<bool> HttpSession::read_head() {
     } else {
       stream_.set_deadline_after(settings.timeouts.idle);
     }
-    auto [ec, n] = co_await stream_.visit(
-        [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_nothrow);
     stream_.clear_deadline();
     if (head_read_pending) *head_read_pending = false;
     if (head_timer) head_timer->cancel();

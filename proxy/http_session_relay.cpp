@@ -59,7 +59,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
     const FramedPiece piece(head_, nullptr, 0, false, true);
     std::size_t written = 0;
     bool sent = false;
-    if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle, false);
+    if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle);
     count_status();
     if (!sent) co_return Next::close;  // the client left; the endpoint did nothing wrong
   } else {
@@ -73,7 +73,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
       boost::system::error_code rec;
       if (!parse_buffered(rp, up.buffer, rec)) {
         up.stream.set_deadline_after(worker_.settings().timeouts.response);
-        std::tie(rec, std::ignore) = co_await up.stream.visit(
+        std::tie(rec, std::ignore) = co_await up.stream.visit_socket(
             [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
         up.stream.clear_deadline();
         if (rec == http::error::need_buffer) rec = {};
@@ -95,7 +95,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
                               rp.is_done());
       std::size_t written = 0;
       bool sent = false;
-      if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle, false);
+      if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle);
       if (!head_sent) count_status();
       head_sent = true;
       if (!sent) co_return Next::close;

@@ -167,7 +167,7 @@ net::awaitable<bool> HttpSession::read_body_piece(std::size_t& got) {
   if (!parse_buffered(*parser_, buffer_, ec)) {
     stream_.set_deadline_after(worker_.settings().timeouts.idle);
     std::tie(ec, std::ignore) =
-        co_await stream_.visit([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
+        co_await stream_.visit_socket([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
     stream_.clear_deadline();
     if (ec == http::error::need_buffer) ec = {};
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
@@ -47,6 +48,29 @@ class Stream {
 
   template <class F>
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), v_); }
+
+  // As visit(), but a plain TCP stream is passed as its socket: Beast's basic_stream only adds its timeout
+  // machinery around each operation (the HTTP/1.1 session uses set_deadline instead), and it hands Asio a
+  // read's buffer as a sequence, read with recvmsg(), where one buffer is one recv(). TLS goes through the
+  // TLS stream as with visit().
+  template <class F>
+  decltype(auto) visit_socket(F&& f) {
+    return std::visit(
+        [&](auto& s) -> decltype(auto) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(s)>, plain_type>) {
+            return f(s.socket());
+          } else {
+            return f(s);
+          }
+        },
+        v_);
+  }
+
+  // Reads some bytes into `buffer` (visit_socket).
+  template <class Token>
+  auto async_read_some(net::mutable_buffer buffer, Token& token) {
+    return visit_socket([&](auto& s) { return s.async_read_some(buffer, token); });
+  }
 
   // The next read waits for readiness without trying recv() first (proxy/drained.hpp, whose rule applies:
   // right after a short read, or before the peer was asked anything). TLS reads are left as they are. A
