@@ -143,7 +143,8 @@ net::awaitable<bool> HttpSession::read_head() {
     std::shared_ptr<bool> head_read_pending;  // made only for a head split across reads
     bool head_timed_out = false;
     if (state_ == State::reading_head && deadline) {
-      stream_.transport().expires_never();
+      stream_.transport().expires_never();  // the TLS handshake's, when this is the first request
+      stream_.clear_deadline();
       head_timer.emplace(stream_.transport().get_executor(), *deadline);
       head_read_pending = std::make_shared<bool>(true);
       head_timer->async_wait([self = shared_from_this(), pending = head_read_pending, &head_timed_out](
@@ -156,16 +157,17 @@ net::awaitable<bool> HttpSession::read_head() {
         self->stream_.transport().socket().cancel(ignored);
       });
     } else if (deadline) {
-      stream_.transport().expires_at(*deadline);
+      stream_.set_deadline(*deadline);
     } else {
-      stream_.transport().expires_after(settings.timeouts.idle);
+      stream_.set_deadline_after(settings.timeouts.idle);
     }
-    auto [ec, n] = co_await stream_.visit(
-        [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_nothrow);
+    stream_.clear_deadline();
     if (head_read_pending) *head_read_pending = false;
     if (head_timer) head_timer->cancel();
     if (ec) {
-      if ((ec == beast::error::timeout || head_timed_out) && state_ == State::reading_head) {
+      if ((ec == beast::error::timeout || stream_.deadline_passed() || head_timed_out) &&
+          state_ == State::reading_head) {
         RequestLog log;
         log.client = client_ip_;
         log.error = "request head timeout";

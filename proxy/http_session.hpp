@@ -27,6 +27,7 @@
 namespace sluice::proxy {
 
 class Worker;
+class FramedPiece;
 class Tunnel;
 struct ListenerInfo;
 
@@ -89,16 +90,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Forwards the request to pick_ (the first attempt's endpoint), retrying as routing allows.
   net::awaitable<Next> forward(routing::AttemptState& attempt, RequestLog& log);
   net::awaitable<void> try_endpoint(const routing::PickResult& picked, std::size_t first_piece, Attempt& a);
-  net::awaitable<std::unique_ptr<UpstreamConnection>> connect(const routing::PickResult& picked,
-                                                              std::string& error, bool& no_descriptors);
-  net::awaitable<SendResult> send_request(UpstreamConnection& up, const routing::PickResult& picked,
-                                          std::size_t first_piece, bool& body_streamed, std::string& error);
+  // The rest of a request body beyond its first piece (try_endpoint writes the head and that piece).
+  net::awaitable<SendResult> send_body(UpstreamConnection& up, bool chunked, bool& body_streamed);
   // Writes `head` (may be empty) and the first `size` bytes of body_buf_, framed as chunks when `chunked`
   // (with the last chunk when `last`), under `timeout`. Returns false when the write failed. `batchable`:
   // may wait for the worker's write batch (proxy/write_batch.hpp) when other requests are in flight.
+  std::string request_last_chunk(bool chunked, bool last) const;
   net::awaitable<bool> write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked, bool last,
                                     std::chrono::steady_clock::duration timeout, bool batchable = false);
-  net::awaitable<void> read_response_head(const routing::PickResult& picked, bool reused, Attempt& a);
+  // write_framed in parts, for the hot paths: write_now tries the write synchronously and returns true
+  // when that settled it (`ok`: all written), false when the rest is left from `written`: to the worker's
+  // batch first when `batchable` and joins_batch() (nothing written yet then), and to write_rest (a full
+  // socket buffer, TLS). The piece must stay where it is until the write is done.
+  bool write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok);
+  bool joins_batch(Stream& stream) const;
+  net::awaitable<bool> write_rest(Stream& stream, const FramedPiece& piece, std::size_t written,
+                                  std::chrono::steady_clock::duration timeout);
   net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
 
   // 4. The answer (http_session_relay.cpp).
@@ -124,6 +131,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<request_parser> parser_;
   std::unique_ptr<char[]> body_buf_;  // relay buffer, allocated on the first body
   std::string head_;                  // the outgoing head being written (capacity reused across requests)
+  std::string pool_key_;              // the upstream pool key of the current attempt (take_pooled's scratch)
   State state_ = State::reading_head;
   bool first_request_ = true;
   std::uint64_t request_body_bytes_ = 0;  // body bytes read from the client for the current request

@@ -141,7 +141,9 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::AttemptState& at
 // Connect (or reuse a pooled connection), send the request, read the response head.
 net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked, std::size_t first_piece,
                                                Attempt& a) {
-  a.up = co_await connect(picked, a.failure, a.no_descriptors);
+  // A pooled connection (the usual case) without connect_upstream's coroutine frame.
+  a.up = take_pooled(worker_, picked, pool_key_);
+  if (!a.up) a.up = co_await connect_upstream(worker_, picked, a.failure, &a.no_descriptors);
   upstream_ = a.up.get();
   if (aborted_) co_return;
   if (!a.up) {
@@ -156,7 +158,37 @@ net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked
   // The upstream has nothing to say before it has the request: its response will come with a readiness
   // event. (A close it sent while the connection sat in the pool is answered by a reset once we send.)
   a.up->stream.mark_drained();
-  const auto sent = co_await send_request(*a.up, picked, first_piece, a.body_streamed, a.failure);
+  // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with
+  // the worker's batch of requests when other requests are in flight. Written here, not in a coroutine of
+  // its own: most requests are this one write (send_body streams the rest of a longer body).
+  auto& up = *a.up;
+  const auto& req = parser_->get();
+  const bool chunked = req.chunked();
+  write_request_head(req,
+                     RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
+                                      stream_.is_tls(), chunked, upgrade_},
+                     head_);
+  const auto response_timeout = worker_.settings().timeouts.response;
+  const std::string last_chunk = request_last_chunk(chunked, parser_->is_done());
+  const FramedPiece piece(head_, body_buf_.get(), first_piece, chunked, parser_->is_done(), last_chunk);
+  std::size_t written = 0;
+  bool ok = false;
+  if (!write_now(up.stream, piece, true, written, ok)) {
+    if (written == 0 && joins_batch(up.stream)) {
+      boost::system::error_code ec;
+      std::tie(ec, written) = co_await worker_.write_batch().async_write_some(up.stream.transport().socket(),
+                                                                               piece.buffers(), use_nothrow);
+      ok = !ec || ec == net::error::would_block || ec == net::error::try_again;
+      if (ok && written < net::buffer_size(piece.buffers())) {
+        ok = co_await write_rest(up.stream, piece, written, response_timeout);
+      }
+    } else {
+      ok = co_await write_rest(up.stream, piece, written, response_timeout);
+    }
+  }
+  auto sent = ok ? SendResult::ok : SendResult::upstream_failed;
+  if (ok && !parser_->is_done()) sent = co_await send_body(up, chunked, a.body_streamed);
+  if (sent == SendResult::upstream_failed) a.failure = "upstream " + up.pool_key + " failed while sending the request";
   if (sent == SendResult::downstream_failed) {
     a.downstream_failed = true;
     co_return;
@@ -165,56 +197,60 @@ net::awaitable<void> HttpSession::try_endpoint(const routing::PickResult& picked
     a.outcome = reused ? routing::Outcome::reset_reused : routing::Outcome::reset;
     co_return;
   }
-  co_await read_response_head(picked, reused, a);
+  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
+                                                parser_->get().method() == http::verb::head, picked, reused);
+  a.outcome = r.outcome;
+  a.status = r.status;
+  if (!r.failure.empty()) a.failure = std::move(r.failure);
 }
 
-net::awaitable<std::unique_ptr<UpstreamConnection>> HttpSession::connect(const routing::PickResult& picked,
-                                                                          std::string& error, bool& no_descriptors) {
-  co_return co_await connect_upstream(worker_, picked, error, &no_descriptors);
-}
-
-net::awaitable<HttpSession::SendResult> HttpSession::send_request(UpstreamConnection& up,
-                                                                  const routing::PickResult& picked,
-                                                                  std::size_t first_piece, bool& body_streamed,
-                                                                  std::string& error) {
-  const auto& req = parser_->get();
-  const bool chunked = req.chunked();
-  write_request_head(req,
-                     RequestHeadParts{req.method_string(), picked.upstream_target, picked.host_header, client_ip_,
-                                      stream_.is_tls(), chunked, upgrade_},
-                     head_);
+// The rest of a request body that did not fit in the first piece, piece by piece as it comes.
+net::awaitable<HttpSession::SendResult> HttpSession::send_body(UpstreamConnection& up, bool chunked,
+                                                               bool& body_streamed) {
   const auto response_timeout = worker_.settings().timeouts.response;
-  // The head and the first piece of the body (read before the endpoint was chosen) in one write, sent with the
-  // worker's batch of requests.
-  bool ok = co_await write_framed(up.stream, head_, first_piece, chunked, parser_->is_done(), response_timeout,
-                                  true);
+  bool ok = true;
   while (ok && !parser_->is_done()) {
     std::size_t got = 0;
     if (!co_await read_body_piece(got)) co_return SendResult::downstream_failed;
     body_streamed = true;
     ok = co_await write_framed(up.stream, {}, got, chunked, parser_->is_done(), response_timeout);
   }
-  if (!ok) {
-    error = "upstream " + up.pool_key + " failed while sending the request";
-    co_return SendResult::upstream_failed;
-  }
-  co_return SendResult::ok;
+  co_return ok ? SendResult::ok : SendResult::upstream_failed;
+}
+
+// A chunked request's trailers (the fields the parser added after the head's) end its last chunk: the last
+// chunk with them, or empty (FramedPiece's plain "0\r\n\r\n") when there are none or the body goes on.
+std::string HttpSession::request_last_chunk(bool chunked, bool last) const {
+  const auto& req = parser_->get();
+  if (!chunked || !last || static_cast<std::size_t>(std::distance(req.begin(), req.end())) <= head_fields_) return {};
+  return h1_last_chunk(h1_trailers_of(req, head_fields_));
 }
 
 net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view head, std::size_t size, bool chunked,
                                                bool last, std::chrono::steady_clock::duration timeout,
                                                bool batchable) {
-  // A chunked request's trailers (the fields the parser added after the head's) end its last chunk.
-  std::string last_chunk;
-  if (const auto& req = parser_->get();
-      chunked && last && static_cast<std::size_t>(std::distance(req.begin(), req.end())) > head_fields_) {
-    last_chunk = h1_last_chunk(h1_trailers_of(req, head_fields_));
-  }
+  const std::string last_chunk = request_last_chunk(chunked, last);
   const FramedPiece piece(head, body_buf_.get(), size, chunked, last, last_chunk);
+  std::size_t written = 0;
+  bool ok = false;
+  if (write_now(stream, piece, batchable, written, ok)) co_return ok;
+  if (written == 0 && batchable && joins_batch(stream)) {
+    boost::system::error_code ec;
+    std::tie(ec, written) =
+        co_await worker_.write_batch().async_write_some(stream.transport().socket(), piece.buffers(), use_nothrow);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
+    if (written == net::buffer_size(piece.buffers())) co_return true;
+  }
+  co_return co_await write_rest(stream, piece, written, timeout);
+}
+
+bool HttpSession::write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok) {
   // Plain TCP is tried with one non-blocking write first: the socket buffer normally takes it all, and an
-  // asynchronous write that completes at once still costs a trip round the event loop. That write joins the
-  // worker's batch when there is one to gather (other requests in flight); a lone request goes at once, as
-  // waiting for the batch would only add a turn of the loop to its latency.
+  // asynchronous write that completes at once still costs a trip round the event loop (and this function is
+  // not a coroutine, so the usual case costs no coroutine frame either). A `batchable` write joins the
+  // worker's batch instead when there is one to gather (joins_batch: other requests in flight; the caller
+  // awaits the batch); a lone request goes at once, as waiting for the batch would only add a turn of the
+  // loop to its latency.
   //
   // Synchronous writes (this write_some and the batch's) on a socket that also sees asynchronous operations
   // are safe because no asynchronous operation is in flight on it at this moment: a session's coroutine is
@@ -225,33 +261,31 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
   // pending), and its response is read only after the request is sent. on_drain() and abort() start no
   // operation: they close the socket, on this same thread, between steps. Both sockets are non-blocking
   // (set when the session and the upstream connection are made), so the write never blocks the worker.
-  std::size_t written = 0;
-  if (!stream.is_tls()) {
-    boost::system::error_code ec;
-    assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
-    if (batchable && worker_.stats().active_requests.get() > 1) {
-      std::tie(ec, written) = co_await worker_.write_batch().async_write_some(stream.transport().socket(),
-                                                                               piece.buffers(), use_nothrow);
-    } else {
-      written = stream.transport().socket().write_some(piece.buffers(), ec);
-    }
-    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
-    if (written == net::buffer_size(piece.buffers())) co_return true;
+  written = 0;
+  if (stream.is_tls() || (batchable && joins_batch(stream))) return false;
+  boost::system::error_code ec;
+  assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
+  written = stream.transport().socket().write_some(piece.buffers(), ec);
+  if (ec && ec != net::error::would_block && ec != net::error::try_again) {
+    ok = false;
+    return true;
   }
-  beast::buffers_suffix<std::array<net::const_buffer, 5>> rest(piece.buffers());
-  rest.consume(written);
-  stream.transport().expires_after(timeout);
-  auto [ec, n] = co_await stream.visit([&](auto& s) { return net::async_write(s, rest, use_nothrow); });
-  co_return !ec;
+  ok = written == net::buffer_size(piece.buffers());
+  return ok;
 }
 
-// Reads the response head (proxy/upstream_connect.hpp).
-net::awaitable<void> HttpSession::read_response_head(const routing::PickResult& picked, bool reused, Attempt& a) {
-  auto r = co_await read_upstream_response_head(worker_, *a.up, a.response,
-                                                parser_->get().method() == http::verb::head, picked, reused);
-  a.outcome = r.outcome;
-  a.status = r.status;
-  if (!r.failure.empty()) a.failure = std::move(r.failure);
+bool HttpSession::joins_batch(Stream& stream) const {
+  return !stream.is_tls() && worker_.stats().active_requests.get() > 1;
+}
+
+net::awaitable<bool> HttpSession::write_rest(Stream& stream, const FramedPiece& piece, std::size_t written,
+                                             std::chrono::steady_clock::duration timeout) {
+  beast::buffers_suffix<std::array<net::const_buffer, 5>> rest(piece.buffers());
+  rest.consume(written);
+  stream.set_deadline_after(timeout);
+  auto [ec, n] = co_await stream.visit_socket([&](auto& s) { return net::async_write(s, rest, use_nothrow); });
+  stream.clear_deadline();
+  co_return !ec;
 }
 
 // The client's answer when no attempt produced a response: 504 after a timeout, 502 otherwise.

@@ -34,9 +34,11 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
   const unsigned status = head.result_int();
 
   const bool no_body = req.method() == http::verb::head || status == 204 || status == 304 || rp.is_done();
-  bool keep = req.keep_alive() && !close_after_ && !worker_.draining();
+  // The parsers' own flags, not the messages' keep_alive() and has_content_length(): the same answers (both
+  // heads are as parsed here; only Host is rewritten) without a lookup each in the fields' name index.
+  bool keep = parser_->keep_alive() && !close_after_ && !worker_.draining();
   bool chunked = false;
-  if (!no_body && !head.has_content_length()) {
+  if (!no_body && !rp.content_length()) {
     // Unknown length (chunked or until close): re-frame as chunked for HTTP/1.1; HTTP/1.0 ends with close.
     if (req.version() == 11) {
       chunked = true;
@@ -54,7 +56,10 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
   log.status = status;
   upstream_ok = true;
   if (no_body) {
-    const bool sent = co_await write_framed(stream_, head_, 0, false, true, idle);
+    const FramedPiece piece(head_, nullptr, 0, false, true);
+    std::size_t written = 0;
+    bool sent = false;
+    if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle);
     count_status();
     if (!sent) co_return Next::close;  // the client left; the endpoint did nothing wrong
   } else {
@@ -67,9 +72,10 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
       in_body.size = kBodyBuffer;
       boost::system::error_code rec;
       if (!parse_buffered(rp, up.buffer, rec)) {
-        up.stream.transport().expires_after(worker_.settings().timeouts.response);
-        std::tie(rec, std::ignore) = co_await up.stream.visit(
+        up.stream.set_deadline_after(worker_.settings().timeouts.response);
+        std::tie(rec, std::ignore) = co_await up.stream.visit_socket(
             [&](auto& s) { return http::async_read_some(s, up.buffer, rp, use_nothrow); });
+        up.stream.clear_deadline();
         if (rec == http::error::need_buffer) rec = {};
       }
       if (rec) {
@@ -85,8 +91,11 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
         co_return Next::close;
       }
       const std::size_t got = kBodyBuffer - in_body.size;
-      const bool sent = co_await write_framed(stream_, head_sent ? std::string_view{} : std::string_view(head_), got,
-                                              chunked, rp.is_done(), idle);
+      const FramedPiece piece(head_sent ? std::string_view{} : std::string_view(head_), body_buf_.get(), got, chunked,
+                              rp.is_done());
+      std::size_t written = 0;
+      bool sent = false;
+      if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle);
       if (!head_sent) count_status();
       head_sent = true;
       if (!sent) co_return Next::close;

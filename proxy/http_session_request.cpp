@@ -169,9 +169,10 @@ net::awaitable<bool> HttpSession::read_body_piece(std::size_t& got) {
   body.size = kBodyBuffer;
   boost::system::error_code ec;
   if (!parse_buffered(*parser_, buffer_, ec)) {
-    stream_.transport().expires_after(worker_.settings().timeouts.idle);
+    stream_.set_deadline_after(worker_.settings().timeouts.idle);
     std::tie(ec, std::ignore) =
-        co_await stream_.visit([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
+        co_await stream_.visit_socket([&](auto& s) { return http::async_read_some(s, buffer_, *parser_, use_nothrow); });
+    stream_.clear_deadline();
     if (ec == http::error::need_buffer) ec = {};
   }
   got = kBodyBuffer - body.size;
@@ -186,9 +187,10 @@ net::awaitable<bool> HttpSession::read_body_piece(std::size_t& got) {
 
 net::awaitable<void> HttpSession::send_continue() {
   static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  stream_.set_deadline_after(worker_.settings().timeouts.idle);
   co_await stream_.visit(
       [&](auto& s) { return net::async_write(s, net::buffer(kContinue.data(), kContinue.size()), use_nothrow); });
+  stream_.clear_deadline();
 }
 
 net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, std::string_view text, Next next,
@@ -213,8 +215,9 @@ net::awaitable<HttpSession::Next> HttpSession::send_error(http::status status, s
   if (next == Next::keep_alive && version == 11) res.erase(http::field::connection);  // 1.1's default
   if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
   res.prepare_payload();
-  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  stream_.set_deadline_after(worker_.settings().timeouts.idle);
   co_await stream_.visit([&](auto& s) { return http::async_write(s, res, use_nothrow); });
+  stream_.clear_deadline();
   log.status = static_cast<unsigned>(status);
   log.error = std::string(text);
   log.bytes_received = request_body_bytes_;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "net/net.hpp"
+#include "proxy/deadline.hpp"
 #include "proxy/drained.hpp"
 #include "proxy/recycler.hpp"
 
@@ -47,6 +49,29 @@ class Stream {
   template <class F>
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), v_); }
 
+  // As visit(), but a plain TCP stream is passed as its socket: Beast's basic_stream only adds its timeout
+  // machinery around each operation (the HTTP/1.1 session uses set_deadline instead), and it hands Asio a
+  // read's buffer as a sequence, read with recvmsg(), where one buffer is one recv(). TLS goes through the
+  // TLS stream as with visit().
+  template <class F>
+  decltype(auto) visit_socket(F&& f) {
+    return std::visit(
+        [&](auto& s) -> decltype(auto) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(s)>, plain_type>) {
+            return f(s.socket());
+          } else {
+            return f(s);
+          }
+        },
+        v_);
+  }
+
+  // Reads some bytes into `buffer` (visit_socket).
+  template <class Token>
+  auto async_read_some(net::mutable_buffer buffer, Token& token) {
+    return visit_socket([&](auto& s) { return s.async_read_some(buffer, token); });
+  }
+
   // The next read waits for readiness without trying recv() first (proxy/drained.hpp, whose rule applies:
   // right after a short read, or before the peer was asked anything). TLS reads are left as they are. A
   // no-op where the trick is inactive (drained.hpp).
@@ -54,9 +79,19 @@ class Stream {
     if (!is_tls()) proxy::mark_drained(std::get<0>(v_).socket());
   }
 
+  // The HTTP/1.1 session's deadlines (proxy/deadline.hpp): one lazily moved timer per connection instead
+  // of Beast's timer wait per operation (transport().expires_after, still used by the other users of a
+  // stream: connect, TLS handshakes, HTTP/2, tunnels). Set before a step, cleared after it; when one passes
+  // the socket is closed and deadline_passed() says so (where Beast's operations say error::timeout).
+  void set_deadline(std::chrono::steady_clock::time_point at) { deadline_.set(transport(), at); }
+  void set_deadline_after(std::chrono::steady_clock::duration d) { deadline_.set_after(transport(), d); }
+  void clear_deadline() { deadline_.clear(); }
+  bool deadline_passed() const { return deadline_.passed(); }
+
  private:
   std::shared_ptr<ssl::context> ctx_;
   std::variant<plain_type, tls_type> v_;
+  Deadline deadline_;  // declared last: destroyed first, while the stream it names is still there
 };
 
 }  // namespace sluice::proxy

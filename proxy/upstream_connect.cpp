@@ -56,6 +56,16 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
   tls.set_verify_callback(ssl::host_name_verification(name));
 }
 
+std::unique_ptr<UpstreamConnection> take_pooled(Worker& worker, const routing::PickResult& picked, std::string& key) {
+  // upstream_tls() without its copy of the TLS settings: only whether there are some matters for the key.
+  const auto& cluster = picked.service->clusters[picked.endpoint->cluster];
+  set_endpoint_text(picked, key);
+  if (cluster.tls || (!cluster.local && worker.settings().mesh_tls)) key += "|tls";
+  auto conn = worker.pool().take(key);
+  if (conn) worker.stats().upstream_reuses.add();
+  return conn;
+}
+
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
                                                                      std::string& error, bool* no_descriptors,
                                                                      std::optional<std::string_view> alpn) {
@@ -145,15 +155,15 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
   for (;;) {
     response.emplace();
     prepare_response_parser(*response, worker.settings().limits.max_response_header_bytes, head_request);
-    up.stream.transport().expires_after(worker.settings().timeouts.response);
+    up.stream.set_deadline_after(worker.settings().timeouts.response);
     // Not http::async_read_header: its parser's header limit does not hold for a head arriving in pieces
     // (parse_response_head says why), so the head is parsed here, between reads.
     std::size_t head_bytes = 0;
     boost::system::error_code ec;
     while (!parse_response_head(*response, up.buffer, worker.settings().limits.max_response_header_bytes,
                                 head_bytes, ec)) {
-      auto [rec, n] = co_await up.stream.visit(
-          [&](auto& s) { return s.async_read_some(up.buffer.prepare(beast::read_size(up.buffer, 65536)), use_nothrow); });
+      auto [rec, n] = co_await up.stream.async_read_some(up.buffer.prepare(beast::read_size(up.buffer, 65536)),
+                                                         use_nothrow);
       up.buffer.commit(n);
       if (rec == net::error::eof) {
         // As Beast's read says it: closed mid-head, or before a byte of it.
@@ -165,9 +175,10 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
         break;
       }
     }
+    up.stream.clear_deadline();  // one deadline for the whole head, however many reads it takes
     if (ec) {
       response.reset();
-      if (ec == beast::error::timeout) {
+      if (ec == beast::error::timeout || up.stream.deadline_passed()) {
         r.outcome = routing::Outcome::timeout;
         r.failure = "upstream response timeout from " + endpoint_text(picked);
       } else {

@@ -57,6 +57,10 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
 // `alpn` (wire format, e.g. "\x02h2"): a new connection, never a pooled one, offering these protocols
 // over TLS; UpstreamConnection::alpn says what the endpoint chose. Used by the HTTP/2 client
 // (proxy/h2_upstream.hpp), with "" for h2c.
+// connect_upstream's first step without its coroutine: a pooled HTTP/1.1 connection to `picked` (counted
+// as a reuse), else null. `key` is scratch space for the pool key (its capacity reused by the caller).
+std::unique_ptr<UpstreamConnection> take_pooled(Worker& worker, const routing::PickResult& picked, std::string& key);
+
 net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& worker, const routing::PickResult& picked,
                                                                      std::string& error,
                                                                      bool* no_descriptors = nullptr,

@@ -4,6 +4,8 @@
 #   proxy-tls  the same with HTTPS downstream (one certificate for all, TLS 1.3 defaults)
 #   proxy-2w   the same with two workers / two threads each, at c64 and c256
 #   proxy-large  1 MiB responses (/bytes/1048576) at c16
+#   cost       instructions (callgrind Ir) and syscalls per request, sluice vs nginx vs HAProxy, c1 and c64
+#              (cost_per_request.py; deterministic where wall clock on a shared machine is not)
 #   websocket  WebSocket message round trips through sluice, nginx and HAProxy (ws_bench.py)
 #   flood      a normal client's p50/p99 with and without 5,000 idle + slowloris connections, RSS per
 #              1,000 idle connections (flood_bench.py)
@@ -26,7 +28,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|websocket|flood|failover|h2|routing|discovery|fuzz" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|cost|websocket|flood|failover|h2|routing|discovery|fuzz" >&2
   exit 2
 }
 
@@ -84,6 +86,13 @@ case "$mode" in
     build sluice-testbackend cli/sluice:executable tests/bench/alloc_count
     cd "$root"
     exec /usr/bin/python3 "$here/proxy_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  cost)
+    # Work per request counted, not timed: callgrind Ir and syscalls per request, sluice vs nginx vs HAProxy.
+    need_tools wrk:wrk nginx:nginx-light haproxy:haproxy valgrind:valgrind
+    build sluice-testbackend cli/sluice:executable
+    cd "$root"
+    exec /usr/bin/python3 "$here/cost_per_request.py" --build-dir "$BUILD_DIR" "$@"
     ;;
   websocket)
     need_tools nginx:nginx-light haproxy:haproxy
