@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include "log/logger.hpp"
+#include "proxy/h2_alloc.hpp"
 #include "proxy/upstream_connect.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
@@ -38,7 +39,7 @@ H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_session_client_new2(&session_, cb, this, opt);
+  nghttp2_session_client_new3(&session_, cb, this, opt, h2_recycling_mem());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
 }

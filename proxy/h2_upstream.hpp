@@ -35,6 +35,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/h2_headers.hpp"
+#include "proxy/pooled_frame.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "routing/picker.hpp"
 
@@ -199,3 +200,16 @@ std::optional<std::chrono::steady_clock::duration> parse_grpc_timeout(std::strin
 int grpc_status_of(const std::vector<H2Field>& fields);
 
 }  // namespace sluice::proxy
+
+// The pool's get() runs once per stream: its frame from the recycler (proxy/pooled_frame.hpp). So do the
+// connection's own coroutines, for symmetry (they run once per connection).
+template <class T, class... Args>
+struct std::coroutine_traits<boost::asio::awaitable<T, boost::asio::any_io_executor>, sluice::proxy::H2UpstreamPool&,
+                             Args...> {
+  using promise_type = sluice::proxy::PooledFrame<T>;
+};
+template <class T, class... Args>
+struct std::coroutine_traits<boost::asio::awaitable<T, boost::asio::any_io_executor>, sluice::proxy::H2Upstream&,
+                             Args...> {
+  using promise_type = sluice::proxy::PooledFrame<T>;
+};

@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/h2_alloc.hpp"
 #include "proxy/http2_stream.hpp"
 #include "log/logger.hpp"
 #include "proxy/worker.hpp"
@@ -52,7 +53,7 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
   nghttp2_option_set_max_continuations(opt, kMaxContinuations);
   nghttp2_option_set_max_outbound_ack(opt, kMaxOutboundAck);
   nghttp2_option_set_max_settings(opt, kMaxSettings);
-  nghttp2_session_server_new2(&session_, cb, this, opt);
+  nghttp2_session_server_new3(&session_, cb, this, opt, h2_recycling_mem());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
 

@@ -28,6 +28,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/h2_headers.hpp"
+#include "proxy/pooled_frame.hpp"
 #include "proxy/stream.hpp"
 #include "routing/picker.hpp"
 
@@ -140,3 +141,12 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 };
 
 }  // namespace sluice::proxy
+
+// The session's coroutines (a stream's handler, its attempts, its waits: several frames per stream, most
+// over the 1020 bytes Asio recycles itself) get their frames from the recycler, as HttpSession's do
+// (proxy/pooled_frame.hpp).
+template <class T, class... Args>
+struct std::coroutine_traits<boost::asio::awaitable<T, boost::asio::any_io_executor>, sluice::proxy::Http2Session&,
+                             Args...> {
+  using promise_type = sluice::proxy::PooledFrame<T>;
+};
