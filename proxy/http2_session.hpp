@@ -110,7 +110,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       return {&f, [](const void* c, routing::Outcome o, unsigned st) { return (*static_cast<const F*>(c))(o, st); }};
     }
   };
-  net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, const http::fields& fields,
+  // `added_length`: a Content-Length sluice adds to the request (h2_upstream_request_fields).
+  net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, std::string_view added_length,
                                   const std::string& first, bool body_in_hand, RequestLog& log,
                                   RetryInstead retry_instead,
                                   H2Attempt& a);
