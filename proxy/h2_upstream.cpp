@@ -6,6 +6,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "log/logger.hpp"
@@ -147,38 +148,39 @@ net::awaitable<void> H2Upstream::read_loop() {
 void H2Upstream::kick() {
   if (writing_ || closed_ || !nghttp2_session_want_write(session_)) return;
   writing_ = true;
-  net::co_spawn(worker_.ioc(), write_loop(), net::detached);
+  // Posted, not run now: every stream submitted in this turn of the loop (the requests of one downstream
+  // read) goes out in one write.
+  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
-net::awaitable<void> H2Upstream::write_loop() {
-  auto self = shared_from_this();
-  for (;;) {
-    out_.clear();
-    while (out_.size() < kWriteChunk) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(n)));
-        closed_ = true;
-        break;
-      }
-      if (n == 0) {
-        if (submit_due_trailers()) continue;
-        break;
-      }
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (out_.empty() || closed_) break;
-    conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
-    auto [ec, n] = co_await conn_->stream.visit(
-        [&](auto& s) { return net::async_write(s, net::buffer(out_), use_nothrow); });
-    if (ec) {
+void H2Upstream::write_some() {
+  out_.clear();
+  while (!closed_ && out_.size() < kWriteChunk) {
+    const std::uint8_t* data = nullptr;
+    const auto n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(n)));
       closed_ = true;
       break;
     }
   }
-  writing_ = false;
-  if (closed_) shut();
+    if (n == 0) {
+      if (submit_due_trailers()) continue;
+      break;
+    }
+    out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  if (out_.empty() || closed_) {
+    writing_ = false;
+    if (closed_) shut();
+    return;
+  conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
+  conn_->stream.visit([&](auto& s) {
+    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (ec) self->closed_ = true;
+      self->write_some();  // the next burst, or the end of this writer's turn
+    });
+  });
 }
 
 bool H2Upstream::submit_due_trailers() {

@@ -130,7 +130,8 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
                            std::uint32_t* flags, nghttp2_data_source* source, void*);
 
   net::awaitable<void> read_loop();
-  net::awaitable<void> write_loop();
+  // One turn of the writer (a plain handler chain, as Http2Session's): what nghttp2 has, in one write.
+  void write_some();
   void kick();
   void shut();
   bool submit_due_trailers();  // true when it submitted any
