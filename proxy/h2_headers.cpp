@@ -219,10 +219,19 @@ std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, 
 }
 
 std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {
-  // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already).
+  // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already). Most names start
+  // with none of these letters, and are kept after one look at the first.
   static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
                                                   "upgrade", "expect", "host", "x-forwarded-for",
                                                   "x-forwarded-proto"};
+  const auto dropped = [](std::string_view name) {
+    switch (name[0]) {
+      case 'c': case 'k': case 't': case 'u': case 'e': case 'h': case 'x':
+        return std::find(std::begin(kDropped), std::end(kDropped), name) != std::end(kDropped);
+      case 'p': return name.starts_with("proxy-");
+      default: return false;
+    }
+  };
   std::vector<H2Field> out;
   out.reserve(in.size() + 3);
   out.push_back({":status", std::to_string(status)});
@@ -234,10 +243,7 @@ std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned stat
       via.append(f.value);
       continue;
     }
-    if (f.name.starts_with("proxy-") ||
-        std::find(std::begin(kDropped), std::end(kDropped), std::string_view(f.name)) != std::end(kDropped)) {
-      continue;
-    }
+    if (dropped(f.name)) continue;
     out.push_back(std::move(f));
   }
   if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});

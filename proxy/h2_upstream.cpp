@@ -11,6 +11,7 @@
 
 #include "log/logger.hpp"
 #include "proxy/h2_alloc.hpp"
+#include "proxy/recycler.hpp"
 #include "proxy/upstream_connect.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
@@ -76,14 +77,14 @@ bool H2Upstream::accepts_streams() const {
 
 std::shared_ptr<H2Call> H2Upstream::submit(const std::vector<H2Field>& head, bool with_body,
                                            std::function<void()> notify) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(head.size());
+  auto& nva = nva_;  // nghttp2 copies the list: one vector reused for every request
+  nva.clear();
   for (const auto& f : head) {
     nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.name.data())),
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
-  auto call = std::make_shared<H2Call>();
+  auto call = std::allocate_shared<H2Call>(RecyclingAllocator<H2Call>{});  // one per stream: recycled
   call->headers.reserve(kFieldsReserve);
   call->notify = std::move(notify);
   nghttp2_data_provider provider{};
@@ -163,7 +164,6 @@ void H2Upstream::write_some() {
       closed_ = true;
       break;
     }
-  }
     if (n == 0) {
       if (submit_due_trailers()) continue;
       break;
@@ -174,6 +174,7 @@ void H2Upstream::write_some() {
     writing_ = false;
     if (closed_) shut();
     return;
+  }
   conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
   conn_->stream.visit([&](auto& s) {
     net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
@@ -355,9 +356,10 @@ bool upstream_is_h2(Worker& worker, const routing::PickResult& picked) {
 }
 
 net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, const routing::PickResult& picked,
-                                                                std::string& error, bool& http1) {
+                                                                std::string& error, bool& http1,
+                                                                std::string_view endpoint_known) {
   http1 = false;
-  const std::string endpoint = endpoint_text(picked);
+  const std::string endpoint = endpoint_known.empty() ? endpoint_text(picked) : std::string(endpoint_known);
   for (;;) {
     auto& list = conns_[endpoint];
     std::erase_if(list, [](const auto& c) { return c->closed(); });

@@ -142,6 +142,7 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   std::unordered_map<std::int32_t, std::shared_ptr<H2Call>> calls_;
   std::vector<std::int32_t> trailers_due_;  // calls whose body ended and whose trailers are to be submitted
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;  // body bytes of streams nobody reads
+  std::vector<nghttp2_nv> nva_;  // submit's header list, reused (nghttp2 copies it)
   std::string out_;
   bool writing_ = false;
   bool closed_ = false;
@@ -161,8 +162,9 @@ class H2UpstreamPool {
   // (h2c, or TLS offering h2 alone, or h2 and http/1.1 for `auto`). Null on failure, with `error`. For
   // `auto`, when ALPN chose http/1.1, `http1` is set, the connection goes to the worker's HTTP/1.1 pool
   // and the endpoint is remembered as HTTP/1.1 (http1_only) until it leaves the worker.
+  // `endpoint`: endpoint_text(picked) when the caller has it already.
   net::awaitable<std::shared_ptr<H2Upstream>> get(Worker& worker, const routing::PickResult& picked,
-                                                  std::string& error, bool& http1);
+                                                  std::string& error, bool& http1, std::string_view endpoint = {});
   // `auto` endpoints known to have chosen HTTP/1.1.
   bool http1_only(const std::string& endpoint) const { return http1_.count(endpoint) != 0; }
 

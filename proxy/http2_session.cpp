@@ -9,6 +9,7 @@
 
 #include "proxy/h2_alloc.hpp"
 #include "proxy/http2_stream.hpp"
+#include "proxy/recycler.hpp"
 #include "log/logger.hpp"
 #include "proxy/worker.hpp"
 
@@ -226,7 +227,8 @@ int Http2Session::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, v
 int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* self = of(p);
-  auto s = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  // From the recycler: a stream object per request, made and freed at the request rate.
+  auto s = std::allocate_shared<H2Stream>(RecyclingAllocator<H2Stream>{}, self->worker_.ioc(), frame->hd.stream_id);
   s->fields.reserve(kFieldsReserve);  // one allocation for a usual head instead of growing by doubling
   self->streams_[frame->hd.stream_id] = std::move(s);
   return 0;

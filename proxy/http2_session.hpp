@@ -135,6 +135,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static constexpr std::size_t kMaxSkippedRanges = 16;
   std::int32_t last_client_stream_ = -1;
   std::vector<std::pair<std::int32_t, std::int32_t>> skipped_;
+  std::vector<nghttp2_nv> nva_;  // submit_response's header list, reused (nghttp2 copies it)
   std::string out_;        // bytes being written
   bool writing_ = false;   // a writer's turn is posted or its write is in flight
   bool closed_ = false;

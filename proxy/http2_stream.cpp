@@ -154,8 +154,8 @@ void Http2Session::finish_stream(H2Stream& s) {
 
 void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body) {
   if (s.closed || closed_) return;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
+  auto& nva = nva_;  // nghttp2 copies the list: one vector reused for every response
+  nva.clear();
   for (const auto& f : fields) {
     nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.name.data())),
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
@@ -347,7 +347,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
 
   for (;;) {
     log.attempts = attempt.attempt;
-    log.upstream = endpoint_text(*picked);
+    set_endpoint_text(*picked, log.upstream);
     log.dst_cluster = picked->cluster;
     log.tier = picked->tier;
     routing::Outcome outcome = routing::Outcome::success;

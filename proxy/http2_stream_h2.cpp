@@ -23,7 +23,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
   const auto& settings = worker_.settings();
   auto& stats = worker_.stats();
   bool http1 = false;
-  auto up = co_await worker_.h2_pool().get(worker_, picked, a.failure, http1);
+  auto up = co_await worker_.h2_pool().get(worker_, picked, a.failure, http1, log.upstream);
   if (http1) {
     a.result = Result::use_http1;
     co_return;
