@@ -128,11 +128,110 @@ std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::stri
   return upstream_request_fields(in, method, scheme, authority, path, client_ip, client_tls, head_count);
 }
 
+std::string_view h2_authority(const H2RequestLine& line, const std::vector<H2Field>& fields) {
+  if (!line.authority.empty()) return line.authority;
+  const H2Field* host = h2_find(fields, "host");
+  return host ? std::string_view(host->value) : std::string_view{};
+}
+
+const H2Field* h2_find(const std::vector<H2Field>& fields, std::string_view name) {
+  for (const auto& f : fields) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, std::string_view content_length,
+                                                std::string_view method, std::string_view scheme,
+                                                std::string_view authority, std::string_view path,
+                                                std::string_view client_ip, bool client_tls) {
+  // forward_headers.cpp's is_dropped (te, via and x-forwarded-for are taken apart below; host goes, as
+  // :authority carries it; cookie crumbs are joined, as h2_request_fields does).
+  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "trailer", "transfer-encoding",
+                                                  "upgrade", "expect", "host", "x-forwarded-proto"};
+  std::vector<H2Field> out;
+  out.reserve(in.size() + 8);
+  out.push_back({":method", std::string(method)});
+  out.push_back({":scheme", std::string(scheme)});
+  out.push_back({":authority", std::string(authority)});
+  out.push_back({":path", std::string(path)});
+  // A Connection field names more hop-by-hop fields (nghttp2 refuses one in a request; kept for the rule's
+  // sake, as the HTTP/1.1 path has it).
+  const bool has_connection = h2_find(in, "connection") != nullptr;
+  const auto named_by_connection = [&](std::string_view name) {
+    if (!has_connection) return false;
+    for (const auto& c : in) {
+      if (c.name != "connection") continue;
+      for (auto token : http::token_list{c.value}) {
+        if (boost::beast::iequals(token, name)) return true;
+      }
+    }
+    return false;
+  };
+  std::string cookie;
+  std::string xff;
+  std::string via;
+  bool te_trailers = false;
+  for (const auto& f : in) {
+    const std::string_view name = f.name;
+    if (name.empty() || name[0] == ':') continue;
+    if (name == "cookie") {
+      if (!cookie.empty()) cookie.append("; ");
+      cookie.append(f.value);
+      continue;
+    }
+    if (name == "te") {
+      // RFC 9113 8.2.2: TE may be sent, with "trailers" only.
+      for (auto token : http::token_list{f.value}) {
+        if (boost::beast::iequals(token, "trailers")) te_trailers = true;
+      }
+      continue;
+    }
+    if (name == "via") {
+      if (!via.empty()) via.append(", ");
+      via.append(f.value);
+      continue;
+    }
+    if (name == "x-forwarded-for") {
+      if (!xff.empty()) xff.append(", ");
+      xff.append(f.value);
+      continue;
+    }
+    if (name.starts_with("proxy-") || std::find(std::begin(kDropped), std::end(kDropped), name) != std::end(kDropped) ||
+        named_by_connection(name)) {
+      continue;
+    }
+    out.push_back(f);
+  }
+  if (!cookie.empty() && !named_by_connection("cookie")) out.push_back({"cookie", std::move(cookie)});
+  if (!content_length.empty() && !h2_find(in, "content-length") && !named_by_connection("content-length")) {
+    out.push_back({"content-length", std::string(content_length)});
+  }
+  if (te_trailers) out.push_back({"te", "trailers"});
+  if (!xff.empty()) xff.append(", ");
+  xff.append(client_ip);
+  out.push_back({"x-forwarded-for", std::move(xff)});
+  out.push_back({"x-forwarded-proto", client_tls ? "https" : "http"});
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  out.push_back({"via", std::move(via)});
+  return out;
+}
+
 std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {
-  // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already).
+  // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already). Most names start
+  // with none of these letters, and are kept after one look at the first.
   static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
                                                   "upgrade", "expect", "host", "x-forwarded-for",
                                                   "x-forwarded-proto"};
+  const auto dropped = [](std::string_view name) {
+    switch (name[0]) {
+      case 'c': case 'k': case 't': case 'u': case 'e': case 'h': case 'x':
+        return std::find(std::begin(kDropped), std::end(kDropped), name) != std::end(kDropped);
+      case 'p': return name.starts_with("proxy-");
+      default: return false;
+    }
+  };
   std::vector<H2Field> out;
   out.reserve(in.size() + 3);
   out.push_back({":status", std::to_string(status)});
@@ -144,10 +243,7 @@ std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned stat
       via.append(f.value);
       continue;
     }
-    if (f.name.starts_with("proxy-") ||
-        std::find(std::begin(kDropped), std::end(kDropped), std::string_view(f.name)) != std::end(kDropped)) {
-      continue;
-    }
+    if (dropped(f.name)) continue;
     out.push_back(std::move(f));
   }
   if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});

@@ -56,6 +56,22 @@ std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::stri
                                                 std::string_view path, std::string_view client_ip, bool client_tls,
                                                 std::size_t head_count = static_cast<std::size_t>(-1));
 
+// The authority a request that came as HTTP/2 is routed by: :authority, else the first `host` field (the
+// value h2_request_fields returns, without building the fields).
+std::string_view h2_authority(const H2RequestLine& line, const std::vector<H2Field>& fields);
+// The first field named `name` (lowercase, as HTTP/2 names are), or null.
+const H2Field* h2_find(const std::vector<H2Field>& fields, std::string_view name);
+
+// HTTP/2 to HTTP/2: the header list h2_upstream_request_fields gives for h2_request_fields(line, `in`),
+// built from the stream's own fields without Beast's in between (names are lowercase already, as nghttp2
+// checked). `content_length`, when not empty, is the Content-Length sluice adds (a whole body that came
+// without one), after the fields as Beast's set() would put it. One difference, of no meaning in HTTP: a
+// name repeated with other names between keeps the order it came in (Beast's fields group such repeats).
+std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, std::string_view content_length,
+                                                std::string_view method, std::string_view scheme,
+                                                std::string_view authority, std::string_view path,
+                                                std::string_view client_ip, bool client_tls);
+
 // The fields of a response (or trailers) that came as HTTP/2, for an HTTP/1.1 head: every regular field,
 // pseudo-headers left out.
 void h1_fields_of(const std::vector<H2Field>& in, boost::beast::http::fields& out);

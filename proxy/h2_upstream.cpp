@@ -6,9 +6,12 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "log/logger.hpp"
+#include "proxy/h2_alloc.hpp"
+#include "proxy/recycler.hpp"
 #include "proxy/upstream_connect.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
@@ -38,7 +41,7 @@ H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_session_client_new2(&session_, cb, this, opt);
+  nghttp2_session_client_new3(&session_, cb, this, opt, h2_recycling_mem());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
 }
@@ -74,14 +77,14 @@ bool H2Upstream::accepts_streams() const {
 
 std::shared_ptr<H2Call> H2Upstream::submit(const std::vector<H2Field>& head, bool with_body,
                                            std::function<void()> notify) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(head.size());
+  auto& nva = nva_;  // nghttp2 copies the list: one vector reused for every request
+  nva.clear();
   for (const auto& f : head) {
     nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.name.data())),
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
-  auto call = std::make_shared<H2Call>();
+  auto call = std::allocate_shared<H2Call>(RecyclingAllocator<H2Call>{});  // one per stream: recycled
   call->headers.reserve(kFieldsReserve);
   call->notify = std::move(notify);
   nghttp2_data_provider provider{};
@@ -146,38 +149,39 @@ net::awaitable<void> H2Upstream::read_loop() {
 void H2Upstream::kick() {
   if (writing_ || closed_ || !nghttp2_session_want_write(session_)) return;
   writing_ = true;
-  net::co_spawn(worker_.ioc(), write_loop(), net::detached);
+  // Posted, not run now: every stream submitted in this turn of the loop (the requests of one downstream
+  // read) goes out in one write.
+  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
-net::awaitable<void> H2Upstream::write_loop() {
-  auto self = shared_from_this();
-  for (;;) {
-    out_.clear();
-    while (out_.size() < kWriteChunk) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(n)));
-        closed_ = true;
-        break;
-      }
-      if (n == 0) {
-        if (submit_due_trailers()) continue;
-        break;
-      }
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (out_.empty() || closed_) break;
-    conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
-    auto [ec, n] = co_await conn_->stream.visit(
-        [&](auto& s) { return net::async_write(s, net::buffer(out_), use_nothrow); });
-    if (ec) {
+void H2Upstream::write_some() {
+  out_.clear();
+  while (!closed_ && out_.size() < kWriteChunk) {
+    const std::uint8_t* data = nullptr;
+    const auto n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(n)));
       closed_ = true;
       break;
     }
+    if (n == 0) {
+      if (submit_due_trailers()) continue;
+      break;
+    }
+    out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
   }
-  writing_ = false;
-  if (closed_) shut();
+  if (out_.empty() || closed_) {
+    writing_ = false;
+    if (closed_) shut();
+    return;
+  }
+  conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
+  conn_->stream.visit([&](auto& s) {
+    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (ec) self->closed_ = true;
+      self->write_some();  // the next burst, or the end of this writer's turn
+    });
+  });
 }
 
 bool H2Upstream::submit_due_trailers() {
@@ -352,9 +356,10 @@ bool upstream_is_h2(Worker& worker, const routing::PickResult& picked) {
 }
 
 net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, const routing::PickResult& picked,
-                                                                std::string& error, bool& http1) {
+                                                                std::string& error, bool& http1,
+                                                                std::string_view endpoint_known) {
   http1 = false;
-  const std::string endpoint = endpoint_text(picked);
+  const std::string endpoint = endpoint_known.empty() ? endpoint_text(picked) : std::string(endpoint_known);
   for (;;) {
     auto& list = conns_[endpoint];
     std::erase_if(list, [](const auto& c) { return c->closed(); });

@@ -35,6 +35,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/h2_headers.hpp"
+#include "proxy/pooled_frame.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "routing/picker.hpp"
 
@@ -129,7 +130,8 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
                            std::uint32_t* flags, nghttp2_data_source* source, void*);
 
   net::awaitable<void> read_loop();
-  net::awaitable<void> write_loop();
+  // One turn of the writer (a plain handler chain, as Http2Session's): what nghttp2 has, in one write.
+  void write_some();
   void kick();
   void shut();
   bool submit_due_trailers();  // true when it submitted any
@@ -140,6 +142,7 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   std::unordered_map<std::int32_t, std::shared_ptr<H2Call>> calls_;
   std::vector<std::int32_t> trailers_due_;  // calls whose body ended and whose trailers are to be submitted
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;  // body bytes of streams nobody reads
+  std::vector<nghttp2_nv> nva_;  // submit's header list, reused (nghttp2 copies it)
   std::string out_;
   bool writing_ = false;
   bool closed_ = false;
@@ -159,8 +162,9 @@ class H2UpstreamPool {
   // (h2c, or TLS offering h2 alone, or h2 and http/1.1 for `auto`). Null on failure, with `error`. For
   // `auto`, when ALPN chose http/1.1, `http1` is set, the connection goes to the worker's HTTP/1.1 pool
   // and the endpoint is remembered as HTTP/1.1 (http1_only) until it leaves the worker.
+  // `endpoint`: endpoint_text(picked) when the caller has it already.
   net::awaitable<std::shared_ptr<H2Upstream>> get(Worker& worker, const routing::PickResult& picked,
-                                                  std::string& error, bool& http1);
+                                                  std::string& error, bool& http1, std::string_view endpoint = {});
   // `auto` endpoints known to have chosen HTTP/1.1.
   bool http1_only(const std::string& endpoint) const { return http1_.count(endpoint) != 0; }
 
@@ -199,3 +203,16 @@ std::optional<std::chrono::steady_clock::duration> parse_grpc_timeout(std::strin
 int grpc_status_of(const std::vector<H2Field>& fields);
 
 }  // namespace sluice::proxy
+
+// The pool's get() runs once per stream: its frame from the recycler (proxy/pooled_frame.hpp). So do the
+// connection's own coroutines, for symmetry (they run once per connection).
+template <class T, class... Args>
+struct std::coroutine_traits<boost::asio::awaitable<T, boost::asio::any_io_executor>, sluice::proxy::H2UpstreamPool&,
+                             Args...> {
+  using promise_type = sluice::proxy::PooledFrame<T>;
+};
+template <class T, class... Args>
+struct std::coroutine_traits<boost::asio::awaitable<T, boost::asio::any_io_executor>, sluice::proxy::H2Upstream&,
+                             Args...> {
+  using promise_type = sluice::proxy::PooledFrame<T>;
+};

@@ -4,9 +4,12 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/h2_alloc.hpp"
 #include "proxy/http2_stream.hpp"
+#include "proxy/recycler.hpp"
 #include "log/logger.hpp"
 #include "proxy/worker.hpp"
 
@@ -52,7 +55,7 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
   nghttp2_option_set_max_continuations(opt, kMaxContinuations);
   nghttp2_option_set_max_outbound_ack(opt, kMaxOutboundAck);
   nghttp2_option_set_max_settings(opt, kMaxSettings);
-  nghttp2_session_server_new2(&session_, cb, this, opt);
+  nghttp2_session_server_new3(&session_, cb, this, opt, h2_recycling_mem());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
 
@@ -134,13 +137,14 @@ void Http2Session::kick() {
   }
   writing_ = true;
   ++live_;
-  net::co_spawn(worker_.ioc(), write_loop(), net::detached);
+  // Posted, not run now: the streams woken by the same read (or the same upstream read) queue their frames
+  // first, and one write carries them all.
+  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
-net::awaitable<void> Http2Session::write_loop() {
-  auto self = shared_from_this();
-  for (;;) {
-    out_.clear();
+void Http2Session::write_some() {
+  out_.clear();
+  if (!closed_) {
     for (const auto id : answered_early_) {
       if (streams_.count(id)) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
     }
@@ -156,21 +160,21 @@ net::awaitable<void> Http2Session::write_loop() {
       if (n == 0) break;
       out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     }
-    if (out_.empty() || closed_) break;
-    stream_.transport().expires_after(worker_.settings().timeouts.idle);
-    auto [ec, n] = co_await stream_.visit(
-        [&](auto& s) { return net::async_write(s, net::buffer(out_), use_nothrow); });
-    if (ec) {
-      closed_ = true;
-      break;
-    }
   }
-  writing_ = false;
-  --live_;
-  if (closed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) {
-    shut();
+  if (out_.empty() || closed_) {
+    writing_ = false;
+    --live_;
+    if (closed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) shut();
+    quiet_.cancel();
+    return;
   }
-  quiet_.cancel();
+  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  stream_.visit([&](auto& s) {
+    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (ec) self->closed_ = true;
+      self->write_some();  // the next burst, or the end of this writer's turn
+    });
+  });
 }
 
 void Http2Session::drain() {
@@ -223,7 +227,8 @@ int Http2Session::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, v
 int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* self = of(p);
-  auto s = std::make_shared<H2Stream>(self->worker_.ioc(), frame->hd.stream_id);
+  // From the recycler: a stream object per request, made and freed at the request rate.
+  auto s = std::allocate_shared<H2Stream>(RecyclingAllocator<H2Stream>{}, self->worker_.ioc(), frame->hd.stream_id);
   s->fields.reserve(kFieldsReserve);  // one allocation for a usual head instead of growing by doubling
   self->streams_[frame->hd.stream_id] = std::move(s);
   return 0;

@@ -1,7 +1,7 @@
 // One downstream HTTP/2 connection (h2c with prior knowledge, or h2 chosen by ALPN), owned by the
 // HttpSession that detected it. libnghttp2 frames and decodes (HPACK, flow control, stream states, flood
 // limits); this class drives it on the worker's io_context: a read loop feeds nghttp2_session_mem_recv, one
-// writer coroutine drains nghttp2_session_mem_send, and each request stream runs as its own coroutine that
+// writer (a handler chain) drains nghttp2_session_mem_send, and each request stream runs as its own coroutine that
 // routes, forwards and relays it exactly as an HTTP/1.1 request (proxy/upstream_connect.hpp), with the
 // endpoint spoken to over HTTP/1.1. Nothing calls into the nghttp2 session from inside its callbacks: they
 // only record what arrived; the coroutines act on it afterwards.
@@ -28,6 +28,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/h2_headers.hpp"
+#include "proxy/pooled_frame.hpp"
 #include "proxy/stream.hpp"
 #include "routing/picker.hpp"
 
@@ -77,7 +78,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
   bool feed(const char* data, std::size_t size);  // mem_recv + what it recorded; false: connection error
   void kick();                                     // makes sure the writer runs
-  net::awaitable<void> write_loop();
+  // One turn of the writer: what nghttp2 has to send, gathered into one write; again on its completion
+  // until nothing is left (a plain handler chain: no coroutine to spawn per burst).
+  void write_some();
   void shut();                                     // the connection is over: wake and cut everything
 
   // One request stream (http2_stream.cpp).
@@ -109,7 +112,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       return {&f, [](const void* c, routing::Outcome o, unsigned st) { return (*static_cast<const F*>(c))(o, st); }};
     }
   };
-  net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, const http::fields& fields,
+  // `added_length`: a Content-Length sluice adds to the request (h2_upstream_request_fields).
+  net::awaitable<void> attempt_h2(H2Stream& s, const routing::PickResult& picked, std::string_view added_length,
                                   const std::string& first, bool body_in_hand, RequestLog& log,
                                   RetryInstead retry_instead,
                                   H2Attempt& a);
@@ -131,8 +135,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static constexpr std::size_t kMaxSkippedRanges = 16;
   std::int32_t last_client_stream_ = -1;
   std::vector<std::pair<std::int32_t, std::int32_t>> skipped_;
+  std::vector<nghttp2_nv> nva_;  // submit_response's header list, reused (nghttp2 copies it)
   std::string out_;        // bytes being written
-  bool writing_ = false;
+  bool writing_ = false;   // a writer's turn is posted or its write is in flight
   bool closed_ = false;
   bool draining_ = false;
   unsigned live_ = 0;      // stream coroutines and the writer still running
@@ -140,3 +145,12 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 };
 
 }  // namespace sluice::proxy
+
+// The session's coroutines (a stream's handler, its attempts, its waits: several frames per stream, most
+// over the 1020 bytes Asio recycles itself) get their frames from the recycler, as HttpSession's do
+// (proxy/pooled_frame.hpp).
+template <class T, class... Args>
+struct std::coroutine_traits<boost::asio::awaitable<T, boost::asio::any_io_executor>, sluice::proxy::Http2Session&,
+                             Args...> {
+  using promise_type = sluice::proxy::PooledFrame<T>;
+};

@@ -154,8 +154,8 @@ void Http2Session::finish_stream(H2Stream& s) {
 
 void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body) {
   if (s.closed || closed_) return;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
+  auto& nva = nva_;  // nghttp2 copies the list: one vector reused for every response
+  nva.clear();
   for (const auto& f : fields) {
     nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.name.data())),
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
@@ -224,13 +224,27 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   log.path = s.line.path;
   log.client = client_ip_;
   log.src_cluster = settings.local_cluster;
+  // The request's fields as Beast's only when something needs them (an HTTP/1.1 endpoint, a route matching
+  // a header): an HTTP/2 endpoint gets its header list straight from the stream's (h2_headers.hpp).
   http::fields fields;
-  log.authority = h2_request_fields(s.line, s.fields, fields);
-  if (auto ct = fields.find(http::field::content_type); ct != fields.end() && is_grpc_content_type(ct->value())) {
+  bool fields_built = false;
+  std::string added_length;  // a Content-Length sluice adds (a whole body that came without one)
+  const auto beast_fields = [&]() -> http::fields& {
+    if (!fields_built) {
+      fields_built = true;
+      h2_request_fields(s.line, s.fields, fields);
+      if (!added_length.empty() && fields.find(http::field::content_length) == fields.end()) {
+        fields.set(http::field::content_length, added_length);
+      }
+    }
+    return fields;
+  };
+  log.authority = h2_authority(s.line, s.fields);
+  if (auto ct = h2_find(s.fields, "content-type"); ct && is_grpc_content_type(ct->value)) {
     s.grpc = true;
     // grpc-timeout is the call's deadline, bounded by the response timeout.
-    if (auto t = fields.find("grpc-timeout"); t != fields.end()) {
-      if (auto d = parse_grpc_timeout(t->value())) {
+    if (auto t = h2_find(s.fields, "grpc-timeout")) {
+      if (auto d = parse_grpc_timeout(t->value)) {
         const auto bound = std::chrono::duration_cast<std::chrono::steady_clock::duration>(settings.timeouts.response);
         s.deadline = std::chrono::steady_clock::now() + std::min(*d, bound);
         arm_deadline(sp);
@@ -271,9 +285,10 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     v.target = s.line.path;
     v.method = s.line.method;
     v.client_address = client_ip_;
-    v.header = [&fields](std::string_view name) -> std::string_view {
-      auto it = fields.find(name);
-      return it == fields.end() ? std::string_view{} : std::string_view(it->value());
+    v.header = [&beast_fields](std::string_view name) -> std::string_view {
+      const auto& f = beast_fields();
+      auto it = f.find(name);
+      return it == f.end() ? std::string_view{} : std::string_view(it->value());
     };
     return v;
   };
@@ -318,12 +333,13 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   const bool body_in_hand = s.end_stream;
   std::uint64_t body_bytes = first.size();
   bool chunked = false;
-  if (fields.find(http::field::content_length) == fields.end()) {
+  if (!h2_find(s.fields, "content-length")) {
     // Chunked also carries the request's trailers to an HTTP/1.1 endpoint (a gRPC-style request body).
     if (!body_in_hand || !s.trailers_in.empty()) {
       chunked = true;
     } else if (!first.empty()) {
-      fields.set(http::field::content_length, std::to_string(first.size()));
+      added_length = std::to_string(first.size());
+      if (fields_built) fields.set(http::field::content_length, added_length);
     }
   }
   const bool head_request = s.line.method == "HEAD";
@@ -331,7 +347,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
 
   for (;;) {
     log.attempts = attempt.attempt;
-    log.upstream = endpoint_text(*picked);
+    set_endpoint_text(*picked, log.upstream);
     log.dst_cluster = picked->cluster;
     log.tier = picked->tier;
     routing::Outcome outcome = routing::Outcome::success;
@@ -360,7 +376,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         picked.replace(std::move(next));
         return true;
       };
-      co_await attempt_h2(s, *picked, fields, first, body_in_hand, log, RetryInstead::of(retry_instead), a);
+      co_await attempt_h2(s, *picked, added_length, first, body_in_hand, log, RetryInstead::of(retry_instead), a);
       if (a.result == H2Attempt::Result::retry) continue;
       if (a.result == H2Attempt::Result::relayed) {
         picked.report(a.outcome);
@@ -410,7 +426,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       s.upstream = up.get();
       const bool reused = up->requests > 0;
       up->stream.mark_drained();
-      write_request_head(fields,
+      write_request_head(beast_fields(),
                          RequestHeadParts{s.line.method, picked->upstream_target, picked->host_header, client_ip_,
                                           stream_.is_tls(), chunked, {}},
                          head);

@@ -14,7 +14,7 @@ namespace sluice::proxy {
 
 
 net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickResult& picked,
-                                              const http::fields& fields, const std::string& first,
+                                              std::string_view added_length, const std::string& first,
                                               bool body_in_hand, RequestLog& log,
                                               RetryInstead retry_instead,
                                               H2Attempt& a) {
@@ -23,7 +23,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
   const auto& settings = worker_.settings();
   auto& stats = worker_.stats();
   bool http1 = false;
-  auto up = co_await worker_.h2_pool().get(worker_, picked, a.failure, http1);
+  auto up = co_await worker_.h2_pool().get(worker_, picked, a.failure, http1, log.upstream);
   if (http1) {
     a.result = Result::use_http1;
     co_return;
@@ -37,9 +37,9 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
     co_return;
   }
   const bool with_body = !(body_in_hand && first.empty() && s.trailers_in.empty());
-  const auto head = h2_upstream_request_fields(fields, s.line.method, up->key().find("|tls") != std::string::npos ? "https" : "http",
-                                               picked.host_header, picked.upstream_target, client_ip_,
-                                               stream_.is_tls());
+  const auto head = h2_upstream_request_fields(
+      s.fields, added_length, s.line.method, up->key().find("|tls") != std::string::npos ? "https" : "http",
+      picked.host_header, picked.upstream_target, client_ip_, stream_.is_tls());
   auto call = up->submit(head, with_body, [&s] { s.notify(); });
   if (!call) {
     a.outcome = routing::Outcome::connect_failure;

@@ -114,3 +114,40 @@ TEST_CASE("h2 upstream request: pseudo-headers first, hop-by-hop out, te: traile
   const auto plain = sluice::proxy::h2_upstream_request_fields(no_te, "GET", "https", "a", "/", "1.2.3.4", true);
   for (const auto& f : plain) CHECK(f.name != "te");
 }
+
+// HTTP/2 to HTTP/2 builds the upstream header list from the stream's fields directly; it must give what
+// the way through Beast's fields gives (h2_request_fields, then h2_upstream_request_fields), repeated names
+// kept next to each other (Beast groups them; the direct way keeps arrival order).
+TEST_CASE("h2 upstream request fields from the stream's fields match the way through Beast's fields") {
+  using sluice::proxy::H2Field;
+  const sluice::proxy::H2RequestLine line{"POST", "http", "app.example", "/pkg.Svc/M"};
+  const std::vector<std::vector<H2Field>> cases{
+      {},
+      {{"content-type", "application/grpc"}, {"te", "trailers"}, {"grpc-timeout", "1S"}, {"user-agent", "x"}},
+      {{"host", "ignored.example"}, {"cookie", "a=1"}, {"cookie", "b=2"}, {"x-forwarded-for", "10.0.0.1"},
+       {"x-forwarded-for", "10.0.0.3"}, {"via", "1.1 edge"}, {"x-forwarded-proto", "https"},
+       {"proxy-authorization", "x"}, {"proxy-foo", "y"}, {"expect", "100-continue"}, {"trailer", "grpc-status"},
+       {"accept", "*/*"}, {"accept", "text/html"}, {"te", "deflate"}},
+      {{"connection", "x-hop, cookie"}, {"x-hop", "1"}, {"cookie", "c=3"}, {"keep-alive", "5"}, {"upgrade", "h2c"},
+       {"transfer-encoding", "chunked"}, {"x-kept", "v"}},
+  };
+  for (const auto& in : cases) {
+    for (const std::string added : {"", "42"}) {
+      http::fields beast;
+      sluice::proxy::h2_request_fields(line, in, beast);
+      if (!added.empty()) beast.set(http::field::content_length, added);
+      const auto via_beast = sluice::proxy::h2_upstream_request_fields(beast, line.method, "http", "up.example",
+                                                                      "/p", "10.0.0.2", false);
+      const auto direct = sluice::proxy::h2_upstream_request_fields(in, added, line.method, "http", "up.example",
+                                                                    "/p", "10.0.0.2", false);
+      REQUIRE(direct.size() == via_beast.size());
+      for (std::size_t i = 0; i < direct.size(); ++i) {
+        CHECK(direct[i].name == via_beast[i].name);
+        CHECK(direct[i].value == via_beast[i].value);
+      }
+    }
+  }
+  CHECK(sluice::proxy::h2_authority(line, {{"host", "h"}}) == "app.example");
+  CHECK(sluice::proxy::h2_authority({"GET", "http", "", "/"}, {{"host", "h"}, {"host", "i"}}) == "h");
+  CHECK(sluice::proxy::h2_authority({"GET", "http", "", "/"}, {}).empty());
+}
