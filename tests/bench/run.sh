@@ -4,6 +4,8 @@
 #   proxy-tls  the same with HTTPS downstream (one certificate for all, TLS 1.3 defaults)
 #   proxy-2w   the same with two workers / two threads each, at c64 and c256
 #   proxy-large  1 MiB responses (/bytes/1048576) at c16
+#   h2-cost    the same for HTTP/2: Ir, syscalls and allocations per request, sluice vs nghttpx vs HAProxy
+#              (h2_cost.py)
 #   cost       instructions (callgrind Ir) and syscalls per request, sluice vs nginx vs HAProxy, c1 and c64
 #              (cost_per_request.py; deterministic where wall clock on a shared machine is not)
 #   websocket  WebSocket message round trips through sluice, nginx and HAProxy (ws_bench.py)
@@ -28,7 +30,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|cost|websocket|flood|failover|h2|routing|discovery|fuzz" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|cost|websocket|flood|failover|h2|h2-cost|routing|discovery|fuzz" >&2
   exit 2
 }
 
@@ -123,6 +125,13 @@ case "$mode" in
     build cli/sluice:executable tests/bench/alloc_count
     cd "$root"
     exec /usr/bin/python3 "$here/h2_bench.py" --build-dir "$BUILD_DIR" "$@"
+    ;;
+  h2-cost)
+    # The h2 work per request counted: callgrind Ir, syscalls and allocations per request, sluice vs nghttpx vs HAProxy.
+    need_tools h2load:nghttp2-client nghttpd:nghttp2-server nghttpx:nghttp2-proxy haproxy:haproxy valgrind:valgrind strace:strace
+    build cli/sluice:executable tests/bench/alloc_count
+    cd "$root"
+    exec /usr/bin/python3 "$here/h2_cost.py" --build-dir "$BUILD_DIR" "$@"
     ;;
   fuzz)
     exec bash "$root/tests/fuzz/run.sh" all "${FUZZ_SECONDS:-180}" "$@"
