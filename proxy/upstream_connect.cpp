@@ -152,10 +152,13 @@ net::awaitable<ResponseHeadResult> read_upstream_response_head(Worker& worker, U
                                                                bool head_request, const routing::PickResult& picked,
                                                                bool reused) {
   ResponseHeadResult r;
+  // One deadline for the final head, 1xx heads before it included: an endpoint that keeps sending
+  // 100 Continue or 103 Early Hints does not hold the request past timeouts.response.
+  const auto deadline = std::chrono::steady_clock::now() + worker.settings().timeouts.response;
   for (;;) {
     response.emplace();
     prepare_response_parser(*response, worker.settings().limits.max_response_header_bytes, head_request);
-    up.stream.set_deadline_after(worker.settings().timeouts.response);
+    up.stream.set_deadline(deadline);
     // Not http::async_read_header: its parser's header limit does not hold for a head arriving in pieces
     // (parse_response_head says why), so the head is parsed here, between reads.
     std::size_t head_bytes = 0;

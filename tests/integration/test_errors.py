@@ -233,3 +233,36 @@ def test_connect_timeout_alone_502(sluice_factory, black_hole):
     assert status == 502, body
     assert b"timeout" in body.lower() and black_hole.address.encode() in body
     assert 0.4 <= elapsed <= 2.0, elapsed
+
+
+def test_interim_heads_do_not_extend_the_response_timeout(sluice_factory):
+    # An endpoint that sends 103 Early Hints every 0.4 s and never a final head: timeouts.response bounds
+    # the whole wait (1xx heads included), so the client gets its 504 after about 1 s, not never.
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                except OSError:
+                    return
+                stop.wait(0.4)
+
+    threading.Thread(target=serve, daemon=True).start()
+    sluice = sluice_factory([f"127.0.0.1:{listener.getsockname()[1]}"], timeouts=short_timeouts())
+    start = time.monotonic()
+    status, body = curl_status(sluice.url("/"))
+    elapsed = time.monotonic() - start
+    stop.set()
+    listener.close()
+    assert status == 504, body
+    assert 0.8 <= elapsed <= 3.5, elapsed
