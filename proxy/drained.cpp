@@ -177,11 +177,10 @@ bool prepare_drained_reads([[maybe_unused]] tcp::socket& socket) {
   auto& events = st->*registered_events();
   if (events == 0) return false;  // not registered with epoll (Asio then runs every read as a plain recv)
   if ((events & EPOLLRDHUP) != 0) return true;
-  auto& r = net::use_service<reactor>(net::query(socket.get_executor(), net::execution::context));
   epoll_event ev{};
   ev.events = events | EPOLLRDHUP;
   ev.data.ptr = st;
-  if (epoll_ctl(r.*epoll_fd(), EPOLL_CTL_MOD, socket.native_handle(), &ev) != 0) return false;
+  if (epoll_ctl((st->*owning_reactor())->*epoll_fd(), EPOLL_CTL_MOD, socket.native_handle(), &ev) != 0) return false;
   events = ev.events;  // Asio's later changes (EPOLLOUT) start from these and keep EPOLLRDHUP
   return true;
 #else

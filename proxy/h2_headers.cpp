@@ -20,6 +20,25 @@ std::string lowercase(std::string_view s) {
   return out;
 }
 
+// Via, after what earlier hops put there (`via`, comma-separated; may be empty).
+void append_via(std::vector<H2Field>& out, std::string via) {
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  out.push_back({"via", std::move(via)});
+}
+
+// What this hop adds to a request it forwards over HTTP/2: te: trailers when the client asked for trailers,
+// X-Forwarded-For (`xff`: earlier hops' list, may be empty) and -Proto, and Via.
+void append_forwarding_fields(std::vector<H2Field>& out, bool te_trailers, std::string xff, std::string_view client_ip,
+                              bool client_tls, std::string via) {
+  if (te_trailers) out.push_back({"te", "trailers"});
+  if (!xff.empty()) xff.append(", ");
+  xff.append(client_ip);
+  out.push_back({"x-forwarded-for", std::move(xff)});
+  out.push_back({"x-forwarded-proto", client_tls ? "https" : "http"});
+  append_via(out, std::move(via));
+}
+
 }  // namespace
 
 std::string h2_request_fields(const H2RequestLine& line, const std::vector<H2Field>& fields, http::fields& out) {
@@ -56,9 +75,7 @@ std::vector<H2Field> h2_response_fields(const http::fields& in, unsigned status,
     out.push_back({lowercase(field.name_string()), std::string(field.value())});
   }
   if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});
-  if (!via.empty()) via.append(", ");
-  via.append("1.1 sluice");
-  out.push_back({"via", std::move(via)});
+  append_via(out, std::move(via));
   return out;
 }
 
@@ -101,14 +118,7 @@ std::vector<H2Field> upstream_request_fields(const Fields& in, std::string_view 
     if (!is_end_to_end(in, field)) continue;
     out.push_back({lowercase(field.name_string()), std::string(field.value())});
   }
-  if (te_trailers) out.push_back({"te", "trailers"});
-  if (!xff.empty()) xff.append(", ");
-  xff.append(client_ip);
-  out.push_back({"x-forwarded-for", std::move(xff)});
-  out.push_back({"x-forwarded-proto", client_tls ? "https" : "http"});
-  if (!via.empty()) via.append(", ");
-  via.append("1.1 sluice");
-  out.push_back({"via", std::move(via)});
+  append_forwarding_fields(out, te_trailers, std::move(xff), client_ip, client_tls, std::move(via));
   return out;
 }
 
@@ -207,14 +217,7 @@ std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, 
   if (!content_length.empty() && !h2_find(in, "content-length") && !named_by_connection("content-length")) {
     out.push_back({"content-length", std::string(content_length)});
   }
-  if (te_trailers) out.push_back({"te", "trailers"});
-  if (!xff.empty()) xff.append(", ");
-  xff.append(client_ip);
-  out.push_back({"x-forwarded-for", std::move(xff)});
-  out.push_back({"x-forwarded-proto", client_tls ? "https" : "http"});
-  if (!via.empty()) via.append(", ");
-  via.append("1.1 sluice");
-  out.push_back({"via", std::move(via)});
+  append_forwarding_fields(out, te_trailers, std::move(xff), client_ip, client_tls, std::move(via));
   return out;
 }
 
@@ -247,9 +250,7 @@ std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned stat
     out.push_back(std::move(f));
   }
   if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});
-  if (!via.empty()) via.append(", ");
-  via.append("1.1 sluice");
-  out.push_back({"via", std::move(via)});
+  append_via(out, std::move(via));
   return out;
 }
 
