@@ -18,7 +18,42 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy_bench import cpu_seconds, free_port  # noqa: E402
+from proxy_bench import alloc_count_env, cpu_seconds, free_port, read_alloc_count  # noqa: E402
+
+
+def sluice_config(port, bport):
+    """sluice with one worker, serving `port`, its one cluster the h2c backend on `bport`."""
+    return {"cluster": "default/default/default/local", "workers": 1, "log_level": "warn",
+            "admin": {"enabled": False}, "access_log": {"enabled": False},
+            "listeners": [{"name": "h2", "address": "127.0.0.1", "port": port, "role": "standalone"}],
+            "services": [{"name": "app", "namespace": "default", "ports": [80],
+                          "clusters": [{"cluster": "default/default/default/local",
+                                        "endpoints": [f"127.0.0.1:{bport}"], "protocol": "h2c"}]}],
+            "routes": [{"hosts": ["*"], "path": "/", "service": "app.default"}]}
+
+
+def nghttpx_argv(port, bport, *extra):
+    """nghttpx with one worker, h2c on `port`, h2 to the backend on `bport`."""
+    return ["nghttpx", f"--frontend=127.0.0.1,{port};no-tls", f"--backend=127.0.0.1,{bport};;proto=h2",
+            "--workers=1", "--log-level=ERROR", "--conf=/dev/null", "--no-ocsp", "--errorlog-file=/dev/null",
+            "--accesslog-file=/dev/null", *extra]
+
+
+def haproxy_config(port, bport):
+    """HAProxy with one thread, h2 on `port` and to the backend on `bport`."""
+    return f"""global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:{port} proto h2
+  default_backend b
+backend b
+  server s1 127.0.0.1:{bport} proto h2
+"""
 
 
 def wait_port(port, proc, timeout=10):
@@ -68,13 +103,11 @@ def count_allocations(args, sluice_bin, config, tmp, n=20000):
     config = os.path.join(tmp, "sluice-allocs.json")
     with open(config, "w") as f:
         json.dump(cfg, f)
-    env = dict(os.environ, LD_PRELOAD=shim, SLUICE_ALLOC_COUNT_FILE=count_file)
-    proc = subprocess.Popen([sluice_bin, "-c", config], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sluice_bin, "-c", config], env=alloc_count_env(shim, count_file),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def total():
-        time.sleep(0.2)  # the shim writes its total every 50 ms
-        with open(count_file) as f:
-            return int(f.read())
+        return read_alloc_count(count_file)
     try:
         wait_port(port, proc)
         url = f"http://127.0.0.1:{port}/index.html"
@@ -110,24 +143,14 @@ def main():
         proxies = {}
         # sluice: one worker, the cluster spoken to over h2c.
         sport = free_port()
-        cfg = {"cluster": "default/default/default/local", "workers": 1, "log_level": "warn",
-               "admin": {"enabled": False}, "access_log": {"enabled": False},
-               "listeners": [{"name": "h2", "address": "127.0.0.1", "port": sport, "role": "standalone"}],
-               "services": [{"name": "app", "namespace": "default", "ports": [80],
-                             "clusters": [{"cluster": "default/default/default/local",
-                                           "endpoints": [f"127.0.0.1:{bport}"], "protocol": "h2c"}]}],
-               "routes": [{"hosts": ["*"], "path": "/", "service": "app.default"}]}
         with open(os.path.join(tmp, "sluice.json"), "w") as f:
-            json.dump(cfg, f)
+            json.dump(sluice_config(sport, bport), f)
         proxies["sluice"] = (subprocess.Popen([sluice_bin, "-c", os.path.join(tmp, "sluice.json")],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), sport)
         if shutil.which("nghttpx") or os.path.exists("/usr/sbin/nghttpx"):
             xport = free_port()
-            proxies["nghttpx"] = (subprocess.Popen(
-                ["nghttpx", f"--frontend=127.0.0.1,{xport};no-tls", f"--backend=127.0.0.1,{bport};;proto=h2",
-                 "--workers=1", "--log-level=ERROR", f"--pid-file={tmp}/nghttpx.pid", "--conf=/dev/null",
-                 "--no-ocsp", "--errorlog-file=/dev/null", "--accesslog-file=/dev/null"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), xport)
+            proxies["nghttpx"] = (subprocess.Popen(nghttpx_argv(xport, bport, f"--pid-file={tmp}/nghttpx.pid"),
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), xport)
         if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
             nport = free_port()
             conf = os.path.join(tmp, "nginx.conf")
@@ -145,19 +168,7 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
             hport = free_port()
             conf = os.path.join(tmp, "haproxy.cfg")
             with open(conf, "w") as f:
-                f.write(f"""global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend f
-  bind 127.0.0.1:{hport} proto h2
-  default_backend b
-backend b
-  server s1 127.0.0.1:{bport} proto h2
-""")
+                f.write(haproxy_config(hport, bport))
             proxies["haproxy"] = (subprocess.Popen(["haproxy", "-f", conf],
                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), hport)
         for name, (p, port) in proxies.items():

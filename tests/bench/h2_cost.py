@@ -24,42 +24,30 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2_bench import count_allocations, h2load, wait_port  # noqa: E402
+from h2_bench import (count_allocations, h2load, haproxy_config, nghttpx_argv, sluice_config,  # noqa: E402
+                      wait_port)
 from proxy_bench import free_port  # noqa: E402
 
 
 def sluice_argv(args, tmp, port, bport):
-    cfg = {"cluster": "default/default/default/local", "workers": 1, "log_level": "warn",
-           "admin": {"enabled": False}, "access_log": {"enabled": False},
-           "listeners": [{"name": "h2", "address": "127.0.0.1", "port": port, "role": "standalone"}],
-           "services": [{"name": "app", "namespace": "default", "ports": [80],
-                         "clusters": [{"cluster": "default/default/default/local",
-                                       "endpoints": [f"127.0.0.1:{bport}"], "protocol": "h2c"}]}],
-           "routes": [{"hosts": ["*"], "path": "/", "service": "app.default"}]}
     path = os.path.join(tmp, f"sluice-{port}.json")
     with open(path, "w") as f:
-        json.dump(cfg, f)
+        json.dump(sluice_config(port, bport), f)
     return [os.path.join(args.build_dir, "cli", "sluice"), "-c", path]
-
-
-def nghttpx_argv(tmp, port, bport):
-    return ["nghttpx", f"--frontend=127.0.0.1,{port};no-tls", f"--backend=127.0.0.1,{bport};;proto=h2",
-            "--workers=1", "--single-process", "--log-level=ERROR", "--conf=/dev/null", "--no-ocsp",
-            "--errorlog-file=/dev/null", "--accesslog-file=/dev/null"]
 
 
 def haproxy_argv(tmp, port, bport):
     conf = os.path.join(tmp, f"haproxy-{port}.cfg")
     with open(conf, "w") as f:
-        f.write(f"global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n"
-                f"  timeout server 60s\nfrontend f\n  bind 127.0.0.1:{port} proto h2\n  default_backend b\n"
-                f"backend b\n  server s1 127.0.0.1:{bport} proto h2\n")
+        f.write(haproxy_config(port, bport))
     return ["haproxy", "-f", conf]
 
 
 def start(args, tmp, target, bport, wrapper=()):
     port = free_port()
-    argv = {"sluice": lambda: sluice_argv(args, tmp, port, bport), "nghttpx": lambda: nghttpx_argv(tmp, port, bport),
+    # nghttpx in one process: callgrind and strace then follow the process that does the work.
+    argv = {"sluice": lambda: sluice_argv(args, tmp, port, bport),
+            "nghttpx": lambda: nghttpx_argv(port, bport, "--single-process"),
             "haproxy": lambda: haproxy_argv(tmp, port, bport)}[target]()
     proc = subprocess.Popen([*wrapper, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc, timeout=60 if wrapper else 10)

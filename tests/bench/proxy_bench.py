@@ -219,6 +219,18 @@ def set_affinity(pid, cpu):
     subprocess.run(["taskset", "-pc", str(cpu), str(pid)], check=True, capture_output=True)
 
 
+def alloc_count_env(shim, count_file):
+    """The environment of a process that counts its allocations (alloc_count.c preloaded) into count_file."""
+    return dict(os.environ, LD_PRELOAD=shim, SLUICE_ALLOC_COUNT_FILE=count_file)
+
+
+def read_alloc_count(count_file):
+    """The total a counting process has written (see alloc_count_env), fresh: the shim writes every 50 ms."""
+    time.sleep(0.2)
+    with open(count_file) as f:
+        return int(f.read())
+
+
 class Bench:
     def __init__(self, args, workdir):
         self.args = args
@@ -339,14 +351,11 @@ class Bench:
         count_file = os.path.join(self.dir, "alloc-count")
         port = free_port()
         config = fill_template("sluice.json.in", os.path.join(self.dir, "sluice-allocs.json"), self.template_values(port))
-        env = dict(os.environ, LD_PRELOAD=shim, SLUICE_ALLOC_COUNT_FILE=count_file)
         proc = self.procs.start([self.args.sluice, "--config", config, "--workers", "1"],
-                                os.path.join(self.dir, "sluice-allocs.log"), env=env)
+                                os.path.join(self.dir, "sluice-allocs.log"), env=alloc_count_env(shim, count_file))
 
         def total():
-            time.sleep(0.2)  # the shim writes its total every 50 ms
-            with open(count_file) as f:
-                return int(f.read())
+            return read_alloc_count(count_file)
 
         try:
             wait_listening(proc, port)
