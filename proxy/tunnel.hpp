@@ -93,7 +93,6 @@ class Tunnel {
   TunnelLimits limits_;
   WorkerStats& stats_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_activity_ = started_;
   TunnelResult result_;
   bool closed_ = false;
   bool websocket_ = false;

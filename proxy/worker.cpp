@@ -11,6 +11,7 @@
 
 #include "log/logger.hpp"
 #include "proxy/http_session.hpp"
+#include "proxy/mailbox.hpp"
 #include "routing/snapshot.hpp"
 
 namespace sluice::proxy {
@@ -27,11 +28,12 @@ constexpr auto kNoDescriptorsLogInterval = std::chrono::seconds(10);
 
 }  // namespace
 
-// One thread runs the worker's io_context and every socket operation of the worker starts on that thread
-// (other threads only post to it: drain, stop), so the reactor's per-descriptor locks guard nothing there.
-// UNSAFE_IO drops them (a lock and an unlock per readiness report and per operation started, 14 % of a
-// relayed WebSocket message's instructions) and keeps the scheduler's lock, which those posts need.
-constexpr int kWorkerConcurrencyHint = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
+// One thread runs the worker's io_context, every socket of the worker is opened, used and closed on that
+// thread, and other threads hand it work (drain, stop) through a Mailbox, never net::post. So the
+// io_context's locks guard nothing: UNSAFE drops them all, the reactor's per-descriptor ones (a lock and
+// an unlock per readiness report and per operation started, 14 % of a relayed WebSocket message's
+// instructions) and the scheduler's (one pair per handler run, 6-8 % more; tests/bench/README.md).
+constexpr int kWorkerConcurrencyHint = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE;
 
 bool out_of_descriptors(const boost::system::error_code& ec) {
   return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
@@ -45,6 +47,7 @@ Worker::Worker(unsigned index, const WorkerSettings& settings, const routing::Ta
       picker_(table),
       own_ioc_(external ? nullptr : std::make_unique<net::io_context>(kWorkerConcurrencyHint)),
       ioc_(external ? *external : *own_ioc_),
+      mailbox_(external ? nullptr : std::make_unique<Mailbox>(ioc_)),
       pool_(settings.upstream),
       h2_pool_(settings.upstream.idle_timeout) {}
 
@@ -83,7 +86,8 @@ std::string Worker::add_listener(std::shared_ptr<const ListenerInfo> listener) {
 void Worker::start() {
   started_ = true;
   // Counted so that stop() on an external io_context knows when the loops have ended. The count is
-  // touched on the worker's thread only: the loops are started there too.
+  // touched on the worker's thread only: the loops are started there too. A post, not the mailbox: on the
+  // worker's own io_context the thread that runs it does not exist yet (its creation orders the two).
   net::post(ioc_, [this] {
     for (auto& a : acceptors_) {
       ++accepting_;
@@ -214,7 +218,15 @@ void Worker::close_acceptors() {
 
 void Worker::drain() {
   draining_.store(true, std::memory_order_relaxed);
-  net::post(ioc_, [this] { close_acceptors(); });
+  run_on_worker([this] { close_acceptors(); });
+}
+
+void Worker::run_on_worker(std::function<void()> work) {
+  if (mailbox_) {
+    mailbox_->send(std::move(work));
+  } else {
+    net::post(ioc_, std::move(work));
+  }
 }
 
 void Worker::stop() {
@@ -224,7 +236,7 @@ void Worker::stop() {
   // where a tunnel can still say goodbye (WebSocket 1001); then the loop stops.
   auto cut = std::make_shared<std::promise<void>>();
   auto done = cut->get_future();
-  net::post(ioc_, [this, cut] {
+  run_on_worker([this, cut] {
     sweep_timer_.cancel();
     std::vector<HttpSession*> sessions(sessions_.begin(), sessions_.end());
     for (auto* s : sessions) s->abort();
@@ -233,7 +245,7 @@ void Worker::stop() {
     cut->set_value();
   });
   done.wait_for(std::chrono::seconds(1));  // a loop stuck elsewhere must not hold the stop up
-  ioc_.stop();
+  run_on_worker([this] { ioc_.stop(); });
   thread_.join();
   pool_.close_all();
   h2_pool_.close_all();

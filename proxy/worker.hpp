@@ -28,6 +28,8 @@
 
 namespace sluice::proxy {
 
+class Mailbox;
+
 class HttpSession;
 class AccessLog;
 class ServerTls;
@@ -123,6 +125,8 @@ class Worker {
   void arm_sweep();
   void prune_pool();
   void stop_external();
+  // From any thread: `work` runs on the worker's thread (through mailbox_, or posted).
+  void run_on_worker(std::function<void()> work);
   void close_acceptors();
   // Calls `done` once no accept loop, sweep or connection is left: at once, or when the last of them ends
   // (each end checks, no polling). Worker thread.
@@ -144,6 +148,9 @@ class Worker {
   routing::Picker picker_;
   std::unique_ptr<net::io_context> own_ioc_;  // null: external
   net::io_context& ioc_;
+  // Other threads' work for the worker's own io_context, which takes no lock (kWorkerConcurrencyHint);
+  // null on an external one, where net::post does.
+  std::unique_ptr<Mailbox> mailbox_;
   UpstreamPool pool_;
   H2UpstreamPool h2_pool_;
   // Before ioc_ dies: its pending writes hold suspended sessions, which touch stats_ and sessions_ on the way out.

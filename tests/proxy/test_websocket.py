@@ -289,6 +289,52 @@ def test_sigterm_keeps_tunnels_until_the_drain_deadline(echo_factory, sluice_fac
     assert s.proc.wait(timeout=10) == 0
 
 
+def tunnel_log_lines(s):
+    return [json.loads(line) for line in s.stdout().splitlines()
+            if line.startswith("{") and json.loads(line).get("status") == 101]
+
+
+def test_tunnel_idle_timeout_and_max_lifetime(echo_factory, sluice_factory):
+    """A service's tunnel.idle_timeout closes a tunnel with no byte either way for that long (not one that
+    keeps talking, however long), and tunnel.max_lifetime closes any tunnel at that age."""
+    echo = echo_factory()
+    log = {"enabled": True, "path": "-"}
+    idle = sluice_factory(make_cfg=lambda port: make_config(port, [echo.address], access_log=log,
+                                                             service={"tunnel": {"idle_timeout": "800ms"}}))
+    aged = sluice_factory(make_cfg=lambda port: make_config(port, [echo.address], access_log=log,
+                                                             service={"tunnel": {"max_lifetime": "1500ms"}}))
+
+    async def talk_then_fall_silent():
+        async with websockets.connect(f"ws://127.0.0.1:{idle.port}/", ping_interval=None) as ws:
+            # Twice the idle timeout of traffic with gaps under it: the tunnel stays.
+            for i in range(8):
+                await asyncio.sleep(0.25)
+                await ws.send(f"m{i}")
+                assert await ws.recv() == f"m{i}"
+            quiet_from = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            return time.monotonic() - quiet_from
+
+    silent_for = run(talk_then_fall_silent())
+    assert 0.75 <= silent_for <= 2.5, f"closed {silent_for:.2f} s after the last byte, idle_timeout 800 ms"
+    assert wait_until(lambda: [t["tunnel_closed_by"] for t in tunnel_log_lines(idle)] == ["idle"]), idle.stdout()
+
+    async def keep_talking():
+        async with websockets.connect(f"ws://127.0.0.1:{aged.port}/", ping_interval=None) as ws:
+            opened = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed):
+                for i in range(100):
+                    await ws.send(f"m{i}")
+                    assert await ws.recv() == f"m{i}"
+                    await asyncio.sleep(0.1)
+            return time.monotonic() - opened
+
+    lived = run(keep_talking())
+    assert 1.4 <= lived <= 4.0, f"a tunnel with max_lifetime 1.5 s lived {lived:.2f} s"
+    assert wait_until(lambda: [t["tunnel_closed_by"] for t in tunnel_log_lines(aged)] == ["lifetime"]), aged.stdout()
+
+
 @pytest.mark.parametrize("mesh_tls", [True, False], ids=["mesh-tls", "plain"])
 def test_websocket_across_clusters_through_sidecar_and_gateway(echo_factory, sluice_factory, tmp_path, mesh_tls):
     # The seed's path: a client in cluster-2 -> its sidecar -> cluster-9's gateway (export path /app,
