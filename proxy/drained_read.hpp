@@ -20,9 +20,10 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <utility>
 
-#include <boost/asio/async_result.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/version.hpp>
 
 #include "net/net.hpp"
@@ -33,7 +34,6 @@
 #include <boost/asio/detail/fenced_block.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
 #include <boost/asio/detail/handler_cont_helpers.hpp>
-#include <boost/asio/detail/handler_work.hpp>
 #include <boost/asio/detail/memory.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
@@ -49,19 +49,21 @@ namespace drained_detail {
 
 namespace ad = boost::asio::detail;
 
-// A copy of Asio's reactive_socket_recv_op (one buffer, stream socket) with the perform step above.
-template <class Handler, class IoExecutor>
+// A copy of Asio's reactive_socket_recv_op (one buffer, stream socket) with the perform step above, for a
+// plain callable. No handler_work: the handler has no executor of its own, and the socket's is the worker's
+// io_context, on whose thread the completion runs, so Asio's handler_work would only copy the socket's
+// any_io_executor to find that out (5 % of a relayed WebSocket message's instructions).
+template <class Handler>
 class recv_op : public ad::reactor_op {
  public:
   BOOST_ASIO_DEFINE_HANDLER_PTR(recv_op);
 
-  recv_op(int fd, const void* reactor_state, net::mutable_buffer buffer, Handler& handler, const IoExecutor& io_ex)
+  recv_op(int fd, const void* reactor_state, net::mutable_buffer buffer, Handler& handler)
       : ad::reactor_op(boost::system::error_code(), &recv_op::do_perform, &recv_op::do_complete),
         fd_(fd),
         reactor_state_(reactor_state),
         buffer_(buffer),
-        handler_(std::move(handler)),
-        work_(handler_, io_ex) {}
+        handler_(std::move(handler)) {}
 
   static status do_perform(ad::reactor_op* base) {
     auto* o = static_cast<recv_op*>(base);
@@ -77,17 +79,19 @@ class recv_op : public ad::reactor_op {
     return done;
   }
 
+  // owner null: the io_context is being destroyed; the operation is freed without running the handler.
   static void do_complete(void* owner, ad::operation* base, const boost::system::error_code&, std::size_t) {
     auto* o = static_cast<recv_op*>(base);
     ptr p = {std::addressof(o->handler_), o, o};
-    ad::handler_work<Handler, IoExecutor> w(std::move(o->work_));
     // The handler is moved out before the operation's memory is freed, as in Asio's own operations.
-    ad::binder2<Handler, boost::system::error_code, std::size_t> handler(o->handler_, o->ec_, o->bytes_transferred_);
-    p.h = std::addressof(handler.handler_);
+    Handler handler(std::move(o->handler_));
+    const boost::system::error_code ec = o->ec_;
+    const std::size_t n = o->bytes_transferred_;
+    p.h = std::addressof(handler);
     p.reset();
     if (owner) {
       ad::fenced_block b(ad::fenced_block::half);
-      w.complete(handler, handler.handler_);
+      handler(ec, n);
     }
   }
 
@@ -96,36 +100,35 @@ class recv_op : public ad::reactor_op {
   const void* reactor_state_;
   net::mutable_buffer buffer_;
   Handler handler_;
-  ad::handler_work<Handler, IoExecutor> work_;
 };
 
 }  // namespace drained_detail
 #endif
 
-// Reads some bytes from `socket` like socket.async_read_some(buffer, token), and when the read comes back
+// Reads some bytes from `socket` like socket.async_read_some(buffer, handler), and when the read comes back
 // short and the socket reported no end of stream, the next read on it waits for readiness without trying
 // recv() first. Needs prepare_drained_reads(socket) once (which also makes the socket non-blocking);
-// without it, or where the trick is inactive, this is async_read_some. The operation is not cancellable
-// by a cancellation slot: closing the socket ends it. Worker thread.
-template <class Token>
-auto async_read_drained(tcp::socket& socket, net::mutable_buffer buffer, Token&& token) {
-  return net::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-      [](auto handler, tcp::socket* socket, net::mutable_buffer buffer) {
+// without it, or where the trick is inactive, this is async_read_some. `handler` is a plain callable
+// `void(error_code, size_t)` without an executor of its own (a lambda): it runs on the socket's thread,
+// and the socket's executor must be its io_context's. The operation is not cancellable by a cancellation
+// slot: closing the socket ends it. Worker thread.
+template <class Handler>
+void async_read_drained(tcp::socket& socket, net::mutable_buffer buffer, Handler handler) {
+  static_assert(std::is_same_v<boost::asio::associated_executor_t<Handler, tcp::socket::executor_type>,
+                               tcp::socket::executor_type>,
+                "async_read_drained: the handler runs on the socket's own executor");
 #if SLUICE_HAS_DRAINED_READ
-        if (const void* state = drained_reads_state(*socket)) {
-          using handler_type = decltype(handler);
-          using op = drained_detail::recv_op<handler_type, tcp::socket::executor_type>;
-          const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
-          typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
-          p.p = new (p.v) op(socket->native_handle(), state, buffer, handler, socket->get_executor());
-          start_drained_read(*socket, p.p, is_continuation);
-          p.v = p.p = nullptr;
-          return;
-        }
+  if (const void* state = drained_reads_state(socket)) {
+    using op = drained_detail::recv_op<Handler>;
+    const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
+    typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
+    p.p = new (p.v) op(socket.native_handle(), state, buffer, handler);
+    start_drained_read(socket, p.p, is_continuation);
+    p.v = p.p = nullptr;
+    return;
+  }
 #endif
-        socket->async_read_some(buffer, std::move(handler));
-      },
-      token, &socket, buffer);
+  socket.async_read_some(buffer, std::move(handler));
 }
 
 }  // namespace sluice::proxy
