@@ -54,17 +54,23 @@ net::awaitable<HttpSession::Next> HttpSession::relay_response(UpstreamConnection
   const auto idle = worker_.settings().timeouts.idle;
   log.status = status;
   upstream_ok = true;
-  if (no_body) {
-    const FramedPiece piece(head_, nullptr, 0, false, true);
+  const auto length = no_body ? boost::optional<std::uint64_t>(0) : rp.content_length_remaining();
+  if (length && *length <= up.buffer.size()) {
+    // No body, or all of it came with the head (a small response): one write, from where it is, with no
+    // relay buffer and no coroutine of its own.
+    const auto size = static_cast<std::size_t>(*length);
+    const FramedPiece piece(head_, static_cast<const char*>(up.buffer.data().data()), size, false, true);
     std::size_t written = 0;
     bool sent = false;
     if (!write_now(stream_, piece, false, written, sent)) sent = co_await write_rest(stream_, piece, written, idle);
+    up.buffer.consume(size);
     count_response(status);
     if (!sent) co_return Next::close;  // the client left; the endpoint did nothing wrong
+    log.bytes_sent += size;
+    worker_.stats().bytes_sent.add(size);
   } else {
     if (!body_buf_) body_buf_ = std::make_unique<char[]>(kBodyBuffer);
     bool head_sent = false;
-    const auto length = rp.content_length_remaining();
     // A body of known length from a plain TCP endpoint skips Beast's parser (relay_sized_body says why);
     // chunked or until-close bodies, and TLS endpoints, go through it.
     boost::system::error_code ec;
