@@ -153,6 +153,7 @@ net::awaitable<HttpSession::BodyEnd> HttpSession::relay_sized_body(UpstreamConne
   auto& stats = worker_.stats();
   const auto idle = worker_.settings().timeouts.idle;
   auto& socket = up.stream.transport().socket();
+  assert(!socket.is_open() || socket.non_blocking());  // the reads below must not block the worker
   bool held_back = false;  // a write with MSG_MORE may have left a short segment unsent
   std::uint64_t left = length;
   while (left != 0) {
