@@ -101,16 +101,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // write_framed in parts, for the hot paths: write_now tries the write synchronously and returns true
   // when that settled it (`ok`: all written), false when the rest is left from `written`: to the worker's
   // batch first when `batchable` and joins_batch() (nothing written yet then), and to write_rest (a full
-  // socket buffer, TLS). The piece must stay where it is until the write is done.
-  bool write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok);
+  // socket buffer, TLS). The piece must stay where it is until the write is done. `more`: more of the
+  // message follows at once (MSG_MORE; the caller pushes before it waits: relay_sized_body).
+  bool write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok,
+                 bool more = false);
   bool joins_batch(Stream& stream) const;
   net::awaitable<bool> write_rest(Stream& stream, const FramedPiece& piece, std::size_t written,
                                   std::chrono::steady_clock::duration timeout);
   net::awaitable<Next> answer_failure(const Attempt& a, RequestLog& log);
 
-  // 4. The answer (http_session_relay.cpp).
+  // 4. The answer (http_session_relay.cpp). `complete`: the whole response was read from the endpoint.
   net::awaitable<Next> relay_response(UpstreamConnection& up, response_parser& res_parser,
-                                      const routing::PickResult& picked, bool& upstream_ok, RequestLog& log);
+                                      const routing::PickResult& picked, bool& upstream_ok, bool& complete,
+                                      RequestLog& log);
+  // The response body, after its head (written with the first piece, `head_sent` then true): through
+  // Beast's parser (any framing, TLS), or straight from a plain TCP socket when its length is known.
+  enum class BodyEnd { done, upstream_failed, downstream_failed };
+  net::awaitable<BodyEnd> relay_parsed_body(UpstreamConnection& up, response_parser& rp, bool chunked,
+                                            unsigned status, bool& head_sent, boost::system::error_code& ec,
+                                            RequestLog& log);
+  net::awaitable<BodyEnd> relay_sized_body(UpstreamConnection& up, std::uint64_t length, unsigned status,
+                                           bool& head_sent, boost::system::error_code& ec, RequestLog& log);
+  void count_response(unsigned status);  // responses_by_class
   // After a 101 to an upgrade request: the 101 goes to the client, then the connection is a tunnel
   // (proxy/tunnel.hpp) until either side ends it. The session ends with it.
   net::awaitable<Next> run_tunnel(Attempt& a, const routing::PickResult& picked, RequestLog& log);

@@ -128,9 +128,10 @@ net::awaitable<HttpSession::Next> HttpSession::forward(routing::AttemptState& at
       co_return next;
     }
     bool upstream_ok = false;
-    const auto next = co_await relay_response(*a.up, *a.response, *picked, upstream_ok, log);
+    bool complete = false;  // the whole response was read (its parser need not have seen the body)
+    const auto next = co_await relay_response(*a.up, *a.response, *picked, upstream_ok, complete, log);
     picked.report(upstream_ok ? a.outcome : aborted_ ? routing::Outcome::local_abort : routing::Outcome::reset);
-    if (upstream_ok && a.response->is_done() && a.response->get().keep_alive()) {
+    if (upstream_ok && complete && a.response->get().keep_alive()) {
       ++a.up->requests;
       worker_.pool().give_back(std::move(a.up), std::chrono::steady_clock::now());
     }
@@ -244,7 +245,8 @@ net::awaitable<bool> HttpSession::write_framed(Stream& stream, std::string_view 
   co_return co_await write_rest(stream, piece, written, timeout);
 }
 
-bool HttpSession::write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok) {
+bool HttpSession::write_now(Stream& stream, const FramedPiece& piece, bool batchable, std::size_t& written, bool& ok,
+                            bool more) {
   // Plain TCP is tried with one non-blocking write first: the socket buffer normally takes it all, and an
   // asynchronous write that completes at once still costs a trip round the event loop (and this function is
   // not a coroutine, so the usual case costs no coroutine frame either). A `batchable` write joins the
@@ -265,7 +267,8 @@ bool HttpSession::write_now(Stream& stream, const FramedPiece& piece, bool batch
   if (stream.is_tls() || (batchable && joins_batch(stream))) return false;
   boost::system::error_code ec;
   assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
-  written = stream.transport().socket().write_some(piece.buffers(), ec);
+  written = more ? stream.transport().socket().send(piece.buffers(), MSG_MORE, ec)
+                 : stream.transport().socket().write_some(piece.buffers(), ec);
   if (ec && ec != net::error::would_block && ec != net::error::try_again) {
     ok = false;
     return true;

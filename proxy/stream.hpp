@@ -36,8 +36,17 @@ class Stream {
 
   explicit Stream(tcp::socket socket) : v_(std::in_place_index<0>, std::move(socket)) {}
   // TLS over `socket`; the stream keeps `ctx` alive (a reloaded certificate never pulls it from under us).
+  //
+  // Asio turns on SSL_MODE_RELEASE_BUFFERS for every stream: OpenSSL then frees its record buffers whenever
+  // they are empty and allocates them again for the next record, about four malloc/free pairs per
+  // keep-alive request (allocs_per_request 9.1 -> 4.7 in proxy-tls without it; callgrind 63.7k -> 59.8k
+  // instructions per request at c16). Kept instead, they cost about 10 KiB more per idle TLS connection
+  // (147 -> 157 KiB measured with 500 idle connections: Asio's own buffers and the BIO pair's are most of
+  // it, and those are never released).
   Stream(tcp::socket socket, std::shared_ptr<ssl::context> ctx)
-      : ctx_(std::move(ctx)), v_(std::in_place_index<1>, std::move(socket), *ctx_) {}
+      : ctx_(std::move(ctx)), v_(std::in_place_index<1>, std::move(socket), *ctx_) {
+    SSL_clear_mode(std::get<1>(v_).native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  }
 
   bool is_tls() const { return v_.index() == 1; }
 

@@ -56,7 +56,7 @@ def launch(bench, target, wrapper):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise
     expected = {b"b1\n", b"b2\n"}
-    error = pb.probe(port, expected)
+    error = pb.probe(port, expected, bench.args.path, bench.args.tls)
     if error:
         raise pb.Fatal(f"{target}: {error}")
     return proc, port
@@ -68,9 +68,9 @@ def callgrind_pass(bench, target, conns, duration, annotate):
     wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
     proc, port = launch(bench, target, wrapper)
     try:
-        pb.run_wrk(port, conns, 2, None)  # warm-up: pools, buffers and the JIT-less caches of valgrind itself
+        pb.run_wrk(port, conns, 2, None, bench.args.path, bench.args.tls)  # warm-up: pools, buffers, valgrind's caches
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True, timeout=60)
-        result = pb.run_wrk(port, conns, duration, None)
+        result = pb.run_wrk(port, conns, duration, None, bench.args.path, bench.args.tls)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True, timeout=60)
     finally:
         bench.procs.stop(proc)
@@ -94,7 +94,7 @@ def syscall_pass(bench, target, conns, duration):
     proc, port = launch(bench, target, [])
     trace_out = os.path.join(bench.dir, f"trace.{target}.c{conns}")
     try:
-        pb.run_wrk(port, conns, 1, None)  # warm-up
+        pb.run_wrk(port, conns, 1, None, bench.args.path, bench.args.tls)  # warm-up
         use_perf = shutil.which("perf") is not None and os.geteuid() == 0
         if use_perf:
             argv = ["perf", "trace", "-s", "-p", str(proc.pid), "-o", trace_out]
@@ -102,7 +102,7 @@ def syscall_pass(bench, target, conns, duration):
             argv = ["strace", "-c", "-f", "-p", str(proc.pid), "-o", trace_out]
         tracer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # attached
-        result = pb.run_wrk(port, conns, duration, None)
+        result = pb.run_wrk(port, conns, duration, None, bench.args.path, bench.args.tls)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
     finally:
@@ -139,11 +139,13 @@ def main():
     parser.add_argument("--duration", type=int, default=5, help="seconds of each counted wrk run")
     parser.add_argument("--annotate", type=int, default=0, help="print sluice's N costliest functions")
     parser.add_argument("--no-syscalls", action="store_true")
+    parser.add_argument("--tls", action="store_true", help="HTTPS downstream, as proxy-tls")
+    parser.add_argument("--path", default="/", help="what wrk asks for (proxy-large: /bytes/1048576)")
     parser.add_argument("--no-callgrind", action="store_true")
     cli = parser.parse_args()
     sys.argv = [sys.argv[0], "--build-dir", cli.build_dir]
     args = pb.parse_args()
-    args.workers, args.tls, args.path = 1, False, "/"
+    args.workers, args.tls, args.path = 1, cli.tls, cli.path
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None and not (tool != "wrk" and cli.no_callgrind):
             print(f"cost_per_request: {tool} is not installed", file=sys.stderr)

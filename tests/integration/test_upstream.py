@@ -68,6 +68,57 @@ def test_truncated_chunked_response_reaches_client_cut(sluice_factory, raw_serve
     assert r.stdout == b"0123456789"
 
 
+def test_body_pieces_reach_the_client_while_the_endpoint_pauses(sluice_factory):
+    # A body of known length is written with MSG_MORE while more of it follows, so the kernel may hold a
+    # short last segment back, with no ACK to come that would release it, until its probe timer fires (200
+    # ms at least). Before sluice waits for the endpoint it must push what was held. The endpoint here
+    # sends each piece only once the client has the one before: a piece held back shows as a wait of 200
+    # ms or more for every piece. The median of the waits is taken, so one slow step on a loaded machine
+    # does not fail the test; without the push every wait is over 200 ms.
+    import socket
+    import statistics
+    import threading
+
+    pieces = [b"first", b"x" * 100000, b"a", b"bb", b"ccc", b"dddd", b"the rest"]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    asked = [threading.Event() for _ in pieces[1:]]
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            # The head with the first piece: sluice writes a head with the body's first bytes.
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % sum(map(len, pieces)) + pieces[0])
+            for piece, ask in zip(pieces[1:], asked):
+                if not ask.wait(10):
+                    return
+                conn.sendall(piece)
+
+    threading.Thread(target=serve, daemon=True).start()
+    sluice = sluice_factory([f"127.0.0.1:{listener.getsockname()[1]}"])
+    sock = connect(sluice.port, timeout=10)
+    waits = []
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        reader = HttpReader(sock)
+        status, _ = reader.read_head()
+        assert status == 200
+        assert reader.read_exact(len(pieces[0])) == pieces[0]
+        for piece, ask in zip(pieces[1:], asked):
+            start = time.monotonic()
+            ask.set()
+            assert reader.read_exact(len(piece)) == piece
+            waits.append(time.monotonic() - start)
+    finally:
+        for ask in asked:
+            ask.set()
+        sock.close()
+        listener.close()
+    assert statistics.median(waits) < 0.15, waits
+
+
 def test_5xx_retried_for_get_not_for_post(backend_factory, sluice_factory):
     bad = backend_factory("bad", "--status-all", "503")
     good = backend_factory("good")
