@@ -84,6 +84,15 @@ std::shared_ptr<H2Call> H2Upstream::submit(const std::vector<H2Field>& head, boo
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
+  return submit_nva(nva, with_body, std::move(notify));
+}
+
+std::shared_ptr<H2Call> H2Upstream::submit(const H2NvList& head, bool with_body, std::function<void()> notify) {
+  return submit_nva(head.nva, with_body, std::move(notify));
+}
+
+std::shared_ptr<H2Call> H2Upstream::submit_nva(const std::vector<nghttp2_nv>& nva, bool with_body,
+                                               std::function<void()> notify) {
   auto call = std::allocate_shared<H2Call>(RecyclingAllocator<H2Call>{});  // one per stream: recycled
   call->headers.reserve(kFieldsReserve);
   call->notify = std::move(notify);
@@ -245,7 +254,7 @@ int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const st
     call.status = status;
     call.headers.clear();  // a new head (after an interim 1xx)
   } else if (!n.empty() && n[0] != ':') {
-    call.headers.push_back({std::string(n), std::string(v)});
+    call.headers.add(n, v);
   }
   return 0;
 }
@@ -361,19 +370,10 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
   http1 = false;
   const std::string endpoint = endpoint_known.empty() ? endpoint_text(picked) : std::string(endpoint_known);
   for (;;) {
-    auto& list = conns_[endpoint];
-    std::erase_if(list, [](const auto& c) { return c->closed(); });
-    // The busiest connection with room first: streams pack onto few connections, and the others go idle and
-    // are swept.
-    std::shared_ptr<H2Upstream> best;
+    if (auto* best = ready(worker, endpoint)) co_return best->shared_from_this();
     std::shared_ptr<H2Upstream> unsettled;
-    for (const auto& c : list) {
+    for (const auto& c : conns_[endpoint]) {
       if (!c->settled()) unsettled = c;
-      if (c->accepts_streams() && (!best || c->active() > best->active())) best = c;
-    }
-    if (best) {
-      worker.stats().upstream_reuses.add();
-      co_return best;
     }
     // A connection whose limit is not known yet, or a connect in flight: wait for it, then look again.
     if (unsettled) {
@@ -429,6 +429,21 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
   // Ours for this stream even if others waiting took every slot meanwhile: nghttp2 queues a stream
   // beyond the peer's limit until one ends.
   co_return up;
+}
+
+H2Upstream* H2UpstreamPool::ready(Worker& worker, std::string_view endpoint) {
+  auto it = conns_.find(endpoint);
+  if (it == conns_.end()) return nullptr;
+  auto& list = it->second;
+  std::erase_if(list, [](const auto& c) { return c->closed(); });
+  // The busiest connection with room first: streams pack onto few connections, and the others go idle and
+  // are swept.
+  H2Upstream* best = nullptr;
+  for (const auto& c : list) {
+    if (c->accepts_streams() && (!best || c->active() > best->active())) best = c.get();
+  }
+  if (best) worker.stats().upstream_reuses.add();
+  return best;
 }
 
 void H2UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
@@ -490,7 +505,10 @@ std::optional<std::chrono::steady_clock::duration> parse_grpc_timeout(std::strin
   }
 }
 
-int grpc_status_of(const std::vector<H2Field>& fields) {
+namespace {
+
+template <class Fields>
+int grpc_status_in(const Fields& fields) {
   for (const auto& f : fields) {
     if (f.name != "grpc-status") continue;
     int code = -1;
@@ -499,5 +517,11 @@ int grpc_status_of(const std::vector<H2Field>& fields) {
   }
   return -1;
 }
+
+}  // namespace
+
+int grpc_status_of(const std::vector<H2Field>& fields) { return grpc_status_in(fields); }
+
+int grpc_status_of(const H2FieldList& fields) { return grpc_status_in(fields); }
 
 }  // namespace sluice::proxy

@@ -38,7 +38,8 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
       stream_(stream),
       buffer_(already_read),
       client_ip_(std::move(client_ip)),
-      quiet_(worker.ioc()) {
+      quiet_(worker.ioc()),
+      sweep_(worker.ioc()) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &Http2Session::on_begin_frame);
@@ -122,11 +123,44 @@ bool Http2Session::feed(const char* data, std::size_t size) {
   unclaimed_.clear();
   auto ready = std::move(ready_);
   ready_.clear();
-  for (auto& s : ready) {
-    ++live_;
-    net::co_spawn(worker_.ioc(), handle_stream(std::move(s)), net::detached);
-  }
+  for (auto& s : ready) start_stream(std::move(s));
   return true;
+}
+
+void Http2Session::start_stream(std::shared_ptr<H2Stream> s) {
+  if (!idle_runners_.empty()) {
+    handed_.push_back(std::move(s));
+    // Posted: the runner must not run inside mem_recv's caller (nor before the rest of the read is fed).
+    net::post(worker_.ioc(), [w = std::move(idle_runners_.back())]() mutable { w.complete({}); });
+    idle_runners_.pop_back();
+    return;
+  }
+  ++live_;
+  net::co_spawn(worker_.ioc(), stream_runner(std::move(s)), net::detached);
+}
+
+net::awaitable<void> Http2Session::stream_runner(std::shared_ptr<H2Stream> first) {
+  auto self = shared_from_this();
+  struct Live {
+    Http2Session& h;
+    ~Live() {
+      --h.live_;
+      h.quiet_.cancel();
+    }
+  } live{*this};
+  auto s = std::move(first);
+  for (;;) {
+    co_await handle_stream(std::move(s));
+    // The next stream: one handed over already, else idle until start_stream hands one (or the
+    // connection ends, or enough runners idle already).
+    while (handed_.empty()) {
+      if (closed_ || idle_runners_.size() >= kIdleRunners) co_return;
+      co_await net::async_initiate<decltype(use_nothrow), void(boost::system::error_code)>(
+          [this](auto handler) { idle_runners_.emplace_back(std::move(handler)); }, use_nothrow);
+    }
+    s = std::move(handed_.back());
+    handed_.pop_back();
+  }
 }
 
 void Http2Session::kick() {
@@ -196,7 +230,14 @@ void Http2Session::shut() {
     if (s->upstream) s->upstream->stream.transport().socket().close(ignored);
     s->notify();
   }
+  // Idle runners end (a runner woken with a stream handed to it serves it first, which ends at once now).
+  for (auto& w : idle_runners_) {
+    net::post(worker_.ioc(), [w = std::move(w)]() mutable { w.complete(net::error::operation_aborted); });
+  }
+  idle_runners_.clear();
   quiet_.cancel();
+  sweep_.cancel();
+  sweep_at_ = std::chrono::steady_clock::time_point::min();  // no more arming: every wait returns at once
 }
 
 // --- nghttp2 callbacks: they record, and never call into the session.
@@ -266,7 +307,7 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
   else if (n == ":path") s.line.path = v;
   else if (n == ":authority") s.line.authority = v;
   else if (n == ":scheme") s.line.scheme = v;
-  else if (!n.empty() && n[0] != ':') s.fields.push_back({std::string(n), std::string(v)});
+  else if (!n.empty() && n[0] != ':') s.fields.add(n, v);
   return 0;
 }
 

@@ -106,10 +106,39 @@ net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::
     s.woken = false;
     co_return true;
   }
-  s.wake.expires_after(timeout);
-  auto [ec] = co_await s.wake.async_wait(use_nothrow);
+  // Open and not closed: the stream is in streams_, where the sweep finds it when its limit passes.
+  const auto now = std::chrono::steady_clock::now();
+  s.wait_until = timeout >= std::chrono::steady_clock::time_point::max() - now
+                     ? std::chrono::steady_clock::time_point::max()
+                     : now + timeout;
+  if (s.wait_until < sweep_at_) arm_sweep(s.wait_until);
+  auto [ec] = co_await net::async_initiate<decltype(use_nothrow), void(boost::system::error_code)>(
+      [&s](auto handler) { s.waiter = StreamWaiter(std::move(handler)); }, use_nothrow);
   s.woken = false;
-  co_return ec == net::error::operation_aborted;
+  co_return !ec;
+}
+
+void Http2Session::arm_sweep(std::chrono::steady_clock::time_point at) {
+  sweep_at_ = at;
+  sweep_.expires_at(at);  // a wait already pending for a later time ends with operation_aborted
+  sweep_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->sweep();
+  });
+}
+
+void Http2Session::sweep() {
+  sweep_at_ = std::chrono::steady_clock::time_point::max();
+  const auto now = std::chrono::steady_clock::now();
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (auto& [id, s] : streams_) {
+    if (!s->waiter) continue;
+    if (s->wait_until <= now) {
+      s->complete_wait(net::error::timed_out);
+    } else {
+      next = std::min(next, s->wait_until);
+    }
+  }
+  if (next != std::chrono::steady_clock::time_point::max()) arm_sweep(next);
 }
 
 std::chrono::steady_clock::duration Http2Session::idle_limit(const H2Stream& s) const {
@@ -161,6 +190,11 @@ void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fiel
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
+  submit_response(s, nva, with_body);
+}
+
+void Http2Session::submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool with_body) {
+  if (s.closed || closed_) return;
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = &H2Stream::read_body;
@@ -214,8 +248,6 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     ~Done() {
       h.worker_.stats().active_requests.dec();
       h.finish_stream(s);
-      --h.live_;
-      h.quiet_.cancel();
     }
   } done{*this, s};
 

@@ -1,0 +1,68 @@
+// A suspended coroutine's completion handler, type-erased, for waits completed by hand (an HTTP/2 stream's
+// wake-up, an idle stream runner's next stream) rather than by an I/O object. Worker thread only.
+#pragma once
+
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include <boost/system/error_code.hpp>
+
+#include "proxy/recycler.hpp"
+
+namespace sluice::proxy {
+
+// One recycled block per wait; the handler is destroyed unrun when the owner goes without completing it (an
+// io_context torn down with the completion's post pending). (Asio 1.81's any_completion_handler would do,
+// but it wraps itself when moved from a lambda capture, recursing until the stack runs out.)
+class StreamWaiter {
+ public:
+  StreamWaiter() = default;
+  template <class Handler>
+  explicit StreamWaiter(Handler&& h) : impl_(make(std::forward<Handler>(h))) {}
+  StreamWaiter(StreamWaiter&& o) noexcept : impl_(std::exchange(o.impl_, nullptr)) {}
+  StreamWaiter& operator=(StreamWaiter&& o) noexcept {
+    if (this != &o) {
+      reset();
+      impl_ = std::exchange(o.impl_, nullptr);
+    }
+    return *this;
+  }
+  ~StreamWaiter() { reset(); }
+  explicit operator bool() const { return impl_ != nullptr; }
+  // Runs the handler once (it resumes the coroutine); empty afterwards.
+  void complete(boost::system::error_code ec) { std::exchange(impl_, nullptr)->complete(ec); }
+
+ private:
+  struct Base {
+    virtual void complete(boost::system::error_code ec) = 0;  // frees itself, then runs the handler
+    virtual void destroy() = 0;                               // frees itself without running it
+   protected:
+    ~Base() = default;
+  };
+  template <class Handler>
+  struct Impl final : Base {
+    explicit Impl(Handler&& h) : handler(std::move(h)) {}
+    Handler handler;
+    void complete(boost::system::error_code ec) override {
+      Handler h = std::move(handler);
+      destroy();
+      std::move(h)(ec);
+    }
+    void destroy() override {
+      this->~Impl();
+      recycler::deallocate(this, sizeof(Impl));
+    }
+  };
+  template <class Handler>
+  static Base* make(Handler&& h) {
+    using H = std::decay_t<Handler>;
+    return new (recycler::allocate(sizeof(Impl<H>))) Impl<H>(std::move(h));
+  }
+  void reset() {
+    if (impl_) std::exchange(impl_, nullptr)->destroy();
+  }
+  Base* impl_ = nullptr;
+};
+
+}  // namespace sluice::proxy
