@@ -377,27 +377,15 @@ void H2FieldList::clear() {
   blocks_->used = 0;
 }
 
-std::string_view H2FieldList::copy(std::string_view s) {
+void H2FieldList::grow(std::size_t need) {
   // A usual head fits the first block (a recycled 1 KiB); a bigger one adds blocks of twice the size.
   constexpr std::size_t kFirst = 1024 - sizeof(Block);
-  if (s.empty()) return {};
-  if (!blocks_ || blocks_->size - blocks_->used < s.size()) {
-    const std::size_t size = std::max({kFirst, s.size(), blocks_ ? 2 * blocks_->size : std::size_t{0}});
-    auto* b = static_cast<Block*>(recycler::allocate(sizeof(Block) + size));
-    b->next = blocks_;
-    b->size = size;
-    b->used = 0;
-    blocks_ = b;
-  }
-  char* at = blocks_->data() + blocks_->used;
-  std::memcpy(at, s.data(), s.size());
-  blocks_->used += s.size();
-  return {at, s.size()};
-}
-
-void H2FieldList::add(std::string_view name, std::string_view value) {
-  const auto n = copy(name);
-  fields_.push_back({n, copy(value)});
+  const std::size_t size = std::max({kFirst, need, blocks_ ? 2 * blocks_->size : std::size_t{0}});
+  auto* b = static_cast<Block*>(recycler::allocate(sizeof(Block) + size));
+  b->next = blocks_;
+  b->size = size;
+  b->used = 0;
+  blocks_ = b;
 }
 
 namespace {

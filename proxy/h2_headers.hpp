@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,7 +42,16 @@ class H2FieldList {
   H2FieldList(const H2FieldList&) = delete;
   H2FieldList& operator=(const H2FieldList&) = delete;
 
-  void add(std::string_view name, std::string_view value);
+  // Copies both (name and value side by side in the newest block).
+  void add(std::string_view name, std::string_view value) {
+    const std::size_t need = name.size() + value.size();
+    if (!blocks_ || blocks_->size - blocks_->used < need) grow(need);
+    char* at = blocks_->data() + blocks_->used;
+    blocks_->used += need;
+    if (!name.empty()) std::memcpy(at, name.data(), name.size());
+    if (!value.empty()) std::memcpy(at + name.size(), value.data(), value.size());
+    fields_.push_back({{at, name.size()}, {at + name.size(), value.size()}});
+  }
   void clear();  // keeps the first block of storage
   void reserve(std::size_t n) { fields_.reserve(n); }
   std::size_t size() const { return fields_.size(); }
@@ -57,7 +67,7 @@ class H2FieldList {
     std::size_t used;
     char* data() { return reinterpret_cast<char*>(this + 1); }
   };
-  std::string_view copy(std::string_view s);
+  void grow(std::size_t need);  // a new newest block with room for `need` bytes
 
   std::vector<H2FieldView, RecyclingAllocator<H2FieldView>> fields_;
   Block* blocks_ = nullptr;  // newest first

@@ -12,6 +12,7 @@
 #include "log/logger.hpp"
 #include "proxy/h2_alloc.hpp"
 #include "proxy/recycler.hpp"
+#include "proxy/stream_waiter.hpp"
 #include "proxy/upstream_connect.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
@@ -160,7 +161,7 @@ void H2Upstream::kick() {
   writing_ = true;
   // Posted, not run now: every stream submitted in this turn of the loop (the requests of one downstream
   // read) goes out in one write.
-  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
+  net::post(worker_.ioc(), recycled([self = shared_from_this()] { self->write_some(); }));
 }
 
 void H2Upstream::write_some() {
@@ -186,10 +187,10 @@ void H2Upstream::write_some() {
   }
   conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
   conn_->stream.visit([&](auto& s) {
-    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) self->closed_ = true;
       self->write_some();  // the next burst, or the end of this writer's turn
-    });
+    }));
   });
 }
 

@@ -131,7 +131,7 @@ void Http2Session::start_stream(std::shared_ptr<H2Stream> s) {
   if (!idle_runners_.empty()) {
     handed_.push_back(std::move(s));
     // Posted: the runner must not run inside mem_recv's caller (nor before the rest of the read is fed).
-    net::post(worker_.ioc(), [w = std::move(idle_runners_.back())]() mutable { w.complete({}); });
+    net::post(worker_.ioc(), recycled([w = std::move(idle_runners_.back())]() mutable { w.complete({}); }));
     idle_runners_.pop_back();
     return;
   }
@@ -173,7 +173,7 @@ void Http2Session::kick() {
   ++live_;
   // Posted, not run now: the streams woken by the same read (or the same upstream read) queue their frames
   // first, and one write carries them all.
-  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
+  net::post(worker_.ioc(), recycled([self = shared_from_this()] { self->write_some(); }));
 }
 
 void Http2Session::write_some() {
@@ -204,10 +204,10 @@ void Http2Session::write_some() {
   }
   stream_.transport().expires_after(worker_.settings().timeouts.idle);
   stream_.visit([&](auto& s) {
-    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) self->closed_ = true;
       self->write_some();  // the next burst, or the end of this writer's turn
-    });
+    }));
   });
 }
 
@@ -232,7 +232,7 @@ void Http2Session::shut() {
   }
   // Idle runners end (a runner woken with a stream handed to it serves it first, which ends at once now).
   for (auto& w : idle_runners_) {
-    net::post(worker_.ioc(), [w = std::move(w)]() mutable { w.complete(net::error::operation_aborted); });
+    net::post(worker_.ioc(), recycled([w = std::move(w)]() mutable { w.complete(net::error::operation_aborted); }));
   }
   idle_runners_.clear();
   quiet_.cancel();

@@ -6,11 +6,21 @@
 #include <type_traits>
 #include <utility>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "proxy/recycler.hpp"
 
 namespace sluice::proxy {
+
+// `handler` with the recycler as its associated allocator: the operation Asio allocates for a post or a
+// write of it comes from the recycler. (Asio's own cache keeps two blocks per thread; an HTTP/2 connection
+// has more posts and writes in flight, whose operations otherwise went to malloc, and its cache's
+// bookkeeping cost as much again.)
+template <class Handler>
+auto recycled(Handler&& handler) {
+  return boost::asio::bind_allocator(RecyclingAllocator<void>(), std::forward<Handler>(handler));
+}
 
 // One recycled block per wait; the handler is destroyed unrun when the owner goes without completing it (an
 // io_context torn down with the completion's post pending). (Asio 1.81's any_completion_handler would do,
