@@ -34,6 +34,7 @@ H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
     : worker_(worker), conn_(std::move(conn)), settled_timer_(std::make_shared<net::steady_timer>(worker.ioc())) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &H2Upstream::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, &H2Upstream::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Upstream::on_frame_recv);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, &H2Upstream::on_frame_not_send);
@@ -161,7 +162,7 @@ void H2Upstream::kick() {
   writing_ = true;
   // Posted, not run now: every stream submitted in this turn of the loop (the requests of one downstream
   // read) goes out in one write.
-  net::post(worker_.ioc(), recycled([self = shared_from_this()] { self->write_some(); }));
+  post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
 void H2Upstream::write_some() {
@@ -222,6 +223,7 @@ void H2Upstream::shut() {
   // Every call still open learns the connection is gone.
   auto calls = std::move(calls_);
   calls_.clear();
+  headers_call_ = nullptr;
   for (auto& [id, call] : calls) {
     call->closed = true;
     call->close_error = NGHTTP2_CONNECT_ERROR;
@@ -231,13 +233,21 @@ void H2Upstream::shut() {
 
 // --- nghttp2 callbacks: they record, and never call into the session.
 
+int H2Upstream::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+  auto* self = of(p);
+  self->headers_id_ = frame->hd.stream_id;
+  self->headers_call_ = nullptr;
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto it = self->calls_.find(frame->hd.stream_id);
+  if (it != self->calls_.end()) self->headers_call_ = it->second.get();
+  return 0;
+}
+
 int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                           const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* p) {
   auto* self = of(p);
-  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto it = self->calls_.find(frame->hd.stream_id);
-  if (it == self->calls_.end()) return 0;
-  auto& call = *it->second;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != self->headers_id_ || !self->headers_call_) return 0;
+  auto& call = *self->headers_call_;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   call.header_bytes += namelen + valuelen + 4;
@@ -318,6 +328,7 @@ int H2Upstream::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t
   auto it = self->calls_.find(id);
   if (it == self->calls_.end()) return 0;
   auto call = it->second;
+  if (self->headers_call_ == call.get()) self->headers_call_ = nullptr;
   self->calls_.erase(it);
   call->closed = true;
   call->close_error = error;

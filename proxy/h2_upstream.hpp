@@ -124,6 +124,7 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   std::shared_ptr<H2Call> submit_nva(const std::vector<nghttp2_nv>& nva, bool with_body,
                                      std::function<void()> notify);
 
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                        const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
@@ -148,6 +149,10 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   std::vector<std::int32_t> trailers_due_;  // calls whose body ended and whose trailers are to be submitted
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;  // body bytes of streams nobody reads
   std::vector<nghttp2_nv> nva_;  // submit's header list, reused (nghttp2 copies it)
+  // The call the header block being received belongs to (on_begin_headers): on_header, called per field,
+  // needs no lookup in calls_. Null when none (cleared when that call leaves calls_).
+  std::int32_t headers_id_ = 0;
+  H2Call* headers_call_ = nullptr;
   std::string out_;
   bool writing_ = false;
   bool closed_ = false;

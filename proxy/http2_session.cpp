@@ -131,7 +131,7 @@ void Http2Session::start_stream(std::shared_ptr<H2Stream> s) {
   if (!idle_runners_.empty()) {
     handed_.push_back(std::move(s));
     // Posted: the runner must not run inside mem_recv's caller (nor before the rest of the read is fed).
-    net::post(worker_.ioc(), recycled([w = std::move(idle_runners_.back())]() mutable { w.complete({}); }));
+    post_recycled(worker_.ioc(), [w = std::move(idle_runners_.back())]() mutable { w.complete({}); });
     idle_runners_.pop_back();
     return;
   }
@@ -173,7 +173,7 @@ void Http2Session::kick() {
   ++live_;
   // Posted, not run now: the streams woken by the same read (or the same upstream read) queue their frames
   // first, and one write carries them all.
-  net::post(worker_.ioc(), recycled([self = shared_from_this()] { self->write_some(); }));
+  post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
 void Http2Session::write_some() {
@@ -232,7 +232,7 @@ void Http2Session::shut() {
   }
   // Idle runners end (a runner woken with a stream handed to it serves it first, which ends at once now).
   for (auto& w : idle_runners_) {
-    net::post(worker_.ioc(), recycled([w = std::move(w)]() mutable { w.complete(net::error::operation_aborted); }));
+    post_recycled(worker_.ioc(), [w = std::move(w)]() mutable { w.complete(net::error::operation_aborted); });
   }
   idle_runners_.clear();
   quiet_.cancel();
@@ -266,11 +266,20 @@ int Http2Session::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, v
 }
 
 int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* self = of(p);
+  self->headers_id_ = frame->hd.stream_id;
+  self->headers_stream_ = nullptr;
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    // Trailers of an open stream.
+    auto it = self->streams_.find(frame->hd.stream_id);
+    if (it != self->streams_.end()) self->headers_stream_ = it->second.get();
+    return 0;
+  }
   // From the recycler: a stream object per request, made and freed at the request rate.
   auto s = std::allocate_shared<H2Stream>(RecyclingAllocator<H2Stream>{}, self->worker_.ioc(), frame->hd.stream_id);
   s->fields.reserve(kFieldsReserve);  // one allocation for a usual head instead of growing by doubling
+  self->headers_stream_ = s.get();
   self->streams_[frame->hd.stream_id] = std::move(s);
   return 0;
 }
@@ -279,10 +288,10 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
                             std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
                             void* p) {
   auto* self = of(p);
-  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto it = self->streams_.find(frame->hd.stream_id);
-  if (it == self->streams_.end()) return 0;
-  auto& s = *it->second;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != self->headers_id_ || !self->headers_stream_) {
+    return 0;
+  }
+  auto& s = *self->headers_stream_;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   const auto& limits = self->worker_.settings().limits;
@@ -356,6 +365,7 @@ int Http2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32
   it->second->closed = true;
   it->second->close_error = error;
   it->second->notify();
+  if (self->headers_stream_ == it->second.get()) self->headers_stream_ = nullptr;
   self->streams_.erase(it);
   return 0;
 }

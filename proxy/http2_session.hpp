@@ -152,6 +152,10 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static constexpr std::size_t kMaxSkippedRanges = 16;
   std::int32_t last_client_stream_ = -1;
   std::vector<std::pair<std::int32_t, std::int32_t>> skipped_;
+  // The stream the header block being received belongs to (on_begin_headers), so that on_header, called for
+  // every field, needs no lookup in streams_; null when none (cleared when that stream closes).
+  std::int32_t headers_id_ = 0;
+  H2Stream* headers_stream_ = nullptr;
   std::vector<nghttp2_nv> nva_;  // submit_response's header list, reused (nghttp2 copies it)
   H2NvList nv_;                  // an HTTP/2 endpoint's request or response list, reused (nghttp2 copies it)
   std::string out_;        // bytes being written

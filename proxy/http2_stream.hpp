@@ -70,7 +70,7 @@ struct Http2Session::H2Stream {
   }
   // Resumes the waiting coroutine (posted); `ec`: timed_out when the limit passed.
   void complete_wait(boost::system::error_code ec) {
-    net::post(*ioc, recycled([w = std::move(waiter), ec]() mutable { w.complete(ec); }));
+    post_recycled(*ioc, [w = std::move(waiter), ec]() mutable { w.complete(ec); });
   }
 
   // nghttp2's data provider: copies from body_out, defers when it is empty and the body is not over.

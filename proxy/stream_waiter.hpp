@@ -6,7 +6,8 @@
 #include <type_traits>
 #include <utility>
 
-#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "proxy/recycler.hpp"
@@ -15,11 +16,30 @@ namespace sluice::proxy {
 
 // `handler` with the recycler as its associated allocator: the operation Asio allocates for a post or a
 // write of it comes from the recycler. (Asio's own cache keeps two blocks per thread; an HTTP/2 connection
-// has more posts and writes in flight, whose operations otherwise went to malloc, and its cache's
-// bookkeeping cost as much again.)
-template <class Handler>
-auto recycled(Handler&& handler) {
-  return boost::asio::bind_allocator(RecyclingAllocator<void>(), std::forward<Handler>(handler));
+// has more posts and writes in flight, whose operations otherwise went to malloc, and its cache's search
+// cost as much again.) A nested allocator_type rather than bind_allocator: a binder specialises the
+// handler's associated executor too, and post() then wraps it in a work_dispatcher (a work guard and a
+// second dispatch per post).
+template <class F>
+struct Recycled {
+  F f;
+  using allocator_type = RecyclingAllocator<void>;
+  allocator_type get_allocator() const noexcept { return {}; }
+  template <class... Args>
+  void operator()(Args&&... args) {
+    f(std::forward<Args>(args)...);
+  }
+};
+
+template <class F>
+Recycled<std::decay_t<F>> recycled(F&& f) {
+  return {std::forward<F>(f)};
+}
+
+// Posts `f` to `ioc` with its operation from the recycler.
+template <class F>
+void post_recycled(boost::asio::io_context& ioc, F&& f) {
+  boost::asio::post(ioc, recycled(std::forward<F>(f)));
 }
 
 // One recycled block per wait; the handler is destroyed unrun when the owner goes without completing it (an
