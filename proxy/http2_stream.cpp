@@ -101,11 +101,14 @@ ssize_t Http2Session::H2Stream::read_body(nghttp2_session*, std::int32_t, std::u
   return static_cast<ssize_t>(n);
 }
 
+bool Http2Session::take_wake(H2Stream& s) {
+  if (!(s.woken || s.closed || closed_)) return false;
+  s.woken = false;
+  return true;
+}
+
 net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::duration timeout) {
-  if (s.woken || s.closed || closed_) {
-    s.woken = false;
-    co_return true;
-  }
+  if (take_wake(s)) co_return true;
   // Open and not closed: the stream is in streams_, where the sweep finds it when its limit passes.
   const auto now = std::chrono::steady_clock::now();
   s.wait_until = timeout >= std::chrono::steady_clock::time_point::max() - now
@@ -345,6 +348,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   // both directions stream there, and a bidirectional call's client may send nothing until it hears.
   const bool wait_for_body = !(s.grpc && upstream_is_h2(worker_, *picked));
   while (wait_for_body && !s.end_stream && s.body_in.empty() && !s.closed && !closed_ && !s.deadline_hit) {
+    if (take_wake(s)) continue;
     if (!co_await wait(s, idle_limit(s))) break;
   }
   if (s.closed || closed_) co_return;  // reset by the client: the pick is reported as a local abort
@@ -470,7 +474,9 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       bool last_sent = body_in_hand;
       while (ok && !last_sent && !s.deadline_hit) {
         if (s.body_in.empty() && !s.end_stream) {
-          if (s.closed || closed_ || !co_await wait(s, idle_limit(s))) break;
+          if (s.closed || closed_) break;
+          if (take_wake(s)) continue;
+          if (!co_await wait(s, idle_limit(s))) break;
           continue;
         }
         std::string piece = std::move(s.body_in);
@@ -565,6 +571,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       auto& body = rp.get().body();
       for (;;) {
         while (s.body_out.size() - s.out_pos >= kOutHigh && !s.closed && !closed_ && !s.deadline_hit) {
+          if (take_wake(s)) continue;
           if (!co_await wait(s, settings.timeouts.stream_idle)) break;
         }
         if (s.deadline_hit) {

@@ -185,6 +185,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
     const auto now = clock::now();
     auto limit = head_sent ? settings.timeouts.stream_idle : std::chrono::duration_cast<clock::duration>(settings.timeouts.response) - (now - started);
     if (s.deadline != clock::time_point::max()) limit = std::min(limit, s.deadline - now);
+    if (limit > clock::duration::zero() && take_wake(s)) continue;
     if (limit <= clock::duration::zero() || !co_await wait(s, limit)) {
       a.outcome = routing::Outcome::timeout;
       a.failure = "upstream response timeout from " + endpoint_text(picked);
