@@ -212,7 +212,7 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
   log.bytes_received = 0;
   worker_.stats().responses_by_class[status / 100].add();
   if (auto* access = worker_.settings().access_log) access->write(log);
-  log::debug("h2 " + log.method + " " + log.path + " -> " + std::to_string(status) + " " + log.error);
+  log::debug("h2 " + s.line.method + " " + s.line.path + " -> " + std::to_string(status) + " " + log.error);
   if (s.grpc) {
     // gRPC clients read the status from grpc-status, not :status (gRPC's PROTOCOL-HTTP2.md): a
     // trailers-only answer, as Envoy's local replies to gRPC requests are.
@@ -255,9 +255,13 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   } done{*this, s};
 
   RequestLog log;
-  log.method = s.line.method;
-  log.path = s.line.path;
-  log.client = client_ip_;
+  // The access log's copies of the request line only when there is an access log (a string each per
+  // stream otherwise spent for nothing).
+  if (settings.access_log) {
+    log.method = s.line.method;
+    log.path = s.line.path;
+    log.client = client_ip_;
+  }
   log.src_cluster = settings.local_cluster;
   // The request's fields as Beast's only when something needs them (an HTTP/1.1 endpoint, a route matching
   // a header): an HTTP/2 endpoint gets its header list straight from the stream's (h2_headers.hpp).
@@ -274,7 +278,8 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     }
     return fields;
   };
-  log.authority = h2_authority(s.line, s.fields);
+  const std::string_view authority = h2_authority(s.line, s.fields);
+  if (settings.access_log) log.authority = authority;
   if (auto ct = h2_find(s.fields, "content-type"); ct && is_grpc_content_type(ct->value)) {
     s.grpc = true;
     // grpc-timeout is the call's deadline, bounded by the response timeout.
@@ -308,7 +313,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     respond_error(s, 400, "request target must be origin-form", log);
     co_return;
   }
-  if (log.authority.empty()) {
+  if (authority.empty()) {
     stats.bad_requests.add();
     respond_error(s, 400, "missing :authority and Host", log);
     co_return;
@@ -316,7 +321,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   const auto view = [&] {
     routing::RequestView v;
     v.listener = listener_->cfg.name;
-    v.host = log.authority;
+    v.host = authority;
     v.target = s.line.path;
     v.method = s.line.method;
     v.client_address = client_ip_;
@@ -407,7 +412,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         auto next = picker.pick(view(), attempt);
         if (next.status != routing::PickStatus::ok) return false;
         stats.retries.add();
-        log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+        log::debug("h2: retrying " + s.line.method + " " + s.line.path + " on " + endpoint_text(next) + " after " +
                    routing::to_string(o));
         picked.replace(std::move(next));
         return true;
@@ -427,7 +432,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
           auto next = picker.pick(view(), attempt);
           if (next.status == routing::PickStatus::ok) {
             stats.retries.add();
-            log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+            log::debug("h2: retrying " + s.line.method + " " + s.line.path + " on " + endpoint_text(next) + " after " +
                        routing::to_string(a.outcome) + ": " + a.failure);
             picked.replace(std::move(next));
             continue;
@@ -533,7 +538,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         auto next = picker.pick(view(), attempt);
         if (next.status == routing::PickStatus::ok) {
           stats.retries.add();
-          log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+          log::debug("h2: retrying " + s.line.method + " " + s.line.path + " on " + endpoint_text(next) + " after " +
                      routing::to_string(outcome) + ": " +
                      (failure.empty() ? "status " + std::to_string(status) : failure));
           s.upstream = nullptr;

@@ -112,7 +112,7 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       }
       (void)replayable;
       if (grpc_status > 0) {
-        log::debug("h2: " + log.path + " answered grpc-status " + std::to_string(grpc_status) + " by " + up->key());
+        log::debug("h2: " + s.line.path + " answered grpc-status " + std::to_string(grpc_status) + " by " + up->key());
       }
       worker_.picker().responding(picked);
       const bool bodiless = call->end_stream && call->body_in.empty();
