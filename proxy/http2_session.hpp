@@ -95,6 +95,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   net::awaitable<void> handle_stream(std::shared_ptr<H2Stream> s);
   // Until something arrives for the stream (true) or `timeout` passes (false).
   net::awaitable<bool> wait(H2Stream& s, std::chrono::steady_clock::duration timeout);
+  // The same until `until` (a caller that has read the clock already).
+  net::awaitable<bool> wait_at(H2Stream& s, std::chrono::steady_clock::time_point until);
   // wait()'s answer when it would not suspend (something arrived already, or the stream or connection
   // closed): true, the wake-up taken. Callers test it first, which spares the wait's coroutine frame half of
   // the time.

@@ -108,12 +108,17 @@ bool Http2Session::take_wake(H2Stream& s) {
 }
 
 net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::duration timeout) {
+  // Not a coroutine of its own: wait_at's awaitable is handed on.
+  const auto now = std::chrono::steady_clock::now();
+  return wait_at(s, timeout >= std::chrono::steady_clock::time_point::max() - now
+                        ? std::chrono::steady_clock::time_point::max()
+                        : now + timeout);
+}
+
+net::awaitable<bool> Http2Session::wait_at(H2Stream& s, std::chrono::steady_clock::time_point until) {
   if (take_wake(s)) co_return true;
   // Open and not closed: the stream is in streams_, where the sweep finds it when its limit passes.
-  const auto now = std::chrono::steady_clock::now();
-  s.wait_until = timeout >= std::chrono::steady_clock::time_point::max() - now
-                     ? std::chrono::steady_clock::time_point::max()
-                     : now + timeout;
+  s.wait_until = until;
   if (s.wait_until < sweep_at_) arm_sweep(s.wait_until);
   auto [ec] = co_await net::async_initiate<decltype(use_nothrow), void(boost::system::error_code)>(
       [&s](auto handler) { s.waiter = StreamWaiter(std::move(handler)); }, use_nothrow);

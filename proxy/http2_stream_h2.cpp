@@ -181,12 +181,14 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       kick();
       co_return;
     }
-    // Wait for either side. Before the head: the response timeout (or the gRPC deadline); after: idle.
+    // Wait for either side. Before the head: the response timeout (or the gRPC deadline); after: idle. A
+    // wake-up already there goes round again first (no clock read: the next turn's wait checks the limit).
+    if (take_wake(s)) continue;
     const auto now = clock::now();
     auto limit = head_sent ? settings.timeouts.stream_idle : std::chrono::duration_cast<clock::duration>(settings.timeouts.response) - (now - started);
     if (s.deadline != clock::time_point::max()) limit = std::min(limit, s.deadline - now);
-    if (limit > clock::duration::zero() && take_wake(s)) continue;
-    if (limit <= clock::duration::zero() || !co_await wait(s, limit)) {
+    const auto until = limit >= clock::time_point::max() - now ? clock::time_point::max() : now + limit;
+    if (limit <= clock::duration::zero() || !co_await wait_at(s, until)) {
       a.outcome = routing::Outcome::timeout;
       a.failure = "upstream response timeout from " + endpoint_text(picked);
       if (head_sent) {
