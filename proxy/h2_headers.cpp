@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstring>
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
@@ -41,7 +43,10 @@ void append_forwarding_fields(std::vector<H2Field>& out, bool te_trailers, std::
 
 }  // namespace
 
-std::string h2_request_fields(const H2RequestLine& line, const std::vector<H2Field>& fields, http::fields& out) {
+namespace {
+
+template <class Fields>
+std::string request_fields(const H2RequestLine& line, const Fields& fields, http::fields& out) {
   std::string authority = line.authority;
   std::string cookie;
   for (const auto& f : fields) {
@@ -59,6 +64,16 @@ std::string h2_request_fields(const H2RequestLine& line, const std::vector<H2Fie
   if (!cookie.empty()) out.set(http::field::cookie, cookie);
   if (!authority.empty()) out.set(http::field::host, authority);
   return authority;
+}
+
+}  // namespace
+
+std::string h2_request_fields(const H2RequestLine& line, const std::vector<H2Field>& fields, http::fields& out) {
+  return request_fields(line, fields, out);
+}
+
+std::string h2_request_fields(const H2RequestLine& line, const H2FieldList& fields, http::fields& out) {
+  return request_fields(line, fields, out);
 }
 
 std::vector<H2Field> h2_response_fields(const http::fields& in, unsigned status, std::string_view set_cookie) {
@@ -138,36 +153,57 @@ std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::stri
   return upstream_request_fields(in, method, scheme, authority, path, client_ip, client_tls, head_count);
 }
 
-std::string_view h2_authority(const H2RequestLine& line, const std::vector<H2Field>& fields) {
-  if (!line.authority.empty()) return line.authority;
-  const H2Field* host = h2_find(fields, "host");
-  return host ? std::string_view(host->value) : std::string_view{};
-}
+namespace {
 
-const H2Field* h2_find(const std::vector<H2Field>& fields, std::string_view name) {
+template <class Fields>
+auto find_field(const Fields& fields, std::string_view name) -> decltype(&*fields.begin()) {
   for (const auto& f : fields) {
     if (f.name == name) return &f;
   }
   return nullptr;
 }
 
-std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, std::string_view content_length,
-                                                std::string_view method, std::string_view scheme,
-                                                std::string_view authority, std::string_view path,
-                                                std::string_view client_ip, bool client_tls) {
+template <class Fields>
+std::string_view authority_of(const H2RequestLine& line, const Fields& fields) {
+  if (!line.authority.empty()) return line.authority;
+  const auto* host = find_field(fields, "host");
+  return host ? std::string_view(host->value) : std::string_view{};
+}
+
+}  // namespace
+
+std::string_view h2_authority(const H2RequestLine& line, const std::vector<H2Field>& fields) {
+  return authority_of(line, fields);
+}
+
+std::string_view h2_authority(const H2RequestLine& line, const H2FieldList& fields) {
+  return authority_of(line, fields);
+}
+
+const H2Field* h2_find(const std::vector<H2Field>& fields, std::string_view name) { return find_field(fields, name); }
+
+const H2FieldView* h2_find(const H2FieldList& fields, std::string_view name) { return find_field(fields, name); }
+
+namespace {
+
+// The HTTP/2 -> HTTP/2 request list, entry by entry through `add(name, value)`. `cookie`, `xff` and `via`
+// (empty) are where the joined values are made; each is complete before its entry is added.
+template <class Fields, class Add>
+void upstream_request_list(const Fields& in, std::string_view content_length, std::string_view method,
+                           std::string_view scheme, std::string_view authority, std::string_view path,
+                           std::string_view client_ip, bool client_tls, std::string& cookie, std::string& xff,
+                           std::string& via, Add&& add) {
   // forward_headers.cpp's is_dropped (te, via and x-forwarded-for are taken apart below; host goes, as
   // :authority carries it; cookie crumbs are joined, as h2_request_fields does).
   static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "trailer", "transfer-encoding",
                                                   "upgrade", "expect", "host", "x-forwarded-proto"};
-  std::vector<H2Field> out;
-  out.reserve(in.size() + 8);
-  out.push_back({":method", std::string(method)});
-  out.push_back({":scheme", std::string(scheme)});
-  out.push_back({":authority", std::string(authority)});
-  out.push_back({":path", std::string(path)});
+  add(":method", method);
+  add(":scheme", scheme);
+  add(":authority", authority);
+  add(":path", path);
   // A Connection field names more hop-by-hop fields (nghttp2 refuses one in a request; kept for the rule's
   // sake, as the HTTP/1.1 path has it).
-  const bool has_connection = h2_find(in, "connection") != nullptr;
+  const bool has_connection = find_field(in, "connection") != nullptr;
   const auto named_by_connection = [&](std::string_view name) {
     if (!has_connection) return false;
     for (const auto& c : in) {
@@ -178,9 +214,6 @@ std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, 
     }
     return false;
   };
-  std::string cookie;
-  std::string xff;
-  std::string via;
   bool te_trailers = false;
   for (const auto& f : in) {
     const std::string_view name = f.name;
@@ -211,17 +244,54 @@ std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, 
         named_by_connection(name)) {
       continue;
     }
-    out.push_back(f);
+    add(name, f.value);
   }
-  if (!cookie.empty() && !named_by_connection("cookie")) out.push_back({"cookie", std::move(cookie)});
-  if (!content_length.empty() && !h2_find(in, "content-length") && !named_by_connection("content-length")) {
-    out.push_back({"content-length", std::string(content_length)});
+  if (!cookie.empty() && !named_by_connection("cookie")) add("cookie", cookie);
+  if (!content_length.empty() && !find_field(in, "content-length") && !named_by_connection("content-length")) {
+    add("content-length", content_length);
   }
-  append_forwarding_fields(out, te_trailers, std::move(xff), client_ip, client_tls, std::move(via));
+  // append_forwarding_fields' list.
+  if (te_trailers) add("te", "trailers");
+  if (!xff.empty()) xff.append(", ");
+  xff.append(client_ip);
+  add("x-forwarded-for", xff);
+  add("x-forwarded-proto", client_tls ? "https" : "http");
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  add("via", via);
+}
+
+}  // namespace
+
+std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, std::string_view content_length,
+                                                std::string_view method, std::string_view scheme,
+                                                std::string_view authority, std::string_view path,
+                                                std::string_view client_ip, bool client_tls) {
+  std::vector<H2Field> out;
+  out.reserve(in.size() + 8);
+  std::string cookie, xff, via;
+  upstream_request_list(in, content_length, method, scheme, authority, path, client_ip, client_tls, cookie, xff, via,
+                        [&](std::string_view n, std::string_view v) {
+                          out.push_back({std::string(n), std::string(v)});
+                        });
   return out;
 }
 
-std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {
+void h2_upstream_request_nva(const H2FieldList& in, std::string_view content_length, std::string_view method,
+                             std::string_view scheme, std::string_view authority, std::string_view path,
+                             std::string_view client_ip, bool client_tls, H2NvList& out) {
+  out.clear();
+  upstream_request_list(in, content_length, method, scheme, authority, path, client_ip, client_tls, out.cookie,
+                        out.xff, out.via, [&](std::string_view n, std::string_view v) { out.add(n, v); });
+}
+
+namespace {
+
+// The response list of an HTTP/2 endpoint's head, entry by entry through `add(name, value)`; `via` (empty)
+// is where the Via value is made.
+template <class Fields, class Add>
+void response_list(const Fields& in, std::string_view status, std::string_view set_cookie, std::string& via,
+                   Add&& add) {
   // forward_headers.cpp's is_dropped, by name (HTTP/2 names are lowercase already). Most names start
   // with none of these letters, and are kept after one look at the first.
   static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
@@ -235,29 +305,87 @@ std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned stat
       default: return false;
     }
   };
-  std::vector<H2Field> out;
-  out.reserve(in.size() + 3);
-  out.push_back({":status", std::to_string(status)});
-  std::string via;
-  for (auto& f : in) {
-    if (f.name.empty() || f.name[0] == ':') continue;
-    if (f.name == "via") {
+  add(":status", status);
+  for (const auto& f : in) {
+    const std::string_view name = f.name;
+    if (name.empty() || name[0] == ':') continue;
+    if (name == "via") {
       if (!via.empty()) via.append(", ");
       via.append(f.value);
       continue;
     }
-    if (dropped(f.name)) continue;
-    out.push_back(std::move(f));
+    if (dropped(name)) continue;
+    add(name, f.value);
   }
-  if (!set_cookie.empty()) out.push_back({"set-cookie", std::string(set_cookie)});
-  append_via(out, std::move(via));
+  if (!set_cookie.empty()) add("set-cookie", set_cookie);
+  if (!via.empty()) via.append(", ");
+  via.append("1.1 sluice");
+  add("via", via);
+}
+
+}  // namespace
+
+std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie) {
+  std::vector<H2Field> out;
+  out.reserve(in.size() + 3);
+  std::string via;
+  const std::string code = std::to_string(status);
+  response_list(in, code, set_cookie, via,
+                [&](std::string_view n, std::string_view v) { out.push_back({std::string(n), std::string(v)}); });
   return out;
+}
+
+void h2_response_nva(const H2FieldList& in, unsigned status, std::string_view set_cookie, H2NvList& out) {
+  out.clear();
+  char code[16];
+  const auto [end, ec] = std::to_chars(std::begin(code), std::end(code), status);
+  out.status.assign(code, end);
+  response_list(in, out.status, set_cookie, out.via, [&](std::string_view n, std::string_view v) { out.add(n, v); });
 }
 
 void h1_fields_of(const std::vector<H2Field>& in, http::fields& out) {
   for (const auto& f : in) {
     if (!f.name.empty() && f.name[0] != ':') out.insert(f.name, f.value);
   }
+}
+
+void h1_fields_of(const H2FieldList& in, http::fields& out) {
+  for (const auto& f : in) {
+    if (!f.name.empty() && f.name[0] != ':') out.insert(f.name, f.value);
+  }
+}
+
+// --- H2FieldList
+
+H2FieldList::~H2FieldList() {
+  while (blocks_) {
+    Block* next = blocks_->next;
+    recycler::deallocate(blocks_, sizeof(Block) + blocks_->size);
+    blocks_ = next;
+  }
+}
+
+void H2FieldList::clear() {
+  fields_.clear();
+  if (!blocks_) return;
+  // The oldest block stays (the first, a usual head's size); later ones go.
+  while (blocks_->next) {
+    Block* next = blocks_->next;
+    recycler::deallocate(blocks_, sizeof(Block) + blocks_->size);
+    blocks_ = next;
+  }
+  blocks_->used = 0;
+}
+
+void H2FieldList::grow(std::size_t need) {
+  // A usual head fits the first block (a recycled 1 KiB); a bigger one adds blocks of twice the size.
+  constexpr std::size_t kFirst = 1024 - sizeof(Block);
+  const std::size_t size = std::max({kFirst, need, blocks_ ? 2 * blocks_->size : std::size_t{0}});
+  auto* b = static_cast<Block*>(recycler::allocate(sizeof(Block) + size));
+  b->next = blocks_;
+  b->size = size;
+  b->used = 0;
+  blocks_ = b;
 }
 
 namespace {

@@ -3,6 +3,8 @@
 // fields dropped, names lowercased on the way back. Pure functions, any thread.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -10,7 +12,10 @@
 
 #include <boost/beast/http/fields.hpp>
 
+#include <nghttp2/nghttp2.h>
+
 #include "proxy/head_fields.hpp"
+#include "proxy/recycler.hpp"
 
 namespace sluice::proxy {
 
@@ -18,6 +23,78 @@ namespace sluice::proxy {
 struct H2Field {
   std::string name;
   std::string value;
+};
+
+// One received field as views into the H2FieldList that holds it.
+struct H2FieldView {
+  std::string_view name;
+  std::string_view value;
+};
+
+// The regular fields of a head as received from nghttp2's callbacks (a downstream request's, an HTTP/2
+// endpoint's response's): each name and value copied once into storage the list owns, seen as views, instead
+// of two std::strings per field (their constructions, moves and allocations were a tenth of sluice's own
+// instructions per proxied HTTP/2 request). The views stay valid until clear() or the list's end.
+class H2FieldList {
+ public:
+  H2FieldList() = default;
+  ~H2FieldList();
+  H2FieldList(const H2FieldList&) = delete;
+  H2FieldList& operator=(const H2FieldList&) = delete;
+
+  // Copies both (name and value side by side in the newest block).
+  void add(std::string_view name, std::string_view value) {
+    const std::size_t need = name.size() + value.size();
+    if (!blocks_ || blocks_->size - blocks_->used < need) grow(need);
+    char* at = blocks_->data() + blocks_->used;
+    blocks_->used += need;
+    if (!name.empty()) std::memcpy(at, name.data(), name.size());
+    if (!value.empty()) std::memcpy(at + name.size(), value.data(), value.size());
+    fields_.push_back({{at, name.size()}, {at + name.size(), value.size()}});
+  }
+  void clear();  // keeps the first block of storage
+  void reserve(std::size_t n) { fields_.reserve(n); }
+  std::size_t size() const { return fields_.size(); }
+  bool empty() const { return fields_.empty(); }
+  auto begin() const { return fields_.begin(); }
+  auto end() const { return fields_.end(); }
+  const H2FieldView& operator[](std::size_t i) const { return fields_[i]; }
+
+ private:
+  struct Block {
+    Block* next;
+    std::size_t size;  // bytes of data
+    std::size_t used;
+    char* data() { return reinterpret_cast<char*>(this + 1); }
+  };
+  void grow(std::size_t need);  // a new newest block with room for `need` bytes
+
+  std::vector<H2FieldView, RecyclingAllocator<H2FieldView>> fields_;
+  Block* blocks_ = nullptr;  // newest first
+};
+
+// A header list being built for nghttp2 (nghttp2_submit_* copy it): views of the fields it names, and the
+// values made for it (their views point into these strings, each complete before its view is taken).
+// Reused from request to request, so its vectors and strings keep their capacity.
+struct H2NvList {
+  std::vector<nghttp2_nv> nva;
+  std::string status;
+  std::string cookie;
+  std::string xff;
+  std::string via;
+
+  void clear() {
+    nva.clear();
+    status.clear();
+    cookie.clear();
+    xff.clear();
+    via.clear();
+  }
+  void add(std::string_view name, std::string_view value) {
+    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                   NGHTTP2_NV_FLAG_NONE});
+  }
 };
 
 // A request's pseudo-headers (empty when absent).
@@ -56,11 +133,15 @@ std::vector<H2Field> h2_upstream_request_fields(const head_fields& in, std::stri
                                                 std::string_view path, std::string_view client_ip, bool client_tls,
                                                 std::size_t head_count = static_cast<std::size_t>(-1));
 
+std::string h2_request_fields(const H2RequestLine& line, const H2FieldList& fields, boost::beast::http::fields& out);
+
 // The authority a request that came as HTTP/2 is routed by: :authority, else the first `host` field (the
 // value h2_request_fields returns, without building the fields).
 std::string_view h2_authority(const H2RequestLine& line, const std::vector<H2Field>& fields);
 // The first field named `name` (lowercase, as HTTP/2 names are), or null.
 const H2Field* h2_find(const std::vector<H2Field>& fields, std::string_view name);
+std::string_view h2_authority(const H2RequestLine& line, const H2FieldList& fields);
+const H2FieldView* h2_find(const H2FieldList& fields, std::string_view name);
 
 // HTTP/2 to HTTP/2: the header list h2_upstream_request_fields gives for h2_request_fields(line, `in`),
 // built from the stream's own fields without Beast's in between (names are lowercase already, as nghttp2
@@ -72,15 +153,25 @@ std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, 
                                                 std::string_view authority, std::string_view path,
                                                 std::string_view client_ip, bool client_tls);
 
+// The same list as nghttp2 header entries in `out` (cleared first), pointing into `in`, the string_views
+// given and `out`'s own strings: no field copied. Valid until `out` or any of those change.
+void h2_upstream_request_nva(const H2FieldList& in, std::string_view content_length, std::string_view method,
+                             std::string_view scheme, std::string_view authority, std::string_view path,
+                             std::string_view client_ip, bool client_tls, H2NvList& out);
+
 // The fields of a response (or trailers) that came as HTTP/2, for an HTTP/1.1 head: every regular field,
 // pseudo-headers left out.
 void h1_fields_of(const std::vector<H2Field>& in, boost::beast::http::fields& out);
+void h1_fields_of(const H2FieldList& in, boost::beast::http::fields& out);
 
 // The HTTP/2 header list of a response that came from an HTTP/2 endpoint (`in`: its regular fields, which
 // are moved from): ":status", the fields h2_response_fields would keep (an HTTP/2 endpoint sends no
 // Connection, so only the named hop-by-hop and proxy-* fields are dropped), `set_cookie`, Via. The same list
 // as h2_response_fields gives for `in` seen as HTTP/1.1 fields, without building those.
 std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned status, std::string_view set_cookie);
+// The same list as nghttp2 header entries in `out` (cleared first), pointing into `in`, `set_cookie` and
+// `out`'s own strings.
+void h2_response_nva(const H2FieldList& in, unsigned status, std::string_view set_cookie, H2NvList& out);
 
 // Trailer fields as they go on (either way, HTTP/2 or HTTP/1.1 chunked): pseudo-headers and the fields a
 // trailer must not carry (RFC 9110 6.5.1: framing, routing, connection-specific ones) dropped.

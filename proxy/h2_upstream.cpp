@@ -12,6 +12,7 @@
 #include "log/logger.hpp"
 #include "proxy/h2_alloc.hpp"
 #include "proxy/recycler.hpp"
+#include "proxy/stream_waiter.hpp"
 #include "proxy/upstream_connect.hpp"
 #include "proxy/worker.hpp"
 #include "routing/snapshot.hpp"
@@ -33,6 +34,7 @@ H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
     : worker_(worker), conn_(std::move(conn)), settled_timer_(std::make_shared<net::steady_timer>(worker.ioc())) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &H2Upstream::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, &H2Upstream::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Upstream::on_frame_recv);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, &H2Upstream::on_frame_not_send);
@@ -84,6 +86,15 @@ std::shared_ptr<H2Call> H2Upstream::submit(const std::vector<H2Field>& head, boo
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
+  return submit_nva(nva, with_body, std::move(notify));
+}
+
+std::shared_ptr<H2Call> H2Upstream::submit(const H2NvList& head, bool with_body, std::function<void()> notify) {
+  return submit_nva(head.nva, with_body, std::move(notify));
+}
+
+std::shared_ptr<H2Call> H2Upstream::submit_nva(const std::vector<nghttp2_nv>& nva, bool with_body,
+                                               std::function<void()> notify) {
   auto call = std::allocate_shared<H2Call>(RecyclingAllocator<H2Call>{});  // one per stream: recycled
   call->headers.reserve(kFieldsReserve);
   call->notify = std::move(notify);
@@ -151,7 +162,7 @@ void H2Upstream::kick() {
   writing_ = true;
   // Posted, not run now: every stream submitted in this turn of the loop (the requests of one downstream
   // read) goes out in one write.
-  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
+  post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
 void H2Upstream::write_some() {
@@ -177,10 +188,10 @@ void H2Upstream::write_some() {
   }
   conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
   conn_->stream.visit([&](auto& s) {
-    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) self->closed_ = true;
       self->write_some();  // the next burst, or the end of this writer's turn
-    });
+    }));
   });
 }
 
@@ -212,6 +223,7 @@ void H2Upstream::shut() {
   // Every call still open learns the connection is gone.
   auto calls = std::move(calls_);
   calls_.clear();
+  headers_call_ = nullptr;
   for (auto& [id, call] : calls) {
     call->closed = true;
     call->close_error = NGHTTP2_CONNECT_ERROR;
@@ -221,13 +233,21 @@ void H2Upstream::shut() {
 
 // --- nghttp2 callbacks: they record, and never call into the session.
 
+int H2Upstream::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
+  auto* self = of(p);
+  self->headers_id_ = frame->hd.stream_id;
+  self->headers_call_ = nullptr;
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto it = self->calls_.find(frame->hd.stream_id);
+  if (it != self->calls_.end()) self->headers_call_ = it->second.get();
+  return 0;
+}
+
 int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                           const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* p) {
   auto* self = of(p);
-  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto it = self->calls_.find(frame->hd.stream_id);
-  if (it == self->calls_.end()) return 0;
-  auto& call = *it->second;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != self->headers_id_ || !self->headers_call_) return 0;
+  auto& call = *self->headers_call_;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   call.header_bytes += namelen + valuelen + 4;
@@ -245,7 +265,7 @@ int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const st
     call.status = status;
     call.headers.clear();  // a new head (after an interim 1xx)
   } else if (!n.empty() && n[0] != ':') {
-    call.headers.push_back({std::string(n), std::string(v)});
+    call.headers.add(n, v);
   }
   return 0;
 }
@@ -308,6 +328,7 @@ int H2Upstream::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t
   auto it = self->calls_.find(id);
   if (it == self->calls_.end()) return 0;
   auto call = it->second;
+  if (self->headers_call_ == call.get()) self->headers_call_ = nullptr;
   self->calls_.erase(it);
   call->closed = true;
   call->close_error = error;
@@ -361,19 +382,10 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
   http1 = false;
   const std::string endpoint = endpoint_known.empty() ? endpoint_text(picked) : std::string(endpoint_known);
   for (;;) {
-    auto& list = conns_[endpoint];
-    std::erase_if(list, [](const auto& c) { return c->closed(); });
-    // The busiest connection with room first: streams pack onto few connections, and the others go idle and
-    // are swept.
-    std::shared_ptr<H2Upstream> best;
+    if (auto* best = ready(worker, endpoint)) co_return best->shared_from_this();
     std::shared_ptr<H2Upstream> unsettled;
-    for (const auto& c : list) {
+    for (const auto& c : conns_[endpoint]) {
       if (!c->settled()) unsettled = c;
-      if (c->accepts_streams() && (!best || c->active() > best->active())) best = c;
-    }
-    if (best) {
-      worker.stats().upstream_reuses.add();
-      co_return best;
     }
     // A connection whose limit is not known yet, or a connect in flight: wait for it, then look again.
     if (unsettled) {
@@ -429,6 +441,21 @@ net::awaitable<std::shared_ptr<H2Upstream>> H2UpstreamPool::get(Worker& worker, 
   // Ours for this stream even if others waiting took every slot meanwhile: nghttp2 queues a stream
   // beyond the peer's limit until one ends.
   co_return up;
+}
+
+H2Upstream* H2UpstreamPool::ready(Worker& worker, std::string_view endpoint) {
+  auto it = conns_.find(endpoint);
+  if (it == conns_.end()) return nullptr;
+  auto& list = it->second;
+  std::erase_if(list, [](const auto& c) { return c->closed(); });
+  // The busiest connection with room first: streams pack onto few connections, and the others go idle and
+  // are swept.
+  H2Upstream* best = nullptr;
+  for (const auto& c : list) {
+    if (c->accepts_streams() && (!best || c->active() > best->active())) best = c.get();
+  }
+  if (best) worker.stats().upstream_reuses.add();
+  return best;
 }
 
 void H2UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
@@ -490,7 +517,10 @@ std::optional<std::chrono::steady_clock::duration> parse_grpc_timeout(std::strin
   }
 }
 
-int grpc_status_of(const std::vector<H2Field>& fields) {
+namespace {
+
+template <class Fields>
+int grpc_status_in(const Fields& fields) {
   for (const auto& f : fields) {
     if (f.name != "grpc-status") continue;
     int code = -1;
@@ -499,5 +529,11 @@ int grpc_status_of(const std::vector<H2Field>& fields) {
   }
   return -1;
 }
+
+}  // namespace
+
+int grpc_status_of(const std::vector<H2Field>& fields) { return grpc_status_in(fields); }
+
+int grpc_status_of(const H2FieldList& fields) { return grpc_status_in(fields); }
 
 }  // namespace sluice::proxy

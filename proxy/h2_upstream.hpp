@@ -58,7 +58,7 @@ struct H2Call {
 
   // The response.
   unsigned status = 0;            // the final status, once head_done
-  std::vector<H2Field> headers;   // the final response head's regular fields (lowercase)
+  H2FieldList headers;            // the final response head's regular fields (lowercase)
   bool head_done = false;
   std::vector<H2Field> trailers;  // a trailing HEADERS block (gRPC's grpc-status lives here)
   std::string body_in;            // received, not yet taken by the relay
@@ -109,6 +109,8 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   // Opens a stream with this head; `with_body`: the request body follows through call->body_out. Null
   // when nghttp2 refused to open it (the connection is going away).
   std::shared_ptr<H2Call> submit(const std::vector<H2Field>& head, bool with_body, std::function<void()> notify);
+  // The same with the header list built for nghttp2 already (h2_upstream_request_nva).
+  std::shared_ptr<H2Call> submit(const H2NvList& head, bool with_body, std::function<void()> notify);
   // More request body is in call.body_out (or out_eof was set): let the data provider run again.
   void resume(H2Call& call);
   // `n` bytes of response body were written on downstream: the endpoint may send that much more.
@@ -119,6 +121,10 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   void close();
 
  private:
+  std::shared_ptr<H2Call> submit_nva(const std::vector<nghttp2_nv>& nva, bool with_body,
+                                     std::function<void()> notify);
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                        const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
@@ -143,6 +149,10 @@ class H2Upstream : public std::enable_shared_from_this<H2Upstream> {
   std::vector<std::int32_t> trailers_due_;  // calls whose body ended and whose trailers are to be submitted
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;  // body bytes of streams nobody reads
   std::vector<nghttp2_nv> nva_;  // submit's header list, reused (nghttp2 copies it)
+  // The call the header block being received belongs to (on_begin_headers): on_header, called per field,
+  // needs no lookup in calls_. Null when none (cleared when that call leaves calls_).
+  std::int32_t headers_id_ = 0;
+  H2Call* headers_call_ = nullptr;
   std::string out_;
   bool writing_ = false;
   bool closed_ = false;
@@ -165,6 +175,9 @@ class H2UpstreamPool {
   // `endpoint`: endpoint_text(picked) when the caller has it already.
   net::awaitable<std::shared_ptr<H2Upstream>> get(Worker& worker, const routing::PickResult& picked,
                                                   std::string& error, bool& http1, std::string_view endpoint = {});
+  // get()'s common case without its coroutine: an open connection to `endpoint` with room for one more
+  // stream, or null (then get() waits for a settling or connecting one, or connects).
+  H2Upstream* ready(Worker& worker, std::string_view endpoint);
   // `auto` endpoints known to have chosen HTTP/1.1.
   bool http1_only(const std::string& endpoint) const { return http1_.count(endpoint) != 0; }
 
@@ -178,7 +191,12 @@ class H2UpstreamPool {
 
  private:
   std::chrono::milliseconds idle_timeout_;
-  std::unordered_map<std::string, std::vector<std::shared_ptr<H2Upstream>>> conns_;
+  // By "address:port"; looked up by string_view (a stream's endpoint text needs no std::string).
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::vector<std::shared_ptr<H2Upstream>>, Hash, std::equal_to<>> conns_;
   std::unordered_map<std::string, bool> http1_;
   // Endpoints with a connect in flight: requests for them wait for it rather than open one each.
   std::unordered_map<std::string, std::shared_ptr<net::steady_timer>> connecting_;
@@ -201,6 +219,7 @@ bool is_grpc_content_type(std::string_view content_type);
 std::optional<std::chrono::steady_clock::duration> parse_grpc_timeout(std::string_view value);
 // The grpc-status value of a response head or trailers, or -1.
 int grpc_status_of(const std::vector<H2Field>& fields);
+int grpc_status_of(const H2FieldList& fields);
 
 }  // namespace sluice::proxy
 

@@ -38,7 +38,8 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
       stream_(stream),
       buffer_(already_read),
       client_ip_(std::move(client_ip)),
-      quiet_(worker.ioc()) {
+      quiet_(worker.ioc()),
+      sweep_(worker.ioc()) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &Http2Session::on_begin_frame);
@@ -122,11 +123,44 @@ bool Http2Session::feed(const char* data, std::size_t size) {
   unclaimed_.clear();
   auto ready = std::move(ready_);
   ready_.clear();
-  for (auto& s : ready) {
-    ++live_;
-    net::co_spawn(worker_.ioc(), handle_stream(std::move(s)), net::detached);
-  }
+  for (auto& s : ready) start_stream(std::move(s));
   return true;
+}
+
+void Http2Session::start_stream(std::shared_ptr<H2Stream> s) {
+  if (!idle_runners_.empty()) {
+    handed_.push_back(std::move(s));
+    // Posted: the runner must not run inside mem_recv's caller (nor before the rest of the read is fed).
+    post_recycled(worker_.ioc(), [w = std::move(idle_runners_.back())]() mutable { w.complete({}); });
+    idle_runners_.pop_back();
+    return;
+  }
+  ++live_;
+  net::co_spawn(worker_.ioc(), stream_runner(std::move(s)), net::detached);
+}
+
+net::awaitable<void> Http2Session::stream_runner(std::shared_ptr<H2Stream> first) {
+  auto self = shared_from_this();
+  struct Live {
+    Http2Session& h;
+    ~Live() {
+      --h.live_;
+      h.quiet_.cancel();
+    }
+  } live{*this};
+  auto s = std::move(first);
+  for (;;) {
+    co_await handle_stream(std::move(s));
+    // The next stream: one handed over already, else idle until start_stream hands one (or the
+    // connection ends, or enough runners idle already).
+    while (handed_.empty()) {
+      if (closed_ || idle_runners_.size() >= kIdleRunners) co_return;
+      co_await net::async_initiate<decltype(use_nothrow), void(boost::system::error_code)>(
+          [this](auto handler) { idle_runners_.emplace_back(std::move(handler)); }, use_nothrow);
+    }
+    s = std::move(handed_.back());
+    handed_.pop_back();
+  }
 }
 
 void Http2Session::kick() {
@@ -139,7 +173,7 @@ void Http2Session::kick() {
   ++live_;
   // Posted, not run now: the streams woken by the same read (or the same upstream read) queue their frames
   // first, and one write carries them all.
-  net::post(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
+  post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
 }
 
 void Http2Session::write_some() {
@@ -170,10 +204,10 @@ void Http2Session::write_some() {
   }
   stream_.transport().expires_after(worker_.settings().timeouts.idle);
   stream_.visit([&](auto& s) {
-    net::async_write(s, net::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) self->closed_ = true;
       self->write_some();  // the next burst, or the end of this writer's turn
-    });
+    }));
   });
 }
 
@@ -196,7 +230,14 @@ void Http2Session::shut() {
     if (s->upstream) s->upstream->stream.transport().socket().close(ignored);
     s->notify();
   }
+  // Idle runners end (a runner woken with a stream handed to it serves it first, which ends at once now).
+  for (auto& w : idle_runners_) {
+    post_recycled(worker_.ioc(), [w = std::move(w)]() mutable { w.complete(net::error::operation_aborted); });
+  }
+  idle_runners_.clear();
   quiet_.cancel();
+  sweep_.cancel();
+  sweep_at_ = std::chrono::steady_clock::time_point::min();  // no more arming: every wait returns at once
 }
 
 // --- nghttp2 callbacks: they record, and never call into the session.
@@ -225,11 +266,20 @@ int Http2Session::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, v
 }
 
 int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* p) {
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* self = of(p);
+  self->headers_id_ = frame->hd.stream_id;
+  self->headers_stream_ = nullptr;
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    // Trailers of an open stream.
+    auto it = self->streams_.find(frame->hd.stream_id);
+    if (it != self->streams_.end()) self->headers_stream_ = it->second.get();
+    return 0;
+  }
   // From the recycler: a stream object per request, made and freed at the request rate.
   auto s = std::allocate_shared<H2Stream>(RecyclingAllocator<H2Stream>{}, self->worker_.ioc(), frame->hd.stream_id);
   s->fields.reserve(kFieldsReserve);  // one allocation for a usual head instead of growing by doubling
+  self->headers_stream_ = s.get();
   self->streams_[frame->hd.stream_id] = std::move(s);
   return 0;
 }
@@ -238,10 +288,10 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
                             std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
                             void* p) {
   auto* self = of(p);
-  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto it = self->streams_.find(frame->hd.stream_id);
-  if (it == self->streams_.end()) return 0;
-  auto& s = *it->second;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != self->headers_id_ || !self->headers_stream_) {
+    return 0;
+  }
+  auto& s = *self->headers_stream_;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   const auto& limits = self->worker_.settings().limits;
@@ -266,7 +316,7 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
   else if (n == ":path") s.line.path = v;
   else if (n == ":authority") s.line.authority = v;
   else if (n == ":scheme") s.line.scheme = v;
-  else if (!n.empty() && n[0] != ':') s.fields.push_back({std::string(n), std::string(v)});
+  else if (!n.empty() && n[0] != ':') s.fields.add(n, v);
   return 0;
 }
 
@@ -315,6 +365,7 @@ int Http2Session::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32
   it->second->closed = true;
   it->second->close_error = error;
   it->second->notify();
+  if (self->headers_stream_ == it->second.get()) self->headers_stream_ = nullptr;
   self->streams_.erase(it);
   return 0;
 }

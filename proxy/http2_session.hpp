@@ -30,6 +30,7 @@
 #include "proxy/h2_headers.hpp"
 #include "proxy/pooled_frame.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/stream_waiter.hpp"
 #include "routing/picker.hpp"
 
 namespace sluice::proxy {
@@ -83,15 +84,34 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void write_some();
   void shut();                                     // the connection is over: wake and cut everything
 
+  // Starts a request stream: on an idle runner when there is one, else on a new runner.
+  void start_stream(std::shared_ptr<H2Stream> s);
+  // A coroutine that serves request streams one after the other: `first`, then each start_stream hands it
+  // while it idles (at most kIdleRunners idle per connection). A co_spawn per stream cost a coroutine
+  // frame and Asio's thread state from the heap (more frames in flight than Asio's own cache keeps) and
+  // their set-up, several times what waking an idle runner costs.
+  net::awaitable<void> stream_runner(std::shared_ptr<H2Stream> first);
   // One request stream (http2_stream.cpp).
   net::awaitable<void> handle_stream(std::shared_ptr<H2Stream> s);
+  // Until something arrives for the stream (true) or `timeout` passes (false).
   net::awaitable<bool> wait(H2Stream& s, std::chrono::steady_clock::duration timeout);
+  // The same until `until` (a caller that has read the clock already).
+  net::awaitable<bool> wait_at(H2Stream& s, std::chrono::steady_clock::time_point until);
+  // wait()'s answer when it would not suspend (something arrived already, or the stream or connection
+  // closed): true, the wake-up taken. Callers test it first, which spares the wait's coroutine frame half of
+  // the time.
+  bool take_wake(H2Stream& s);
+  // The waits' limits share one timer, armed for the earliest (a timer operation per wait cost more than
+  // the rest of the wait): sweep() ends the waits whose limit passed and arms it for the next.
+  void arm_sweep(std::chrono::steady_clock::time_point at);
+  void sweep();
   // `retry_after`: non-empty, a retry-after field (a 503 at the in-flight limit). To a gRPC call the answer
   // is a trailers-only grpc-status: `grpc_status` when not negative (a limit says RESOURCE_EXHAUSTED), else
   // the mapping of `status` (grpc's HTTP-to-gRPC table).
   void respond_error(H2Stream& s, unsigned status, std::string_view text, RequestLog& log,
                      std::string_view retry_after = {}, int grpc_status = -1);
   void submit_response(H2Stream& s, const std::vector<H2Field>& fields, bool with_body);
+  void submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool with_body);
   void consume(H2Stream& s, std::size_t n);
   // How long a wait for the client may last: timeouts.stream_idle, cut short by the gRPC deadline.
   std::chrono::steady_clock::duration idle_limit(const H2Stream& s) const;
@@ -126,6 +146,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;  // open streams nghttp2 knows
   std::vector<std::shared_ptr<H2Stream>> ready_;                          // request heads complete, to start
+  static constexpr std::size_t kIdleRunners = 64;
+  std::vector<StreamWaiter> idle_runners_;                 // parked stream_runners, woken by start_stream
+  std::vector<std::shared_ptr<H2Stream>> handed_;          // streams handed to woken runners, not yet taken
   std::vector<std::pair<std::int32_t, std::size_t>> unclaimed_;           // body bytes no stream will use
   // Streams whose response ended (END_STREAM sent) before their request did: RST_STREAM(NO_ERROR) tells
   // the client to stop sending (RFC 9113 8.1); submitted by the writer, not from the callback.
@@ -135,13 +158,20 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static constexpr std::size_t kMaxSkippedRanges = 16;
   std::int32_t last_client_stream_ = -1;
   std::vector<std::pair<std::int32_t, std::int32_t>> skipped_;
+  // The stream the header block being received belongs to (on_begin_headers), so that on_header, called for
+  // every field, needs no lookup in streams_; null when none (cleared when that stream closes).
+  std::int32_t headers_id_ = 0;
+  H2Stream* headers_stream_ = nullptr;
   std::vector<nghttp2_nv> nva_;  // submit_response's header list, reused (nghttp2 copies it)
+  H2NvList nv_;                  // an HTTP/2 endpoint's request or response list, reused (nghttp2 copies it)
   std::string out_;        // bytes being written
   bool writing_ = false;   // a writer's turn is posted or its write is in flight
   bool closed_ = false;
   bool draining_ = false;
   unsigned live_ = 0;      // stream coroutines and the writer still running
   net::steady_timer quiet_;  // woken when live_ drops, for run()'s last wait
+  net::steady_timer sweep_;  // the earliest waiting stream's limit (see arm_sweep)
+  std::chrono::steady_clock::time_point sweep_at_ = std::chrono::steady_clock::time_point::max();
 };
 
 }  // namespace sluice::proxy

@@ -101,15 +101,52 @@ ssize_t Http2Session::H2Stream::read_body(nghttp2_session*, std::int32_t, std::u
   return static_cast<ssize_t>(n);
 }
 
-net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::duration timeout) {
-  if (s.woken || s.closed || closed_) {
-    s.woken = false;
-    co_return true;
-  }
-  s.wake.expires_after(timeout);
-  auto [ec] = co_await s.wake.async_wait(use_nothrow);
+bool Http2Session::take_wake(H2Stream& s) {
+  if (!(s.woken || s.closed || closed_)) return false;
   s.woken = false;
-  co_return ec == net::error::operation_aborted;
+  return true;
+}
+
+net::awaitable<bool> Http2Session::wait(H2Stream& s, std::chrono::steady_clock::duration timeout) {
+  // Not a coroutine of its own: wait_at's awaitable is handed on.
+  const auto now = std::chrono::steady_clock::now();
+  return wait_at(s, timeout >= std::chrono::steady_clock::time_point::max() - now
+                        ? std::chrono::steady_clock::time_point::max()
+                        : now + timeout);
+}
+
+net::awaitable<bool> Http2Session::wait_at(H2Stream& s, std::chrono::steady_clock::time_point until) {
+  if (take_wake(s)) co_return true;
+  // Open and not closed: the stream is in streams_, where the sweep finds it when its limit passes.
+  s.wait_until = until;
+  if (s.wait_until < sweep_at_) arm_sweep(s.wait_until);
+  auto [ec] = co_await net::async_initiate<decltype(use_nothrow), void(boost::system::error_code)>(
+      [&s](auto handler) { s.waiter = StreamWaiter(std::move(handler)); }, use_nothrow);
+  s.woken = false;
+  co_return !ec;
+}
+
+void Http2Session::arm_sweep(std::chrono::steady_clock::time_point at) {
+  sweep_at_ = at;
+  sweep_.expires_at(at);  // a wait already pending for a later time ends with operation_aborted
+  sweep_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->sweep();
+  });
+}
+
+void Http2Session::sweep() {
+  sweep_at_ = std::chrono::steady_clock::time_point::max();
+  const auto now = std::chrono::steady_clock::now();
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (auto& [id, s] : streams_) {
+    if (!s->waiter) continue;
+    if (s->wait_until <= now) {
+      s->complete_wait(net::error::timed_out);
+    } else {
+      next = std::min(next, s->wait_until);
+    }
+  }
+  if (next != std::chrono::steady_clock::time_point::max()) arm_sweep(next);
 }
 
 std::chrono::steady_clock::duration Http2Session::idle_limit(const H2Stream& s) const {
@@ -161,6 +198,11 @@ void Http2Session::submit_response(H2Stream& s, const std::vector<H2Field>& fiel
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
+  submit_response(s, nva, with_body);
+}
+
+void Http2Session::submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool with_body) {
+  if (s.closed || closed_) return;
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = &H2Stream::read_body;
@@ -175,7 +217,7 @@ void Http2Session::respond_error(H2Stream& s, unsigned status, std::string_view 
   log.bytes_received = 0;
   worker_.stats().responses_by_class[status / 100].add();
   if (auto* access = worker_.settings().access_log) access->write(log);
-  log::debug("h2 " + log.method + " " + log.path + " -> " + std::to_string(status) + " " + log.error);
+  log::debug("h2 " + s.line.method + " " + s.line.path + " -> " + std::to_string(status) + " " + log.error);
   if (s.grpc) {
     // gRPC clients read the status from grpc-status, not :status (gRPC's PROTOCOL-HTTP2.md): a
     // trailers-only answer, as Envoy's local replies to gRPC requests are.
@@ -214,15 +256,17 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     ~Done() {
       h.worker_.stats().active_requests.dec();
       h.finish_stream(s);
-      --h.live_;
-      h.quiet_.cancel();
     }
   } done{*this, s};
 
   RequestLog log;
-  log.method = s.line.method;
-  log.path = s.line.path;
-  log.client = client_ip_;
+  // The access log's copies of the request line only when there is an access log (a string each per
+  // stream otherwise spent for nothing).
+  if (settings.access_log) {
+    log.method = s.line.method;
+    log.path = s.line.path;
+    log.client = client_ip_;
+  }
   log.src_cluster = settings.local_cluster;
   // The request's fields as Beast's only when something needs them (an HTTP/1.1 endpoint, a route matching
   // a header): an HTTP/2 endpoint gets its header list straight from the stream's (h2_headers.hpp).
@@ -239,7 +283,8 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     }
     return fields;
   };
-  log.authority = h2_authority(s.line, s.fields);
+  const std::string_view authority = h2_authority(s.line, s.fields);
+  if (settings.access_log) log.authority = authority;
   if (auto ct = h2_find(s.fields, "content-type"); ct && is_grpc_content_type(ct->value)) {
     s.grpc = true;
     // grpc-timeout is the call's deadline, bounded by the response timeout.
@@ -273,7 +318,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
     respond_error(s, 400, "request target must be origin-form", log);
     co_return;
   }
-  if (log.authority.empty()) {
+  if (authority.empty()) {
     stats.bad_requests.add();
     respond_error(s, 400, "missing :authority and Host", log);
     co_return;
@@ -281,7 +326,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   const auto view = [&] {
     routing::RequestView v;
     v.listener = listener_->cfg.name;
-    v.host = log.authority;
+    v.host = authority;
     v.target = s.line.path;
     v.method = s.line.method;
     v.client_address = client_ip_;
@@ -313,6 +358,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
   // both directions stream there, and a bidirectional call's client may send nothing until it hears.
   const bool wait_for_body = !(s.grpc && upstream_is_h2(worker_, *picked));
   while (wait_for_body && !s.end_stream && s.body_in.empty() && !s.closed && !closed_ && !s.deadline_hit) {
+    if (take_wake(s)) continue;
     if (!co_await wait(s, idle_limit(s))) break;
   }
   if (s.closed || closed_) co_return;  // reset by the client: the pick is reported as a local abort
@@ -371,7 +417,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         auto next = picker.pick(view(), attempt);
         if (next.status != routing::PickStatus::ok) return false;
         stats.retries.add();
-        log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+        log::debug("h2: retrying " + s.line.method + " " + s.line.path + " on " + endpoint_text(next) + " after " +
                    routing::to_string(o));
         picked.replace(std::move(next));
         return true;
@@ -391,7 +437,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
           auto next = picker.pick(view(), attempt);
           if (next.status == routing::PickStatus::ok) {
             stats.retries.add();
-            log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+            log::debug("h2: retrying " + s.line.method + " " + s.line.path + " on " + endpoint_text(next) + " after " +
                        routing::to_string(a.outcome) + ": " + a.failure);
             picked.replace(std::move(next));
             continue;
@@ -438,7 +484,9 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       bool last_sent = body_in_hand;
       while (ok && !last_sent && !s.deadline_hit) {
         if (s.body_in.empty() && !s.end_stream) {
-          if (s.closed || closed_ || !co_await wait(s, idle_limit(s))) break;
+          if (s.closed || closed_) break;
+          if (take_wake(s)) continue;
+          if (!co_await wait(s, idle_limit(s))) break;
           continue;
         }
         std::string piece = std::move(s.body_in);
@@ -495,7 +543,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         auto next = picker.pick(view(), attempt);
         if (next.status == routing::PickStatus::ok) {
           stats.retries.add();
-          log::debug("h2: retrying " + log.method + " " + log.path + " on " + endpoint_text(next) + " after " +
+          log::debug("h2: retrying " + s.line.method + " " + s.line.path + " on " + endpoint_text(next) + " after " +
                      routing::to_string(outcome) + ": " +
                      (failure.empty() ? "status " + std::to_string(status) : failure));
           s.upstream = nullptr;
@@ -533,6 +581,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
       auto& body = rp.get().body();
       for (;;) {
         while (s.body_out.size() - s.out_pos >= kOutHigh && !s.closed && !closed_ && !s.deadline_hit) {
+          if (take_wake(s)) continue;
           if (!co_await wait(s, settings.timeouts.stream_idle)) break;
         }
         if (s.deadline_hit) {

@@ -10,6 +10,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "proxy/h2_headers.hpp"
@@ -20,12 +21,12 @@
 namespace sluice::proxy {
 
 struct Http2Session::H2Stream {
-  H2Stream(net::io_context& ioc, std::int32_t stream_id) : id(stream_id), wake(ioc) {}
+  H2Stream(net::io_context& context, std::int32_t stream_id) : id(stream_id), ioc(&context) {}
 
   std::int32_t id;
   // The request head (on_header).
   H2RequestLine line;
-  std::vector<H2Field> fields;
+  H2FieldList fields;
   std::size_t header_bytes = 0;
   bool too_large = false;       // beyond limits.max_request_header_bytes / max_request_headers
   // Request trailers (a trailing HEADERS with END_STREAM): passed on as chunked trailers to an HTTP/1.1
@@ -55,13 +56,21 @@ struct Http2Session::H2Stream {
   bool deadline_hit = false;
   std::optional<net::steady_timer> deadline_timer;  // only for a gRPC call with grpc-timeout
   UpstreamConnection* upstream = nullptr;  // in use, for shut()
-  // Wakes the coroutine when something arrived for it (or the stream or connection closed).
-  net::steady_timer wake;
+  // Wakes the coroutine when something arrived for it (or the stream or connection closed): its wait()'s
+  // completion handler, kept here rather than in a timer operation per wait (the wait's limit is the
+  // session's one timer, Http2Session::sweep_). Completed by a post, never from inside an nghttp2 callback.
+  net::io_context* ioc;
+  StreamWaiter waiter;
+  std::chrono::steady_clock::time_point wait_until;  // while waiter is set: when the wait times out
   bool woken = false;
 
   void notify() {
     woken = true;
-    wake.cancel();
+    if (waiter) complete_wait({});
+  }
+  // Resumes the waiting coroutine (posted); `ec`: timed_out when the limit passed.
+  void complete_wait(boost::system::error_code ec) {
+    post_recycled(*ioc, [w = std::move(waiter), ec]() mutable { w.complete(ec); });
   }
 
   // nghttp2's data provider: copies from body_out, defers when it is empty and the body is not over.

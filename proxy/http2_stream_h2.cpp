@@ -23,7 +23,13 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
   const auto& settings = worker_.settings();
   auto& stats = worker_.stats();
   bool http1 = false;
-  auto up = co_await worker_.h2_pool().get(worker_, picked, a.failure, http1, log.upstream);
+  // An open connection with room (the common case) without get()'s coroutine frame.
+  std::shared_ptr<H2Upstream> up;
+  if (auto* ready = worker_.h2_pool().ready(worker_, log.upstream)) {
+    up = ready->shared_from_this();
+  } else {
+    up = co_await worker_.h2_pool().get(worker_, picked, a.failure, http1, log.upstream);
+  }
   if (http1) {
     a.result = Result::use_http1;
     co_return;
@@ -37,10 +43,11 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
     co_return;
   }
   const bool with_body = !(body_in_hand && first.empty() && s.trailers_in.empty());
-  const auto head = h2_upstream_request_fields(
-      s.fields, added_length, s.line.method, up->key().find("|tls") != std::string::npos ? "https" : "http",
-      picked.host_header, picked.upstream_target, client_ip_, stream_.is_tls());
-  auto call = up->submit(head, with_body, [&s] { s.notify(); });
+  // The header list straight from the stream's fields (nghttp2 copies it in submit).
+  const std::string_view scheme = up->key().find("|tls") != std::string::npos ? "https" : "http";
+  h2_upstream_request_nva(s.fields, added_length, s.line.method, scheme, picked.host_header, picked.upstream_target,
+                          client_ip_, stream_.is_tls(), nv_);
+  auto call = up->submit(nv_, with_body, [&s] { s.notify(); });
   if (!call) {
     a.outcome = routing::Outcome::connect_failure;
     a.failure = "upstream " + up->key() + " takes no new stream";
@@ -105,12 +112,13 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       }
       (void)replayable;
       if (grpc_status > 0) {
-        log::debug("h2: " + log.path + " answered grpc-status " + std::to_string(grpc_status) + " by " + up->key());
+        log::debug("h2: " + s.line.path + " answered grpc-status " + std::to_string(grpc_status) + " by " + up->key());
       }
       worker_.picker().responding(picked);
       const bool bodiless = call->end_stream && call->body_in.empty();
-      // The endpoint's end-to-end fields (moved: the head is not looked at again), stickiness cookie, Via.
-      submit_response(s, h2_response_fields(std::move(call->headers), call->status, picked.set_cookie), !bodiless);
+      // The endpoint's end-to-end fields, stickiness cookie, Via: nghttp2's list straight from the call's.
+      h2_response_nva(call->headers, call->status, picked.set_cookie, nv_);
+      submit_response(s, nv_.nva, !bodiless);
       stats.responses_by_class[a.status / 100 < 6 ? a.status / 100 : 5].add();
       log.status = a.status;
       head_sent = true;
@@ -173,11 +181,14 @@ net::awaitable<void> Http2Session::attempt_h2(H2Stream& s, const routing::PickRe
       kick();
       co_return;
     }
-    // Wait for either side. Before the head: the response timeout (or the gRPC deadline); after: idle.
+    // Wait for either side. Before the head: the response timeout (or the gRPC deadline); after: idle. A
+    // wake-up already there goes round again first (no clock read: the next turn's wait checks the limit).
+    if (take_wake(s)) continue;
     const auto now = clock::now();
     auto limit = head_sent ? settings.timeouts.stream_idle : std::chrono::duration_cast<clock::duration>(settings.timeouts.response) - (now - started);
     if (s.deadline != clock::time_point::max()) limit = std::min(limit, s.deadline - now);
-    if (limit <= clock::duration::zero() || !co_await wait(s, limit)) {
+    const auto until = limit >= clock::time_point::max() - now ? clock::time_point::max() : now + limit;
+    if (limit <= clock::duration::zero() || !co_await wait_at(s, until)) {
       a.outcome = routing::Outcome::timeout;
       a.failure = "upstream response timeout from " + endpoint_text(picked);
       if (head_sent) {

@@ -24,7 +24,7 @@ TEST_CASE("h2 request: the host field is the authority when :authority is absent
   CHECK(sluice::proxy::h2_request_fields({"GET", "http", "", "/"}, {{"host", "h.example"}}, out) == "h.example");
   CHECK(out[http::field::host] == "h.example");
   http::fields none;
-  CHECK(sluice::proxy::h2_request_fields({"GET", "http", "", "/"}, {}, none).empty());
+  CHECK(sluice::proxy::h2_request_fields({"GET", "http", "", "/"}, std::vector<H2Field>{}, none).empty());
   CHECK(none.find(http::field::host) == none.end());
 }
 
@@ -149,5 +149,92 @@ TEST_CASE("h2 upstream request fields from the stream's fields match the way thr
   }
   CHECK(sluice::proxy::h2_authority(line, {{"host", "h"}}) == "app.example");
   CHECK(sluice::proxy::h2_authority({"GET", "http", "", "/"}, {{"host", "h"}, {"host", "i"}}) == "h");
-  CHECK(sluice::proxy::h2_authority({"GET", "http", "", "/"}, {}).empty());
+  CHECK(sluice::proxy::h2_authority({"GET", "http", "", "/"}, std::vector<H2Field>{}).empty());
+}
+
+namespace {
+
+// The stream's view of `in`, as on_header fills it.
+void fill(sluice::proxy::H2FieldList& list, const std::vector<H2Field>& in) {
+  for (const auto& f : in) list.add(f.name, f.value);
+}
+
+std::vector<H2Field> of_nva(const sluice::proxy::H2NvList& list) {
+  std::vector<H2Field> out;
+  for (const auto& nv : list.nva) {
+    out.push_back({std::string(reinterpret_cast<const char*>(nv.name), nv.namelen),
+                   std::string(reinterpret_cast<const char*>(nv.value), nv.valuelen)});
+  }
+  return out;
+}
+
+void check_same(const std::vector<H2Field>& a, const std::vector<H2Field>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].name == b[i].name);
+    CHECK(a[i].value == b[i].value);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("h2 field list: views stay valid as storage grows, clear() starts over", "[proxy][h2]") {
+  sluice::proxy::H2FieldList list;
+  std::vector<H2Field> expect;
+  // Past the first block and a value larger than any block so far.
+  for (int i = 0; i < 200; ++i) expect.push_back({"x-field-" + std::to_string(i), std::string(i * 7 % 50, 'v')});
+  expect.push_back({"x-big", std::string(5000, 'b')});
+  fill(list, expect);
+  REQUIRE(list.size() == expect.size());
+  for (std::size_t i = 0; i < expect.size(); ++i) {
+    CHECK(list[i].name == expect[i].name);
+    CHECK(list[i].value == expect[i].value);
+  }
+  REQUIRE(sluice::proxy::h2_find(list, "x-field-3") != nullptr);
+  CHECK(sluice::proxy::h2_find(list, "x-field-3")->value == expect[3].value);
+  CHECK(sluice::proxy::h2_find(list, "x-none") == nullptr);
+  list.clear();
+  CHECK(list.empty());
+  list.add("a", "1");
+  CHECK(list[0].name == "a");
+  CHECK(list[0].value == "1");
+}
+
+// The header lists built for nghttp2 straight from the stream's (or the call's) field list are the lists the
+// std::string versions give.
+TEST_CASE("h2 nghttp2 lists from field lists match the H2Field lists", "[proxy][h2]") {
+  const sluice::proxy::H2RequestLine line{"POST", "http", "app.example", "/pkg.Svc/M"};
+  const std::vector<std::vector<H2Field>> cases{
+      {},
+      {{"content-type", "application/grpc"}, {"te", "trailers"}, {"grpc-timeout", "1S"}, {"user-agent", "x"}},
+      {{"host", "ignored.example"}, {"cookie", "a=1"}, {"cookie", "b=2"}, {"x-forwarded-for", "10.0.0.1"},
+       {"via", "1.1 edge"}, {"proxy-foo", "y"}, {"expect", "100-continue"}, {"accept", "*/*"}, {"te", "deflate"},
+       {"connection", "x-hop"}, {"x-hop", "1"}, {"keep-alive", "5"}, {"transfer-encoding", "chunked"},
+       {"x-forwarded-proto", "https"}, {"set-cookie", "s=1"}, {"content-length", "3"}},
+  };
+  sluice::proxy::H2NvList nv;
+  for (const auto& in : cases) {
+    sluice::proxy::H2FieldList list;
+    fill(list, in);
+    for (const std::string added : {"", "42"}) {
+      sluice::proxy::h2_upstream_request_nva(list, added, line.method, "http", "up.example", "/p", "10.0.0.2", true,
+                                             nv);
+      check_same(of_nva(nv), sluice::proxy::h2_upstream_request_fields(in, added, line.method, "http", "up.example",
+                                                                       "/p", "10.0.0.2", true));
+    }
+    for (const std::string cookie : {"", "sluice=abc; Path=/"}) {
+      sluice::proxy::h2_response_nva(list, 503, cookie, nv);
+      auto copy = in;
+      check_same(of_nva(nv), sluice::proxy::h2_response_fields(std::move(copy), 503, cookie));
+    }
+    http::fields a;
+    http::fields b;
+    sluice::proxy::h1_fields_of(list, a);
+    sluice::proxy::h1_fields_of(in, b);
+    CHECK(std::distance(a.begin(), a.end()) == std::distance(b.begin(), b.end()));
+    for (auto i = a.begin(), j = b.begin(); i != a.end() && j != b.end(); ++i, ++j) {
+      CHECK(i->name_string() == j->name_string());
+      CHECK(i->value() == j->value());
+    }
+  }
 }
