@@ -163,7 +163,7 @@ net::awaitable<HttpSession::BodyEnd> HttpSession::relay_sized_body(UpstreamConne
       // Body bytes that came in with the head: written from where they are.
       got = static_cast<std::size_t>(std::min<std::uint64_t>(up.buffer.size(), left));
       data = static_cast<const char*>(up.buffer.data().data());
-    } else if (left != 0) {
+    } else {
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, kBodyBuffer));
       got = socket.read_some(net::buffer(body_buf_.get(), want), ec);
       if (ec == net::error::would_block || ec == net::error::try_again) {
