@@ -4,14 +4,19 @@
 one worker/thread, all in front of the same h2c backend (nghttpd serving a 100-byte file), in one run.
 
 Per proxy and load (-c 16 -m 10, then -c 1 -m 1): req/s, p50/p99 latency (from h2load's per-request log),
-and the proxy's CPU per request (utime+stime from /proc). Last line: `h2_ratio_vs_best_peer: X` (sluice's
-req/s at -c 16 -m 10 over the best peer's). Before it, `h2_allocs_per_request: X`: sluice once more with the
+and CPU per request (utime+stime) of the proxy, of the backend behind it and of h2load: all three share
+the machine's cores, so a proxy that makes its neighbours work harder is slower for it. Last line: `h2_ratio_vs_best_peer: X` (sluice's
+median req/s at -c 16 -m 10 over the best peer's median), after `h2_ratio_min_round` (the lowest
+per-round ratio) and `h2_cpu_efficiency_vs_best_peer`; the proxies run in H2_BENCH_ROUNDS (3) interleaved
+rounds. Before them, `h2_allocs_per_request: X`: sluice once more with the
 counting shim preloaded (alloc_count.c, when built), a number the machine's load does not move."""
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +129,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default="build")
     ap.add_argument("--requests", type=int, default=int(os.environ.get("H2_BENCH_REQUESTS", "200000")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("H2_BENCH_ROUNDS", "3")))
     ap.add_argument("--requests-serial", type=int, default=int(os.environ.get("H2_BENCH_REQUESTS_SERIAL", "10000")))
     args = ap.parse_args()
     sluice_bin = os.path.join(args.build_dir, "cli", "sluice")
@@ -175,24 +181,53 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
             procs.append(p)
             wait_port(port, p)
 
-        results = {}
-        print(f"{'proxy':8} {'load':12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}")
+        # Interleaved rounds (every proxy once per round, in turn), so that a slow moment of the machine falls
+        # on every proxy alike; the report gives medians and ranges, and the lowest per-round ratio.
+        runs = {}  # (name, label) -> [(rps, p50, p99, cpu_us)] one per round
+        loads = (("-c16 -m10", args.requests, 16, 10), ("-c1 -m1", args.requests_serial, 1, 1))
         for name, (p, port) in proxies.items():
-            url = f"http://127.0.0.1:{port}/index.html"
-            h2load(url, 2000, 4, 10, os.path.join(tmp, "warm.log"))  # warm up (connections, caches)
-            for label, n, c, m in (("-c16 -m10", args.requests, 16, 10), ("-c1 -m1", args.requests_serial, 1, 1)):
-                before = cpu_seconds(p.pid)
-                ok, rps, p50, p99, line = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"))
-                cpu_us = (cpu_seconds(p.pid) - before) * 1e6 / n
-                results[(name, label)] = rps if ok else 0.0
-                note = "" if ok else f"  FAILED: {line}"
-                print(f"{name:8} {label:12} {rps:10.0f} {p50:8.3f} {p99:8.3f} {cpu_us:10.1f}{note}", flush=True)
+            h2load(f"http://127.0.0.1:{port}/index.html", 2000, 4, 10, os.path.join(tmp, "warm.log"))  # warm up
+        for rnd in range(args.rounds):
+            for name, (p, port) in proxies.items():
+                url = f"http://127.0.0.1:{port}/index.html"
+                for label, n, c, m in loads:
+                    before, backend_before = cpu_seconds(p.pid), cpu_seconds(backend.pid)
+                    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    ok, rps, p50, p99, line = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"))
+                    cpu_us = (cpu_seconds(p.pid) - before) * 1e6 / n
+                    backend_us = (cpu_seconds(backend.pid) - backend_before) * 1e6 / n
+                    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    client_us = (client_after.ru_utime + client_after.ru_stime - client_before.ru_utime
+                                 - client_before.ru_stime) * 1e6 / n
+                    if not ok:
+                        print(f"# {name} {label} round {rnd + 1} FAILED: {line}", flush=True)
+                    runs.setdefault((name, label), []).append((rps if ok else 0.0, p50, p99, cpu_us, backend_us, client_us))
+            print(f"# round {rnd + 1}/{args.rounds} done", flush=True)
+        med = lambda values: statistics.median(values) if values else 0.0
+        print(f"{'proxy':8} {'load':12} {'req/s':>10} {'range':>15} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} {'backend':>8} {'h2load':>8}")
+        for name in proxies:
+            for label, *_ in loads:
+                rows = runs[(name, label)]
+                rates = [r[0] for r in rows]
+                print(f"{name:8} {label:12} {med(rates):10.0f} {f'{min(rates):.0f}-{max(rates):.0f}':>15} "
+                      f"{med([r[1] for r in rows]):8.3f} {med([r[2] for r in rows]):8.3f} "
+                      f"{med([r[3] for r in rows]):10.1f} {med([r[4] for r in rows]):8.1f} "
+                      f"{med([r[5] for r in rows]):8.1f}", flush=True)
         allocs = count_allocations(args, sluice_bin, os.path.join(tmp, "sluice.json"), tmp)
         print(f"h2_allocs_per_request: {allocs:.2f}" if allocs is not None else "h2_allocs_per_request: n/a")
-        peers = [v for (name, label), v in results.items() if name != "sluice" and label == "-c16 -m10"]
-        best = max(peers) if peers else 0
-        ratio = results.get(("sluice", "-c16 -m10"), 0) / best if best else 0
-        print(f"h2_ratio_vs_best_peer: {ratio:.2f}")
+        key = "-c16 -m10"
+        peers = [name for name in proxies if name != "sluice" and med([r[0] for r in runs[(name, key)]]) > 0]
+        sluice_rows = runs.get(("sluice", key), [])
+        if peers and sluice_rows:
+            per_round = [sluice_rows[i][0] / max(runs[(peer, key)][i][0] for peer in peers)
+                         for i in range(len(sluice_rows)) if max(runs[(peer, key)][i][0] for peer in peers) > 0]
+            best_cpu = min(med([r[3] for r in runs[(peer, key)]]) for peer in peers)
+            print(f"h2_cpu_efficiency_vs_best_peer: {best_cpu / med([r[3] for r in sluice_rows]):.2f}")
+            print(f"h2_ratio_min_round: {min(per_round):.2f}")
+            best = max(med([r[0] for r in runs[(peer, key)]]) for peer in peers)
+            print(f"h2_ratio_vs_best_peer: {med([r[0] for r in sluice_rows]) / best:.2f}")
+        else:
+            print("h2_ratio_vs_best_peer: 0.00")
     finally:
         for p in procs:
             p.terminate()
