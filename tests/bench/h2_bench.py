@@ -5,12 +5,13 @@ one worker/thread, all in front of the same h2c backend (nghttpd serving a 100-b
 
 Per proxy and load (-c 16 -m 10, then -c 1 -m 1): req/s, p50/p99 latency (from h2load's per-request log),
 and CPU per request (utime+stime) of the proxy, of the backend behind it and of h2load: all three share
-the machine's cores, so a proxy that makes its neighbours work harder is slower for it. Last line: `h2_ratio_vs_best_peer: X` (sluice's
-median req/s at -c 16 -m 10 over the best peer's median), after `h2_ratio_min_round` (the lowest
+the machine's cores, so a proxy that makes its neighbours work harder is slower for it. Last line:
+`h2_ratio_vs_best_peer: X` (sluice's median req/s at -c 16 -m 10 over the best peer's median), after `h2_ratio_min_round` (the lowest
 per-round ratio) and `h2_cpu_efficiency_vs_best_peer`; the proxies run in H2_BENCH_ROUNDS (3) interleaved
 rounds. Before them, `h2_allocs_per_request: X`: sluice once more with the
 counting shim preloaded (alloc_count.c, when built), a number the machine's load does not move."""
 import argparse
+import collections
 import json
 import os
 import resource
@@ -24,6 +25,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxy_bench import alloc_count_env, cpu_seconds, free_port, read_alloc_count  # noqa: E402
+
+# One h2load run through one proxy: req/s (0 when it failed), latency percentiles in ms, and the CPU
+# microseconds per request of the proxy, of the backend behind it and of h2load.
+Run = collections.namedtuple("Run", "rps p50 p99 cpu_us backend_us client_us")
 
 
 def sluice_config(port, bport):
@@ -183,7 +188,7 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
 
         # Interleaved rounds (every proxy once per round, in turn), so that a slow moment of the machine falls
         # on every proxy alike; the report gives medians and ranges, and the lowest per-round ratio.
-        runs = {}  # (name, label) -> [(rps, p50, p99, cpu_us)] one per round
+        runs = {}  # (name, label) -> [Run], one per round
         loads = (("-c16 -m10", args.requests, 16, 10), ("-c1 -m1", args.requests_serial, 1, 1))
         for name, (p, port) in proxies.items():
             h2load(f"http://127.0.0.1:{port}/index.html", 2000, 4, 10, os.path.join(tmp, "warm.log"))  # warm up
@@ -201,31 +206,33 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
                                  - client_before.ru_stime) * 1e6 / n
                     if not ok:
                         print(f"# {name} {label} round {rnd + 1} FAILED: {line}", flush=True)
-                    runs.setdefault((name, label), []).append((rps if ok else 0.0, p50, p99, cpu_us, backend_us, client_us))
+                    runs.setdefault((name, label), []).append(
+                        Run(rps if ok else 0.0, p50, p99, cpu_us, backend_us, client_us))
             print(f"# round {rnd + 1}/{args.rounds} done", flush=True)
-        med = lambda values: statistics.median(values) if values else 0.0
+        def med(rows, field):
+            values = [getattr(r, field) for r in rows]
+            return statistics.median(values) if values else 0.0
         print(f"{'proxy':8} {'load':12} {'req/s':>10} {'range':>15} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} {'backend':>8} {'h2load':>8}")
         for name in proxies:
             for label, *_ in loads:
                 rows = runs[(name, label)]
-                rates = [r[0] for r in rows]
-                print(f"{name:8} {label:12} {med(rates):10.0f} {f'{min(rates):.0f}-{max(rates):.0f}':>15} "
-                      f"{med([r[1] for r in rows]):8.3f} {med([r[2] for r in rows]):8.3f} "
-                      f"{med([r[3] for r in rows]):10.1f} {med([r[4] for r in rows]):8.1f} "
-                      f"{med([r[5] for r in rows]):8.1f}", flush=True)
+                rates = [r.rps for r in rows]
+                print(f"{name:8} {label:12} {med(rows, 'rps'):10.0f} {f'{min(rates):.0f}-{max(rates):.0f}':>15} "
+                      f"{med(rows, 'p50'):8.3f} {med(rows, 'p99'):8.3f} {med(rows, 'cpu_us'):10.1f} "
+                      f"{med(rows, 'backend_us'):8.1f} {med(rows, 'client_us'):8.1f}", flush=True)
         allocs = count_allocations(args, sluice_bin, os.path.join(tmp, "sluice.json"), tmp)
         print(f"h2_allocs_per_request: {allocs:.2f}" if allocs is not None else "h2_allocs_per_request: n/a")
         key = "-c16 -m10"
-        peers = [name for name in proxies if name != "sluice" and med([r[0] for r in runs[(name, key)]]) > 0]
+        peers = [name for name in proxies if name != "sluice" and med(runs[(name, key)], "rps") > 0]
         sluice_rows = runs.get(("sluice", key), [])
         if peers and sluice_rows:
-            per_round = [sluice_rows[i][0] / max(runs[(peer, key)][i][0] for peer in peers)
-                         for i in range(len(sluice_rows)) if max(runs[(peer, key)][i][0] for peer in peers) > 0]
-            best_cpu = min(med([r[3] for r in runs[(peer, key)]]) for peer in peers)
-            print(f"h2_cpu_efficiency_vs_best_peer: {best_cpu / med([r[3] for r in sluice_rows]):.2f}")
+            best_per_round = [max(runs[(peer, key)][i].rps for peer in peers) for i in range(len(sluice_rows))]
+            per_round = [row.rps / best for row, best in zip(sluice_rows, best_per_round) if best > 0]
+            best_cpu = min(med(runs[(peer, key)], "cpu_us") for peer in peers)
+            print(f"h2_cpu_efficiency_vs_best_peer: {best_cpu / med(sluice_rows, 'cpu_us'):.2f}")
             print(f"h2_ratio_min_round: {min(per_round):.2f}")
-            best = max(med([r[0] for r in runs[(peer, key)]]) for peer in peers)
-            print(f"h2_ratio_vs_best_peer: {med([r[0] for r in sluice_rows]) / best:.2f}")
+            best = max(med(runs[(peer, key)], "rps") for peer in peers)
+            print(f"h2_ratio_vs_best_peer: {med(sluice_rows, 'rps') / best:.2f}")
         else:
             print("h2_ratio_vs_best_peer: 0.00")
     finally:
