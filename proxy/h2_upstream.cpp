@@ -140,7 +140,7 @@ net::awaitable<void> H2Upstream::read_loop() {
   while (!closed_) {
     // No deadline here: each call has its own (the request coroutine's), and an idle connection is closed
     // by the pool's sweep.
-    conn_->stream.transport().expires_never();
+    conn_->stream.expires_never();
     auto [ec, n] = co_await conn_->stream.visit(
         [&](auto& s) { return s.async_read_some(net::buffer(buf), use_nothrow); });
     if (ec || closed_) break;
@@ -186,7 +186,7 @@ void H2Upstream::write_some() {
     if (closed_) shut();
     return;
   }
-  conn_->stream.transport().expires_after(worker_.settings().timeouts.response);
+  conn_->stream.expires_after(worker_.settings().timeouts.response);
   conn_->stream.visit([&](auto& s) {
     net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) self->closed_ = true;

@@ -124,10 +124,12 @@ net::awaitable<HealthChecker::Verdict> HealthChecker::run(Probe probe) {
     if (!ctx) co_return v;
   }
   Stream stream = ctx ? Stream(tcp::socket(control_), ctx) : Stream(tcp::socket(control_));
-  stream.transport().expires_after(probe.timeout);
+  const auto deadline = std::chrono::steady_clock::now() + probe.timeout;
+  stream.transport().expires_at(deadline);  // the connect's
   std::vector<tcp::endpoint> eps;
   auto ec = co_await resolve_upstream(control_, probe.address, probe.port, eps);
   if (!ec) std::tie(ec, std::ignore) = co_await stream.transport().async_connect(eps, use_nothrow);
+  stream.expires_at(deadline);  // the rest's (TLS keeps its own)
   if (!ec && stream.tls()) {
     prepare_client_tls(*stream.tls(), *probe.tls, probe.address);
     std::tie(ec) = co_await stream.tls()->async_handshake(ssl::stream_base::client, use_nothrow);

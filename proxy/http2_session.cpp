@@ -86,9 +86,9 @@ net::awaitable<void> Http2Session::run() {
     if (!nghttp2_session_want_read(session_)) break;
     // Idle: no stream open. With streams open, they have their own deadlines upstream.
     if (streams_.empty()) {
-      stream_.transport().expires_after(idle);
+      stream_.expires_after(idle);
     } else {
-      stream_.transport().expires_after(std::chrono::hours(1));
+      stream_.expires_after(std::chrono::hours(1));
     }
     auto [ec, n] = co_await stream_.visit(
         [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
@@ -202,7 +202,7 @@ void Http2Session::write_some() {
     quiet_.cancel();
     return;
   }
-  stream_.transport().expires_after(worker_.settings().timeouts.idle);
+  stream_.expires_after(worker_.settings().timeouts.idle);
   stream_.visit([&](auto& s) {
     net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (ec) self->closed_ = true;

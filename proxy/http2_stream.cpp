@@ -27,7 +27,7 @@ net::awaitable<bool> write_piece(UpstreamConnection& up, std::string_view head, 
                                  const std::vector<H2Field>& trailers) {
   const bool with_trailers = chunked && last && !trailers.empty();
   const FramedPiece piece(head, body.data(), body.size(), chunked, last && !with_trailers);
-  up.stream.transport().expires_after(timeout);
+  up.stream.expires_after(timeout);
   if (!with_trailers) {
     auto [ec, n] = co_await up.stream.visit([&](auto& s) { return net::async_write(s, piece.buffers(), use_nothrow); });
     co_return !ec;
@@ -597,7 +597,7 @@ net::awaitable<void> Http2Session::handle_stream(std::shared_ptr<H2Stream> sp) {
         body.size = buf.size();
         boost::system::error_code ec;
         if (!parse_buffered(rp, up->buffer, ec)) {
-          up->stream.transport().expires_after(settings.timeouts.response);
+          up->stream.expires_after(settings.timeouts.response);
           std::tie(ec, std::ignore) =
               co_await up->stream.visit([&](auto& st) { return http::async_read_some(st, up->buffer, rp, use_nothrow); });
           if (ec == http::error::need_buffer) ec = {};

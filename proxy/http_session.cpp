@@ -73,7 +73,7 @@ void HttpSession::abort() {
 net::awaitable<void> HttpSession::run() {
   auto self = shared_from_this();
   if (auto* tls = stream_.tls()) {
-    stream_.transport().expires_after(worker_.settings().timeouts.request_header);
+    stream_.expires_after(worker_.settings().timeouts.request_header);
     auto [ec] = co_await tls->async_handshake(ssl::stream_base::server, use_nothrow);
     if (ec) {
       log::debug("tls handshake from " + client_ip_ + " failed: " + ec.message());
@@ -143,7 +143,7 @@ net::awaitable<bool> HttpSession::read_head() {
     std::shared_ptr<bool> head_read_pending;  // made only for a head split across reads
     bool head_timed_out = false;
     if (state_ == State::reading_head && deadline) {
-      stream_.transport().expires_never();  // the TLS handshake's, when this is the first request
+      stream_.expires_never();  // the TLS handshake's, when this is the first request
       stream_.clear_deadline();
       head_timer.emplace(stream_.transport().get_executor(), *deadline);
       head_read_pending = std::make_shared<bool>(true);
@@ -212,7 +212,7 @@ net::awaitable<bool> HttpSession::read_head() {
 net::awaitable<void> HttpSession::close() {
   boost::system::error_code ignored;
   if (auto* tls = stream_.tls()) {
-    stream_.transport().expires_after(std::chrono::seconds(1));
+    stream_.expires_after(std::chrono::seconds(1));
     co_await tls->async_shutdown(use_nothrow);
   }
   stream_.transport().socket().shutdown(tcp::socket::shutdown_send, ignored);

@@ -153,7 +153,7 @@ net::awaitable<HttpSession::Next> HttpSession::relay_h2_response(H2Exchange& x, 
       const bool last = ended && (!trailers_ok || call.trailers.empty());
       const FramedPiece framed(head_sent ? std::string_view{} : std::string_view(head_), piece.data(),
                                no_body ? 0 : piece.size(), chunked, last && !no_body);
-      stream_.transport().expires_after(idle);
+      stream_.expires_after(idle);
       auto [ec, n] = co_await stream_.visit([&](auto& s) { return net::async_write(s, framed.buffers(), use_nothrow); });
       if (!head_sent) stats.responses_by_class[status / 100 < 6 ? status / 100 : 5].add();
       head_sent = true;

@@ -12,12 +12,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "net/net.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/drained.hpp"
 #include "proxy/recycler.hpp"
+#include "proxy/tls_stream.hpp"
 
 namespace sluice::proxy {
 
@@ -32,21 +32,13 @@ inline auto use_nothrow = net::bind_allocator(RecyclingAllocator<void>(), net::a
 class Stream {
  public:
   using plain_type = beast::tcp_stream;
-  using tls_type = beast::ssl_stream<beast::tcp_stream>;
+  using tls_type = TlsStream;
 
   explicit Stream(tcp::socket socket) : v_(std::in_place_index<0>, std::move(socket)) {}
-  // TLS over `socket`; the stream keeps `ctx` alive (a reloaded certificate never pulls it from under us).
-  //
-  // Asio turns on SSL_MODE_RELEASE_BUFFERS for every stream: OpenSSL then frees its record buffers whenever
-  // they are empty and allocates them again for the next record, about four malloc/free pairs per
-  // keep-alive request (allocs_per_request 9.1 -> 4.7 in proxy-tls without it; callgrind 63.7k -> 59.8k
-  // instructions per request at c16). Kept instead, they cost about 10 KiB more per idle TLS connection
-  // (147 -> 157 KiB measured with 500 idle connections: Asio's own buffers and the BIO pair's are most of
-  // it, and those are never released).
+  // TLS over `socket` (proxy/tls_stream.hpp); the stream keeps `ctx` alive (a reloaded certificate never
+  // pulls it from under us).
   Stream(tcp::socket socket, std::shared_ptr<ssl::context> ctx)
-      : ctx_(std::move(ctx)), v_(std::in_place_index<1>, std::move(socket), *ctx_) {
-    SSL_clear_mode(std::get<1>(v_).native_handle(), SSL_MODE_RELEASE_BUFFERS);
-  }
+      : ctx_(std::move(ctx)), v_(std::in_place_index<1>, std::move(socket), *ctx_) {}
 
   bool is_tls() const { return v_.index() == 1; }
 
@@ -88,14 +80,42 @@ class Stream {
     if (!is_tls()) proxy::mark_drained(std::get<0>(v_).socket());
   }
 
+  // Beast's timeouts for a step (connect, TLS handshake, HTTP/2, tunnels, health checks): the expiry applies
+  // to the operations started after it; when it passes the socket is closed and they report
+  // beast::error::timeout. Plain TCP: the transport's own (basic_stream's timer per operation); TLS: the TLS
+  // stream's, which does its own I/O on the socket.
+  void expires_after(std::chrono::steady_clock::duration d) {
+    if (auto* t = tls()) return t->expires_after(d);
+    transport().expires_after(d);
+  }
+  void expires_at(std::chrono::steady_clock::time_point at) {
+    if (auto* t = tls()) return t->expires_at(at);
+    transport().expires_at(at);
+  }
+  void expires_never() {
+    if (auto* t = tls()) return t->expires_never();
+    transport().expires_never();
+  }
+
   // The HTTP/1.1 session's deadlines (proxy/deadline.hpp): one lazily moved timer per connection instead
-  // of Beast's timer wait per operation (transport().expires_after, still used by the other users of a
-  // stream: connect, TLS handshakes, HTTP/2, tunnels). Set before a step, cleared after it; when one passes
-  // the socket is closed and deadline_passed() says so (where Beast's operations say error::timeout).
-  void set_deadline(std::chrono::steady_clock::time_point at) { deadline_.set(transport(), at); }
-  void set_deadline_after(std::chrono::steady_clock::duration d) { deadline_.set_after(transport(), d); }
-  void clear_deadline() { deadline_.clear(); }
-  bool deadline_passed() const { return deadline_.passed(); }
+  // of Beast's timer wait per operation. Set before a step, cleared after it; when one passes the socket is
+  // closed and deadline_passed() says so (where Beast's operations say error::timeout). A TLS stream keeps
+  // its timeouts that way already: there these are its expiry.
+  void set_deadline(std::chrono::steady_clock::time_point at) {
+    if (auto* t = tls()) return t->expires_at(at);
+    deadline_.set(transport(), at);
+  }
+  void set_deadline_after(std::chrono::steady_clock::duration d) {
+    set_deadline(std::chrono::steady_clock::now() + d);
+  }
+  void clear_deadline() {
+    if (auto* t = tls()) return t->expires_never();
+    deadline_.clear();
+  }
+  bool deadline_passed() {
+    if (auto* t = tls()) return t->timed_out();
+    return deadline_.passed();
+  }
 
  private:
   std::shared_ptr<ssl::context> ctx_;

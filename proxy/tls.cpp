@@ -26,9 +26,10 @@ bool step(std::string& error, std::string_view what, const std::string& file, F&
   return false;
 }
 
-// TLS 1.2 and later only, both ways.
+// TLS 1.2 and later only, both ways. No TLS 1.2 renegotiation: the TLS stream (tls_stream.hpp) relies on a
+// write never having to read (TLS 1.3 has no renegotiation at all).
 constexpr auto kProtocols = ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1;
+                            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | SSL_OP_NO_RENEGOTIATION;
 
 // Loads the certificate chain and its private key (PEM), the server's or the client's.
 bool load_identity(ssl::context& ctx, const std::string& cert_file, const std::string& key_file, std::string& error) {

@@ -87,8 +87,8 @@ Tunnel::Tunnel(Stream& client, beast::flat_buffer& client_early, Stream& upstrea
 
 net::awaitable<TunnelResult> Tunnel::run() {
   // From here on only the tunnel's own clocks apply, not the request's.
-  client_.transport().expires_never();
-  upstream_.transport().expires_never();
+  client_.expires_never();
+  upstream_.expires_never();
   boost::system::error_code ignored;
   client_.transport().socket().non_blocking(true, ignored);  // the plain-TCP reads after a readiness wait
   upstream_.transport().socket().non_blocking(true, ignored);

@@ -3,7 +3,7 @@
 #include <charconv>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
+#include <openssl/x509v3.h>
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -53,7 +53,15 @@ void prepare_client_tls(Stream::tls_type& tls, const config::TlsClient& cfg, con
   if (net::ip::make_address(name, not_ip), not_ip) {
     SSL_set_tlsext_host_name(tls.native_handle(), name.c_str());  // SNI takes names, not IPs
   }
-  tls.set_verify_callback(ssl::host_name_verification(name));
+  // The certificate must name `name` (a DNS name, or an IP address in its IP SANs): OpenSSL checks it after
+  // the chain, as Asio's host_name_verification did.
+  X509_VERIFY_PARAM* param = SSL_get0_param(tls.native_handle());
+  if (not_ip) {
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, name.data(), name.size());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+  }
 }
 
 std::unique_ptr<UpstreamConnection> take_pooled(Worker& worker, const routing::PickResult& picked, std::string& key) {
@@ -131,13 +139,14 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
       SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(alpn->data()),
                           static_cast<unsigned>(alpn->size()));
     }
-    conn->stream.transport().expires_after(worker.settings().timeouts.connect);
+    conn->stream.expires_after(worker.settings().timeouts.connect);
     auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
     if (hec) {
       stats.upstream_connect_failures.add();
       error = "upstream tls handshake with " + key + " failed: " + hec.message();
       co_return nullptr;
     }
+    conn->stream.expires_never();  // the request's own deadlines take over
     const unsigned char* chosen = nullptr;
     unsigned chosen_len = 0;
     SSL_get0_alpn_selected(tls->native_handle(), &chosen, &chosen_len);
