@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy_bench import alloc_count_env, cpu_seconds, free_port, read_alloc_count  # noqa: E402
+from proxy_bench import alloc_count_env, cpu_seconds, free_port, read_alloc_count, versus_best_peer  # noqa: E402
 
 # One h2load run through one proxy: req/s (0 when it failed), latency percentiles in ms, and the CPU
 # microseconds per request of the proxy, of the backend behind it and of h2load.
@@ -223,16 +223,14 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
         allocs = count_allocations(args, sluice_bin, os.path.join(tmp, "sluice.json"), tmp)
         print(f"h2_allocs_per_request: {allocs:.2f}" if allocs is not None else "h2_allocs_per_request: n/a")
         key = "-c16 -m10"
-        peers = [name for name in proxies if name != "sluice" and med(runs[(name, key)], "rps") > 0]
         sluice_rows = runs.get(("sluice", key), [])
-        if peers and sluice_rows:
-            best_per_round = [max(runs[(peer, key)][i].rps for peer in peers) for i in range(len(sluice_rows))]
-            per_round = [row.rps / best for row, best in zip(sluice_rows, best_per_round) if best > 0]
-            best_cpu = min(med(runs[(peer, key)], "cpu_us") for peer in peers)
+        versus = versus_best_peer([r.rps for r in sluice_rows],
+                                  {name: [r.rps for r in runs[(name, key)]] for name in proxies if name != "sluice"})
+        if versus:
+            best_cpu = min(med(runs[(peer, key)], "cpu_us") for peer in versus.peers)
             print(f"h2_cpu_efficiency_vs_best_peer: {best_cpu / med(sluice_rows, 'cpu_us'):.2f}")
-            print(f"h2_ratio_min_round: {min(per_round):.2f}")
-            best = max(med(runs[(peer, key)], "rps") for peer in peers)
-            print(f"h2_ratio_vs_best_peer: {med(sluice_rows, 'rps') / best:.2f}")
+            print(f"h2_ratio_min_round: {versus.min_round:.2f}")
+            print(f"h2_ratio_vs_best_peer: {versus.ratio:.2f}")
         else:
             print("h2_ratio_vs_best_peer: 0.00")
     finally:

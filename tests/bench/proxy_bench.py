@@ -14,6 +14,7 @@ BACKEND_BIN (override the binaries found in the build directory).
 Exit status: 0 when all four targets were measured without errors, else 1.
 """
 import argparse
+import collections
 import http.client
 import os
 import re
@@ -21,6 +22,7 @@ import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,6 +194,31 @@ def cpu_seconds(pid):
         return total
 
     return ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
+# sluice against the best of its peers (versus_best_peer): the peers that count, sluice's median, that over
+# the best peer's median, and the lowest per-round ratio.
+VersusBestPeer = collections.namedtuple("VersusBestPeer", "peers sluice ratio min_round")
+
+
+def versus_best_peer(sluice, peers):
+    """From interleaved rounds (every target once per round, in turn, so that a slow moment of the machine
+    falls on all alike): sluice's result of each round (req/s, msgs/s) against each peer's ({name: [result
+    per round]}), as a VersusBestPeer, or None when sluice has no round or no peer counts. A peer whose median
+    is 0 failed and does not count. A round's ratio is sluice's result over the best peer's of that round
+    (matched by position; a round where no peer has a result above 0 is left out); a lead is claimed only
+    when the lowest is >= 1.0 too."""
+    counted = {name: rounds for name, rounds in peers.items() if rounds and statistics.median(rounds) > 0}
+    if not sluice or not counted:
+        return None
+    per_round = []
+    for i, value in enumerate(sluice):
+        best = max((rounds[i] for rounds in counted.values() if i < len(rounds)), default=0)
+        if best > 0:
+            per_round.append(value / best)
+    median = statistics.median(sluice)
+    best_median = max(statistics.median(rounds) for rounds in counted.values())
+    return VersusBestPeer(list(counted), median, median / best_median, min(per_round))
 
 
 def run_wrk(port, conns, duration, cpu, path="/", tls=False):

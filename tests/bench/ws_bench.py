@@ -128,22 +128,17 @@ class WsBench:
                       f"{self.median(target, conns, 'rtt_p99_us'):>5.0f}us "
                       f"{(f'{cpu:.1f}us' if cpu is not None else '-'):>8}")
         big = max(self.args.conns)
-        sluice = self.median("sluice", big, "msgs_per_s")
-        peers = {p: self.median(p, big, "msgs_per_s") for p in PEERS}
-        peers = {p: v for p, v in peers.items() if v}
         cpu_sluice = self.median("sluice", big, "cpu_us")
         cpu_peers = [c for c in (self.median(p, big, "cpu_us") for p in PEERS) if c]
         if cpu_sluice and cpu_peers:
             print(f"ws_cpu_efficiency_vs_best_peer: {min(cpu_peers) / cpu_sluice:.2f}")
-        if sluice and peers:
-            per_round = []
-            for i, run in enumerate(self.rounds[("sluice", big)]):
-                best = max((self.rounds[(p, big)][i]["msgs_per_s"] for p in peers
-                            if i < len(self.rounds[(p, big)])), default=None)
-                if best:
-                    per_round.append(run["msgs_per_s"] / best)
-            print(f"ws_ratio_min_round: {min(per_round):.2f}")
-            print(f"ws_ratio_vs_best_peer: {sluice / max(peers.values()):.2f}")
+        versus = pb.versus_best_peer([r["msgs_per_s"] for r in self.rounds.get(("sluice", big), [])],
+                                     {p: [r["msgs_per_s"] for r in self.rounds.get((p, big), [])] for p in PEERS})
+        # A failed load run records nothing; sluice at a median of 0 msgs/s (next to no echoes) is no
+        # measurement either.
+        if versus and versus.sluice > 0:
+            print(f"ws_ratio_min_round: {versus.min_round:.2f}")
+            print(f"ws_ratio_vs_best_peer: {versus.ratio:.2f}")
         else:
             print("ws_ratio_vs_best_peer: n/a (missing measurements)")
 
