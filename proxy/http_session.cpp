@@ -41,7 +41,7 @@ HttpSession::HttpSession(Worker& worker, std::shared_ptr<const ListenerInfo> lis
   stream_.transport().socket().non_blocking(true, ignored);  // for write_framed's synchronous first try
   // EPOLLRDHUP too (one epoll_ctl a connection), so that mark_drained after a request that came with the
   // client's FIN leaves the next read to see the end, instead of holding the connection until idle.
-  if (!stream_.is_tls()) prepare_drained_reads(stream_.transport().socket());
+  prepare_drained_reads(stream_.transport().socket());
   worker_.stats().downstream_connections.add();
   worker_.stats().downstream_active_connections.inc();
 }

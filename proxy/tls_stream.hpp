@@ -38,6 +38,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "net/net.hpp"
+#include "proxy/drained_read.hpp"
 
 namespace sluice::proxy {
 
@@ -172,7 +173,9 @@ class Op {
           state_ = State::reading;
           c_->reading = true;
           c_->begin_wait(c_->read_expiry);
-          c_->next.socket().async_read_some(c_->input_space(), std::move(self));
+          // A read that comes back short marks the socket empty, so that the next one waits for readiness
+          // instead of trying recv() first (drained_read.hpp; a socket given to prepare_drained_reads).
+          async_read_drained(c_->next.socket(), c_->input_space(), std::move(self));
           return;
       }
     }

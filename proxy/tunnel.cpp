@@ -92,8 +92,8 @@ net::awaitable<TunnelResult> Tunnel::run() {
   boost::system::error_code ignored;
   client_.transport().socket().non_blocking(true, ignored);  // the plain-TCP reads after a readiness wait
   upstream_.transport().socket().non_blocking(true, ignored);
-  if (!client_.is_tls()) prepare_drained_reads(client_.transport().socket());
-  if (!upstream_.is_tls()) prepare_drained_reads(upstream_.transport().socket());
+  prepare_drained_reads(client_.transport().socket());
+  prepare_drained_reads(upstream_.transport().socket());
   co_await ((pump(client_, client_early_, upstream_, true) && pump(upstream_, upstream_early_, client_, false)) ||
             watch());
   result_.duration = std::chrono::steady_clock::now() - started_;

@@ -2,8 +2,9 @@
 
 #include <charconv>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <openssl/x509v3.h>
+
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -147,6 +148,7 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
       co_return nullptr;
     }
     conn->stream.expires_never();  // the request's own deadlines take over
+    prepare_drained_reads(conn->stream.transport().socket());  // TLS reads then wait instead of trying
     const unsigned char* chosen = nullptr;
     unsigned chosen_len = 0;
     SSL_get0_alpn_selected(tls->native_handle(), &chosen, &chosen_len);

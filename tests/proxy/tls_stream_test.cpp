@@ -20,6 +20,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "proxy/drained.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/tls_stream.hpp"
 #include "proxy/upstream_connect.hpp"
@@ -128,9 +129,11 @@ TEST_CASE("tls stream: plain bytes where a handshake is expected fail the handsh
 }
 
 TEST_CASE("tls stream: megabytes both ways at once, in order and intact", "[proxy]") {
-  for (const bool ours_server : {true, false}) {
+  // Also with the socket's reads in the "drained" scheme (proxy/drained_read.hpp), as sessions use it.
+  for (const auto [ours_server, drained] : {std::pair{true, false}, {false, false}, {true, true}, {false, true}}) {
     Pair p(ours_server);
     REQUIRE_FALSE(p.handshake().first);
+    if (drained) proxy::prepare_drained_reads(p.ours->next_layer().socket());
     const std::string to_peer = pattern(3 * 1024 * 1024 + 17, 1), to_ours = pattern(2 * 1024 * 1024 + 5, 2);
     std::string got_peer(to_peer.size(), '\0'), got_ours(to_ours.size(), '\0');
     boost::system::error_code e1 = net::error::would_block, e2 = e1, e3 = e1, e4 = e1;
@@ -205,14 +208,22 @@ TEST_CASE("tls stream: close_notify reads as the end; an end without it reads as
     CHECK(read_ec == net::error::eof);
     CHECK_FALSE(shut_ec);  // ours went, theirs came
   }
-  {
+  for (const bool drained : {false, true}) {
     Pair p(true);
     REQUIRE_FALSE(p.handshake().first);
-    char byte;
-    boost::system::error_code read_ec = net::error::would_block;
-    p.ours->async_read_some(net::buffer(&byte, 1), [&](boost::system::error_code ec, std::size_t) { read_ec = ec; });
+    if (drained) proxy::prepare_drained_reads(p.ours->next_layer().socket());
+    std::array<char, 64> got{};
+    boost::system::error_code first_ec = net::error::would_block, read_ec = first_ec;
+    // Bytes and the FIN back to back: the read that takes the bytes must not leave the end unseen.
+    net::write(*p.peer, net::buffer("last words", 10));
     p.peer->next_layer().shutdown(tcp::socket::shutdown_send);  // a FIN without close_notify
+    p.ours->async_read_some(net::buffer(got), [&](boost::system::error_code ec, std::size_t n) {
+      first_ec = ec;
+      CHECK(std::string(got.data(), n) == "last words");
+      p.ours->async_read_some(net::buffer(got), [&](boost::system::error_code ec2, std::size_t) { read_ec = ec2; });
+    });
     p.ioc.run_for(5s);
+    CHECK_FALSE(first_ec);
     CHECK(read_ec == ssl::error::stream_truncated);
   }
 }
