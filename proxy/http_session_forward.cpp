@@ -263,8 +263,14 @@ bool HttpSession::write_now(Stream& stream, const FramedPiece& piece, bool batch
   // operation: they close the socket, on this same thread, between steps. Both sockets are non-blocking
   // (set when the session and the upstream connection are made), so the write never blocks the worker.
   written = 0;
-  if (stream.is_tls() || (batchable && joins_batch(stream))) return false;
   boost::system::error_code ec;
+  if (auto* tls = stream.tls()) {
+    // TLS the same way: encrypted now, sent as far as the socket takes it (write_rest sends the rest).
+    written = tls->write_now(piece.buffers(), ec);
+    ok = !ec && written == net::buffer_size(piece.buffers()) && tls->flushed();
+    return ok || ec;
+  }
+  if (batchable && joins_batch(stream)) return false;
   assert(!stream.transport().socket().is_open() || stream.transport().socket().non_blocking());
   written = more ? stream.transport().socket().send(piece.buffers(), MSG_MORE, ec)
                  : stream.transport().socket().write_some(piece.buffers(), ec);
@@ -285,7 +291,13 @@ net::awaitable<bool> HttpSession::write_rest(Stream& stream, const FramedPiece& 
   beast::buffers_suffix<std::array<net::const_buffer, 5>> rest(piece.buffers());
   rest.consume(written);
   stream.set_deadline_after(timeout);
-  auto [ec, n] = co_await stream.visit_socket([&](auto& s) { return net::async_write(s, rest, use_nothrow); });
+  boost::system::error_code ec;
+  if (auto* tls = stream.tls(); tls && net::buffer_size(rest) == 0) {
+    std::tie(ec) = co_await tls->async_flush(use_nothrow);  // write_now took it all; records remain to send
+  } else {
+    std::tie(ec, std::ignore) =
+        co_await stream.visit_socket([&](auto& s) { return net::async_write(s, rest, use_nothrow); });
+  }
   stream.clear_deadline();
   co_return !ec;
 }

@@ -35,6 +35,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "net/net.hpp"
@@ -141,9 +142,12 @@ class Op {
     }
     for (;;) {
       if (!stepped_) {
-        if (step_.empty()) return finish(self, {});
-        Core::clear_errors();
-        want_ = c_->classify(step_(c_->ssl, n_), error_);
+        if (step_.empty()) {
+          want_ = Want::done;  // nothing for OpenSSL: only records already written to send (async_flush)
+        } else {
+          Core::clear_errors();
+          want_ = c_->classify(step_(c_->ssl, n_), error_);
+        }
         stepped_ = true;
       }
       // What OpenSSL wrote goes out before this operation completes or waits for input: a handshake's
@@ -235,6 +239,12 @@ struct HandshakeStep {
   int operator()(SSL* ssl, std::size_t&) const { return SSL_do_handshake(ssl); }
 };
 
+struct FlushStep {
+  static constexpr bool sized = false;
+  bool empty() const { return true; }
+  int operator()(SSL*, std::size_t&) const { return 1; }
+};
+
 // Sends close_notify, then waits for the peer's (Asio's semantics: complete once both went).
 struct ShutdownStep {
   static constexpr bool sized = false;
@@ -290,6 +300,37 @@ class TlsStream {
   auto async_shutdown(Token&& token) {
     return start<void(boost::system::error_code)>(tls_detail::ShutdownStep{}, std::forward<Token>(token));
   }
+
+  // Sends the records write_now() could not.
+  template <class Token>
+  auto async_flush(Token&& token) {
+    return start<void(boost::system::error_code)>(tls_detail::FlushStep{}, std::forward<Token>(token));
+  }
+
+  // Encrypts all of `buffers` now (records of up to 16 KiB, small buffers gathered) and sends what the
+  // socket takes, without waiting: a keep-alive response then costs no trip round the event loop. Returns
+  // the plaintext bytes taken, all of them unless `ec` says OpenSSL failed; flushed() says whether every
+  // record went, else async_flush() sends the rest. Nothing is done (0) while an operation is sending.
+  // For a caller with no write pending (one writer at a time, as for async_write_some).
+  template <class ConstBuffers>
+  std::size_t write_now(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    auto& c = *core_;
+    if (c.writing) return 0;
+    beast::buffers_suffix<ConstBuffers> rest(buffers);
+    std::size_t total = 0;
+    while (net::buffer_size(rest) != 0) {
+      const net::const_buffer chunk = tls_detail::gather(c, rest);
+      std::size_t n = 0;
+      tls_detail::Core::clear_errors();
+      if (c.classify(SSL_write_ex(c.ssl, chunk.data(), chunk.size(), &n), ec) != tls_detail::Want::done) break;
+      rest.consume(n);
+      total += n;
+    }
+    boost::system::error_code sec;
+    if (!ec && c.has_output() && !c.send_output(sec) && sec) ec = c.socket_error(sec);
+    return total;
+  }
+  bool flushed() const { return !core_->has_output(); }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {

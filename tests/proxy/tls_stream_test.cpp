@@ -265,3 +265,31 @@ TEST_CASE("tls stream: timeouts as Beast's: for operations started after, report
     CHECK_FALSE(p.ours->timed_out());
   }
 }
+
+TEST_CASE("tls stream: write_now sends what the socket takes, async_flush the rest", "[proxy]") {
+  Pair p(true);
+  REQUIRE_FALSE(p.handshake().first);
+  // Small: head and body in one go, all sent at once.
+  boost::system::error_code ec;
+  const std::array<net::const_buffer, 2> small{net::buffer("HTTP/1.1 200 OK\r\n\r\n", 19), net::buffer("hi", 2)};
+  CHECK(p.ours->write_now(small, ec) == 21);
+  CHECK_FALSE(ec);
+  CHECK(p.ours->flushed());
+  std::string got(21, '\0');
+  net::read(*p.peer, net::buffer(got));
+  CHECK(got == "HTTP/1.1 200 OK\r\n\r\nhi");
+  // Large: more than the socket takes, so records wait for async_flush while the peer reads.
+  const std::string big = pattern(8 * 1024 * 1024, 4);
+  CHECK(p.ours->write_now(net::buffer(big), ec) == big.size());
+  CHECK_FALSE(ec);
+  CHECK_FALSE(p.ours->flushed());
+  std::string got_big(big.size(), '\0');
+  boost::system::error_code flush_ec = net::error::would_block, read_ec = flush_ec;
+  p.ours->async_flush([&](boost::system::error_code e) { flush_ec = e; });
+  net::async_read(*p.peer, net::buffer(got_big), [&](boost::system::error_code e, std::size_t) { read_ec = e; });
+  p.ioc.run_for(30s);
+  CHECK_FALSE(flush_ec);
+  CHECK_FALSE(read_ec);
+  CHECK(p.ours->flushed());
+  CHECK(got_big == big);
+}
