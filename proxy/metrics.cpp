@@ -109,6 +109,9 @@ void render_proxy(prometheus::Writer& out, const Server& s) {
                  [](const WorkerStats& w) { return w.upstream_connects.get(); });
   worker_counter(out, s, "sluice_upstream_connect_failures_total", Type::counter, "Upstream connects that failed.",
                  [](const WorkerStats& w) { return w.upstream_connect_failures.get(); });
+  worker_counter(out, s, "sluice_upstream_tls_resumptions_total", Type::counter,
+                 "Upstream TLS handshakes that resumed an earlier session.",
+                 [](const WorkerStats& w) { return w.upstream_tls_resumptions.get(); });
   worker_counter(out, s, "sluice_upstream_reuses_total", Type::counter, "Requests sent on a pooled connection.",
                  [](const WorkerStats& w) { return w.upstream_reuses.get(); });
   worker_counter(out, s, "sluice_upstream_resets_total", Type::counter, "Upstream connections lost before a response.",

@@ -50,6 +50,7 @@ struct WorkerStats {
   Counter no_endpoint;         // 503 answered by the proxy
   Counter upstream_connects;
   Counter upstream_connect_failures;
+  Counter upstream_tls_resumptions;  // upstream TLS handshakes that resumed a session (no certificate exchange)
   Counter upstream_reuses;     // requests sent on a pooled keep-alive connection
   Counter upstream_resets;
   Counter upstream_timeouts;

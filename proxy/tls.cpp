@@ -51,7 +51,65 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
+// The sessions a client context keeps, one per endpoint (offer_client_session), freed with the context.
+struct ClientSessions {
+  // Bounded so that endpoints that come and go (pods rescheduled) do not pile up; a full store starts over.
+  static constexpr std::size_t kMaxEndpoints = 4096;
+  ClientSessions() = default;
+  ClientSessions(const ClientSessions&) = delete;
+  ClientSessions& operator=(const ClientSessions&) = delete;
+  ~ClientSessions() { clear(); }
+  void clear() {
+    for (auto& [key, session] : by_key) SSL_SESSION_free(session);
+    by_key.clear();
+  }
+  std::unordered_map<std::string, SSL_SESSION*> by_key;
+};
+
+void free_client_sessions(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<ClientSessions*>(ptr);
+}
+
+int sessions_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_client_sessions);
+  return index;
+}
+
+int session_key_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+ClientSessions* sessions_of(SSL* ssl) {
+  return static_cast<ClientSessions*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sessions_index()));
+}
+
+// OpenSSL's "new session" callback (a TLS 1.3 ticket arrives after the handshake, in a read): keep it for
+// the connection's endpoint. Returning 1 keeps OpenSSL's reference.
+int keep_client_session(SSL* ssl, SSL_SESSION* session) {
+  const auto* key = static_cast<const std::string*>(SSL_get_ex_data(ssl, session_key_index()));
+  ClientSessions* store = sessions_of(ssl);
+  if (!key || !store) return 0;
+  auto it = store->by_key.find(*key);
+  if (it == store->by_key.end()) {
+    if (store->by_key.size() >= ClientSessions::kMaxEndpoints) store->clear();
+    store->by_key.emplace(*key, session);
+  } else {
+    SSL_SESSION_free(it->second);
+    it->second = session;
+  }
+  return 1;
+}
+
 }  // namespace
+
+bool offer_client_session(SSL* ssl, const std::string& key) {
+  SSL_set_ex_data(ssl, session_key_index(), const_cast<std::string*>(&key));
+  ClientSessions* store = sessions_of(ssl);
+  if (!store) return false;
+  const auto it = store->by_key.find(key);
+  return it != store->by_key.end() && SSL_set_session(ssl, it->second) == 1;
+}
 
 bool alpn_is_h2(SSL* ssl) {
   const unsigned char* proto = nullptr;
@@ -72,6 +130,11 @@ std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, 
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   }
   SSL_CTX_set_alpn_select_cb(ctx->native_handle(), &select_alpn, nullptr);
+  // Session resumption (TLS 1.3 tickets, OpenSSL's default) needs a session id context once client
+  // certificates are verified: without one, every resumption attempt is refused and falls back to a
+  // full handshake.
+  static constexpr unsigned char kSessionContext[] = "sluice";
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext, sizeof kSessionContext - 1);
   return ctx;
 }
 
@@ -85,6 +148,11 @@ std::shared_ptr<ssl::context> make_client_context(const config::TlsClient& cfg, 
   }
   ctx->set_verify_mode(ssl::verify_peer);
   if (!cfg.cert_file.empty() && !load_identity(*ctx, cfg.cert_file, cfg.key_file, error)) return nullptr;
+  // Sessions are kept per endpoint by keep_client_session, not in OpenSSL's own cache (which a client
+  // never looks up by itself).
+  SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_set_ex_data(ctx->native_handle(), sessions_index(), new ClientSessions);
+  SSL_CTX_sess_set_new_cb(ctx->native_handle(), keep_client_session);
   return ctx;
 }
 

@@ -27,7 +27,16 @@ std::shared_ptr<ssl::context> make_server_context(const config::TlsServer& cfg, 
 bool alpn_is_h2(SSL* ssl);
 
 // Builds a client context: verify the peer against `ca_file`, present `cert_file`/`key_file` when set.
+// It keeps the last TLS session each upstream endpoint gave (offer_client_session).
 std::shared_ptr<ssl::context> make_client_context(const config::TlsClient& cfg, std::string& error);
+
+// Client-side session resumption, as nginx's proxy_ssl_session_reuse: the last session (TLS 1.3 ticket, or
+// TLS 1.2 session) the endpoint named `key` gave over a connection made with this SSL's context is offered
+// on this one, which then skips the certificate exchange and its verification; the sessions this connection
+// receives replace it. `key` must outlive the connection (its pool key). Returns whether a session was
+// offered; SSL_session_reused() after the handshake says whether the endpoint took it. Sessions live with
+// their client context, which belongs to one worker: that worker's thread only.
+bool offer_client_session(SSL* ssl, const std::string& key);
 
 // A listener's server context that follows its files: check_reload() (control thread, periodically)
 // rebuilds it when a file's modification time changed; a broken new file keeps the old context.

@@ -94,7 +94,13 @@ Core::Core(tcp::socket socket, ssl::context& ctx) : next(std::move(socket)), tim
   SSL_set_bio(ssl, bio, bio);
 }
 
-Core::~Core() { SSL_free(ssl); }
+Core::~Core() {
+  // A connection closed without close_notify counts as "bad" to SSL_free, which then makes its session
+  // unusable for resumption (ssl_clear_bad_session). Closing an idle keep-alive connection is not a failure
+  // (nginx's quiet shutdown does the same); a connection that failed had its session dropped at the alert.
+  SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+  SSL_free(ssl);
+}
 
 void Core::clear_errors() {
   // ERR_clear_error walks all of the thread's error slots; peeking is a load. The queue is empty nearly

@@ -140,6 +140,7 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
       SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(alpn->data()),
                           static_cast<unsigned>(alpn->size()));
     }
+    offer_client_session(tls->native_handle(), conn->pool_key);
     conn->stream.expires_after(worker.settings().timeouts.connect);
     auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
     if (hec) {
@@ -147,6 +148,7 @@ net::awaitable<std::unique_ptr<UpstreamConnection>> connect_upstream(Worker& wor
       error = "upstream tls handshake with " + key + " failed: " + hec.message();
       co_return nullptr;
     }
+    if (SSL_session_reused(tls->native_handle())) stats.upstream_tls_resumptions.add();
     conn->stream.expires_never();  // the request's own deadlines take over
     prepare_drained_reads(conn->stream.transport().socket());  // TLS reads then wait instead of trying
     const unsigned char* chosen = nullptr;

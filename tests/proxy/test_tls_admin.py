@@ -95,6 +95,50 @@ def test_mesh_mtls_between_sidecar_and_gateway(backend_factory, sluice_factory, 
     assert text.count("1.1 sluice") >= 2, "the request should cross both proxies"
 
 
+def test_upstream_tls_sessions_are_resumed(backend_factory, sluice_factory, pki):
+    """Without pooling every request is a new mesh connection: the first one does the full handshake, the
+    next ones offer the session the gateway gave and skip the certificate exchange."""
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+    admin = free_port()
+
+    def cfg(port):
+        c = sidecar_config(port, gw.port, pki)
+        c["upstream"] = {"max_idle_per_endpoint": 0}
+        c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin}
+        return c
+    sc = sluice_factory(make_cfg=cfg)
+    for _ in range(4):
+        r = curl("-s", sc.url("/"))
+        assert r.returncode == 0 and r.stdout.strip() == b"pod-a", r
+    assert admin_metric(admin, "sluice_upstream_connects_total") == 4
+    assert admin_metric(admin, "sluice_upstream_tls_resumptions_total") == 3
+
+
+def test_downstream_tls_sessions_are_resumed(backend_factory, sluice_factory, pki):
+    """A client that offers the ticket its last connection got skips the certificate exchange."""
+    b = backend_factory("pod-a")
+
+    def cfg(port):
+        c = make_config(port, [b.address])
+        c["listeners"][0]["tls"] = {"cert_file": str(pki / "leaf.crt"), "key_file": str(pki / "leaf.key")}
+        return c
+    s = sluice_factory(make_cfg=cfg)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    session, reused = None, []
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as t:
+                t.sendall(b"GET / HTTP/1.1\r\nHost: app.default\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := t.recv(65536):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"pod-a\n"), answer
+                reused.append(t.session_reused)
+                session = t.session  # the ticket came after the handshake, with the answer
+    assert reused == [False, True, True]
+
+
 def test_upstream_tls_refuses_unknown_ca(backend_factory, sluice_factory, pki, tmp_path):
     b = backend_factory("pod-a")
     gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
