@@ -140,12 +140,14 @@ def main():
     parser.add_argument("--annotate", type=int, default=0, help="print sluice's N costliest functions")
     parser.add_argument("--no-syscalls", action="store_true")
     parser.add_argument("--tls", action="store_true", help="HTTPS downstream, as proxy-tls")
+    parser.add_argument("--upstream-tls", action="store_true",
+                        help="mutual TLS to TLS backends, as proxy-mtls (use with --tls)")
     parser.add_argument("--path", default="/", help="what wrk asks for (proxy-large: /bytes/1048576)")
     parser.add_argument("--no-callgrind", action="store_true")
     cli = parser.parse_args()
     sys.argv = [sys.argv[0], "--build-dir", cli.build_dir]
     args = pb.parse_args()
-    args.workers, args.tls, args.path = 1, cli.tls, cli.path
+    args.workers, args.tls, args.upstream_tls, args.path = 1, cli.tls, cli.upstream_tls, cli.path
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if shutil.which(tool) is None and not (tool != "wrk" and cli.no_callgrind):
             print(f"cost_per_request: {tool} is not installed", file=sys.stderr)

@@ -97,6 +97,8 @@ def main():
     parser.add_argument("--path", default="/", help="what wrk asks for (proxy-large: /bytes/1048576)")
     parser.add_argument("--workers", type=int, default=1, help="sluice --workers, nginx workers, HAProxy threads")
     parser.add_argument("--tls", action="store_true", help="HTTPS downstream, as proxy-tls")
+    parser.add_argument("--upstream-tls", action="store_true",
+                        help="mutual TLS to TLS backends (nginx), as proxy-mtls (use with --tls)")
     parser.add_argument("--build-dir", default="build-bench", help="where sluice-testbackend is")
     parser.add_argument("targets", nargs="+", metavar="NAME=TARGET")
     args = parser.parse_args()

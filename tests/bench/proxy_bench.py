@@ -102,7 +102,9 @@ def template_values(workdir, port, backend_ports, workers=1):
     return {"DIR": workdir, "ADDRESS": ADDRESS, "PORT": port,
             "BACKEND1": f"{ADDRESS}:{backend_ports[0]}", "BACKEND2": f"{ADDRESS}:{backend_ports[1]}",
             "WORKERS": workers, "NGINX_MASTER": "on" if workers > 1 else "off",
-            "SLUICE_TLS": "", "NGINX_SSL": "", "HAPROXY_SSL": ""}
+            "SLUICE_TLS": "", "NGINX_SSL": "", "HAPROXY_SSL": "",
+            "SLUICE_UPSTREAM_TLS": "", "NGINX_UPSTREAM_SCHEME": "http", "NGINX_UPSTREAM_SSL": "",
+            "HAPROXY_UPSTREAM_SSL": ""}
 
 
 def start_with_port_file(procs, argv, port_file, log_path, what, cpu=None):
@@ -272,11 +274,25 @@ class Bench:
         self.failed = {}  # target -> reason
 
     def start_backends(self):
+        if self.args.upstream_tls:
+            return self.start_tls_backends()
         for name in ("b1", "b2"):
             port_file = os.path.join(self.dir, f"{name}.port")
             self.backends.append(start_with_port_file(
                 self.procs, [self.args.backend, "--listen", f"{ADDRESS}:0", "--name", name, "--port-file", port_file],
                 port_file, os.path.join(self.dir, f"{name}.log"), f"backend {name}", self.load_cpu))
+
+    def start_tls_backends(self):
+        """proxy-mtls: the backends are nginx TLS servers (nginx_tls_backend.conf.in), one process each."""
+        cert, key, _ = self.certificate()
+        for name in ("b1", "b2"):
+            port = free_port()
+            values = {"DIR": self.dir, "ADDRESS": ADDRESS, "BPORT": port, "NAME": name, "CERT": cert, "KEY": key}
+            config = fill_template("nginx_tls_backend.conf.in", os.path.join(self.dir, f"{name}-nginx.conf"), values)
+            proc = self.procs.start(["nginx", "-e", os.path.join(self.dir, f"{name}-nginx-error.log"), "-p", self.dir,
+                                     "-c", config], os.path.join(self.dir, f"{name}.log"), self.load_cpu)
+            wait_listening(proc, port)
+            self.backends.append((proc, port))
 
     def template_values(self, port):
         values = template_values(self.dir, port, [p for _, p in self.backends], self.args.workers)
@@ -286,13 +302,27 @@ class Bench:
             values["SLUICE_TLS"] = f', "tls": {{ "cert_file": "{cert}", "key_file": "{key}" }}'
             values["NGINX_SSL"] = f" ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key}"
             values["HAPROXY_SSL"] = f" ssl crt {both}"
+        if self.args.upstream_tls:
+            # Mutual TLS to the backends, as between a sidecar and a remote gateway: each proxy verifies the
+            # backend's certificate and name and presents the same certificate as its client certificate;
+            # sessions are resumed (nginx's proxy_ssl_session_reuse and HAProxy's defaults are on).
+            cert, key, both = self.certificate()
+            values["SLUICE_UPSTREAM_TLS"] = (f',\n          "tls": {{ "ca_file": "{cert}", "cert_file": "{cert}", '
+                                             f'"key_file": "{key}", "server_name": "bench.test" }}')
+            values["NGINX_UPSTREAM_SCHEME"] = "https"
+            values["NGINX_UPSTREAM_SSL"] = (f"\n      proxy_ssl_trusted_certificate {cert};\n      proxy_ssl_verify on;"
+                                            f"\n      proxy_ssl_name bench.test;\n      proxy_ssl_server_name on;"
+                                            f"\n      proxy_ssl_certificate {cert};\n      proxy_ssl_certificate_key {key};"
+                                            f"\n      proxy_ssl_session_reuse on;")
+            values["HAPROXY_UPSTREAM_SSL"] = f" ssl verify required ca-file {cert} crt {both} sni str(bench.test) verifyhost bench.test"
         return values
 
     def certificate(self):
         cert, key, both = (os.path.join(self.dir, n) for n in ("bench.crt", "bench.key", "bench.pem"))
         if not os.path.exists(both):
             subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=bench.test"],
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=bench.test",
+                            "-addext", "subjectAltName=DNS:bench.test"],
                            check=True, capture_output=True, timeout=30)
             with open(both, "w") as f:
                 f.write(open(cert).read() + open(key).read())
@@ -340,7 +370,8 @@ class Bench:
                 time.sleep(0.2)  # let start-up settle before reading the idle RSS
                 self.idle_rss.setdefault(target, rss_kib(proc.pid))
             expected = {b"b1\n"} if target == "direct" else {b"b1\n", b"b2\n"}
-            tls = self.args.tls and target != "direct"  # the backends speak plain HTTP
+            # `direct` talks to a backend as it is: plain HTTP, or TLS (without a client certificate) in proxy-mtls.
+            tls = self.args.upstream_tls if target == "direct" else self.args.tls
             error = probe(port, expected, self.args.path, tls)
             if error:
                 raise Fatal(error)
@@ -451,6 +482,7 @@ def parse_args():
     args.workers = max(1, int(os.environ.get("BENCH_WORKERS", "1")))
     args.path = os.environ.get("BENCH_PATH", "/")
     args.tls = os.environ.get("BENCH_TLS") == "1"
+    args.upstream_tls = os.environ.get("BENCH_UPSTREAM_TLS") == "1"
     args.label = os.environ.get("BENCH_LABEL", "")
     args.backend = os.environ.get("BACKEND_BIN") or os.path.join(
         args.build_dir, "tests", "backend", "sluice-testbackend")
@@ -497,7 +529,7 @@ def main():
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
         print(f"# proxy benchmark{' ' + args.label if args.label else ''}: workers {args.workers}, path {args.path}, "
-              f"{'https' if args.tls else 'http'} downstream, wrk -t1, {args.duration}s per run, conns {args.conns}, "
+              f"{'https' if args.tls else 'http'} downstream, {'mtls' if args.upstream_tls else 'http'} upstream, wrk -t1, {args.duration}s per run, conns {args.conns}, "
               f"rounds {args.rounds}, cpus {os.cpu_count()}, "
               f"pinning {'proxy=cpu0 load=cpu1' if bench.pin else 'off'}, load average {load}",
               flush=True)

@@ -2,6 +2,7 @@
 # Benchmark dispatcher: tests/bench/run.sh MODE
 #   proxy      wrk against the backend, sluice, nginx and HAProxy (proxy_bench.py), one worker each
 #   proxy-tls  the same with HTTPS downstream (one certificate for all, TLS 1.3 defaults)
+#   proxy-mtls HTTPS downstream and mutual TLS upstream to TLS backends (nginx), the mesh hop
 #   proxy-2w   the same with two workers / two threads each, at c64 and c256
 #   proxy-large  1 MiB responses (/bytes/1048576) at c16
 #   h2-cost    the same for HTTP/2: Ir, syscalls and allocations per request, sluice vs nghttpx vs HAProxy
@@ -30,7 +31,7 @@ mode=${1:-}
 [ $# -gt 0 ] && shift
 
 usage() {
-  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-2w|proxy-large|cost|websocket|flood|failover|h2|h2-cost|routing|discovery|fuzz" >&2
+  echo "usage: tests/bench/run.sh proxy|proxy-tls|proxy-mtls|proxy-2w|proxy-large|cost|websocket|flood|failover|h2|h2-cost|routing|discovery|fuzz" >&2
   exit 2
 }
 
@@ -78,9 +79,10 @@ export BUILD_DIR
 PATH="$PATH:/usr/sbin:/sbin"
 
 case "$mode" in
-  proxy|proxy-tls|proxy-2w|proxy-large)
+  proxy|proxy-tls|proxy-mtls|proxy-2w|proxy-large)
     case "$mode" in
       proxy-tls) export BENCH_TLS=1 BENCH_LABEL=${BENCH_LABEL:-tls} ;;
+      proxy-mtls) export BENCH_TLS=1 BENCH_UPSTREAM_TLS=1 BENCH_LABEL=${BENCH_LABEL:-mtls} ;;
       proxy-2w) export BENCH_WORKERS=2 BENCH_CONNS=${BENCH_CONNS:-64 256} BENCH_LABEL=${BENCH_LABEL:-2w} ;;
       proxy-large) export BENCH_PATH=/bytes/1048576 BENCH_CONNS=${BENCH_CONNS:-16} BENCH_LABEL=${BENCH_LABEL:-large} ;;
     esac
