@@ -285,14 +285,20 @@ def test_continuation_flood_gets_goaway(sluice_factory, backend_factory):
 
 def test_drain_sends_goaway_and_lets_streams_finish(backend_factory, sluice_factory):
     b = backend_factory("h2d")
-    s = sluice_factory([b.address])
+    admin_port = free_port()
+    s = sluice_factory(make_cfg=lambda port: with_admin(make_config(port, [b.address]), admin_port))
     result = {}
 
     def slow():
         result["r"] = h2curl(s.url("/delay/1500"))
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.5)
+    # The drain must find the stream open: wait until sluice has it in flight (curl's start-up alone can
+    # take longer than a fixed sleep on a loaded machine).
+    deadline = time.monotonic() + 10
+    while stats(admin_port).get("sluice_requests_active", 0) < 1:
+        assert time.monotonic() < deadline, "the request never reached sluice"
+        time.sleep(0.02)
     s.proc.send_signal(signal.SIGTERM)
     t.join(30)
     assert result["r"][:2] == (200, "2")
