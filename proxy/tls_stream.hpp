@@ -9,8 +9,9 @@
 // - bytes read from the socket go into the stream's own input buffer, which OpenSSL reads through a
 //   minimal BIO (one copy fewer than the pair);
 // - records OpenSSL writes go into an output buffer, sent with one send() per SSL call, so a small response
-//   is one record and one syscall; an operation completes only once its records are sent (memory stays
-//   bounded by what the caller handed in);
+//   is one record and one syscall; a write completes only once its records are sent (memory stays
+//   bounded by what the caller handed in), while a read only tries to send what it produced (reading
+//   never waits for the peer to read);
 // - the error queue is cleared only when something is in it;
 // - timeouts are one lazily moved timer per connection with Beast's semantics (expires_after applies to
 //   the directions with no operation pending; when it passes the socket is closed and the pending
@@ -96,7 +97,6 @@ struct Core {
   std::size_t out_end = 0;
   std::unique_ptr<char[]> flat;  // small buffers of one write gathered into one record
   bool reading = false;          // an operation waits for socket input
-  bool writing = false;          // an operation waits to send output
 
   net::steady_timer timer;
   Expiry read_expiry;
@@ -113,7 +113,8 @@ struct Core {
 
 // One TLS operation: call OpenSSL (Step), send what it wrote, wait for the socket as it asks, repeat.
 // Step: `int operator()(SSL*, std::size_t& n)` returning the SSL call's result; `static constexpr bool
-// sized` whether the operation reports a byte count.
+// sized` whether the operation reports a byte count, `waits_for_output` whether it completes only once the
+// records written so far went out (every operation but a read).
 template <class Step>
 class Op {
  public:
@@ -133,7 +134,6 @@ class Op {
         stepped_ = false;
         break;
       case State::sending:
-        c_->writing = false;
         Core::end_wait(c_->write_expiry);
         if (ec) return finish(self, c_->socket_error(ec));
         break;
@@ -151,14 +151,15 @@ class Op {
         stepped_ = true;
       }
       // What OpenSSL wrote goes out before this operation completes or waits for input: a handshake's
-      // flight, a response's record, a KeyUpdate's answer. Another operation already sending takes it along.
-      if (c_->has_output() && !c_->writing) {
+      // flight, a request's records. A read only tries: it must not wait for the peer to take our bytes
+      // (a peer that sends before it reads would then wait for us forever); a KeyUpdate answer or an alert
+      // it produced that does not fit now goes with the next write.
+      if (c_->has_output()) {
         boost::system::error_code sec;
-        if (!c_->send_output(sec)) {
+        if (!c_->send_output(sec) && Step::waits_for_output) {
           if (sec) return finish(self, c_->socket_error(sec));
           if (want_ == Want::failed) return finish(self, error_);  // an alert that does not fit is dropped
           state_ = State::sending;
-          c_->writing = true;
           c_->begin_wait(c_->write_expiry);
           c_->next.socket().async_wait(tcp::socket::wait_write, std::move(self));
           return;
@@ -221,12 +222,14 @@ class Op {
 
 struct ReadStep {
   static constexpr bool sized = true;
+  static constexpr bool waits_for_output = false;
   net::mutable_buffer buffer;
   bool empty() const { return buffer.size() == 0; }
   int operator()(SSL* ssl, std::size_t& n) const { return SSL_read_ex(ssl, buffer.data(), buffer.size(), &n); }
 };
 
 struct WriteStep {
+  static constexpr bool waits_for_output = true;
   static constexpr bool sized = true;
   net::const_buffer buffer;
   bool empty() const { return buffer.size() == 0; }
@@ -234,12 +237,14 @@ struct WriteStep {
 };
 
 struct HandshakeStep {
+  static constexpr bool waits_for_output = true;
   static constexpr bool sized = false;
   bool empty() const { return false; }
   int operator()(SSL* ssl, std::size_t&) const { return SSL_do_handshake(ssl); }
 };
 
 struct FlushStep {
+  static constexpr bool waits_for_output = true;
   static constexpr bool sized = false;
   bool empty() const { return true; }
   int operator()(SSL*, std::size_t&) const { return 1; }
@@ -247,6 +252,7 @@ struct FlushStep {
 
 // Sends close_notify, then waits for the peer's (Asio's semantics: complete once both went).
 struct ShutdownStep {
+  static constexpr bool waits_for_output = true;
   static constexpr bool sized = false;
   bool empty() const { return false; }
   int operator()(SSL* ssl, std::size_t&) const {
@@ -310,12 +316,11 @@ class TlsStream {
   // Encrypts all of `buffers` now (records of up to 16 KiB, small buffers gathered) and sends what the
   // socket takes, without waiting: a keep-alive response then costs no trip round the event loop. Returns
   // the plaintext bytes taken, all of them unless `ec` says OpenSSL failed; flushed() says whether every
-  // record went, else async_flush() sends the rest. Nothing is done (0) while an operation is sending.
-  // For a caller with no write pending (one writer at a time, as for async_write_some).
+  // record went, else async_flush() sends the rest. For a caller with no write pending (one writer at a
+  // time, as for async_write_some).
   template <class ConstBuffers>
   std::size_t write_now(const ConstBuffers& buffers, boost::system::error_code& ec) {
     auto& c = *core_;
-    if (c.writing) return 0;
     beast::buffers_suffix<ConstBuffers> rest(buffers);
     std::size_t total = 0;
     while (net::buffer_size(rest) != 0) {
@@ -381,6 +386,7 @@ net::const_buffer gather(Core& c, const ConstBuffers& buffers) {
   for (; it != end && n < kRecordPlaintext; ++it) {
     const net::const_buffer b(*it);
     const std::size_t take = std::min(b.size(), kRecordPlaintext - n);
+    if (take == 0) continue;  // an empty buffer may have no data pointer at all
     std::memcpy(c.flat.get() + n, b.data(), take);
     n += take;
   }

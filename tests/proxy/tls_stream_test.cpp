@@ -271,7 +271,9 @@ TEST_CASE("tls stream: write_now sends what the socket takes, async_flush the re
   REQUIRE_FALSE(p.handshake().first);
   // Small: head and body in one go, all sent at once.
   boost::system::error_code ec;
-  const std::array<net::const_buffer, 2> small{net::buffer("HTTP/1.1 200 OK\r\n\r\n", 19), net::buffer("hi", 2)};
+  // (An empty buffer in between, as Beast's serializer hands over: it may have no data pointer.)
+  const std::array<net::const_buffer, 3> small{net::buffer("HTTP/1.1 200 OK\r\n\r\n", 19), net::const_buffer(),
+                                               net::buffer("hi", 2)};
   CHECK(p.ours->write_now(small, ec) == 21);
   CHECK_FALSE(ec);
   CHECK(p.ours->flushed());
@@ -292,4 +294,29 @@ TEST_CASE("tls stream: write_now sends what the socket takes, async_flush the re
   CHECK_FALSE(read_ec);
   CHECK(p.ours->flushed());
   CHECK(got_big == big);
+}
+
+TEST_CASE("tls stream: a KeyUpdate the peer asks for is answered while reading, and both go on", "[proxy]") {
+  for (const bool ours_server : {true, false}) {
+    Pair p(ours_server);
+    REQUIRE_FALSE(p.handshake().first);
+    // The peer asks for new keys both ways, then sends: ours reads that, which writes its own KeyUpdate
+    // (the read sends it), then ours writes with its new keys.
+    REQUIRE(SSL_key_update(p.peer->native_handle(), SSL_KEY_UPDATE_REQUESTED) == 1);
+    net::write(*p.peer, net::buffer("ping", 4));
+    std::array<char, 4> got{};
+    std::string answer(4, '\0');
+    boost::system::error_code read_ec = net::error::would_block, write_ec = read_ec, peer_ec = read_ec;
+    net::async_read(*p.ours, net::buffer(got), [&](boost::system::error_code ec, std::size_t) {
+      read_ec = ec;
+      net::async_write(*p.ours, net::buffer("pong", 4), [&](boost::system::error_code e, std::size_t) { write_ec = e; });
+    });
+    net::async_read(*p.peer, net::buffer(answer), [&](boost::system::error_code ec, std::size_t) { peer_ec = ec; });
+    p.ioc.run_for(10s);
+    CHECK_FALSE(read_ec);
+    CHECK(std::string(got.data(), 4) == "ping");
+    CHECK_FALSE(write_ec);
+    CHECK_FALSE(peer_ec);
+    CHECK(answer == "pong");
+  }
 }
