@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kWriteChunk = 64 * 1024;
+constexpr int kSyncBursts = 4;  // bursts written in a row before the next is posted
 // ALPN offers, wire format.
 constexpr std::string_view kAlpnH2{"\x02h2", 3};
 constexpr std::string_view kAlpnAuto{"\x02h2\x08http/1.1", 12};
@@ -137,13 +138,15 @@ void H2Upstream::close() { shut(); }
 net::awaitable<void> H2Upstream::read_loop() {
   auto self = shared_from_this();
   std::vector<char> buf(kReadChunk);
+  // No deadline here: each call has its own (the request coroutine's), and an idle connection is closed by
+  // the pool's sweep. Reads go to the socket itself (no timer wait per read); a short one marks the socket
+  // drained, which the registration for hang-ups below makes safe when the endpoint's FIN came with it.
+  conn_->stream.expires_never();
+  prepare_drained_reads(conn_->stream.transport().socket());
   while (!closed_) {
-    // No deadline here: each call has its own (the request coroutine's), and an idle connection is closed
-    // by the pool's sweep.
-    conn_->stream.expires_never();
-    auto [ec, n] = co_await conn_->stream.visit(
-        [&](auto& s) { return s.async_read_some(net::buffer(buf), use_nothrow); });
+    auto [ec, n] = co_await conn_->stream.async_read_some(net::buffer(buf), use_nothrow);
     if (ec || closed_) break;
+    if (n < buf.size()) conn_->stream.mark_drained();
     const auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(buf.data()), n);
     if (rv < 0) {
       log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(rv)));
@@ -166,33 +169,41 @@ void H2Upstream::kick() {
 }
 
 void H2Upstream::write_some() {
-  out_.clear();
-  while (!closed_ && out_.size() < kWriteChunk) {
-    const std::uint8_t* data = nullptr;
-    const auto n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(n)));
-      closed_ = true;
-      break;
+  // Bursts the socket takes at once follow each other here; a few in a row, then the next is posted (a
+  // long request body must not keep the worker from its other connections).
+  for (int burst = 0;; ++burst) {
+    if (burst == kSyncBursts) {
+      post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
+      return;
     }
-    if (n == 0) {
-      if (submit_due_trailers()) continue;
-      break;
+    out_.clear();
+    while (!closed_ && out_.size() < kWriteChunk) {
+      const std::uint8_t* data = nullptr;
+      const auto n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        log::debug("http2 upstream " + conn_->pool_key + ": " + nghttp2_strerror(static_cast<int>(n)));
+        closed_ = true;
+        break;
+      }
+      if (n == 0) {
+        if (submit_due_trailers()) continue;
+        break;
+      }
+      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     }
-    out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    if (out_.empty() || closed_) {
+      writing_ = false;
+      if (closed_) shut();
+      return;
+    }
+    if (!conn_->stream.write_or_start(net::buffer(out_), worker_.settings().timeouts.response,
+                                      [self = shared_from_this()](boost::system::error_code ec) {
+                                        if (ec) self->closed_ = true;
+                                        self->write_some();  // the next burst, or the end of this turn
+                                      })) {
+      return;
+    }
   }
-  if (out_.empty() || closed_) {
-    writing_ = false;
-    if (closed_) shut();
-    return;
-  }
-  conn_->stream.expires_after(worker_.settings().timeouts.response);
-  conn_->stream.visit([&](auto& s) {
-    net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      if (ec) self->closed_ = true;
-      self->write_some();  // the next burst, or the end of this writer's turn
-    }));
-  });
 }
 
 bool H2Upstream::submit_due_trailers() {

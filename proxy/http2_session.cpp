@@ -18,6 +18,7 @@ namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kWriteChunk = 64 * 1024;  // frames gathered into one write
+constexpr int kSyncBursts = 4;                   // bursts written in a row before the next is posted
 // Flood limits (nghttp2's defaults, set explicitly so they are ours): RST_STREAM rate (CVE-2023-44487
 // "rapid reset": 1000 burst, 33/s refill), CONTINUATION frames per header block, queued SETTINGS/PING acks,
 // SETTINGS entries. Beyond them nghttp2 sends GOAWAY and the connection is closed.
@@ -84,15 +85,13 @@ net::awaitable<void> Http2Session::run() {
     kick();
     // Nothing more to read (GOAWAY exchanged and no stream left): the writer ends the connection.
     if (!nghttp2_session_want_read(session_)) break;
-    // Idle: no stream open. With streams open, they have their own deadlines upstream.
-    if (streams_.empty()) {
-      stream_.expires_after(idle);
-    } else {
-      stream_.expires_after(std::chrono::hours(1));
-    }
-    auto [ec, n] = co_await stream_.visit(
-        [&](auto& s) { return s.async_read_some(buffer_.prepare(kReadChunk), use_nothrow); });
+    // Idle: no stream open. With streams open, they have their own deadlines upstream. The connection's
+    // deadline (Stream::set_deadline: one lazily moved timer), not a timer wait per read; a short read marks
+    // the socket drained, so that the next read waits for readiness instead of trying recv() first.
+    stream_.set_deadline_after(streams_.empty() ? idle : std::chrono::steady_clock::duration(std::chrono::hours(1)));
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_nothrow);
     if (ec) break;
+    if (n < kReadChunk) stream_.mark_drained();
     buffer_.commit(n);
     ok = clean = feed(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     buffer_.consume(buffer_.size());
@@ -177,38 +176,52 @@ void Http2Session::kick() {
 }
 
 void Http2Session::write_some() {
-  out_.clear();
-  if (!closed_) {
-    for (const auto id : answered_early_) {
-      if (streams_.count(id)) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
-    }
-    answered_early_.clear();
-    while (out_.size() < kWriteChunk) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        log::debug("http2 to " + client_ip_ + ": " + nghttp2_strerror(static_cast<int>(n)));
-        closed_ = true;
-        break;
+  // Bursts that the socket takes at once follow each other here; a few in a row, then the next is posted,
+  // so that a fast reader of a long response does not keep the worker from its other connections.
+  for (int burst = 0;; ++burst) {
+    out_.clear();
+    if (!closed_) {
+      for (const auto id : answered_early_) {
+        if (streams_.count(id)) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
       }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      answered_early_.clear();
+      while (out_.size() < kWriteChunk) {
+        const std::uint8_t* data = nullptr;
+        const auto n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+          log::debug("http2 to " + client_ip_ + ": " + nghttp2_strerror(static_cast<int>(n)));
+          closed_ = true;
+          break;
+        }
+        if (n == 0) break;
+        out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      }
     }
+    if (out_.empty() || closed_) {
+      writing_ = false;
+      --live_;
+      if (closed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) shut();
+      quiet_.cancel();
+      return;
+    }
+    if (burst == kSyncBursts) {
+      post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_out(); });
+      return;
+    }
+    if (!write_out_now()) return;
   }
-  if (out_.empty() || closed_) {
-    writing_ = false;
-    --live_;
-    if (closed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) shut();
-    quiet_.cancel();
-    return;
-  }
-  stream_.expires_after(worker_.settings().timeouts.idle);
-  stream_.visit([&](auto& s) {
-    net::async_write(s, net::buffer(out_), recycled([self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      if (ec) self->closed_ = true;
-      self->write_some();  // the next burst, or the end of this writer's turn
-    }));
-  });
+}
+
+bool Http2Session::write_out_now() {
+  return stream_.write_or_start(net::buffer(out_), worker_.settings().timeouts.idle,
+                                [self = shared_from_this()](boost::system::error_code ec) {
+                                  if (ec) self->closed_ = true;
+                                  self->write_some();  // the next burst, or the end of this writer's turn
+                                });
+}
+
+void Http2Session::write_out() {
+  if (write_out_now()) write_some();
 }
 
 void Http2Session::drain() {

@@ -10,6 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
@@ -71,6 +72,37 @@ class Stream {
   template <class Token>
   auto async_read_some(net::mutable_buffer buffer, Token& token) {
     return visit_socket([&](auto& s) { return s.async_read_some(buffer, token); });
+  }
+
+  // Writes all of `data` (valid until `done` runs): first without waiting (plain TCP: one non-blocking
+  // send, the socket being non-blocking; TLS: TlsStream::write_now), and only what the socket did not take
+  // through an asynchronous write under `timeout`, whose end calls done(error). Returns true when all of it
+  // went at once; `done` is not called then, and the caller goes on without a trip round the event loop
+  // (an asynchronous write that completes at once still costs one, and its timer's cancellation another).
+  // One writer at a time, as for any write.
+  template <class Done>
+  bool write_or_start(net::const_buffer data, std::chrono::steady_clock::duration timeout, Done&& done) {
+    boost::system::error_code ec;
+    std::size_t taken = 0;
+    if (auto* t = tls()) {
+      taken = t->write_now(data, ec);
+      if (!ec && taken == data.size() && t->flushed()) return true;
+    } else {
+      taken = transport().socket().write_some(data, ec);
+      if (!ec && taken == data.size()) return true;
+    }
+    // A failure here shows again in the asynchronous write, which reports it.
+    expires_after(timeout);
+    auto handler = net::bind_allocator(RecyclingAllocator<void>(),
+                                       [d = std::forward<Done>(done)](boost::system::error_code e, std::size_t = 0) mutable {
+                                         d(e);
+                                       });
+    if (auto* t = tls(); t && !ec && taken == data.size()) {
+      t->async_flush(std::move(handler));  // every byte taken; records remain to send
+    } else {
+      visit([&](auto& st) { net::async_write(st, net::buffer(data + taken), std::move(handler)); });
+    }
+    return false;
   }
 
   // The next read waits for readiness without trying recv() first (proxy/drained.hpp, whose rule applies:

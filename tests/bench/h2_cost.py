@@ -2,7 +2,7 @@
 """HTTP/2 work per request, counted rather than timed: sluice, nghttpx and HAProxy as h2 reverse proxies to one
 h2c backend (nghttpd serving 100 bytes), one worker/thread each, driven by `h2load -c16 -m10`.
 
-usage: h2_cost.py [--build-dir DIR] [--targets sluice nghttpx haproxy] [--requests N]
+usage: h2_cost.py [--build-dir DIR] [--targets sluice nghttpx haproxy] [--requests N] [--conns C] [--streams M]
 
 The h2 counterpart of cost_per_request.py (same reasons: no hardware counters on this VM, two shared cores):
 - Ir/request: user-space instructions (callgrind; instrumentation switched on and counters zeroed after a
@@ -72,7 +72,7 @@ def instructions(args, tmp, target, bport):
         h2load(url, 1000, 16, 10, os.path.join(tmp, "warm.log"))
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True, check=True)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
-        ok, _, _, _, line = h2load(url, args.requests, 16, 10, os.path.join(tmp, "ir.log"))
+        ok, _, _, _, line = h2load(url, args.requests, args.conns, args.streams, os.path.join(tmp, "ir.log"))
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
         time.sleep(0.5)
     finally:
@@ -96,7 +96,7 @@ def syscalls(args, tmp, target, bport):
         tracer = subprocess.Popen(["strace", "-c", "-f", *tids, "-o", log],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
-        ok, _, _, _, line = h2load(url, args.requests, 16, 10, os.path.join(tmp, "sys.log"))
+        ok, _, _, _, line = h2load(url, args.requests, args.conns, args.streams, os.path.join(tmp, "sys.log"))
         tracer.send_signal(signal.SIGINT)
         tracer.wait()
     finally:
@@ -117,6 +117,8 @@ def main():
     ap.add_argument("--build-dir", default="build-bench")
     ap.add_argument("--targets", nargs="+", default=["sluice", "nghttpx", "haproxy"])
     ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--conns", type=int, default=16, help="h2load -c (16; 1 with --streams 1 for latency's path)")
+    ap.add_argument("--streams", type=int, default=10, help="h2load -m")
     args = ap.parse_args()
     for tool in ("h2load", "nghttpd", "valgrind", "strace"):
         if not shutil.which(tool):
@@ -132,7 +134,7 @@ def main():
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(bport, backend)
-        print(f"# h2 cost per request: h2load -n {args.requests} -c16 -m10, one worker/thread each")
+        print(f"# h2 cost per request: h2load -n {args.requests} -c{args.conns} -m{args.streams}, one worker/thread each")
         print(f"{'target':9} {'Ir/req':>8} {'syscalls/req':>13}  top syscalls per request")
         for target in args.targets:
             if target != "sluice" and not (shutil.which(target) or os.path.exists(f"/usr/sbin/{target}")):
