@@ -269,3 +269,28 @@ def test_grpc_call_over_the_in_flight_limit_is_resource_exhausted(grpc_servers, 
         assert over.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, over.value
         assert slow.result() == b"late"
         assert method(ch, "Unary")(b"y", timeout=10) == b"g1:y", "the slot is free again after the slow call"
+
+
+def test_grpc_over_tls_listener(grpc_servers, sluice_factory, tmp_path):
+    """gRPC's own TLS stack (ALPN h2, its own record handling) against sluice's TLS stream: every call kind
+    over a TLS listener, to an h2c endpoint."""
+    from test_tls_admin import make_pki
+    pki = make_pki(tmp_path / "pki")
+    g = grpc_servers("g1")
+
+    def cfg(port):
+        c = h2c_config(port, [g])
+        c["listeners"][0]["tls"] = {"cert_file": str(pki / "leaf.crt"), "key_file": str(pki / "leaf.key")}
+        return c
+    s = sluice_factory(make_cfg=cfg)
+    credentials = grpc.ssl_channel_credentials(root_certificates=(pki / "ca.crt").read_bytes())
+    options = NO_PROXY + [("grpc.ssl_target_name_override", "localhost")]
+    with grpc.secure_channel(f"127.0.0.1:{s.port}", credentials, options=options) as ch:
+        assert method(ch, "Unary")(b"hi", timeout=10) == b"g1:hi"
+        big = bytes(range(256)) * 8192  # 2 MiB in one message, many records
+        assert method(ch, "Unary")(big, timeout=30) == b"g1:" + big
+        assert list(method(ch, "ServerStream", "unary_stream")(b"300", timeout=10)) == [b"%d" % i for i in range(300)]
+        assert method(ch, "ClientStream", "stream_unary")(iter([b"a", b"b", b"c"] * 100), timeout=10) == b"abc" * 100
+        with pytest.raises(grpc.RpcError) as failed:
+            method(ch, "Fail")(b"x", timeout=10)
+        assert failed.value.code() == grpc.StatusCode.PERMISSION_DENIED
