@@ -461,3 +461,33 @@ def test_h2c_upgrade_offer_is_served_as_http1(sluice_factory):
     head = rec.requests[-1].decode().lower().split("\r\n\r\n")[0]
     assert head.startswith("get /offer http/1.1"), head
     assert "upgrade:" not in head and "http2-settings:" not in head, head
+
+
+def test_wss_client_through_a_tls_listener(echo_factory, sluice_factory, tmp_path):
+    """A wss:// client (the websockets library over Python's TLS) through sluice's TLS stream in both
+    directions at once: a large message each way while pings cross, then a clean close."""
+    import ssl
+    from test_tls_admin import make_pki
+    pki = make_pki(tmp_path / "pki")
+    echo = echo_factory()
+
+    def cfg(port):
+        c = make_config(port, [echo.address])
+        c["listeners"][0]["tls"] = {"cert_file": str(pki / "leaf.crt"), "key_file": str(pki / "leaf.key")}
+        return c
+    s = sluice_factory(make_cfg=cfg)
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+
+    async def session():
+        async with websockets.connect(f"wss://localhost:{s.port}/chat", ssl=context, max_size=None) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            big = os.urandom(8 * 1024 * 1024)
+            await ws.send(big)
+            pong = await ws.ping(b"while the big one flows")
+            assert await ws.recv() == big
+            await asyncio.wait_for(pong, 10)
+            await ws.close(4002, "client says bye")
+        assert ws.close_code == 4002
+
+    run(session())
