@@ -179,6 +179,10 @@ void Http2Session::write_some() {
   // Bursts that the socket takes at once follow each other here; a few in a row, then the next is posted,
   // so that a fast reader of a long response does not keep the worker from its other connections.
   for (int burst = 0;; ++burst) {
+    if (burst == kSyncBursts) {
+      post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_some(); });
+      return;
+    }
     out_.clear();
     if (!closed_) {
       for (const auto id : answered_early_) {
@@ -204,24 +208,14 @@ void Http2Session::write_some() {
       quiet_.cancel();
       return;
     }
-    if (burst == kSyncBursts) {
-      post_recycled(worker_.ioc(), [self = shared_from_this()] { self->write_out(); });
-      return;
-    }
-    if (!write_out_now()) return;
-  }
-}
-
-bool Http2Session::write_out_now() {
-  return stream_.write_or_start(net::buffer(out_), worker_.settings().timeouts.idle,
+    if (!stream_.write_or_start(net::buffer(out_), worker_.settings().timeouts.idle,
                                 [self = shared_from_this()](boost::system::error_code ec) {
                                   if (ec) self->closed_ = true;
                                   self->write_some();  // the next burst, or the end of this writer's turn
-                                });
-}
-
-void Http2Session::write_out() {
-  if (write_out_now()) write_some();
+                                })) {
+      return;
+    }
+  }
 }
 
 void Http2Session::drain() {

@@ -82,10 +82,6 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // One turn of the writer: what nghttp2 has to send, gathered into one write; again on its completion
   // until nothing is left (a plain handler chain: no coroutine to spawn per burst).
   void write_some();
-  // Writes out_: true when the socket took it all at once, else the write goes on asynchronously and its
-  // completion runs write_some (Stream::write_or_start).
-  bool write_out_now();
-  void write_out();                                // write_out_now, then the next bursts
   void shut();                                     // the connection is over: wake and cut everything
 
   // Starts a request stream: on an idle runner when there is one, else on a new runner.

@@ -65,7 +65,7 @@ struct Core {
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
 
-  // Runs one SSL call (`ret` is its return value) and says what it left to do; on failure `ec` says why.
+  // What an SSL call that returned `ret` left to do (SSL_get_error); on failure `ec` says why.
   Want classify(int ret, boost::system::error_code& ec);
   // Empties the error queue before an SSL call, so that SSL_get_error reads this call's outcome only.
   static void clear_errors();
