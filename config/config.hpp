@@ -226,7 +226,7 @@ struct Timeouts {
 };
 
 struct UpstreamPool {
-  std::uint32_t max_idle_per_endpoint = 64;
+  std::uint32_t max_idle_per_endpoint = 1024;
   milliseconds idle_timeout{60000};
 };
 

@@ -9,6 +9,10 @@ namespace {
 
 // Servers close idle keep-alive connections after seconds (nginx 75 s, Node 5 s, Go 90 s), never within this.
 constexpr auto kTrustIdleFor = std::chrono::milliseconds(250);
+// A connection idle this long is below the pool's working set (the most recently used is taken first): its
+// read buffer goes back to the heap until it is taken again, so that a pool grown by a burst holds sockets
+// only, not 16 KiB each, until the idle timeout closes them.
+constexpr auto kColdAfter = std::chrono::seconds(2);
 
 // True when the idle socket has neither been closed by the peer nor received stray bytes.
 bool still_idle(UpstreamConnection& conn) {
@@ -39,7 +43,10 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(const std::string& key) {
     list.pop_back();
     // A connection idle for a moment only is taken as it is (under load that is every reuse, and the peek
     // would cost a syscall per request); one idle longer may have been closed by the peer: look first.
-    if (std::chrono::steady_clock::now() - conn->idle_since < kTrustIdleFor || still_idle(*conn)) return conn;
+    if (std::chrono::steady_clock::now() - conn->idle_since < kTrustIdleFor || still_idle(*conn)) {
+      if (conn->buffer.capacity() < UpstreamConnection::kReadBuffer) conn->buffer.reserve(UpstreamConnection::kReadBuffer);
+      return conn;
+    }
     close_connection(*conn);
   }
   return nullptr;
@@ -59,7 +66,10 @@ void UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& list = it->second;
     std::erase_if(list, [&](auto& conn) {
-      if (now - conn->idle_since < cfg_.idle_timeout) return false;
+      if (now - conn->idle_since < cfg_.idle_timeout) {
+        if (now - conn->idle_since >= kColdAfter && conn->buffer.size() == 0) conn->buffer.shrink_to_fit();
+        return false;
+      }
       close_connection(*conn);
       return true;
     });

@@ -28,7 +28,7 @@ void check_top_defaults(const Config& c) {
   CHECK(c.timeouts.connect == 2s);
   CHECK(c.timeouts.response == 15s);
   CHECK(c.timeouts.drain == 10s);
-  CHECK(c.upstream.max_idle_per_endpoint == 64);
+  CHECK(c.upstream.max_idle_per_endpoint == 1024);
   CHECK(c.upstream.idle_timeout == 60s);
   CHECK(c.admin.enabled);
   CHECK(c.admin.address == "127.0.0.1");

@@ -119,6 +119,28 @@ TEST_CASE("upstream pool: sweep closes connections idle past the timeout", "[pro
   CHECK(up.closed_at_peer(1));
 }
 
+TEST_CASE("upstream pool: a connection idle for a while gives its read buffer back until taken", "[proxy]") {
+  Upstream up;
+  proxy::UpstreamPool pool(settings(4, 60s));
+  const auto t0 = Clock::now();
+  auto conn = up.connect("a:1");
+  auto* p = raw(conn);
+  REQUIRE(p->buffer.capacity() >= proxy::UpstreamConnection::kReadBuffer);
+  pool.give_back(std::move(conn), t0);
+  pool.sweep(t0 + 1s);  // recently used: kept warm
+  auto warm = pool.take("a:1");
+  REQUIRE(raw(warm) == p);
+  CHECK(p->buffer.capacity() >= proxy::UpstreamConnection::kReadBuffer);
+  pool.give_back(std::move(warm), t0);
+  pool.sweep(t0 + 3s);  // cold: still pooled, without its buffer
+  CHECK(pool.idle_count() == 1);
+  CHECK(p->buffer.capacity() == 0);
+  CHECK(p->stream.transport().socket().is_open());
+  auto cold = pool.take("a:1");  // (idle_since is t0, long ago: the peek finds it alive)
+  REQUIRE(raw(cold) == p);
+  CHECK(p->buffer.capacity() >= proxy::UpstreamConnection::kReadBuffer);
+}
+
 TEST_CASE("upstream pool: endpoints that left the routing table are forgotten", "[proxy]") {
   Upstream up;
   proxy::UpstreamPool pool(settings(4));
