@@ -14,6 +14,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import resource
 import shutil
 import socket
@@ -79,11 +80,18 @@ def wait_port(port, proc, timeout=10):
     raise RuntimeError(f"port {port} never opened")
 
 
-def h2load(url, n, c, m, log_path):
-    r = subprocess.run(["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "--log-file", log_path, url],
+def h2load(url, n, c, m, log_path, seconds=None):
+    """One h2load run: `n` requests, or as many as `seconds` allow (h2load -D) when given. Returns (ok, req/s,
+    p50 ms, p99 ms, the summary line, requests done)."""
+    amount = ["-D", str(seconds)] if seconds else ["-n", str(n)]
+    r = subprocess.run(["h2load", *amount, "-c", str(c), "-m", str(m), "--log-file", log_path, url],
                        capture_output=True, text=True, timeout=600)
     line = next((x for x in r.stdout.splitlines() if x.startswith("requests:")), "")
-    ok = f"{n} succeeded" in line
+    counts = dict((word, int(num)) for num, word in re.findall(r"(\d+) (total|succeeded|failed|errored|timeout)", line))
+    done = counts.get("succeeded", 0)
+    ok = done > 0 and counts.get("failed", 1) == 0 and counts.get("errored", 1) == 0 and counts.get("timeout", 1) == 0
+    if not seconds:
+        ok = ok and done == n
     rps = 0.0
     for x in r.stdout.splitlines():
         if x.startswith("finished in"):
@@ -96,7 +104,7 @@ def h2load(url, n, c, m, log_path):
                 durations.append(int(parts[2]))  # microseconds
     durations.sort()
     pct = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000 if durations else 0
-    return ok, rps, pct(0.5), pct(0.99), line
+    return ok, rps, pct(0.5), pct(0.99), line, done
 
 
 def count_allocations(args, sluice_bin, config, tmp, n=20000):
@@ -123,7 +131,7 @@ def count_allocations(args, sluice_bin, config, tmp, n=20000):
         url = f"http://127.0.0.1:{port}/index.html"
         h2load(url, 5000, 16, 10, os.path.join(tmp, "allocs-warm.log"))  # pools and buffers reach their size
         before = total()
-        ok, _, _, _, _ = h2load(url, n, 16, 10, os.path.join(tmp, "allocs.log"))
+        ok, *_ = h2load(url, n, 16, 10, os.path.join(tmp, "allocs.log"))
         return (total() - before) / n if ok else None
     finally:
         proc.terminate()
@@ -133,6 +141,8 @@ def count_allocations(args, sluice_bin, config, tmp, n=20000):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("H2_BENCH_SECONDS", "5")),
+                    help="length of each -c16 -m10 run (h2load -D); 0: --requests instead")
     ap.add_argument("--requests", type=int, default=int(os.environ.get("H2_BENCH_REQUESTS", "200000")))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("H2_BENCH_ROUNDS", "3")))
     ap.add_argument("--requests-serial", type=int, default=int(os.environ.get("H2_BENCH_REQUESTS_SERIAL", "10000")))
@@ -189,16 +199,20 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
         # Interleaved rounds (every proxy once per round, in turn), so that a slow moment of the machine falls
         # on every proxy alike; the report gives medians and ranges, and the lowest per-round ratio.
         runs = {}  # (name, label) -> [Run], one per round
-        loads = (("-c16 -m10", args.requests, 16, 10), ("-c1 -m1", args.requests_serial, 1, 1))
+        # The -c16 -m10 runs last the same time for every proxy (a fixed count gave the fastest ones under 2 s,
+        # where one slow moment of the machine moved a round by a third).
+        loads = (("-c16 -m10", args.requests, 16, 10, args.seconds or None),
+                 ("-c1 -m1", args.requests_serial, 1, 1, None))
         for name, (p, port) in proxies.items():
             h2load(f"http://127.0.0.1:{port}/index.html", 2000, 4, 10, os.path.join(tmp, "warm.log"))  # warm up
         for rnd in range(args.rounds):
             for name, (p, port) in proxies.items():
                 url = f"http://127.0.0.1:{port}/index.html"
-                for label, n, c, m in loads:
+                for label, n, c, m, seconds in loads:
                     before, backend_before = cpu_seconds(p.pid), cpu_seconds(backend.pid)
                     client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    ok, rps, p50, p99, line = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"))
+                    ok, rps, p50, p99, line, n = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"), seconds)
+                    n = max(n, 1)
                     cpu_us = (cpu_seconds(p.pid) - before) * 1e6 / n
                     backend_us = (cpu_seconds(backend.pid) - backend_before) * 1e6 / n
                     client_after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -72,7 +72,7 @@ def instructions(args, tmp, target, bport):
         h2load(url, 1000, 16, 10, os.path.join(tmp, "warm.log"))
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True, check=True)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
-        ok, _, _, _, line = h2load(url, args.requests, args.conns, args.streams, os.path.join(tmp, "ir.log"))
+        ok, _, _, _, line, _ = h2load(url, args.requests, args.conns, args.streams, os.path.join(tmp, "ir.log"))
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
         time.sleep(0.5)
     finally:
@@ -96,7 +96,7 @@ def syscalls(args, tmp, target, bport):
         tracer = subprocess.Popen(["strace", "-c", "-f", *tids, "-o", log],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
-        ok, _, _, _, line = h2load(url, args.requests, args.conns, args.streams, os.path.join(tmp, "sys.log"))
+        ok, _, _, _, line, _ = h2load(url, args.requests, args.conns, args.streams, os.path.join(tmp, "sys.log"))
         tracer.send_signal(signal.SIGINT)
         tracer.wait()
     finally:
