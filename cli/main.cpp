@@ -4,6 +4,7 @@
 // builds it against the installed tree).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -154,6 +155,23 @@ int wait_signal(const sigset_t& set, std::chrono::steady_clock::time_point deadl
   return signo > 0 ? signo : 0;
 }
 
+// Raises the soft limit on open descriptors to the hard one, as Go programs and HAProxy do at start: each
+// request in flight holds two sockets and the upstream pool keeps idle ones, and a shell's soft limit
+// (often 1024) is far below what the hard limit (and epoll) allows. The embedding library leaves process
+// limits alone; this is the binary's business.
+void raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const auto before = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    log::warn("open descriptor limit stays at " + std::to_string(before) + ": could not raise it to " +
+              std::to_string(lim.rlim_max));
+    return;
+  }
+  log::info("open descriptor limit raised from " + std::to_string(before) + " to " + std::to_string(lim.rlim_max));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,6 +208,7 @@ int main(int argc, char** argv) {
     for (const auto& e : errors) std::cerr << flags.config_path << ": " << e << "\n";
     return 1;
   }
+  raise_descriptor_limit();
   // With Kubernetes discovery the workers accept only after the first full sync (or 10 s, options'
   // default), so that a gateway does not answer "no route" to routable requests meanwhile.
   if (errors = proxy->start(); !errors.empty()) {

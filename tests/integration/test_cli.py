@@ -1,8 +1,11 @@
 """The command line: --version, --help, --check, and a bad config refusing to start."""
 import json
 import os
+import resource
 import signal
 import subprocess
+
+import pytest
 
 from integ_harness import SLUICE, clean_env, curl, curl_status, free_port, make_config, wait_until
 
@@ -130,3 +133,21 @@ def test_log_level_flag(sluice_factory):
     assert "GET /x -> 502" in loud.stderr()  # a debug line
     assert "serving" not in quiet.stderr()  # info is below error
     assert "-> 502" not in quiet.stderr()
+
+
+def test_descriptor_soft_limit_is_raised_to_the_hard_limit(sluice_factory):
+    """A shell's soft limit (often 1024) would cap sluice far below what the hard limit allows."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"hard descriptor limit {hard}: nothing to raise to")
+
+    def low_soft_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    sluice = sluice_factory([f"127.0.0.1:{free_port()}"], args=("--log-level", "info"), preexec_fn=low_soft_limit)
+    with open(f"/proc/{sluice.pid}/limits") as f:
+        row = next(line for line in f if line.startswith("Max open files")).split()
+    soft_now, hard_now = row[3], row[4]
+    assert soft_now == hard_now, row
+    assert soft_now != "256"
+    assert "open descriptor limit raised from 256" in sluice.stderr()
