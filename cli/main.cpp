@@ -163,13 +163,15 @@ void raise_descriptor_limit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
   const auto before = lim.rlim_cur;
-  lim.rlim_cur = lim.rlim_max;
+  // An unlimited hard limit still stops at the kernel's fs.nr_open (1048576 by default).
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? 1048576 : lim.rlim_max;
+  if (lim.rlim_cur <= before) return;
   if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
     log::warn("open descriptor limit stays at " + std::to_string(before) + ": could not raise it to " +
-              std::to_string(lim.rlim_max));
+              std::to_string(lim.rlim_cur));
     return;
   }
-  log::info("open descriptor limit raised from " + std::to_string(before) + " to " + std::to_string(lim.rlim_max));
+  log::info("open descriptor limit raised from " + std::to_string(before) + " to " + std::to_string(lim.rlim_cur));
 }
 
 }  // namespace
