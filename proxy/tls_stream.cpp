@@ -148,6 +148,16 @@ bool Core::send_output(boost::system::error_code& ec) {
   return true;
 }
 
+void Core::release_buffers() {
+  if (reading || in_begin != in_end || has_output()) return;
+  in.reset();
+  in_begin = in_end = 0;
+  out.reset();
+  out_capacity = out_sent = out_end = 0;
+  flat.reset();
+  SSL_free_buffers(ssl);  // refuses (returns 0) while OpenSSL holds part of a record
+}
+
 net::mutable_buffer Core::input_space() {
   if (!in) in = std::make_unique<char[]>(kInputCapacity);
   if (in_begin == in_end) {

@@ -71,6 +71,9 @@ struct Core {
   static void clear_errors();
 
   bool has_output() const { return out_sent < out_end; }
+  // Frees the buffers (ours and OpenSSL's record buffers) when nothing is in them and no read waits; each
+  // is made again when next needed.
+  void release_buffers();
   // Sends buffered records now. True when all went; false with `ec` clear when the socket is full.
   bool send_output(boost::system::error_code& ec);
   // Room in the input buffer for the next socket read (moves unread bytes to the front when needed).
@@ -336,6 +339,11 @@ class TlsStream {
     return total;
   }
   bool flushed() const { return !core_->has_output(); }
+
+  // For a connection that sits idle (a pooled upstream connection nobody took for a while): its buffers,
+  // about 75 KiB of ours and OpenSSL's record buffers, go back to the heap until it is used again. Does
+  // nothing while bytes are unread or unsent, or an operation is in flight.
+  void release_buffers() { core_->release_buffers(); }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {

@@ -10,8 +10,9 @@ namespace {
 // Servers close idle keep-alive connections after seconds (nginx 75 s, Node 5 s, Go 90 s), never within this.
 constexpr auto kTrustIdleFor = std::chrono::milliseconds(250);
 // A connection idle this long is below the pool's working set (the most recently used is taken first): its
-// read buffer goes back to the heap until it is taken again, so that a pool grown by a burst holds sockets
-// only, not 16 KiB each, until the idle timeout closes them.
+// read buffer (and a TLS connection's record buffers) go back to the heap until it is taken again, so that a
+// pool grown by a burst holds sockets only, not 16 KiB each (90 KiB over TLS), until the idle timeout closes
+// them.
 constexpr auto kColdAfter = std::chrono::seconds(2);
 
 // True when the idle socket has neither been closed by the peer nor received stray bytes.
@@ -67,7 +68,10 @@ void UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
     auto& list = it->second;
     std::erase_if(list, [&](auto& conn) {
       if (now - conn->idle_since < cfg_.idle_timeout) {
-        if (now - conn->idle_since >= kColdAfter && conn->buffer.size() == 0) conn->buffer.shrink_to_fit();
+        if (now - conn->idle_since >= kColdAfter && conn->buffer.size() == 0) {
+          conn->buffer.shrink_to_fit();
+          if (auto* tls = conn->stream.tls()) tls->release_buffers();
+        }
         return false;
       }
       close_connection(*conn);

@@ -115,6 +115,30 @@ def test_upstream_tls_sessions_are_resumed(backend_factory, sluice_factory, pki)
     assert admin_metric(admin, "sluice_upstream_tls_resumptions_total") == 3
 
 
+def test_pooled_tls_connection_serves_again_after_its_buffers_were_released(backend_factory, sluice_factory, pki):
+    """A pooled mesh connection idle for over 2 s gives its buffers back (upstream_pool.cpp's kColdAfter):
+    taken again, it is the same connection (no new connect) and carries large bodies both ways."""
+    b = backend_factory("pod-a")
+    gw = sluice_factory(make_cfg=lambda port: gateway_config(port, b.address, pki))
+    admin = free_port()
+
+    def cfg(port):
+        c = sidecar_config(port, gw.port, pki)
+        c["admin"] = {"enabled": True, "address": "127.0.0.1", "port": admin}
+        return c
+    sc = sluice_factory(make_cfg=cfg)
+    r = curl("-s", sc.url("/"))
+    assert r.returncode == 0 and r.stdout.strip() == b"pod-a", r
+    assert admin_metric(admin, "sluice_upstream_connects_total") == 1
+    time.sleep(3.5)  # past kColdAfter (2 s) and the next sweep (every 1 s): the wait is what is tested
+    body = bytes(range(256)) * 1024  # 256 KiB up
+    r = curl("-s", "--data-binary", "@-", sc.url("/echo"), input_data=body)
+    assert r.returncode == 0 and r.stdout == body
+    r = curl("-s", sc.url("/bytes/300000"))
+    assert r.returncode == 0 and len(r.stdout) == 300000
+    assert admin_metric(admin, "sluice_upstream_connects_total") == 1, "the pooled connection should be reused"
+
+
 def test_downstream_tls_sessions_are_resumed(backend_factory, sluice_factory, pki):
     """A client that offers the ticket its last connection got skips the certificate exchange."""
     b = backend_factory("pod-a")
