@@ -20,6 +20,15 @@
 #include "sync/sync.hpp"
 #endif
 
+#if SLUICE_JEMALLOC
+// jemalloc's options, read when it starts. A background thread returns memory freed after a burst (closed
+// connections, pooled ones gone cold) to the system once the decay time (10 s) passed; without it jemalloc
+// purges only on allocator calls, so an idle process kept its peak: RSS after a c256 mutual-TLS burst stayed
+// at 81 MiB, and fell to 21-23 MiB 15 s later with the thread (tests/bench/README.md, session 11). One
+// thread: the default starts one per CPU.
+extern "C" const char* malloc_conf = "background_thread:true,max_background_threads:1";
+#endif
+
 namespace {
 
 using namespace sluice;
