@@ -340,9 +340,10 @@ class TlsStream {
   }
   bool flushed() const { return !core_->has_output(); }
 
-  // For a connection that sits idle (a pooled upstream connection nobody took for a while): its buffers,
-  // about 75 KiB of ours and OpenSSL's record buffers, go back to the heap until it is used again. Does
-  // nothing while bytes are unread or unsent, or an operation is in flight.
+  // For a connection that sits idle (a pooled upstream connection nobody took for a while): its buffers go
+  // back to the heap until it is used again, ours (40 KiB in, 18 KiB or more out, 16 KiB for gathering a
+  // record) and OpenSSL's two record buffers (about 34 KiB). Does nothing while bytes are unread or unsent,
+  // or an operation is in flight.
   void release_buffers() { core_->release_buffers(); }
 
   template <class MutableBuffers, class Token>

@@ -11,7 +11,7 @@ namespace {
 constexpr auto kTrustIdleFor = std::chrono::milliseconds(250);
 // A connection idle this long is below the pool's working set (the most recently used is taken first): its
 // read buffer (and a TLS connection's record buffers) go back to the heap until it is taken again, so that a
-// pool grown by a burst holds sockets only, not 16 KiB each (90 KiB over TLS), until the idle timeout closes
+// pool grown by a burst holds sockets only, not 16 KiB each (over 100 KiB over TLS), until the idle timeout closes
 // them.
 constexpr auto kColdAfter = std::chrono::seconds(2);
 
