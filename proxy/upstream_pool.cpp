@@ -11,8 +11,8 @@ namespace {
 constexpr auto kTrustIdleFor = std::chrono::milliseconds(250);
 // A connection idle this long is below the pool's working set (the most recently used is taken first): its
 // read buffer (and a TLS connection's record buffers) go back to the heap until it is taken again, so that a
-// pool grown by a burst holds sockets only, not 16 KiB each (over 100 KiB over TLS), until the idle timeout closes
-// them.
+// pool grown by a burst holds sockets only, not 16 KiB each (over 100 KiB over TLS), until the idle timeout
+// closes them.
 constexpr auto kColdAfter = std::chrono::seconds(2);
 
 // True when the idle socket has neither been closed by the peer nor received stray bytes.
@@ -45,7 +45,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(const std::string& key) {
     // A connection idle for a moment only is taken as it is (under load that is every reuse, and the peek
     // would cost a syscall per request); one idle longer may have been closed by the peer: look first.
     if (std::chrono::steady_clock::now() - conn->idle_since < kTrustIdleFor || still_idle(*conn)) {
-      if (conn->buffer.capacity() < UpstreamConnection::kReadBuffer) conn->buffer.reserve(UpstreamConnection::kReadBuffer);
+      conn->reserve_buffer();
       return conn;
     }
     close_connection(*conn);
@@ -68,10 +68,7 @@ void UpstreamPool::sweep(std::chrono::steady_clock::time_point now) {
     auto& list = it->second;
     std::erase_if(list, [&](auto& conn) {
       if (now - conn->idle_since < cfg_.idle_timeout) {
-        if (now - conn->idle_since >= kColdAfter && conn->buffer.size() == 0) {
-          conn->buffer.shrink_to_fit();
-          if (auto* tls = conn->stream.tls()) tls->release_buffers();
-        }
+        if (now - conn->idle_since >= kColdAfter) conn->release_buffers();
         return false;
       }
       close_connection(*conn);

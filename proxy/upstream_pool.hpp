@@ -24,10 +24,23 @@ namespace sluice::proxy {
 
 struct UpstreamConnection {
   UpstreamConnection(Stream s, std::string key) : stream(std::move(s)), pool_key(std::move(key)) {
-    buffer.reserve(kReadBuffer);  // a full response head in one read, not Beast's 512-byte first step
+    reserve_buffer();
   }
 
   static constexpr std::size_t kReadBuffer = 16 * 1024;
+
+  // A full response head in one read, not Beast's 512-byte first step. Again when a pooled connection whose
+  // buffers were released is taken.
+  void reserve_buffer() {
+    if (buffer.capacity() < kReadBuffer) buffer.reserve(kReadBuffer);
+  }
+  // An idle connection's buffers back to the heap (the read buffer, and a TLS stream's): nothing when bytes
+  // are buffered, or when released already (the read buffer has no capacity left then).
+  void release_buffers() {
+    if (buffer.size() != 0 || buffer.capacity() == 0) return;
+    buffer.shrink_to_fit();
+    if (auto* tls = stream.tls()) tls->release_buffers();
+  }
 
   Stream stream;
   beast::flat_buffer buffer;   // bytes read past the last response (normally none)

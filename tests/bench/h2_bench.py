@@ -212,13 +212,14 @@ http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {tmp}
                 for label, n, c, m, seconds in loads:
                     before, backend_before = cpu_seconds(p.pid), cpu_seconds(backend.pid)
                     client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    ok, rps, p50, p99, line, n = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"), seconds)
-                    n = max(n, 1)
-                    cpu_us = (cpu_seconds(p.pid) - before) * 1e6 / n
-                    backend_us = (cpu_seconds(backend.pid) - backend_before) * 1e6 / n
+                    ok, rps, p50, p99, line, done = h2load(url, n, c, m, os.path.join(tmp, f"{name}-{c}.log"),
+                                                           seconds)
+                    done = max(done, 1)  # the CPU is divided by the requests this run did (timed: not `n`)
+                    cpu_us = (cpu_seconds(p.pid) - before) * 1e6 / done
+                    backend_us = (cpu_seconds(backend.pid) - backend_before) * 1e6 / done
                     client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     client_us = (client_after.ru_utime + client_after.ru_stime - client_before.ru_utime
-                                 - client_before.ru_stime) * 1e6 / n
+                                 - client_before.ru_stime) * 1e6 / done
                     if not ok:
                         print(f"# {name} {label} round {rnd + 1} FAILED: {line}", flush=True)
                     runs.setdefault((name, label), []).append(
