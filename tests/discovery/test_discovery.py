@@ -84,6 +84,16 @@ def synced_model(probe, timeout=15):
                             timeout=timeout, what="initial synced model")
 
 
+def cut_every_watch(api, probe):
+    """Cut every watch once all of them are open at the server. A cut reaches only the watches open at that
+    moment: one still waiting out its reconnect from the previous cut would miss this one (seen in CI)."""
+    status = probe.wait_status(lambda s: s["resources"], what="resources")
+    resources = [r["resource"] for r in status["resources"] if not r["absent"]]
+    for resource in resources:
+        api.wait_watching(resource)
+    return api.fault(drop_watches=True)
+
+
 @pytest.fixture
 def api():
     with StandIn() as server:
@@ -142,23 +152,23 @@ def test_watch_drops_and_410s_lose_no_update(api):
     with start_probe(api) as probe:
         synced_model(probe)
         # A change made right as every watch is cut: resumed from the last resourceVersion.
-        api.fault(drop_watches=True)
+        cut_every_watch(api, probe)
         api.kubectl("apply", "-f", api.fixture("gtp-active-active.yaml"))
         probe.wait_model(lambda m: lb_type(m) == "ActiveActive", what="GTP after a watch drop")
 
         # The next watches answer HTTP 410: relist, and a change made meanwhile is not lost.
         api.fault(watch_410=12)
-        api.fault(drop_watches=True)
+        cut_every_watch(api, probe)
         api.kubectl("apply", "-f", "-", input=json.dumps(gtp("FailOver")))
         probe.wait_model(lambda m: lb_type(m) == "FailOver", timeout=15, what="GTP after HTTP 410")
 
         # History compacted: watching from our RV yields an ERROR event with code 410: relist.
         api.fault(compact=True)
-        api.fault(drop_watches=True)
+        cut_every_watch(api, probe)
         api.kubectl("delete", "gtp", "httpbin", "-n", "httpbin")
         m = probe.wait_model(lambda m: lb_type(m) == "Locality", timeout=15, what="GTP delete after compaction")
-        # Every watch was cut three times. Waited for, not read once: a resource reports connected after its
-        # relist, a moment before its watch request goes out again (seen under CI's load).
+        # Every watch was cut three times (each cut waited for every watch to be open). Waited for, not read
+        # once: a resource reports connected after its relist, a moment before its watch request goes out again.
         status = probe.wait_status(lambda s: all(r["connected"] and r["watch_restarts"] >= 3 for r in s["resources"]),
                                    what="every watch restarted after the three cuts")
         assert sum(r["relists"] for r in status["resources"]) >= 6
