@@ -11,6 +11,7 @@
 
 #include "log/logger.hpp"
 #include "proxy/h2_alloc.hpp"
+#include "proxy/h2_options.hpp"
 #include "proxy/recycler.hpp"
 #include "proxy/stream_waiter.hpp"
 #include "proxy/upstream_connect.hpp"
@@ -41,9 +42,7 @@ H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, &H2Upstream::on_frame_not_send);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Upstream::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Upstream::on_stream_close);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option* opt = new_h2_client_options();
   nghttp2_session_client_new3(&session_, cb, this, opt, h2_recycling_mem());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
@@ -54,6 +53,9 @@ H2Upstream::~H2Upstream() { nghttp2_session_del(session_); }
 void H2Upstream::start() {
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // We send no RFC 7540 priority signals, and say so (RFC 9218), as nghttpx does to its backends: an
+      // nghttp2-based backend then keeps no closed streams of ours for a priority tree.
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<std::uint32_t>(worker_.settings().limits.max_response_header_bytes)},

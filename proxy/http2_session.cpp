@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 
 #include "proxy/h2_alloc.hpp"
+#include "proxy/h2_options.hpp"
 #include "proxy/http2_stream.hpp"
 #include "proxy/recycler.hpp"
 #include "log/logger.hpp"
@@ -19,14 +20,6 @@ namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kWriteChunk = 64 * 1024;  // frames gathered into one write
 constexpr int kSyncBursts = 4;                   // bursts written in a row before the next is posted
-// Flood limits (nghttp2's defaults, set explicitly so they are ours): RST_STREAM rate (CVE-2023-44487
-// "rapid reset": 1000 burst, 33/s refill), CONTINUATION frames per header block, queued SETTINGS/PING acks,
-// SETTINGS entries. Beyond them nghttp2 sends GOAWAY and the connection is closed.
-constexpr std::uint64_t kResetBurst = 1000;
-constexpr std::uint64_t kResetRate = 33;
-constexpr std::size_t kMaxContinuations = 8;
-constexpr std::size_t kMaxOutboundAck = 1000;
-constexpr std::size_t kMaxSettings = 32;
 
 Http2Session* of(void* p) { return static_cast<Http2Session*>(p); }
 
@@ -50,13 +43,7 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Http2Session::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Http2Session::on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Http2Session::on_frame_send);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
-  nghttp2_option_set_max_continuations(opt, kMaxContinuations);
-  nghttp2_option_set_max_outbound_ack(opt, kMaxOutboundAck);
-  nghttp2_option_set_max_settings(opt, kMaxSettings);
+  nghttp2_option* opt = new_h2_server_options();
   nghttp2_session_server_new3(&session_, cb, this, opt, h2_recycling_mem());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
