@@ -6,9 +6,10 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include <array>
 #include <cstdint>
 #include <memory>
+
+#include "proxy/h2_headers.hpp"
 
 using sluice::proxy::new_h2_client_options;
 using sluice::proxy::new_h2_server_options;
@@ -21,10 +22,9 @@ using OptionPtr = std::unique_ptr<nghttp2_option, decltype(&nghttp2_option_del)>
 // A server that answers every request at once with a 204 that ends the stream.
 int answer(nghttp2_session* session, const nghttp2_frame* frame, void*) {
   if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-    const std::array<nghttp2_nv, 1> status{{{const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(":status")),
-                                              const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>("204")), 7,
-                                              3, NGHTTP2_NV_FLAG_NONE}}};
-    nghttp2_submit_response(session, frame->hd.stream_id, status.data(), status.size(), nullptr);
+    sluice::proxy::H2NvList head;
+    head.add(":status", "204");
+    nghttp2_submit_response(session, frame->hd.stream_id, head.nva.data(), head.nva.size(), nullptr);
   }
   return 0;
 }
@@ -64,17 +64,14 @@ std::size_t pump(nghttp2_session* from, nghttp2_session* to) {
 
 // Runs `requests` GETs, one after another, from `client` to `server`; returns the last stream id.
 std::int32_t run_requests(nghttp2_session* client, nghttp2_session* server, int requests) {
-  auto nv = [](const char* name, const char* value) {
-    return nghttp2_nv{const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(name)),
-                      const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(value)),
-                      std::char_traits<char>::length(name), std::char_traits<char>::length(value),
-                      NGHTTP2_NV_FLAG_NONE};
-  };
-  const std::array<nghttp2_nv, 4> head{nv(":method", "GET"), nv(":scheme", "http"), nv(":authority", "a.test"),
-                                       nv(":path", "/")};
+  sluice::proxy::H2NvList head;
+  head.add(":method", "GET");
+  head.add(":scheme", "http");
+  head.add(":authority", "a.test");
+  head.add(":path", "/");
   std::int32_t id = 0;
   for (int i = 0; i < requests; ++i) {
-    id = nghttp2_submit_request(client, nullptr, head.data(), head.size(), nullptr, nullptr);
+    id = nghttp2_submit_request(client, nullptr, head.nva.data(), head.nva.size(), nullptr, nullptr);
     REQUIRE(id > 0);
     while (pump(client, server) + pump(server, client) > 0) {
     }
