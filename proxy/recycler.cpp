@@ -9,62 +9,74 @@ namespace {
 
 constexpr std::size_t kClasses = kMaxRecycled / kGranule;
 
-struct FreeBlock {
-  FreeBlock* next;
+// A class's free blocks as a stack of pointers rather than a list threaded through the blocks: popping one
+// reads only the stack, which stays in cache, and not the block's first word. That word was a cache miss
+// (a block freed by a stream that ended a while ago): under h2load -c16 -m10, 85 % of allocate's samples sat
+// on that one load, 5 % of sluice's in all. A stack's kPerClass slots (4 KiB) are made at its first push.
+struct Stack {
+  void** slots = nullptr;
+  std::uint32_t size = 0;
 };
 
+// Trivially destructible and constant-initialized, so the hot paths reach it without the guard a
+// thread_local with a destructor costs on every access; CacheReaper frees what it holds at thread exit.
 struct Cache {
-  std::array<FreeBlock*, kClasses> heads{};
-  std::array<std::uint32_t, kClasses> counts{};
+  std::array<Stack, kClasses> free{};
   std::size_t bytes = 0;  // held in all classes
-  ~Cache();
+  bool gone = false;      // the thread is ending: blocks go straight back to the heap
 };
+constinit thread_local Cache t_cache;
 
-// Set when this thread's cache is destroyed (thread exit): a block freed later (a frame destroyed by a
-// thread_local's destructor) goes straight back to the heap. Trivially destructible, so readable until the
-// thread's storage is gone.
-thread_local bool t_cache_gone = false;
-thread_local Cache t_cache;
-
-Cache::~Cache() {
-  t_cache_gone = true;
-  for (std::size_t c = 0; c < kClasses; ++c) {
-    while (auto* b = heads[c]) {
-      heads[c] = b->next;
-      ::operator delete(b);
+struct CacheReaper {
+  bool armed = false;
+  ~CacheReaper() {
+    t_cache.gone = true;
+    for (auto& stack : t_cache.free) {
+      for (std::uint32_t i = 0; i < stack.size; ++i) ::operator delete(stack.slots[i]);
+      ::operator delete(stack.slots);
+      stack = {};
     }
   }
-}
+};
+thread_local CacheReaper t_reaper;  // constructed, and its destructor registered, at the first push
 
 // Class c holds blocks of (c + 1) * kGranule bytes.
 std::size_t class_of(std::size_t size) { return size == 0 ? 0 : (size - 1) / kGranule; }
 
+// A push onto a stack that has no slots yet (its first), or none to give.
+[[gnu::noinline]] void push_slow(Stack& stack, void* p, std::size_t c) noexcept {
+  if (!t_cache.gone && !stack.slots) {
+    t_reaper.armed = true;
+    stack.slots = static_cast<void**>(::operator new(kPerClass * sizeof(void*), std::nothrow));
+  }
+  if (t_cache.gone || !stack.slots) return ::operator delete(p);
+  stack.slots[stack.size++] = p;
+  t_cache.bytes += (c + 1) * kGranule;
+}
+
 }  // namespace
 
 void* allocate(std::size_t size) {
-  if (size > kMaxRecycled || t_cache_gone) return ::operator new(size);
+  if (size > kMaxRecycled) [[unlikely]]
+    return ::operator new(size);
   const auto c = class_of(size);
-  auto& cache = t_cache;
-  if (auto* b = cache.heads[c]) {
-    cache.heads[c] = b->next;
-    --cache.counts[c];
-    cache.bytes -= (c + 1) * kGranule;
-    return b;
-  }
-  return ::operator new((c + 1) * kGranule);
+  auto& stack = t_cache.free[c];
+  if (stack.size == 0) return ::operator new((c + 1) * kGranule);  // also once the thread is ending: empty
+  t_cache.bytes -= (c + 1) * kGranule;
+  return stack.slots[--stack.size];
 }
 
 void deallocate(void* p, std::size_t size) noexcept {
   if (!p) return;
-  if (size > kMaxRecycled) return ::operator delete(p);
+  if (size > kMaxRecycled) [[unlikely]]
+    return ::operator delete(p);
   const auto c = class_of(size);
-  if (t_cache_gone) return ::operator delete(p);
   auto& cache = t_cache;
-  if (cache.counts[c] >= kPerClass || cache.bytes >= kMaxCachedBytes) return ::operator delete(p);
-  auto* b = static_cast<FreeBlock*>(p);
-  b->next = cache.heads[c];
-  cache.heads[c] = b;
-  ++cache.counts[c];
+  auto& stack = cache.free[c];
+  if (stack.size >= kPerClass || cache.bytes >= kMaxCachedBytes) return ::operator delete(p);
+  if (!stack.slots) [[unlikely]]
+    return push_slow(stack, p, c);
+  stack.slots[stack.size++] = p;
   cache.bytes += (c + 1) * kGranule;
 }
 

@@ -5,7 +5,7 @@
 // keeps two blocks per thread of at most 1020 bytes (4 * UCHAR_MAX), and most of the request path's frames
 // are larger, so they went to malloc every time.
 //
-// One cache per thread: a free list per 64-byte size class up to kMaxRecycled bytes, each holding at
+// One cache per thread: a stack of free blocks per 64-byte size class up to kMaxRecycled bytes, each holding at
 // most kPerClass blocks (at c64 one worker has about 64 requests' frames in flight; HTTP/2 at h2load -c16
 // -m10 has 160 streams, each with a few blocks of a class: its stream, nghttp2's stream on both sides) and
 // kMaxCachedBytes in all; past either cap a freed block goes back to the heap. A block freed on another thread than the one that made it joins that
