@@ -186,6 +186,16 @@ const H2FieldView* h2_find(const H2FieldList& fields, std::string_view name) { r
 
 namespace {
 
+// A received field passed on: its name as a StaticName when it is one of nghttp2's static table (H2FieldList
+// knows), so that nghttp2 need not copy it again.
+template <class Add, class Field>
+void add_forwarded(Add& add, const Field& f, std::string_view name) {
+  if constexpr (requires { f.static_name; }) {
+    if (f.static_name) return add(StaticName::of_hpack_table(name), f.value);
+  }
+  add(name, f.value);
+}
+
 // The HTTP/2 -> HTTP/2 request list, entry by entry through `add(name, value)`. `cookie`, `xff` and `via`
 // (empty) are where the joined values are made; each is complete before its entry is added.
 template <class Fields, class Add>
@@ -197,10 +207,10 @@ void upstream_request_list(const Fields& in, std::string_view content_length, st
   // :authority carries it; cookie crumbs are joined, as h2_request_fields does).
   static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "trailer", "transfer-encoding",
                                                   "upgrade", "expect", "host", "x-forwarded-proto"};
-  add(":method", method);
-  add(":scheme", scheme);
-  add(":authority", authority);
-  add(":path", path);
+  add(StaticName(":method"), method);
+  add(StaticName(":scheme"), scheme);
+  add(StaticName(":authority"), authority);
+  add(StaticName(":path"), path);
   // A Connection field names more hop-by-hop fields (nghttp2 refuses one in a request; kept for the rule's
   // sake, as the HTTP/1.1 path has it).
   const bool has_connection = find_field(in, "connection") != nullptr;
@@ -244,21 +254,21 @@ void upstream_request_list(const Fields& in, std::string_view content_length, st
         named_by_connection(name)) {
       continue;
     }
-    add(name, f.value);
+    add_forwarded(add, f, name);
   }
-  if (!cookie.empty() && !named_by_connection("cookie")) add("cookie", cookie);
+  if (!cookie.empty() && !named_by_connection("cookie")) add(StaticName("cookie"), cookie);
   if (!content_length.empty() && !find_field(in, "content-length") && !named_by_connection("content-length")) {
-    add("content-length", content_length);
+    add(StaticName("content-length"), content_length);
   }
   // append_forwarding_fields' list.
-  if (te_trailers) add("te", "trailers");
+  if (te_trailers) add(StaticName("te"), "trailers");
   if (!xff.empty()) xff.append(", ");
   xff.append(client_ip);
-  add("x-forwarded-for", xff);
-  add("x-forwarded-proto", client_tls ? "https" : "http");
+  add(StaticName("x-forwarded-for"), xff);
+  add(StaticName("x-forwarded-proto"), client_tls ? "https" : "http");
   if (!via.empty()) via.append(", ");
   via.append("1.1 sluice");
-  add("via", via);
+  add(StaticName("via"), via);
 }
 
 }  // namespace
@@ -271,8 +281,8 @@ std::vector<H2Field> h2_upstream_request_fields(const std::vector<H2Field>& in, 
   out.reserve(in.size() + 8);
   std::string cookie, xff, via;
   upstream_request_list(in, content_length, method, scheme, authority, path, client_ip, client_tls, cookie, xff, via,
-                        [&](std::string_view n, std::string_view v) {
-                          out.push_back({std::string(n), std::string(v)});
+                        [&](auto n, std::string_view v) {
+                          out.push_back({std::string(std::string_view(n)), std::string(v)});
                         });
   return out;
 }
@@ -282,7 +292,7 @@ void h2_upstream_request_nva(const H2FieldList& in, std::string_view content_len
                              std::string_view client_ip, bool client_tls, H2NvList& out) {
   out.clear();
   upstream_request_list(in, content_length, method, scheme, authority, path, client_ip, client_tls, out.cookie,
-                        out.xff, out.via, [&](std::string_view n, std::string_view v) { out.add(n, v); });
+                        out.xff, out.via, [&](auto n, std::string_view v) { out.add(n, v); });
 }
 
 namespace {
@@ -305,7 +315,7 @@ void response_list(const Fields& in, std::string_view status, std::string_view s
       default: return false;
     }
   };
-  add(":status", status);
+  add(StaticName(":status"), status);
   for (const auto& f : in) {
     const std::string_view name = f.name;
     if (name.empty() || name[0] == ':') continue;
@@ -315,12 +325,12 @@ void response_list(const Fields& in, std::string_view status, std::string_view s
       continue;
     }
     if (dropped(name)) continue;
-    add(name, f.value);
+    add_forwarded(add, f, name);
   }
-  if (!set_cookie.empty()) add("set-cookie", set_cookie);
+  if (!set_cookie.empty()) add(StaticName("set-cookie"), set_cookie);
   if (!via.empty()) via.append(", ");
   via.append("1.1 sluice");
-  add("via", via);
+  add(StaticName("via"), via);
 }
 
 }  // namespace
@@ -331,7 +341,7 @@ std::vector<H2Field> h2_response_fields(std::vector<H2Field>&& in, unsigned stat
   std::string via;
   const std::string code = std::to_string(status);
   response_list(in, code, set_cookie, via,
-                [&](std::string_view n, std::string_view v) { out.push_back({std::string(n), std::string(v)}); });
+                [&](auto n, std::string_view v) { out.push_back({std::string(std::string_view(n)), std::string(v)}); });
   return out;
 }
 
@@ -340,7 +350,7 @@ void h2_response_nva(const H2FieldList& in, unsigned status, std::string_view se
   char code[16];
   const auto [end, ec] = std::to_chars(std::begin(code), std::end(code), status);
   out.status.assign(code, end);
-  response_list(in, out.status, set_cookie, out.via, [&](std::string_view n, std::string_view v) { out.add(n, v); });
+  response_list(in, out.status, set_cookie, out.via, [&](auto n, std::string_view v) { out.add(n, v); });
 }
 
 void h1_fields_of(const std::vector<H2Field>& in, http::fields& out) {

@@ -25,10 +25,12 @@ struct H2Field {
   std::string value;
 };
 
-// One received field as views into the H2FieldList that holds it.
+// One received field as views into the H2FieldList that holds it. `static_name`: the name is an entry of
+// nghttp2's HPACK static table (nghttp2_rcbuf_is_static), in static storage, not a copy.
 struct H2FieldView {
   std::string_view name;
   std::string_view value;
+  bool static_name = false;
 };
 
 // The regular fields of a head as received from nghttp2's callbacks (a downstream request's, an HTTP/2
@@ -52,6 +54,14 @@ class H2FieldList {
     if (!value.empty()) std::memcpy(at + name.size(), value.data(), value.size());
     fields_.push_back({{at, name.size()}, {at + name.size(), value.size()}});
   }
+  // Copies the value only: `name` has static storage (an entry of nghttp2's HPACK static table).
+  void add_static_name(std::string_view name, std::string_view value) {
+    if (!blocks_ || blocks_->size - blocks_->used < value.size()) grow(value.size());
+    char* at = blocks_->data() + blocks_->used;
+    blocks_->used += value.size();
+    if (!value.empty()) std::memcpy(at, value.data(), value.size());
+    fields_.push_back({name, {at, value.size()}, true});
+  }
   void clear();  // keeps the first block of storage
   void reserve(std::size_t n) { fields_.reserve(n); }
   std::size_t size() const { return fields_.size(); }
@@ -71,6 +81,21 @@ class H2FieldList {
 
   std::vector<H2FieldView, RecyclingAllocator<H2FieldView>> fields_;
   Block* blocks_ = nullptr;  // newest first
+};
+
+// A lowercase header name with static storage: nghttp2 points at it rather than copying and downcasing it
+// (NGHTTP2_NV_FLAG_NO_COPY_NAME). Either a literal, the names sluice adds itself, or a received name that
+// is an entry of nghttp2's HPACK static table (H2FieldView::static_name). Other received names are copied
+// as before: their storage ends with the stream, and nghttp2 packs the frame at its next send.
+struct StaticName {
+  std::string_view text;
+  template <std::size_t N>
+  explicit consteval StaticName(const char (&s)[N]) : text(s, N - 1) {}
+  static StaticName of_hpack_table(std::string_view name) { return StaticName(name); }
+  operator std::string_view() const { return text; }
+
+ private:
+  explicit StaticName(std::string_view name) : text(name) {}
 };
 
 // A header list being built for nghttp2 (nghttp2_submit_* copy it): views of the fields it names, and the
@@ -95,7 +120,24 @@ struct H2NvList {
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
+  void add(StaticName name, std::string_view value) {
+    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.text.data())),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.text.size(), value.size(),
+                   NGHTTP2_NV_FLAG_NO_COPY_NAME});
+  }
 };
+
+// The bytes of a name or value nghttp2 hands a header callback (on_header_callback2).
+inline std::string_view h2_view(nghttp2_rcbuf* buf) {
+  const auto vec = nghttp2_rcbuf_get_buf(buf);
+  return {reinterpret_cast<const char*>(vec.base), vec.len};
+}
+
+// Adds a received field to `fields`: a name from nghttp2's static table is kept as a view of it, others copied.
+inline void h2_add_received(H2FieldList& fields, nghttp2_rcbuf* name, std::string_view n, std::string_view v) {
+  if (nghttp2_rcbuf_is_static(name)) fields.add_static_name(n, v);
+  else fields.add(n, v);
+}
 
 // A request's pseudo-headers (empty when absent).
 struct H2RequestLine {

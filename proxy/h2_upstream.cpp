@@ -37,7 +37,7 @@ H2Upstream::H2Upstream(Worker& worker, std::unique_ptr<UpstreamConnection> conn)
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &H2Upstream::on_begin_headers);
-  nghttp2_session_callbacks_set_on_header_callback(cb, &H2Upstream::on_header);
+  nghttp2_session_callbacks_set_on_header_callback2(cb, &H2Upstream::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Upstream::on_frame_recv);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, &H2Upstream::on_frame_not_send);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Upstream::on_data_chunk);
@@ -256,14 +256,14 @@ int H2Upstream::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
-                          const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* p) {
+int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name, nghttp2_rcbuf* value,
+                          std::uint8_t, void* p) {
   auto* self = of(p);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != self->headers_id_ || !self->headers_call_) return 0;
   auto& call = *self->headers_call_;
-  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
-  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-  call.header_bytes += namelen + valuelen + 4;
+  const std::string_view n = h2_view(name);
+  const std::string_view v = h2_view(value);
+  call.header_bytes += n.size() + v.size() + 4;
   if (call.header_bytes > self->worker_.settings().limits.max_response_header_bytes) {
     call.too_large = true;
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // nghttp2 resets the stream (INTERNAL_ERROR)
@@ -278,7 +278,7 @@ int H2Upstream::on_header(nghttp2_session*, const nghttp2_frame* frame, const st
     call.status = status;
     call.headers.clear();  // a new head (after an interim 1xx)
   } else if (!n.empty() && n[0] != ':') {
-    call.headers.add(n, v);
+    h2_add_received(call.headers, name, n, v);
   }
   return 0;
 }

@@ -38,7 +38,7 @@ Http2Session::Http2Session(Worker& worker, std::shared_ptr<const ListenerInfo> l
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &Http2Session::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Http2Session::on_begin_headers);
-  nghttp2_session_callbacks_set_on_header_callback(cb, &Http2Session::on_header);
+  nghttp2_session_callbacks_set_on_header_callback2(cb, &Http2Session::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Http2Session::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Http2Session::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Http2Session::on_stream_close);
@@ -278,21 +278,20 @@ int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame,
   return 0;
 }
 
-int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
-                            std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
-                            void* p) {
+int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name, nghttp2_rcbuf* value,
+                            std::uint8_t, void* p) {
   auto* self = of(p);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != self->headers_id_ || !self->headers_stream_) {
     return 0;
   }
   auto& s = *self->headers_stream_;
-  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
-  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  const std::string_view n = h2_view(name);
+  const std::string_view v = h2_view(value);
   const auto& limits = self->worker_.settings().limits;
   if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     // Trailers (nghttp2 has checked them: no pseudo-headers, END_STREAM set). They count against the same
     // limits as the head; beyond them the stream is reset, as an oversized head cannot be answered 431 now.
-    s.header_bytes += namelen + valuelen + 4;
+    s.header_bytes += n.size() + v.size() + 4;
     if (s.header_bytes > limits.max_request_header_bytes || s.trailers_in.size() >= limits.max_request_headers) {
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -300,7 +299,7 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
     return 0;
   }
   // The HTTP/1.1 limits, counted as the HTTP/1.1 head would be ("name: value\r\n").
-  s.header_bytes += namelen + valuelen + 4;
+  s.header_bytes += n.size() + v.size() + 4;
   if (s.header_bytes > limits.max_request_header_bytes ||
       (!n.empty() && n[0] != ':' && s.fields.size() >= limits.max_request_headers)) {
     s.too_large = true;
@@ -310,7 +309,7 @@ int Http2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const 
   else if (n == ":path") s.line.path = v;
   else if (n == ":authority") s.line.authority = v;
   else if (n == ":scheme") s.line.scheme = v;
-  else if (!n.empty() && n[0] != ':') s.fields.add(n, v);
+  else if (!n.empty() && n[0] != ':') h2_add_received(s.fields, name, n, v);
   return 0;
 }
 

@@ -69,8 +69,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // nghttp2 callbacks: record only.
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* self);
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
-  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
-                       const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name, nghttp2_rcbuf* value,
+                       std::uint8_t flags, void* self);
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t id, const std::uint8_t* data,
                            std::size_t len, void* self);

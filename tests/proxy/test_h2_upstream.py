@@ -109,6 +109,26 @@ def test_trailers_and_headers_translated(h2_backend, sluice_factory):
     assert "x-hop" not in text and "connection" not in text and "\nhost:" not in text
 
 
+def test_h2_to_h2_fields_with_static_table_names_pass_both_ways(h2_backend, sluice_factory):
+    # Names from nghttp2's HPACK static table (accept, cache-control, user-agent, server, content-length) are
+    # passed on as views of that table, others as copies (proxy/h2_headers.hpp, StaticName): both kinds, on
+    # both legs, arrive whole and in order.
+    b = h2_backend("h2names")
+    s = sluice_factory(make_cfg=h2c_cfg([b]))
+    for _ in range(3):  # the later requests' names come as HPACK table references
+        r = curl("--http2-prior-knowledge", "-s", "-D", "-", "-A", "agent/7", "-H", "Accept: text/x-test",
+                 "-H", "Cache-Control: no-store", "-H", "X-Not-Static: 1", "-H", "Accept-Language: eo",
+                 s.url("/headers"))
+        head, _, body = r.stdout.decode().partition("\r\n\r\n")
+        lines = body.splitlines()
+        for want in ("user-agent: agent/7", "accept: text/x-test", "cache-control: no-store", "x-not-static: 1",
+                     "accept-language: eo", "via: 1.1 sluice"):
+            assert want in lines, (want, body)
+        assert [l for l in lines if l.startswith("accept")] == ["accept: text/x-test", "accept-language: eo"]
+        head = head.lower()
+        assert "server: h2names" in head and "content-length: " in head and "via: 1.1 sluice" in head, head
+
+
 def test_goaway_streams_retried_and_no_new_streams(h2_backend, sluice_factory):
     b1, b2 = h2_backend("g1"), h2_backend("g2")
     s = sluice_factory(make_cfg=h2c_cfg([b1, b2]))
