@@ -98,9 +98,9 @@ struct StaticName {
   explicit StaticName(std::string_view name) : text(name) {}
 };
 
-// A header list being built for nghttp2 (nghttp2_submit_* copy it): views of the fields it names, and the
-// values made for it (their views point into these strings, each complete before its view is taken).
-// Reused from request to request, so its vectors and strings keep their capacity.
+// A header list being built for nghttp2 (nghttp2_submit_* copy it, StaticName names aside): views of the
+// fields it names, and the values made for it (their views point into these strings, each complete before
+// its view is taken). Reused from request to request, so its vectors and strings keep their capacity.
 struct H2NvList {
   std::vector<nghttp2_nv> nva;
   std::string status;
