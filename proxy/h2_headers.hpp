@@ -115,15 +115,13 @@ struct H2NvList {
     xff.clear();
     via.clear();
   }
-  void add(std::string_view name, std::string_view value) {
+  void add(std::string_view name, std::string_view value) { push(name, value, NGHTTP2_NV_FLAG_NONE); }
+  void add(StaticName name, std::string_view value) { push(name.text, value, NGHTTP2_NV_FLAG_NO_COPY_NAME); }
+
+ private:
+  void push(std::string_view name, std::string_view value, std::uint8_t flags) {
     nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                   NGHTTP2_NV_FLAG_NONE});
-  }
-  void add(StaticName name, std::string_view value) {
-    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.text.data())),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.text.size(), value.size(),
-                   NGHTTP2_NV_FLAG_NO_COPY_NAME});
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), flags});
   }
 };
 
