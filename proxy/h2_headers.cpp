@@ -189,11 +189,11 @@ namespace {
 // A received field passed on: its name as a StaticName when it is one of nghttp2's static table (H2FieldList
 // knows), so that nghttp2 need not copy it again.
 template <class Add, class Field>
-void add_forwarded(Add& add, const Field& f, std::string_view name) {
+void add_forwarded(Add& add, const Field& f) {
   if constexpr (requires { f.static_name; }) {
-    if (f.static_name) return add(StaticName::of_hpack_table(name), f.value);
+    if (f.static_name) return add(StaticName::of_hpack_table(f.name), f.value);
   }
-  add(name, f.value);
+  add(std::string_view(f.name), f.value);
 }
 
 // The HTTP/2 -> HTTP/2 request list, entry by entry through `add(name, value)`. `cookie`, `xff` and `via`
@@ -254,7 +254,7 @@ void upstream_request_list(const Fields& in, std::string_view content_length, st
         named_by_connection(name)) {
       continue;
     }
-    add_forwarded(add, f, name);
+    add_forwarded(add, f);
   }
   if (!cookie.empty() && !named_by_connection("cookie")) add(StaticName("cookie"), cookie);
   if (!content_length.empty() && !find_field(in, "content-length") && !named_by_connection("content-length")) {
@@ -325,7 +325,7 @@ void response_list(const Fields& in, std::string_view status, std::string_view s
       continue;
     }
     if (dropped(name)) continue;
-    add_forwarded(add, f, name);
+    add_forwarded(add, f);
   }
   if (!set_cookie.empty()) add(StaticName("set-cookie"), set_cookie);
   if (!via.empty()) via.append(", ");

@@ -46,19 +46,14 @@ class H2FieldList {
 
   // Copies both (name and value side by side in the newest block).
   void add(std::string_view name, std::string_view value) {
-    const std::size_t need = name.size() + value.size();
-    if (!blocks_ || blocks_->size - blocks_->used < need) grow(need);
-    char* at = blocks_->data() + blocks_->used;
-    blocks_->used += need;
+    char* at = take(name.size() + value.size());
     if (!name.empty()) std::memcpy(at, name.data(), name.size());
     if (!value.empty()) std::memcpy(at + name.size(), value.data(), value.size());
     fields_.push_back({{at, name.size()}, {at + name.size(), value.size()}});
   }
   // Copies the value only: `name` has static storage (an entry of nghttp2's HPACK static table).
   void add_static_name(std::string_view name, std::string_view value) {
-    if (!blocks_ || blocks_->size - blocks_->used < value.size()) grow(value.size());
-    char* at = blocks_->data() + blocks_->used;
-    blocks_->used += value.size();
+    char* at = take(value.size());
     if (!value.empty()) std::memcpy(at, value.data(), value.size());
     fields_.push_back({name, {at, value.size()}, true});
   }
@@ -78,6 +73,13 @@ class H2FieldList {
     char* data() { return reinterpret_cast<char*>(this + 1); }
   };
   void grow(std::size_t need);  // a new newest block with room for `need` bytes
+  // `need` bytes of storage for a field, from the newest block (a new one when it has no room).
+  char* take(std::size_t need) {
+    if (!blocks_ || blocks_->size - blocks_->used < need) grow(need);
+    char* at = blocks_->data() + blocks_->used;
+    blocks_->used += need;
+    return at;
+  }
 
   std::vector<H2FieldView, RecyclingAllocator<H2FieldView>> fields_;
   Block* blocks_ = nullptr;  // newest first

@@ -28,7 +28,7 @@ struct Cache {
 constinit thread_local Cache t_cache;
 
 struct CacheReaper {
-  bool armed = false;
+  bool armed = false;  // set at the first push: the access is what constructs t_reaper (and registers its destructor)
   ~CacheReaper() {
     t_cache.gone = true;
     for (auto& stack : t_cache.free) {
